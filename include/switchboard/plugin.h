@@ -1,0 +1,355 @@
+/*
+ * Switchboard plugin ABI.
+ *
+ * This header is the whole contract between the Switchboard host and a
+ * plugin.  A plugin includes it (and jansson), builds with
+ * `pkg-config --cflags switchboard`, and never links against host or Kore
+ * symbols: everything it may call reaches it through the host-API table
+ * handed to setup().
+ *
+ * Lifecycle, by process:
+ *   parent  dlopen(RTLD_NOW|RTLD_LOCAL) -> sb_plugin_entry() -> ABI checks
+ *           -> setup(p, api): declare routes, permissions, events, config
+ *              keys, migrations, seccomp allowances.  No I/O but reading
+ *              configuration.  Runs before the workers fork, so every
+ *              declaration is inherited by every worker.
+ *   parent  host applies the plugin's migrations (advisory lock, checksums).
+ *   worker  init(p): per-worker runtime state.  The worker is already
+ *           chrooted, unprivileged and inside the seccomp sandbox.
+ *   worker  route handlers, event callbacks, health().
+ *   worker  fini(p) on orderly shutdown.
+ *
+ * Threads: every slot is called on the worker's (or parent's) single event
+ * loop thread unless its comment says otherwise.
+ *
+ * Ownership: everything passed to a plugin is borrowed for the duration of
+ * the call unless the slot says "stolen" (the callee takes the reference) or
+ * "caller frees with X".
+ *
+ * Versioning: SB_ABI_MAJOR must match exactly.  A plugin built against a
+ * newer minor than the host is refused.  Structs only grow at the end (into
+ * their spare slots or past them), and every struct carries its size so the
+ * other side can tell which fields exist.  Use SB_API_HAS() before calling a
+ * host-API slot added after the minor you require.
+ */
+
+#ifndef SWITCHBOARD_PLUGIN_H
+#define SWITCHBOARD_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+#include <jansson.h>
+
+#if defined(__cplusplus)
+extern "C" {
+#endif
+
+#define SB_ABI_MAJOR		1
+#define SB_ABI_MINOR		0
+
+/* The one symbol a plugin exports. */
+#define SB_PLUGIN_ENTRY_SYMBOL	"sb_plugin_entry"
+
+#if defined(__GNUC__)
+#define SB_EXPORT		__attribute__((visibility("default")))
+#define SB_PRINTF(a, b)		__attribute__((format(printf, a, b)))
+#else
+#define SB_EXPORT
+#define SB_PRINTF(a, b)
+#endif
+
+/* Opaque handles: owned by the host, never freed by a plugin. */
+struct sb_plugin;	/* one per loaded plugin: the plugin's context */
+struct sb_req;		/* one HTTP request being handled */
+struct sb_db_res;	/* a database result: free with api->db_free() */
+
+/* Return values of setup(), init(), health() and the declaration slots. */
+#define SB_OK			0
+#define SB_ERROR		-1
+
+/* Log levels for api->log(). */
+enum sb_log_level {
+	SB_LOG_DEBUG = 0,
+	SB_LOG_INFO,
+	SB_LOG_WARN,
+	SB_LOG_ERROR
+};
+
+/*
+ * Declarative request-body validation.  A route's `body` points at an
+ * array of fields terminated by an entry whose name is NULL.  The host
+ * parses the body, checks it against the table and answers 400/422 with
+ * field-level errors in the error envelope before the handler runs; a
+ * handler only ever sees a body that passed.  Unknown fields are ignored.
+ */
+enum sb_type {
+	SB_T_STRING = 1,
+	SB_T_INT,		/* JSON integer within [min, max] when SB_F_RANGE */
+	SB_T_NUMBER,		/* integer or real */
+	SB_T_BOOL,
+	SB_T_OBJECT,
+	SB_T_ARRAY,		/* items of item_type when item_type != 0 */
+	SB_T_ANY
+};
+
+#define SB_F_REQUIRED		0x0001	/* must be present */
+#define SB_F_NULLABLE		0x0002	/* JSON null is accepted */
+#define SB_F_RANGE		0x0004	/* apply min/max to an SB_T_INT/NUMBER */
+#define SB_F_NONEMPTY		0x0008	/* string not only whitespace / array not empty */
+
+struct sb_field {
+	const char		*name;
+	enum sb_type		type;
+	unsigned int		flags;
+	size_t			min_len;	/* strings: characters (UTF-8) */
+	size_t			max_len;	/* strings, arrays; 0 = no limit */
+	long long		min;		/* with SB_F_RANGE */
+	long long		max;		/* with SB_F_RANGE */
+	const char *const	*choices;	/* enum: NULL-terminated strings */
+	const char		*format;	/* "email", "date-time", "uri" or NULL */
+	enum sb_type		item_type;	/* SB_T_ARRAY items; 0 = any */
+	const char		*description;	/* OpenAPI */
+};
+
+#define SB_FIELD_END		{ .name = NULL }
+
+/*
+ * Routes.  `path` is an absolute path with `{name}` segments, e.g.
+ * "/api/v1/example/{id}".  Every route states who may call it: a
+ * permission name, or SB_ROUTE_PUBLIC in flags.  A route with neither is
+ * refused at registration.
+ *
+ * handler: called in a worker for a matching, authorised and validated
+ * request.  It must answer through api->respond_json/respond_error/
+ * respond_raw exactly once before returning; a handler that returns
+ * without answering gets a 500 INTERNAL and a log line naming it.
+ */
+#define SB_ROUTE_PUBLIC		0x0001
+
+struct sb_route {
+	const char		*method;	/* "GET", "POST", ... */
+	const char		*path;
+	const char		*permission;	/* NULL only with SB_ROUTE_PUBLIC */
+	unsigned int		flags;
+	void			(*handler)(struct sb_req *);
+	const char		*summary;	/* OpenAPI */
+	const struct sb_field	*body;		/* NULL: no JSON body expected */
+	const char		*response_schema; /* JSON Schema text or NULL */
+	size_t			body_max;	/* bytes; 0 = host default */
+	void			*spare[4];
+};
+
+#define SB_ROUTE_END		{ .method = NULL }
+
+/* Configuration keys a plugin reads from its [plugin <name>] section. */
+#define SB_CONF_SECRET		0x0001	/* never logged or shown by the API */
+#define SB_CONF_REQUIRED	0x0002	/* setup fails if it has no value */
+
+struct sb_config_key {
+	const char		*key;
+	const char		*default_value;	/* NULL: no default */
+	unsigned int		flags;
+	const char		*description;
+};
+
+#define SB_CONFIG_END		{ .key = NULL }
+
+/* An event on the bus.  Borrowed by subscribers for the callback only. */
+struct sb_event {
+	const char		*name;		/* "concierge.message.created" */
+	const char		*id;		/* unique event id */
+	int			version;	/* payload schema version */
+	const char		*source;	/* id of the publishing plugin or "host" */
+	json_t			*data;		/* payload object */
+	int64_t			published_at;	/* unix ms */
+};
+
+/*
+ * Event subscriber: called in every worker once per matching event.
+ * Must not block (no network, no long queries).
+ */
+typedef void (*sb_event_cb)(struct sb_plugin *, const struct sb_event *,
+    void *arg);
+
+/* Who is calling. Borrowed from the request. */
+enum sb_actor {
+	SB_ACTOR_ANONYMOUS = 0,
+	SB_ACTOR_USER,
+	SB_ACTOR_API_KEY,
+	SB_ACTOR_DONOR,
+	SB_ACTOR_SYSTEM
+};
+
+struct sb_principal {
+	enum sb_actor		kind;
+	int64_t			id;		/* user id, API key id; 0 if none */
+	const char		*name;		/* username, key name, donor id */
+	const char		*role;		/* role name or NULL */
+};
+
+/*
+ * The host-API table.  Passed to setup(); the pointer stays valid for the
+ * life of the process (parent and workers).  `size` is the host's
+ * sizeof(struct sb_host_api): slots at or beyond it do not exist.
+ */
+struct sb_host_api {
+	uint32_t		size;
+	uint16_t		abi_major;
+	uint16_t		abi_minor;
+
+	/* --- Logging (any process). Attributed to the plugin. --- */
+	void	(*log)(struct sb_plugin *, enum sb_log_level,
+		    const char *fmt, ...) SB_PRINTF(3, 4);
+
+	/* --- Declarations: setup() only, in the parent. --- */
+
+	/* routes: array terminated by SB_ROUTE_END; borrowed for the life
+	 * of the plugin (use static tables).  Fails on a clash with any
+	 * registered route or a route without permission/public. */
+	int	(*routes_add)(struct sb_plugin *, const struct sb_route *);
+	/* name "plugin.verb", description shown by /api/v1/permissions. */
+	int	(*permission_add)(struct sb_plugin *, const char *name,
+		    const char *description);
+	/* pattern: an exact event name, "prefix.*" or "*". */
+	int	(*subscribe)(struct sb_plugin *, const char *pattern,
+		    sb_event_cb cb, void *arg);
+	/* Names of events this plugin publishes (for /api/v1/plugins). */
+	int	(*event_declare)(struct sb_plugin *, const char *name,
+		    const char *description);
+	/* keys: array terminated by SB_CONFIG_END, borrowed (static). */
+	int	(*config_declare)(struct sb_plugin *,
+		    const struct sb_config_key *);
+	/* Directory of NNN_name.sql files, relative to the plugin's own
+	 * source directory as configured, or absolute. */
+	int	(*migrations_add)(struct sb_plugin *, const char *dir);
+	/* Extra syscall numbers (SYS_* from <sys/syscall.h>) this plugin
+	 * needs inside the worker sandbox. */
+	int	(*seccomp_allow)(struct sb_plugin *, const long *nrs, size_t n);
+
+	/* --- Configuration (any process). Borrowed strings. --- */
+	const char *(*config_get)(struct sb_plugin *, const char *key);
+	long long (*config_int)(struct sb_plugin *, const char *key,
+		    long long fallback);
+	int	(*config_bool)(struct sb_plugin *, const char *key,
+		    int fallback);
+
+	/* --- Events (worker). --- */
+	/* data is borrowed (the host copies it).  Delivered to subscribers
+	 * in this worker before returning, and once in every other worker. */
+	int	(*publish)(struct sb_plugin *, const char *name, int version,
+		    json_t *data);
+
+	/* --- Database (worker). One connection per worker; statements are
+	 * prepared once per connection and re-prepared after a reconnect.
+	 * params are text, NULL for SQL NULL.  The result is never NULL;
+	 * check it with db_ok(). Caller frees it with db_free(). --- */
+	struct sb_db_res *(*db_query)(struct sb_plugin *, const char *sql,
+		    int nparams, const char *const *params);
+	int	(*db_ok)(const struct sb_db_res *);
+	/* SQLSTATE of a failed query ("23505"), or NULL. */
+	const char *(*db_sqlstate)(const struct sb_db_res *);
+	int	(*db_rows)(const struct sb_db_res *);
+	const char *(*db_value)(const struct sb_db_res *, int row, int col);
+	int	(*db_isnull)(const struct sb_db_res *, int row, int col);
+	/* Row as a JSON object keyed by column name, typed from the column
+	 * types (int, bool, numeric, json/jsonb, text).  Caller owns it. */
+	json_t	*(*db_row_json)(const struct sb_db_res *, int row);
+	void	(*db_free)(struct sb_db_res *);
+	/* Transactions on the worker's connection. */
+	int	(*db_begin)(struct sb_plugin *);
+	int	(*db_commit)(struct sb_plugin *);
+	void	(*db_rollback)(struct sb_plugin *);
+
+	/* --- The request (worker, inside a handler). Borrowed. --- */
+	struct sb_plugin *(*req_plugin)(struct sb_req *);
+	const char *(*req_method)(struct sb_req *);
+	const char *(*req_path)(struct sb_req *);
+	const char *(*req_id)(struct sb_req *);
+	const char *(*req_param)(struct sb_req *, const char *name);
+	/* Query-string value, percent-decoded; NULL when absent. */
+	const char *(*req_query)(struct sb_req *, const char *name);
+	const char *(*req_header)(struct sb_req *, const char *name);
+	/* The validated JSON body, or NULL when the route has none. */
+	json_t	*(*req_json)(struct sb_req *);
+	const struct sb_principal *(*req_principal)(struct sb_req *);
+	int	(*req_allowed)(struct sb_req *, const char *permission);
+
+	/* --- The response (worker). Exactly one respond_* per request. --- */
+	void	(*resp_header)(struct sb_req *, const char *name,
+		    const char *value);
+	/* body is stolen. */
+	void	(*respond_json)(struct sb_req *, int status, json_t *body);
+	/* The error envelope. errors (array of {field,code,message}) is
+	 * stolen and may be NULL. */
+	void	(*respond_error)(struct sb_req *, int status, const char *code,
+		    const char *message, json_t *errors);
+	void	(*respond_raw)(struct sb_req *, int status,
+		    const char *content_type, const void *data, size_t len);
+
+	/* Room for minor versions to grow without moving anything. */
+	void	*spare[32];
+};
+
+/* True when the host provides slot `f` (a later-minor slot may be absent). */
+#define SB_API_HAS(api, f)						\
+	(offsetof(struct sb_host_api, f) < (api)->size && (api)->f != NULL)
+
+/*
+ * The plugin descriptor.  Returned by sb_plugin_entry(); must be const and
+ * static (the host keeps the pointer).  Fill it with SB_PLUGIN().
+ *
+ * Mandatory: abi_major, abi_minor, size, id, name, version, setup.
+ * Optional (NULL): depends, init, fini, health.
+ */
+struct sb_plugin_desc {
+	uint16_t		abi_major;
+	uint16_t		abi_minor;
+	uint32_t		size;		/* sizeof(struct sb_plugin_desc) */
+
+	const char		*id;		/* reverse-DNS: "io.switchboard.audit" */
+	const char		*name;		/* short name: config section, logs */
+	const char		*version;	/* semantic version of the plugin */
+	const char		*summary;
+	const char *const	*depends;	/* NULL-terminated plugin ids */
+
+	/* Parent, once, after the ABI checks.  api stays valid forever. */
+	int			(*setup)(struct sb_plugin *,
+				    const struct sb_host_api *api);
+	/* Worker, once, inside the sandbox.  SB_ERROR disables the plugin
+	 * in this worker: its routes answer 503. */
+	int			(*init)(struct sb_plugin *);
+	/* Worker, on orderly shutdown. */
+	void			(*fini)(struct sb_plugin *);
+	/* Worker, for /readyz: SB_OK when ready; may add keys to detail. */
+	int			(*health)(struct sb_plugin *, json_t *detail);
+
+	void			*spare[8];
+};
+
+typedef const struct sb_plugin_desc *(*sb_plugin_entry_fn)(void);
+
+/*
+ * SB_PLUGIN(.id = "...", .name = "...", .version = "...", .setup = ...)
+ * defines the exported entry symbol with the ABI fields filled in.
+ */
+#define SB_PLUGIN(...)							\
+	SB_EXPORT const struct sb_plugin_desc *sb_plugin_entry(void);	\
+	SB_EXPORT const struct sb_plugin_desc *				\
+	sb_plugin_entry(void)						\
+	{								\
+		static const struct sb_plugin_desc desc = {		\
+			.abi_major = SB_ABI_MAJOR,			\
+			.abi_minor = SB_ABI_MINOR,			\
+			.size = sizeof(struct sb_plugin_desc),		\
+			__VA_ARGS__					\
+		};							\
+		return (&desc);						\
+	}
+
+#if defined(__cplusplus)
+}
+#endif
+
+#endif /* SWITCHBOARD_PLUGIN_H */

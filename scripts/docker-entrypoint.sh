@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Container entrypoint (see Dockerfile).
+#
+#   docker-entrypoint.sh              render the runtime kore.conf, exec Kore in the foreground
+#   docker-entrypoint.sh healthcheck  exit 0 when GET /healthz answers 2xx (used by HEALTHCHECK)
+#   docker-entrypoint.sh CMD [ARG...] run another command in the image (e.g. bash)
+#
+# Environment:
+#   DATABASE_URL     libpq URL or conninfo (required)
+#   SB_JWT_SECRET    JWT signing secret (required: a generated one would differ per
+#                    container and change on every restart)
+#   SB_ADMIN_PASSWORD, SB_CONFIG   passed through to the host (SB_CONFIG defaults to
+#                    conf/switchboard.conf, else conf/switchboard.conf.sample)
+#   PORT             listening port (default 8080)
+#   SB_BIND          listening address (default 0.0.0.0: the container's network
+#                    namespace is the boundary; publish the port on 127.0.0.1 of the host
+#                    and put the TLS proxy in front)
+#   SB_KORE_CONF     source kore.conf (default: kore.conf of the application)
+#   SB_RUNTIME_DIR   writable directory for the rendered kore.conf and the pid file
+#                    (default /run/switchboard; with --read-only, mount a tmpfs there)
+#
+# The image already runs as an unprivileged user, so Kore gets -n -r (no chroot, no
+# privilege drop): its seccomp sandbox still applies to the workers.  The rendered
+# kore.conf differs from the source in three ways only: the first `bind` line becomes
+# `bind $SB_BIND $PORT`, the `root`/`runas`/`pidfile` directives are dropped, and the pid
+# file goes to $SB_RUNTIME_DIR.
+set -euo pipefail
+
+die() { printf 'docker-entrypoint: error: %s\n' "$*" >&2; exit 1; }
+
+APP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+PORT=${PORT:-8080}
+SB_BIND=${SB_BIND:-0.0.0.0}
+
+check_listen() {
+	if ! [[ $PORT =~ ^[1-9][0-9]{0,4}$ ]] || ((PORT > 65535)); then
+		die "PORT must be a TCP port number, got '$PORT'"
+	fi
+	[[ -n $SB_BIND && $SB_BIND != *[[:space:]]* ]] || die "SB_BIND must be an address, got '$SB_BIND'"
+}
+
+healthcheck() {
+	local host=$SB_BIND
+	case $host in
+	0.0.0.0 | '*') host=127.0.0.1 ;;
+	:: | '[::]') host='[::1]' ;;
+	*:*) host="[$host]" ;;
+	esac
+	exec curl -fsS -o /dev/null --max-time 4 "http://$host:$PORT/healthz"
+}
+
+# render SRC DST: the runtime kore.conf (see the header).
+render() {
+	local src=$1 dst=$2 rc=0
+	awk -v src="$src" -v addr="$SB_BIND" -v port="$PORT" -v pidfile="${dst%/*}/kore.pid" '
+		BEGIN {
+			print "# Rendered by scripts/docker-entrypoint.sh from " src " at container start."
+			print "pidfile " pidfile
+		}
+		/^[ \t]*(root|runas|pidfile)([ \t]|$)/ {
+			print "# dropped in the container (kore -n -r): " $0
+			next
+		}
+		!bound && /^[ \t]*bind[ \t]/ {
+			line = $0
+			sub(/[^ \t].*$/, "", line)
+			line = line "bind " addr " " port
+			for (i = 4; i <= NF; i++)
+				line = line " " $i
+			print line
+			bound = 1
+			next
+		}
+		{ print }
+		END { if (!bound) exit 3 }
+	' "$src" >"$dst.tmp" || rc=$?
+	case $rc in
+	0) mv -f "$dst.tmp" "$dst" ;;
+	3) rm -f "$dst.tmp"; die "$src has no 'bind' line to point at $SB_BIND $PORT" ;;
+	*) rm -f "$dst.tmp"; die "could not render $dst from $src" ;;
+	esac
+}
+
+serve() {
+	local src rundir kore conf
+	(($(id -u) != 0)) || die "refusing to run Kore as root with -n -r: run the image as its default user (switchboard)"
+	check_listen
+	[[ -n ${DATABASE_URL:-} ]] || die "DATABASE_URL is not set (a libpq URL or conninfo of the PostgreSQL server)"
+	[[ -n ${SB_JWT_SECRET:-} ]] || die "SB_JWT_SECRET is not set (e.g. openssl rand -hex 32; keep it stable and identical across replicas)"
+
+	cd "$APP"
+	if [[ -z ${SB_CONFIG:-} ]]; then
+		if [[ -f $APP/conf/switchboard.conf ]]; then
+			SB_CONFIG=$APP/conf/switchboard.conf
+		elif [[ -f $APP/conf/switchboard.conf.sample ]]; then
+			SB_CONFIG=$APP/conf/switchboard.conf.sample
+		fi
+	fi
+	[[ -z ${SB_CONFIG:-} ]] || export SB_CONFIG
+	export DATABASE_URL SB_JWT_SECRET PORT SB_BIND
+
+	src=${SB_KORE_CONF:-$APP/kore.conf}
+	[[ -r $src ]] || die "cannot read $src"
+	kore=${SB_KORE_BIN:-$APP/build/kore}
+	[[ -x $kore ]] || die "$kore is missing"
+
+	rundir=${SB_RUNTIME_DIR:-/run/switchboard}
+	if ! { mkdir -p "$rundir" 2>/dev/null && [[ -w $rundir ]]; }; then
+		rundir=$(mktemp -d "${TMPDIR:-/tmp}/switchboard.XXXXXX") ||
+			die "no writable runtime directory: mount a tmpfs at ${SB_RUNTIME_DIR:-/run/switchboard}"
+	fi
+	conf=$rundir/kore.conf
+	render "$src" "$conf"
+
+	# Kore logs with printf to stdout, block-buffered on a pipe: line-buffer it so that
+	# `docker logs` keeps up.  exec: Kore becomes PID 1 and gets SIGTERM on `docker stop`.
+	if command -v stdbuf >/dev/null 2>&1; then
+		exec stdbuf -oL -eL "$kore" -f -n -r -c "$conf"
+	fi
+	exec "$kore" -f -n -r -c "$conf"
+}
+
+case ${1:-} in
+'') serve ;;
+healthcheck) check_listen; healthcheck ;;
+*) exec "$@" ;;
+esac

@@ -1,0 +1,320 @@
+/*
+ * The Kore hooks: where the host starts in the parent and in each worker.
+ *
+ * Parent (kore_parent_configure, after kore.conf is parsed, before fork):
+ * settings from the environment and conf/switchboard.conf, assets into
+ * memory, plugins loaded and set up, migrations applied, the first
+ * super-admin created.  Workers (kore_worker_configure, already chrooted,
+ * unprivileged and sandboxed): database connection, event bus, plugin init.
+ */
+
+#include <sys/syscall.h>
+
+#include <kore/kore.h>
+#include <kore/http.h>
+#include <kore/seccomp.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "sb.h"
+#include "conf.h"
+#include "router.h"
+
+void	kore_parent_configure(int, char **);
+void	kore_parent_teardown(void);
+void	kore_worker_configure(void);
+void	kore_worker_teardown(void);
+void	kore_seccomp_hook(void);
+
+static char	*env_or(const char *, const char *);
+static void	 settings_load(void);
+static char	**split_list(const char *);
+static int	 db_wait_and_migrate(void);
+
+struct sb_settings	sb_settings;
+struct sb_conf		*sb_config = NULL;
+struct sb_router	*sb_routes = NULL;
+int			sb_is_worker = 0;
+
+void
+kore_parent_configure(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+
+	settings_load();
+
+	if (sb_assets_load(sb_settings.assets_dir) == -1)
+		fatalx("cannot load assets from %s", sb_settings.assets_dir);
+
+	sb_plugin_parent_init();
+	if (sb_plugin_load_all() == -1)
+		fatalx("a required plugin failed to load (see the log above)");
+
+	if (db_wait_and_migrate() == -1)
+		fatalx("database not ready: cannot start (see the log above)");
+
+	sb_log(SB_LOG_INFO, "host", "switchboard %s ready to fork %d "
+	    "worker(s)%s", SB_VERSION, worker_count,
+	    sb_settings.dev_mode ? " (development mode: no chroot/runas)" :
+	    "");
+}
+
+void
+kore_parent_teardown(void)
+{
+	sb_log(SB_LOG_INFO, "host", "parent stopped");
+}
+
+void
+kore_worker_configure(void)
+{
+	sb_is_worker = 1;
+	sb_log_set_worker(worker != NULL ? worker->id : 0);
+
+	/* A failed first connect is fine: queries reconnect on demand. */
+	(void)sb_db_connect();
+	sb_http_worker_init();
+	sb_bus_worker_init();
+	sb_plugin_worker_init();
+}
+
+void
+kore_worker_teardown(void)
+{
+	sb_plugin_worker_fini();
+	sb_db_disconnect();
+}
+
+/*
+ * Plugins declared their extra syscalls in setup() (in the parent), so the
+ * whole list is known here, in the worker, before the filter is locked.
+ */
+void
+kore_seccomp_hook(void)
+{
+	struct sb_plugin	*p;
+	struct sock_filter	*f;
+	size_t			i, n;
+
+	/* The host's own needs beyond Kore's worker, pgsql and curl lists. */
+	static struct sock_filter host_filter[] = {
+		KORE_SYSCALL_ALLOW(newfstatat),
+		KORE_SYSCALL_ALLOW(getsockopt),
+		KORE_SYSCALL_ALLOW(getsockname),
+		KORE_SYSCALL_ALLOW(getpeername),
+		KORE_SYSCALL_ALLOW(uname),
+		KORE_SYSCALL_ALLOW(sysinfo),
+		KORE_SYSCALL_ALLOW(getrusage),
+	};
+
+	kore_seccomp_filter("switchboard", host_filter,
+	    KORE_FILTER_LEN(host_filter));
+
+	TAILQ_FOREACH(p, &sb_plugins, list) {
+		if (p->state != SB_PLUGIN_READY || p->seccomp_len == 0)
+			continue;
+		n = p->seccomp_len * 2;
+		if ((f = calloc(n, sizeof(*f))) == NULL)
+			fatalx("calloc");
+		for (i = 0; i < p->seccomp_len; i++) {
+			struct sock_filter	cmp[] = {
+				KORE_BPF_CMP(p->seccomp[i], 0, 1),
+				KORE_BPF_RET(SECCOMP_RET_ALLOW)
+			};
+			f[i * 2] = cmp[0];
+			f[i * 2 + 1] = cmp[1];
+		}
+		/* kore_seccomp_filter copies the program. */
+		kore_seccomp_filter(p->name, f, n);
+		free(f);
+	}
+}
+
+static char *
+env_or(const char *name, const char *fallback)
+{
+	const char	*v;
+
+	if ((v = getenv(name)) != NULL && *v != '\0')
+		return (sb_strdup(v));
+	return (fallback != NULL ? sb_strdup(fallback) : NULL);
+}
+
+static const char *
+host_conf(const char *key, const char *fallback)
+{
+	const char	*v;
+
+	if (sb_config != NULL &&
+	    (v = sb_conf_get(sb_config, "host", key)) != NULL)
+		return (v);
+	return (fallback);
+}
+
+static long long
+host_conf_int(const char *key, long long fallback, long long min,
+    long long max)
+{
+	long long	v;
+	int		ok;
+
+	v = sb_conf_int(sb_config, "host", key, fallback, &ok);
+	if (!ok || v < min || v > max)
+		fatalx("%s: [host] %s must be a number between %lld and %lld",
+		    sb_settings.config_path, key, min, max);
+	return (v);
+}
+
+static void
+settings_load(void)
+{
+	char		err[512];
+
+	memset(&sb_settings, 0, sizeof(sb_settings));
+	sb_settings.config_path = env_or("SB_CONFIG", "conf/switchboard.conf");
+
+	if ((sb_config = sb_conf_load(sb_settings.config_path, err,
+	    sizeof(err))) == NULL)
+		fatalx("configuration: %s", err);
+
+	sb_settings.database_url = env_or("DATABASE_URL",
+	    host_conf("database_url", NULL));
+	if (sb_settings.database_url == NULL)
+		fatalx("DATABASE_URL is not set (a libpq connection string); "
+		    "`make run` provisions a private PostgreSQL and sets it");
+
+	sb_settings.jwt_secret = env_or("SB_JWT_SECRET", NULL);
+	if (sb_settings.jwt_secret == NULL ||
+	    strlen(sb_settings.jwt_secret) < 32)
+		fatalx("SB_JWT_SECRET must be set to at least 32 characters "
+		    "(`make run` generates one into var/secrets)");
+
+	sb_settings.admin_password = env_or("SB_ADMIN_PASSWORD", NULL);
+	sb_settings.assets_dir = sb_strdup(host_conf("assets_dir", "assets"));
+	sb_settings.plugin_dir = sb_strdup(host_conf("plugin_dir",
+	    "build/plugins"));
+	sb_settings.migrations_dir = sb_strdup(host_conf("migrations_dir",
+	    "migrations"));
+	sb_settings.jwt_issuer = sb_strdup(host_conf("jwt_issuer",
+	    "switchboard"));
+	sb_settings.jwt_audience = sb_strdup(host_conf("jwt_audience",
+	    "switchboard"));
+	sb_settings.cors_origins = split_list(host_conf("cors_origins", ""));
+	sb_settings.body_max = (size_t)host_conf_int("body_max", 1048576,
+	    1024, (long long)http_body_max);
+	sb_settings.access_ttl = host_conf_int("access_token_ttl", 900, 60,
+	    86400);
+	sb_settings.access_log = sb_conf_bool(sb_config, "host", "access_log",
+	    1, NULL);
+	sb_settings.dev_mode = (getuid() != 0);
+	sb_settings.workers = worker_count;
+
+	/* Kore's own body cap must not be below any route's limit. */
+	if (http_body_max < sb_settings.body_max)
+		http_body_max = sb_settings.body_max;
+}
+
+/* "a, b,c" -> NULL-terminated array of trimmed strings. */
+static char **
+split_list(const char *s)
+{
+	char		**out, *copy, *tok, *save, *end;
+	size_t		n;
+
+	copy = sb_strdup(s);
+	out = calloc(strlen(s) / 2 + 2, sizeof(char *));
+	if (out == NULL)
+		fatalx("calloc");
+	n = 0;
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		end = tok + strlen(tok);
+		while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (*tok != '\0')
+			out[n++] = sb_strdup(tok);
+	}
+	free(copy);
+	return (out);
+}
+
+/*
+ * The parent waits a bounded time for the database (a container start
+ * order race is normal), applies every migration and creates the first
+ * super-admin, then closes its connection: workers open their own.
+ */
+static int
+db_wait_and_migrate(void)
+{
+	char		err[512];
+	long long	wait_s;
+	int		i, rc;
+
+	wait_s = host_conf_int("database_wait", 30, 0, 3600);
+	for (i = 0; ; i++) {
+		if (sb_db_connect() == 0 && sb_db_ping(err, sizeof(err)) == 0)
+			break;
+		if (i >= wait_s) {
+			sb_log(SB_LOG_ERROR, "db", "no database after %llds",
+			    wait_s);
+			return (-1);
+		}
+		if (i == 0)
+			sb_log(SB_LOG_WARN, "db", "waiting for the database");
+		sleep(1);
+	}
+
+	rc = -1;
+	if (sb_migrate_all() == -1)
+		goto out;
+	if (sb_auth_bootstrap_admin() == -1)
+		goto out;
+	rc = 0;
+out:
+	sb_db_disconnect();
+	return (rc);
+}
+
+char *
+sb_strdup(const char *s)
+{
+	char	*p;
+
+	if ((p = strdup(s != NULL ? s : "")) == NULL)
+		fatalx("strdup");
+	return (p);
+}
+
+int64_t
+sb_now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+void
+sb_random_hex(char *out, size_t bytes)
+{
+	unsigned char	buf[64];
+	size_t		i;
+
+	if (bytes > sizeof(buf))
+		bytes = sizeof(buf);
+	if (RAND_bytes(buf, (int)bytes) != 1)
+		fatalx("RAND_bytes failed");
+	for (i = 0; i < bytes; i++)
+		snprintf(out + i * 2, 3, "%02x", buf[i]);
+	out[bytes * 2] = '\0';
+}

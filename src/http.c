@@ -1,0 +1,563 @@
+/*
+ * The request path.  kore.conf routes every path to sb_http_dispatch(),
+ * which owns everything between Kore and a handler:
+ *
+ *   request id -> CORS / OPTIONS -> route match (404, 405 + Allow) or a
+ *   static asset -> plugin state -> authentication -> permission ->
+ *   body limit, media type, JSON parse, declarative validation ->
+ *   handler -> security headers -> one JSON access-log line.
+ *
+ * Every failure a client can cause leaves through sb_respond_error(), the
+ * one error envelope of API.md.
+ */
+
+#include <arpa/inet.h>
+
+#include <kore/kore.h>
+#include <kore/http.h>
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb.h"
+#include "router.h"
+#include "validate.h"
+
+int	sb_http_dispatch(struct http_request *);
+
+static void	set_request_id(struct sb_req *);
+static int	cors(struct sb_req *, const char *allow);
+static int	read_body(struct sb_req *);
+static void	access_log(struct sb_req *, uint64_t started);
+static void	common_headers(struct sb_req *);
+static void	parse_query(struct sb_req *);
+
+static const struct {
+	int		status;
+	const char	*code;
+} status_codes[] = {
+	{ 400, "VALIDATION_ERROR" },
+	{ 401, "UNAUTHENTICATED" },
+	{ 403, "FORBIDDEN" },
+	{ 404, "NOT_FOUND" },
+	{ 405, "METHOD_NOT_ALLOWED" },
+	{ 408, "VALIDATION_ERROR" },
+	{ 409, "CONFLICT" },
+	{ 411, "VALIDATION_ERROR" },
+	{ 413, "PAYLOAD_TOO_LARGE" },
+	{ 414, "VALIDATION_ERROR" },
+	{ 415, "UNSUPPORTED_MEDIA_TYPE" },
+	{ 422, "VALIDATION_ERROR" },
+	{ 429, "RATE_LIMITED" },
+	{ 500, "INTERNAL" },
+	{ 502, "UPSTREAM_ERROR" },
+	{ 503, "UNAVAILABLE" },
+	{ 0, NULL }
+};
+
+const char *
+sb_error_code_for(int status)
+{
+	int	i;
+
+	for (i = 0; status_codes[i].code != NULL; i++) {
+		if (status_codes[i].status == status)
+			return (status_codes[i].code);
+	}
+	return (status >= 500 ? "INTERNAL" : "VALIDATION_ERROR");
+}
+
+void
+sb_http_worker_init(void)
+{
+}
+
+int
+sb_http_dispatch(struct http_request *http)
+{
+	struct sb_req		 req;
+	struct sb_router_match	 m;
+	struct sb_route_entry	*e;
+	const char		*method;
+	enum sb_match		 rc;
+	uint64_t		 started;
+	char			 allow[128];
+
+	started = kore_time_ms();
+	memset(&req, 0, sizeof(req));
+	memset(&m, 0, sizeof(m));
+	req.http = http;
+	req.match = &m;
+	set_request_id(&req);
+
+	method = http_method_text(http->method);
+	rc = sb_router_match(sb_routes, http->method == HTTP_METHOD_OPTIONS ?
+	    "GET" : method, http->path, &m);
+	if (http->method == HTTP_METHOD_OPTIONS) {
+		/* OPTIONS matches any route on the path, whatever its method. */
+		if (rc == SB_MATCH_NOT_FOUND) {
+			sb_respond_error(&req, 404, "NOT_FOUND",
+			    "no such resource", NULL);
+		} else {
+			snprintf(allow, sizeof(allow), "%s", m.allow);
+			(void)cors(&req, allow);
+			sb_resp_header(&req, "allow", allow);
+			sb_respond_raw(&req, 204, NULL, NULL, 0);
+		}
+		goto done;
+	}
+
+	if (cors(&req, NULL) == -1)
+		goto done;
+
+	if (rc == SB_MATCH_NOT_FOUND) {
+		if ((http->method == HTTP_METHOD_GET ||
+		    http->method == HTTP_METHOD_HEAD) &&
+		    sb_assets_serve(&req, http->path) == 0)
+			goto done;
+		sb_respond_error(&req, 404, "NOT_FOUND", "no such resource",
+		    NULL);
+		goto done;
+	}
+	if (rc == SB_MATCH_METHOD) {
+		sb_resp_header(&req, "allow", m.allow);
+		sb_respond_error(&req, 405, "METHOD_NOT_ALLOWED",
+		    "method not allowed on this resource", NULL);
+		goto done;
+	}
+
+	e = m.data;
+	req.route = e->route;
+	req.plugin = e->owner;
+	req.plugin->requests++;
+
+	if (req.plugin->state != SB_PLUGIN_READY) {
+		sb_respond_error(&req, 503, "UNAVAILABLE", "the plugin serving "
+		    "this route is not available", NULL);
+		goto done;
+	}
+
+	if (sb_auth_authenticate(&req) == -1)
+		goto done;	/* answered 401 */
+
+	if (!(req.route->flags & SB_ROUTE_PUBLIC)) {
+		if (req.principal.kind == SB_ACTOR_ANONYMOUS) {
+			sb_resp_header(&req, "www-authenticate", "Bearer");
+			sb_respond_error(&req, 401, "UNAUTHENTICATED",
+			    "authentication required", NULL);
+			goto done;
+		}
+		if (!sb_req_allowed(&req, req.route->permission)) {
+			sb_respond_error(&req, 403, "FORBIDDEN", "missing "
+			    "permission", NULL);
+			goto done;
+		}
+	}
+
+	if (read_body(&req) == -1)
+		goto done;
+
+	req.route->handler(&req);
+	if (!req.responded) {
+		sb_log(SB_LOG_ERROR, "http", "handler for %s %s (plugin %s) "
+		    "returned without a response", req.route->method,
+		    req.route->path, req.plugin->name);
+		sb_respond_error(&req, 500, "INTERNAL", "internal error", NULL);
+	}
+
+done:
+	access_log(&req, started);
+	sb_router_match_clear(&m);
+	json_decref(req.body);
+	json_decref(req.query);
+	json_decref(req.perms);
+	free(req.principal_name);
+	free(req.principal_role);
+	return (KORE_RESULT_OK);
+}
+
+/* A client's X-Request-Id is echoed when it is sane, else one is made. */
+static void
+set_request_id(struct sb_req *req)
+{
+	const char	*v, *p;
+	size_t		len;
+
+	if (http_request_header(req->http, "x-request-id", &v)) {
+		len = strlen(v);
+		if (len > 0 && len < sizeof(req->id)) {
+			for (p = v; *p != '\0'; p++) {
+				if (!isalnum((unsigned char)*p) && *p != '-' &&
+				    *p != '_' && *p != '.' && *p != ':')
+					break;
+			}
+			if (*p == '\0') {
+				memcpy(req->id, v, len + 1);
+				return;
+			}
+		}
+	}
+	sb_random_hex(req->id, 16);
+}
+
+static int
+origin_allowed(const char *origin)
+{
+	char	**o;
+
+	for (o = sb_settings.cors_origins; o != NULL && *o != NULL; o++) {
+		if (strcmp(*o, "*") == 0 || strcmp(*o, origin) == 0)
+			return (1);
+	}
+	return (0);
+}
+
+/*
+ * CORS for configured origins.  A preflight (OPTIONS with
+ * Access-Control-Request-Method) gets the allowed methods and headers;
+ * other requests get the origin echoed.  Unlisted origins get no CORS
+ * headers at all, so the browser refuses the response.
+ */
+static int
+cors(struct sb_req *req, const char *allow)
+{
+	const char	*origin;
+
+	if (!http_request_header(req->http, "origin", &origin))
+		return (0);
+	sb_resp_header(req, "vary", "Origin");
+	if (!origin_allowed(origin))
+		return (0);
+	sb_resp_header(req, "access-control-allow-origin", origin);
+	sb_resp_header(req, "access-control-expose-headers",
+	    "X-Request-Id, Retry-After, Allow");
+	if (allow != NULL) {
+		sb_resp_header(req, "access-control-allow-methods", allow);
+		sb_resp_header(req, "access-control-allow-headers",
+		    "Authorization, Content-Type, X-API-Key, X-Request-Id");
+		sb_resp_header(req, "access-control-max-age", "600");
+	}
+	return (0);
+}
+
+static int
+is_json_type(const char *ctype)
+{
+	size_t	n;
+
+	n = strlen("application/json");
+	if (strncasecmp(ctype, "application/json", n) != 0)
+		return (0);
+	return (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
+}
+
+/*
+ * The body of a route with a schema: limits, media type, strict JSON
+ * (duplicate keys refused), an object, then the field table.
+ */
+static int
+read_body(struct sb_req *req)
+{
+	struct http_request	*http = req->http;
+	const char		*ctype;
+	size_t			 limit, len;
+	ssize_t			 r;
+	char			*buf;
+	json_error_t		 jerr;
+	json_t			*errors;
+
+	if (req->route->body == NULL)
+		return (0);
+
+	limit = req->route->body_max ? req->route->body_max :
+	    sb_settings.body_max;
+	if (http->http_body_length > limit) {
+		sb_respond_error(req, 413, "PAYLOAD_TOO_LARGE", "request body "
+		    "too large", NULL);
+		return (-1);
+	}
+	if (http->http_body_length == 0) {
+		sb_respond_error(req, 400, "VALIDATION_ERROR", "a JSON request "
+		    "body is required", NULL);
+		return (-1);
+	}
+	if (!http_request_header(http, "content-type", &ctype) ||
+	    !is_json_type(ctype)) {
+		sb_respond_error(req, 415, "UNSUPPORTED_MEDIA_TYPE", "the body "
+		    "must be application/json", NULL);
+		return (-1);
+	}
+
+	len = http->http_body_length;
+	if ((buf = malloc(len + 1)) == NULL) {
+		sb_respond_error(req, 503, "UNAVAILABLE", "out of memory",
+		    NULL);
+		return (-1);
+	}
+	r = http_body_read(http, buf, len);
+	if (r < 0 || (size_t)r != len) {
+		free(buf);
+		sb_respond_error(req, 400, "VALIDATION_ERROR", "incomplete "
+		    "request body", NULL);
+		return (-1);
+	}
+
+	req->body = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	free(buf);
+	if (req->body == NULL) {
+		char	msg[256];
+
+		snprintf(msg, sizeof(msg), "malformed JSON at line %d column "
+		    "%d: %s", jerr.line, jerr.column, jerr.text);
+		sb_respond_error(req, 400, "VALIDATION_ERROR", msg, NULL);
+		return (-1);
+	}
+	if (!json_is_object(req->body)) {
+		sb_respond_error(req, 400, "VALIDATION_ERROR", "the body must "
+		    "be a JSON object", NULL);
+		return (-1);
+	}
+
+	errors = json_array();
+	if (sb_validate(req->route->body, req->body, errors) > 0) {
+		sb_respond_error(req, 422, "VALIDATION_ERROR", "the request "
+		    "body has invalid fields", errors);
+		return (-1);
+	}
+	json_decref(errors);
+	return (0);
+}
+
+static void
+common_headers(struct sb_req *req)
+{
+	http_response_header(req->http, "x-request-id", req->id);
+	http_response_header(req->http, "x-content-type-options", "nosniff");
+	http_response_header(req->http, "x-frame-options", "DENY");
+	http_response_header(req->http, "referrer-policy", "no-referrer");
+	http_response_header(req->http, "cross-origin-resource-policy",
+	    "same-origin");
+}
+
+void
+sb_resp_header(struct sb_req *req, const char *name, const char *value)
+{
+	if (name == NULL || value == NULL || strpbrk(name, "\r\n:") != NULL ||
+	    strpbrk(value, "\r\n") != NULL)
+		return;
+	http_response_header(req->http, name, value);
+}
+
+void
+sb_respond_raw(struct sb_req *req, int status, const char *ctype,
+    const void *data, size_t len)
+{
+	if (req->responded) {
+		sb_log(SB_LOG_ERROR, "http", "second response to %s %s "
+		    "ignored", http_method_text(req->http->method),
+		    req->http->path);
+		return;
+	}
+	req->responded = 1;
+	req->status = status;
+	common_headers(req);
+	if (ctype != NULL)
+		http_response_header(req->http, "content-type", ctype);
+	http_response(req->http, status, data, len);
+}
+
+void
+sb_respond_json(struct sb_req *req, int status, json_t *body)
+{
+	char	*out;
+
+	if (body == NULL) {
+		sb_respond_error(req, 500, "INTERNAL", "internal error", NULL);
+		return;
+	}
+	out = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(body);
+	if (out == NULL) {
+		sb_respond_error(req, 500, "INTERNAL", "internal error", NULL);
+		return;
+	}
+	if (req->route != NULL)
+		http_response_header(req->http, "cache-control", "no-store");
+	sb_respond_raw(req, status, "application/json; charset=utf-8", out,
+	    strlen(out));
+	free(out);
+}
+
+void
+sb_respond_error(struct sb_req *req, int status, const char *code,
+    const char *message, json_t *errors)
+{
+	json_t	*body;
+
+	if (status < 400 || status > 599)
+		status = 500;
+	if (code == NULL)
+		code = sb_error_code_for(status);
+	if (message == NULL)
+		message = http_status_text(status);
+	if (errors == NULL || !json_is_array(errors)) {
+		json_decref(errors);
+		errors = json_array();
+	}
+	req->error_code = code;
+	body = json_pack("{s:s, s:s, s:s, s:o, s:s}", "status", "error",
+	    "code", code, "message", message, "errors", errors,
+	    "request_id", req->id);
+	if (body == NULL) {
+		/* message was not UTF-8: never echo it. */
+		body = json_pack("{s:s, s:s, s:s, s:[], s:s}", "status",
+		    "error", "code", code, "message", http_status_text(status),
+		    "errors", "request_id", req->id);
+	}
+	sb_respond_json(req, status, body);
+}
+
+const char *
+sb_req_header(struct sb_req *req, const char *name)
+{
+	const char	*v;
+
+	if (http_request_header(req->http, name, &v))
+		return (v);
+	return (NULL);
+}
+
+const char *
+sb_req_param(struct sb_req *req, const char *name)
+{
+	return (sb_router_param(req->match, name));
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return (c - '0');
+	if (c >= 'a' && c <= 'f')
+		return (c - 'a' + 10);
+	if (c >= 'A' && c <= 'F')
+		return (c - 'A' + 10);
+	return (-1);
+}
+
+/* Decode application/x-www-form-urlencoded in place; -1 on bad input. */
+static int
+form_decode(char *s)
+{
+	char	*r, *w;
+	int	hi, lo;
+
+	for (r = w = s; *r != '\0'; r++, w++) {
+		if (*r == '+') {
+			*w = ' ';
+		} else if (*r == '%') {
+			if ((hi = hexval(r[1])) < 0 || (lo = hexval(r[2])) < 0)
+				return (-1);
+			*w = (char)(hi << 4 | lo);
+			if (*w == '\0')
+				return (-1);
+			r += 2;
+		} else {
+			*w = *r;
+		}
+	}
+	*w = '\0';
+	return (0);
+}
+
+static void
+parse_query(struct sb_req *req)
+{
+	char	*copy, *pair, *save, *eq;
+	json_t	*v;
+
+	req->query = json_object();
+	if (req->http->query_string == NULL)
+		return;
+	copy = sb_strdup(req->http->query_string);
+	for (pair = strtok_r(copy, "&", &save); pair != NULL;
+	    pair = strtok_r(NULL, "&", &save)) {
+		if ((eq = strchr(pair, '=')) != NULL)
+			*eq++ = '\0';
+		else
+			eq = pair + strlen(pair);
+		if (form_decode(pair) == -1 || form_decode(eq) == -1)
+			continue;
+		/* The first occurrence wins; invalid UTF-8 is dropped. */
+		if (json_object_get(req->query, pair) != NULL)
+			continue;
+		if ((v = json_string(eq)) != NULL)
+			json_object_set_new(req->query, pair, v);
+	}
+	free(copy);
+}
+
+const char *
+sb_req_query(struct sb_req *req, const char *name)
+{
+	if (req->query == NULL)
+		parse_query(req);
+	return (json_string_value(json_object_get(req->query, name)));
+}
+
+int
+sb_req_allowed(struct sb_req *req, const char *permission)
+{
+	size_t	i;
+	json_t	*v;
+
+	if (permission == NULL)
+		return (1);
+	if (req->superuser)
+		return (1);
+	json_array_foreach(req->perms, i, v) {
+		if (strcmp(json_string_value(v), permission) == 0)
+			return (1);
+	}
+	return (0);
+}
+
+static void
+access_log(struct sb_req *req, uint64_t started)
+{
+	json_t		*line;
+	char		 ip[INET6_ADDRSTRLEN];
+	struct connection *c = req->http->owner;
+	const void	*addr;
+
+	if (!sb_settings.access_log)
+		return;
+	ip[0] = '\0';
+	addr = c->family == AF_INET6 ? (const void *)&c->addr.ipv6.sin6_addr :
+	    (const void *)&c->addr.ipv4.sin_addr;
+	if (c->family == AF_INET || c->family == AF_INET6)
+		(void)inet_ntop(c->family, addr, ip, sizeof(ip));
+
+	line = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:s}",
+	    "level", "info", "component", "access",
+	    "method", http_method_text(req->http->method),
+	    "path", req->http->path,
+	    "request_id", req->id,
+	    "status", req->status,
+	    "duration_ms", (json_int_t)(kore_time_ms() - started),
+	    "ip", ip);
+	if (line == NULL)
+		return;
+	if (req->plugin != NULL)
+		json_object_set_new(line, "plugin", json_string(req->plugin->name));
+	if (req->route != NULL)
+		json_object_set_new(line, "route", json_string(req->route->path));
+	if (req->principal.kind != SB_ACTOR_ANONYMOUS)
+		json_object_set_new(line, "actor_id",
+		    json_integer(req->principal.id));
+	if (req->error_code != NULL)
+		json_object_set_new(line, "error", json_string(req->error_code));
+	sb_log_json(line);
+}

@@ -1,0 +1,979 @@
+/*
+ * The plugin loader and registry, and the host-API table plugins call.
+ *
+ * Parent: every enabled [plugin <name>] section of the configuration is
+ * dlopen'd (RTLD_NOW | RTLD_LOCAL), its descriptor checked (abi.c),
+ * duplicate ids refused, plugins ordered by their dependencies and set up.
+ * What a plugin declares in setup() is staged on the plugin and committed
+ * to the global registries only when setup succeeds as a whole, so a plugin
+ * that fails half-way leaves nothing behind.  A failing plugin is logged,
+ * unloaded and reported by /api/v1/plugins; only a plugin configured
+ * `required = yes` stops the host.
+ *
+ * Worker: init() per worker; a failure disables the plugin in that worker
+ * (its routes answer 503) and never takes the worker down.
+ */
+
+#include <sys/stat.h>
+
+#include <kore/kore.h>
+#include <kore/http.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb.h"
+#include "conf.h"
+#include "router.h"
+
+struct sb_plugin_list	sb_plugins = TAILQ_HEAD_INITIALIZER(sb_plugins);
+struct sb_perm_list	sb_permissions =
+			    TAILQ_HEAD_INITIALIZER(sb_permissions);
+struct sb_sub_list	sb_subscriptions =
+			    TAILQ_HEAD_INITIALIZER(sb_subscriptions);
+struct sb_plugin	*sb_host_plugin = NULL;
+
+static struct sb_sub_list	staged_subs =
+				    TAILQ_HEAD_INITIALIZER(staged_subs);
+
+static struct sb_plugin	*plugin_new(const char *name);
+static void		 plugin_fail(struct sb_plugin *, const char *, ...)
+			    SB_PRINTF(2, 3);
+static void		 plugin_unload(struct sb_plugin *);
+static int		 plugin_setup(struct sb_plugin *);
+static void		 plugin_load_section(const char *, void *);
+static int		 routes_check(struct sb_plugin *, char *, size_t);
+static int		 routes_clash(struct sb_plugin *, char *, size_t);
+static int		 in_setup(struct sb_plugin *, const char *);
+
+/* Keys of a [plugin x] section that belong to the loader, not the plugin. */
+static const char *loader_keys[] = {
+	"enabled", "path", "required", "source_dir", NULL
+};
+
+/* Built-in host permissions; plugins add theirs in setup(). */
+static const struct {
+	const char	*name;
+	const char	*description;
+} host_perms[] = {
+	{ "system.read", "See system state: plugins, stats, health detail" },
+	{ "metrics.read", "Read Prometheus metrics from outside loopback" },
+	{ "jobs.read", "List durable jobs" },
+	{ "jobs.manage", "Retry dead jobs" },
+	{ "users.manage", "Create, edit and deactivate staff users" },
+	{ "roles.manage", "Create and edit roles and their permissions" },
+	{ "api_keys.manage", "Create and revoke API keys" },
+	{ "donors.impersonate", "Mint donor tokens for an external system" },
+	{ NULL, NULL }
+};
+
+static struct sb_plugin *
+plugin_new(const char *name)
+{
+	struct sb_plugin	*p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		fatalx("calloc");
+	p->name = sb_strdup(name);
+	p->events = json_array();
+	p->migrations = json_array();
+	TAILQ_INIT(&p->routes);
+	TAILQ_INIT(&p->perms);
+	TAILQ_INSERT_TAIL(&sb_plugins, p, list);
+	return (p);
+}
+
+static void
+plugin_fail(struct sb_plugin *p, const char *fmt, ...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(p->error, sizeof(p->error), fmt, ap);
+	va_end(ap);
+	p->state = SB_PLUGIN_FAILED;
+	sb_log(SB_LOG_ERROR, "plugin", "plugin %s refused: %s", p->name,
+	    p->error);
+}
+
+/* Drop everything the plugin staged and close its library. */
+static void
+plugin_unload(struct sb_plugin *p)
+{
+	struct sb_route_entry	*r;
+	struct sb_perm		*perm;
+	struct sb_sub		*s, *next;
+
+	while ((r = TAILQ_FIRST(&p->routes)) != NULL) {
+		TAILQ_REMOVE(&p->routes, r, list);
+		free(r);
+	}
+	while ((perm = TAILQ_FIRST(&p->perms)) != NULL) {
+		TAILQ_REMOVE(&p->perms, perm, list);
+		free(perm->name);
+		free(perm->description);
+		free(perm);
+	}
+	for (s = TAILQ_FIRST(&staged_subs); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, list);
+		if (s->owner != p)
+			continue;
+		TAILQ_REMOVE(&staged_subs, s, list);
+		free(s->pattern);
+		free(s);
+	}
+	json_array_clear(p->events);
+	json_array_clear(p->migrations);
+	free(p->seccomp);
+	p->seccomp = NULL;
+	p->seccomp_len = 0;
+	p->config_keys = NULL;
+	if (p->handle != NULL) {
+		/* The descriptor's strings live in the library: keep copies. */
+		p->d.id = sb_strdup(p->d.id);
+		p->d.version = sb_strdup(p->d.version);
+		p->d.name = p->name;
+		p->d.summary = NULL;
+		p->d.depends = NULL;
+		p->d.setup = NULL;
+		p->d.init = NULL;
+		p->d.fini = NULL;
+		p->d.health = NULL;
+		dlclose(p->handle);
+		p->handle = NULL;
+	}
+}
+
+void
+sb_plugin_parent_init(void)
+{
+	struct sb_perm	*perm;
+	int		i;
+	char		err[256];
+
+	if ((sb_routes = sb_router_new()) == NULL)
+		fatalx("router");
+
+	sb_host_plugin = plugin_new("host");
+	sb_host_plugin->d.id = SB_HOST_ID;
+	sb_host_plugin->d.name = "host";
+	sb_host_plugin->d.version = SB_VERSION;
+	sb_host_plugin->d.summary = "Switchboard host";
+	sb_host_plugin->d.abi_major = SB_ABI_MAJOR;
+	sb_host_plugin->d.abi_minor = SB_ABI_MINOR;
+	sb_host_plugin->state = SB_PLUGIN_READY;
+
+	for (i = 0; host_perms[i].name != NULL; i++) {
+		if ((perm = calloc(1, sizeof(*perm))) == NULL)
+			fatalx("calloc");
+		perm->name = sb_strdup(host_perms[i].name);
+		perm->description = sb_strdup(host_perms[i].description);
+		perm->owner = sb_host_plugin;
+		TAILQ_INSERT_TAIL(&sb_permissions, perm, list);
+	}
+
+	sb_host_plugin->in_setup = 1;
+	if (sb_api.routes_add(sb_host_plugin, sb_system_routes) != SB_OK ||
+	    sb_api.routes_add(sb_host_plugin, sb_auth_routes) != SB_OK ||
+	    routes_check(sb_host_plugin, err, sizeof(err)) == -1)
+		fatalx("host routes: %s", sb_host_plugin->error);
+	sb_host_plugin->in_setup = 0;
+	if (plugin_setup(sb_host_plugin) == -1)
+		fatalx("host routes could not be committed");
+}
+
+static int
+is_loader_key(const char *key)
+{
+	int	i;
+
+	for (i = 0; loader_keys[i] != NULL; i++) {
+		if (strcmp(loader_keys[i], key) == 0)
+			return (1);
+	}
+	return (0);
+}
+
+static void
+plugin_load_section(const char *section, void *arg)
+{
+	struct sb_plugin	*p, *other;
+	const char		*name, *path, *src;
+	char			buf[PATH_MAX], err[256];
+	sb_plugin_entry_fn	entry;
+	const struct sb_plugin_desc *d;
+	int			ok;
+
+	(void)arg;
+	if (strncmp(section, "plugin ", 7) != 0)
+		return;
+	name = section + 7;
+
+	p = plugin_new(name);
+	p->required = sb_conf_bool(sb_config, section, "required", 0, &ok);
+	if (!sb_conf_bool(sb_config, section, "enabled", 1, &ok)) {
+		p->state = SB_PLUGIN_DISABLED;
+		sb_log(SB_LOG_INFO, "plugin", "plugin %s is disabled", name);
+		return;
+	}
+
+	if ((path = sb_conf_get(sb_config, section, "path")) == NULL) {
+		snprintf(buf, sizeof(buf), "%s/%s.so",
+		    sb_settings.plugin_dir, name);
+		path = buf;
+	}
+	p->path = sb_strdup(path);
+	if ((src = sb_conf_get(sb_config, section, "source_dir")) == NULL) {
+		snprintf(buf, sizeof(buf), "plugins/%s", name);
+		src = buf;
+	}
+	p->dir = sb_strdup(src);
+
+	/* RTLD_LOCAL: a plugin's symbols never satisfy another's. */
+	if ((p->handle = dlopen(p->path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		plugin_fail(p, "cannot load %s: %s", p->path, dlerror());
+		return;
+	}
+	*(void **)&entry = dlsym(p->handle, SB_PLUGIN_ENTRY_SYMBOL);
+	if (entry == NULL) {
+		plugin_fail(p, "%s exports no %s()", p->path,
+		    SB_PLUGIN_ENTRY_SYMBOL);
+		plugin_unload(p);
+		return;
+	}
+	d = entry();
+	if (sb_abi_check(d, SB_ABI_MAJOR, SB_ABI_MINOR, err,
+	    sizeof(err)) == -1) {
+		if (d != NULL) {
+			p->d.abi_major = d->abi_major;
+			p->d.abi_minor = d->abi_minor;
+		}
+		plugin_fail(p, "%s", err);
+		plugin_unload(p);
+		return;
+	}
+
+	/* Copy what this host knows of the descriptor; an older plugin's
+	 * missing tail stays zero (NULL slots). */
+	memset(&p->d, 0, sizeof(p->d));
+	memcpy(&p->d, d, d->size < sizeof(p->d) ? d->size : sizeof(p->d));
+
+	if (strcmp(p->d.name, name) != 0) {
+		plugin_fail(p, "descriptor name \"%s\" does not match its "
+		    "configuration section [plugin %s]", p->d.name, name);
+		plugin_unload(p);
+		return;
+	}
+	TAILQ_FOREACH(other, &sb_plugins, list) {
+		if (other == p || other->state == SB_PLUGIN_FAILED ||
+		    other->state == SB_PLUGIN_DISABLED || other->d.id == NULL)
+			continue;
+		if (strcmp(other->d.id, p->d.id) == 0) {
+			plugin_fail(p, "duplicate plugin id %s (already "
+			    "provided by %s)", p->d.id, other->name);
+			plugin_unload(p);
+			return;
+		}
+	}
+
+	p->state = SB_PLUGIN_LOADED;
+	sb_log(SB_LOG_INFO, "plugin", "loaded %s %s (%s) ABI %u.%u from %s",
+	    p->name, p->d.version, p->d.id, p->d.abi_major, p->d.abi_minor,
+	    p->path);
+}
+
+static struct sb_plugin *
+plugin_by_id(const char *id)
+{
+	struct sb_plugin	*p;
+
+	TAILQ_FOREACH(p, &sb_plugins, list) {
+		if (p->d.id != NULL && strcmp(p->d.id, id) == 0)
+			return (p);
+	}
+	return (NULL);
+}
+
+static void
+warn_unknown_key(const char *key, const char *value, void *arg)
+{
+	struct sb_plugin		*p = arg;
+	const struct sb_config_key	*k;
+
+	(void)value;
+	if (is_loader_key(key))
+		return;
+	for (k = p->config_keys; k != NULL && k->key != NULL; k++) {
+		if (strcmp(k->key, key) == 0)
+			return;
+	}
+	sb_log(SB_LOG_WARN, "plugin", "[plugin %s] %s is not a key the "
+	    "plugin declares: ignored", p->name, key);
+}
+
+/*
+ * Call setup() and, when it succeeds as a whole, commit what it staged.
+ * For the host pseudo-plugin only the commit runs.
+ */
+static int
+plugin_setup(struct sb_plugin *p)
+{
+	struct sb_route_entry		*r;
+	struct sb_perm			*perm;
+	struct sb_sub			*s, *next;
+	const struct sb_config_key	*k;
+	char				err[256], section[128];
+	int				rc;
+
+	if (p != sb_host_plugin) {
+		p->in_setup = 1;
+		rc = p->d.setup(p, &sb_api);
+		p->in_setup = 0;
+		if (rc != SB_OK || p->setup_failed) {
+			if (p->error[0] == '\0')
+				plugin_fail(p, "setup() failed");
+			else
+				plugin_fail(p, "%s", p->error);
+			return (-1);
+		}
+		for (k = p->config_keys; k != NULL && k->key != NULL; k++) {
+			if ((k->flags & SB_CONF_REQUIRED) &&
+			    sb_api.config_get(p, k->key) == NULL) {
+				plugin_fail(p, "[plugin %s] %s is required",
+				    p->name, k->key);
+				return (-1);
+			}
+		}
+		snprintf(section, sizeof(section), "plugin %s", p->name);
+		sb_conf_foreach_key(sb_config, section, warn_unknown_key, p);
+		if (routes_check(p, err, sizeof(err)) == -1) {
+			plugin_fail(p, "%s", err);
+			return (-1);
+		}
+	}
+
+	TAILQ_FOREACH(r, &p->routes, list) {
+		if (sb_router_add(sb_routes, r->route->method, r->route->path,
+		    r, err, sizeof(err)) == -1)
+			fatalx("router refused a checked route: %s", err);
+	}
+	while ((perm = TAILQ_FIRST(&p->perms)) != NULL) {
+		TAILQ_REMOVE(&p->perms, perm, list);
+		TAILQ_INSERT_TAIL(&sb_permissions, perm, list);
+	}
+	for (s = TAILQ_FIRST(&staged_subs); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, list);
+		if (s->owner != p)
+			continue;
+		TAILQ_REMOVE(&staged_subs, s, list);
+		TAILQ_INSERT_TAIL(&sb_subscriptions, s, list);
+	}
+	p->state = SB_PLUGIN_READY;
+	return (0);
+}
+
+int
+sb_plugin_load_all(void)
+{
+	struct sb_plugin	*p, *dep;
+	const char *const	*d;
+	int			progress, waiting, rc;
+
+	sb_conf_foreach_section(sb_config, plugin_load_section, NULL);
+
+	/* Set up in dependency order: a pass sets up every plugin whose
+	 * dependencies are ready, until a pass makes no progress. */
+	do {
+		progress = 0;
+		TAILQ_FOREACH(p, &sb_plugins, list) {
+			if (p->state != SB_PLUGIN_LOADED)
+				continue;
+			waiting = 0;
+			for (d = p->d.depends; d != NULL && *d != NULL; d++) {
+				dep = plugin_by_id(*d);
+				if (dep == NULL || dep->state == SB_PLUGIN_FAILED ||
+				    dep->state == SB_PLUGIN_DISABLED) {
+					plugin_fail(p, "dependency %s is not "
+					    "available", *d);
+					plugin_unload(p);
+					progress = 1;
+					waiting = -1;
+					break;
+				}
+				if (dep->state != SB_PLUGIN_READY)
+					waiting = 1;
+			}
+			if (waiting != 0)
+				continue;
+			progress = 1;
+			if (plugin_setup(p) == -1)
+				plugin_unload(p);
+			else
+				sb_log(SB_LOG_INFO, "plugin", "set up %s",
+				    p->name);
+		}
+	} while (progress);
+
+	rc = 0;
+	TAILQ_FOREACH(p, &sb_plugins, list) {
+		if (p->state == SB_PLUGIN_LOADED) {
+			plugin_fail(p, "circular dependency");
+			plugin_unload(p);
+		}
+		if (p->state == SB_PLUGIN_FAILED && p->required)
+			rc = -1;
+	}
+	return (rc);
+}
+
+void
+sb_plugin_worker_init(void)
+{
+	struct sb_plugin	*p;
+
+	TAILQ_FOREACH(p, &sb_plugins, list) {
+		if (p->state != SB_PLUGIN_READY || p->d.init == NULL)
+			continue;
+		if (p->d.init(p) != SB_OK) {
+			snprintf(p->error, sizeof(p->error), "init() failed "
+			    "in worker %u", worker->id);
+			p->state = SB_PLUGIN_FAILED;
+			sb_log(SB_LOG_ERROR, "plugin", "plugin %s disabled: %s",
+			    p->name, p->error);
+		}
+	}
+}
+
+void
+sb_plugin_worker_fini(void)
+{
+	struct sb_plugin	*p;
+
+	TAILQ_FOREACH_REVERSE(p, &sb_plugins, sb_plugin_list, list) {
+		if (p->state == SB_PLUGIN_READY && p->d.fini != NULL)
+			p->d.fini(p);
+	}
+}
+
+const char *
+sb_plugin_state_name(enum sb_plugin_state s)
+{
+	switch (s) {
+	case SB_PLUGIN_LOADED:
+		return ("loaded");
+	case SB_PLUGIN_READY:
+		return ("ready");
+	case SB_PLUGIN_FAILED:
+		return ("failed");
+	case SB_PLUGIN_DISABLED:
+		return ("disabled");
+	}
+	return ("unknown");
+}
+
+int
+sb_permission_exists(const char *name)
+{
+	struct sb_perm	*perm;
+
+	TAILQ_FOREACH(perm, &sb_permissions, list) {
+		if (strcmp(perm->name, name) == 0)
+			return (1);
+	}
+	return (0);
+}
+
+json_t *
+sb_plugin_describe(const struct sb_plugin *p)
+{
+	struct sb_route_entry	*r;
+	struct sb_perm		*perm;
+	json_t			*o, *routes, *perms, *deps;
+	const char *const	*d;
+
+	routes = json_array();
+	TAILQ_FOREACH(r, &p->routes, list) {
+		json_array_append_new(routes, json_pack("{s:s, s:s, s:s?, "
+		    "s:b, s:s?}", "method", r->route->method, "path",
+		    r->route->path, "permission", r->route->permission,
+		    "public", (r->route->flags & SB_ROUTE_PUBLIC) != 0,
+		    "summary", r->route->summary));
+	}
+	perms = json_array();
+	TAILQ_FOREACH(perm, &sb_permissions, list) {
+		if (perm->owner == p)
+			json_array_append_new(perms, json_string(perm->name));
+	}
+	deps = json_array();
+	for (d = p->d.depends; d != NULL && *d != NULL; d++)
+		json_array_append_new(deps, json_string(*d));
+
+	o = json_pack("{s:s, s:s?, s:s?, s:s?, s:s, s:o, s:o, s:O, s:o}",
+	    "name", p->name,
+	    "id", p->d.id,
+	    "version", p->d.version,
+	    "summary", p->d.summary,
+	    "state", sb_plugin_state_name(p->state),
+	    "routes", routes,
+	    "permissions", perms,
+	    "events", p->events,
+	    "depends", deps);
+	if (o == NULL)
+		return (json_object());
+	if (p->d.abi_major != 0) {
+		char	abi[16];
+
+		snprintf(abi, sizeof(abi), "%u.%u", p->d.abi_major,
+		    p->d.abi_minor);
+		json_object_set_new(o, "abi", json_string(abi));
+	} else {
+		json_object_set_new(o, "abi", json_null());
+	}
+	json_object_set_new(o, "error", p->error[0] != '\0' ?
+	    json_string(p->error) : json_null());
+	json_object_set_new(o, "required", json_boolean(p->required));
+	json_object_set_new(o, "requests", json_integer((json_int_t)
+	    p->requests));
+	return (o);
+}
+
+/* ------------------------------------------------------------------------
+ * The host-API table.
+ */
+
+static int
+in_setup(struct sb_plugin *p, const char *what)
+{
+	if (p == NULL)
+		return (0);
+	if (!p->in_setup) {
+		sb_log(SB_LOG_ERROR, "plugin", "plugin %s called %s outside "
+		    "setup(): ignored", p->name, what);
+		return (0);
+	}
+	return (1);
+}
+
+static void
+api_log(struct sb_plugin *p, enum sb_log_level level, const char *fmt, ...)
+{
+	va_list		ap;
+	char		component[64];
+
+	snprintf(component, sizeof(component), "plugin:%s",
+	    p != NULL ? p->name : "?");
+	va_start(ap, fmt);
+	sb_logv(level, component, fmt, ap);
+	va_end(ap);
+}
+
+static void
+setup_error(struct sb_plugin *p, const char *fmt, ...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(p->error, sizeof(p->error), fmt, ap);
+	va_end(ap);
+	p->setup_failed = 1;
+}
+
+/*
+ * Rebuild a scratch router from every committed route plus the plugin's
+ * staged ones: a clash with anything, including itself, is found here.
+ */
+static int
+routes_clash(struct sb_plugin *p, char *err, size_t errlen)
+{
+	struct sb_router	*r;
+	struct sb_plugin	*q;
+	struct sb_route_entry	*e;
+	int			rc;
+
+	if ((r = sb_router_new()) == NULL)
+		fatalx("router");
+	rc = 0;
+	TAILQ_FOREACH(q, &sb_plugins, list) {
+		if (q != p && q->state != SB_PLUGIN_READY)
+			continue;
+		TAILQ_FOREACH(e, &q->routes, list) {
+			if (sb_router_add(r, e->route->method, e->route->path,
+			    e, err, errlen) == -1) {
+				rc = -1;
+				goto out;
+			}
+		}
+	}
+out:
+	sb_router_free(r);
+	return (rc);
+}
+
+static int
+routes_check(struct sb_plugin *p, char *err, size_t errlen)
+{
+	struct sb_route_entry	*e;
+	struct sb_perm		*perm;
+	int			found;
+
+	if (routes_clash(p, err, errlen) == -1)
+		return (-1);
+	TAILQ_FOREACH(e, &p->routes, list) {
+		if (e->route->permission == NULL ||
+		    sb_permission_exists(e->route->permission))
+			continue;
+		found = 0;
+		TAILQ_FOREACH(perm, &p->perms, list) {
+			if (strcmp(perm->name, e->route->permission) == 0)
+				found = 1;
+		}
+		if (!found) {
+			snprintf(err, errlen, "route %s %s requires "
+			    "undeclared permission %s", e->route->method,
+			    e->route->path, e->route->permission);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+static int
+api_routes_add(struct sb_plugin *p, const struct sb_route *routes)
+{
+	const struct sb_route	*rt;
+	struct sb_route_entry	*e;
+	char			err[256];
+
+	if (!in_setup(p, "routes_add") || routes == NULL)
+		return (SB_ERROR);
+	for (rt = routes; rt->method != NULL; rt++) {
+		if (rt->handler == NULL || rt->path == NULL) {
+			setup_error(p, "route %s %s has no handler or path",
+			    rt->method, rt->path ? rt->path : "(null)");
+			return (SB_ERROR);
+		}
+		if (rt->permission == NULL && !(rt->flags & SB_ROUTE_PUBLIC)) {
+			setup_error(p, "route %s %s declares neither a "
+			    "permission nor SB_ROUTE_PUBLIC", rt->method,
+			    rt->path);
+			return (SB_ERROR);
+		}
+		if (rt->permission != NULL && (rt->flags & SB_ROUTE_PUBLIC)) {
+			setup_error(p, "route %s %s declares both a "
+			    "permission and SB_ROUTE_PUBLIC", rt->method,
+			    rt->path);
+			return (SB_ERROR);
+		}
+		if ((e = calloc(1, sizeof(*e))) == NULL)
+			fatalx("calloc");
+		e->route = rt;
+		e->owner = p;
+		TAILQ_INSERT_TAIL(&p->routes, e, list);
+	}
+	/* Clashes (with others or within the table) are found now, so the
+	 * plugin learns at the call that caused them.  Permissions are
+	 * checked after setup(): they may be declared after the routes. */
+	if (routes_clash(p, err, sizeof(err)) == -1) {
+		setup_error(p, "route clash: %s", err);
+		return (SB_ERROR);
+	}
+	return (SB_OK);
+}
+
+static int
+api_permission_add(struct sb_plugin *p, const char *name,
+    const char *description)
+{
+	struct sb_perm	*perm;
+
+	if (!in_setup(p, "permission_add") || name == NULL || *name == '\0')
+		return (SB_ERROR);
+	if (sb_permission_exists(name)) {
+		setup_error(p, "permission %s is already registered", name);
+		return (SB_ERROR);
+	}
+	if ((perm = calloc(1, sizeof(*perm))) == NULL)
+		fatalx("calloc");
+	perm->name = sb_strdup(name);
+	perm->description = sb_strdup(description);
+	perm->owner = p;
+	TAILQ_INSERT_TAIL(&p->perms, perm, list);
+	return (SB_OK);
+}
+
+static int
+api_subscribe(struct sb_plugin *p, const char *pattern, sb_event_cb cb,
+    void *arg)
+{
+	struct sb_sub	*s;
+
+	if (!in_setup(p, "subscribe") || pattern == NULL || cb == NULL)
+		return (SB_ERROR);
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		fatalx("calloc");
+	s->pattern = sb_strdup(pattern);
+	s->cb = cb;
+	s->arg = arg;
+	s->owner = p;
+	TAILQ_INSERT_TAIL(&staged_subs, s, list);
+	return (SB_OK);
+}
+
+static int
+api_event_declare(struct sb_plugin *p, const char *name,
+    const char *description)
+{
+	if (!in_setup(p, "event_declare") || name == NULL)
+		return (SB_ERROR);
+	json_array_append_new(p->events, json_pack("{s:s, s:s?}", "name",
+	    name, "description", description));
+	return (SB_OK);
+}
+
+static int
+api_config_declare(struct sb_plugin *p, const struct sb_config_key *keys)
+{
+	if (!in_setup(p, "config_declare"))
+		return (SB_ERROR);
+	p->config_keys = keys;
+	return (SB_OK);
+}
+
+static int
+api_migrations_add(struct sb_plugin *p, const char *dir)
+{
+	char	path[PATH_MAX];
+
+	if (!in_setup(p, "migrations_add") || dir == NULL)
+		return (SB_ERROR);
+	if (*dir == '/')
+		snprintf(path, sizeof(path), "%s", dir);
+	else
+		snprintf(path, sizeof(path), "%s/%s", p->dir, dir);
+	json_array_append_new(p->migrations, json_string(path));
+	return (SB_OK);
+}
+
+static int
+api_seccomp_allow(struct sb_plugin *p, const long *nrs, size_t n)
+{
+	long	*grown;
+
+	if (!in_setup(p, "seccomp_allow") || nrs == NULL || n == 0 ||
+	    n > 256)
+		return (SB_ERROR);
+	grown = realloc(p->seccomp, (p->seccomp_len + n) * sizeof(long));
+	if (grown == NULL)
+		fatalx("realloc");
+	memcpy(grown + p->seccomp_len, nrs, n * sizeof(long));
+	p->seccomp = grown;
+	p->seccomp_len += n;
+	return (SB_OK);
+}
+
+static const struct sb_config_key *
+config_key(struct sb_plugin *p, const char *key)
+{
+	const struct sb_config_key	*k;
+
+	for (k = p->config_keys; k != NULL && k->key != NULL; k++) {
+		if (strcmp(k->key, key) == 0)
+			return (k);
+	}
+	return (NULL);
+}
+
+static const char *
+api_config_get(struct sb_plugin *p, const char *key)
+{
+	const struct sb_config_key	*k;
+	const char			*v;
+	char				section[128];
+
+	if (p == NULL || key == NULL)
+		return (NULL);
+	if ((k = config_key(p, key)) == NULL) {
+		sb_log(SB_LOG_WARN, "plugin", "plugin %s read undeclared "
+		    "config key %s", p->name, key);
+		return (NULL);
+	}
+	snprintf(section, sizeof(section), "plugin %s", p->name);
+	if ((v = sb_conf_get(sb_config, section, key)) != NULL)
+		return (v);
+	return (k->default_value);
+}
+
+static long long
+api_config_int(struct sb_plugin *p, const char *key, long long fallback)
+{
+	const char	*v;
+	char		*end;
+	long long	n;
+
+	if ((v = api_config_get(p, key)) == NULL)
+		return (fallback);
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0') {
+		sb_log(SB_LOG_WARN, "plugin", "[plugin %s] %s=\"%s\" is not "
+		    "a number: using %lld", p->name, key, v, fallback);
+		return (fallback);
+	}
+	return (n);
+}
+
+static int
+api_config_bool(struct sb_plugin *p, const char *key, int fallback)
+{
+	const char	*v;
+
+	if ((v = api_config_get(p, key)) == NULL)
+		return (fallback);
+	if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") ||
+	    !strcasecmp(v, "on") || !strcmp(v, "1"))
+		return (1);
+	if (!strcasecmp(v, "no") || !strcasecmp(v, "false") ||
+	    !strcasecmp(v, "off") || !strcmp(v, "0"))
+		return (0);
+	return (fallback);
+}
+
+static struct sb_db_res *
+api_db_query(struct sb_plugin *p, const char *sql, int n,
+    const char *const *params)
+{
+	(void)p;
+	return (sb_db_query(sql, n, params));
+}
+
+static int
+api_db_ok(const struct sb_db_res *r)
+{
+	return (r != NULL && r->ok);
+}
+
+static const char *
+api_db_sqlstate(const struct sb_db_res *r)
+{
+	return (r != NULL && r->sqlstate[0] != '\0' ? r->sqlstate : NULL);
+}
+
+static int
+api_db_isnull(const struct sb_db_res *r, int row, int col)
+{
+	if (r == NULL || r->res == NULL || row < 0 || col < 0 ||
+	    row >= PQntuples(r->res) || col >= PQnfields(r->res))
+		return (1);
+	return (PQgetisnull(r->res, row, col));
+}
+
+static int
+api_db_begin(struct sb_plugin *p)
+{
+	(void)p;
+	return (sb_db_begin() == 0 ? SB_OK : SB_ERROR);
+}
+
+static int
+api_db_commit(struct sb_plugin *p)
+{
+	(void)p;
+	return (sb_db_commit() == 0 ? SB_OK : SB_ERROR);
+}
+
+static void
+api_db_rollback(struct sb_plugin *p)
+{
+	(void)p;
+	sb_db_rollback();
+}
+
+static struct sb_plugin *
+api_req_plugin(struct sb_req *r)
+{
+	return (r->plugin);
+}
+
+static const char *
+api_req_method(struct sb_req *r)
+{
+	return (r->route != NULL ? r->route->method : NULL);
+}
+
+static const char *
+api_req_path(struct sb_req *r)
+{
+	return (r->http->path);
+}
+
+static const char *
+api_req_id(struct sb_req *r)
+{
+	return (r->id);
+}
+
+static json_t *
+api_req_json(struct sb_req *r)
+{
+	return (r->body);
+}
+
+static const struct sb_principal *
+api_req_principal(struct sb_req *r)
+{
+	return (&r->principal);
+}
+
+static int
+api_publish(struct sb_plugin *p, const char *name, int version, json_t *data)
+{
+	return (sb_bus_publish(p, name, version, data) == 0 ? SB_OK :
+	    SB_ERROR);
+}
+
+const struct sb_host_api sb_api = {
+	.size = sizeof(struct sb_host_api),
+	.abi_major = SB_ABI_MAJOR,
+	.abi_minor = SB_ABI_MINOR,
+	.log = api_log,
+	.routes_add = api_routes_add,
+	.permission_add = api_permission_add,
+	.subscribe = api_subscribe,
+	.event_declare = api_event_declare,
+	.config_declare = api_config_declare,
+	.migrations_add = api_migrations_add,
+	.seccomp_allow = api_seccomp_allow,
+	.config_get = api_config_get,
+	.config_int = api_config_int,
+	.config_bool = api_config_bool,
+	.publish = api_publish,
+	.db_query = api_db_query,
+	.db_ok = api_db_ok,
+	.db_sqlstate = api_db_sqlstate,
+	.db_rows = sb_db_rows,
+	.db_value = sb_db_value,
+	.db_isnull = api_db_isnull,
+	.db_row_json = sb_db_row_json,
+	.db_free = sb_db_free,
+	.db_begin = api_db_begin,
+	.db_commit = api_db_commit,
+	.db_rollback = api_db_rollback,
+	.req_plugin = api_req_plugin,
+	.req_method = api_req_method,
+	.req_path = api_req_path,
+	.req_id = api_req_id,
+	.req_param = sb_req_param,
+	.req_query = sb_req_query,
+	.req_header = sb_req_header,
+	.req_json = api_req_json,
+	.req_principal = api_req_principal,
+	.req_allowed = sb_req_allowed,
+	.resp_header = sb_resp_header,
+	.respond_json = sb_respond_json,
+	.respond_error = sb_respond_error,
+	.respond_raw = sb_respond_raw,
+};

@@ -1,0 +1,224 @@
+/*
+ * Internal declarations shared by the host subsystems in src/.  Nothing here
+ * is visible to plugins: their whole world is include/switchboard/plugin.h.
+ * Each subsystem lives in the file its prefix names (sb_db_* in db.c, ...).
+ */
+
+#ifndef SB_H
+#define SB_H
+
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <stdint.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "switchboard/plugin.h"
+
+struct http_request;
+struct sb_router;
+struct sb_conf;
+
+#define SB_VERSION		"0.1.0"
+#define SB_HOST_ID		"io.switchboard.host"
+
+/* --- host.c: process-wide settings, filled in the parent before fork. --- */
+struct sb_settings {
+	char		*config_path;
+	char		*database_url;
+	char		*jwt_secret;
+	char		*jwt_issuer;
+	char		*jwt_audience;
+	char		*admin_password;	/* from SB_ADMIN_PASSWORD */
+	char		*assets_dir;
+	char		*plugin_dir;
+	char		*migrations_dir;
+	char		**cors_origins;		/* NULL-terminated */
+	size_t		body_max;		/* default per-route limit */
+	long long	access_ttl;		/* seconds */
+	int		access_log;
+	int		dev_mode;		/* sandbox relaxed (said loudly) */
+	int		workers;
+};
+
+extern struct sb_settings	sb_settings;
+extern struct sb_conf		*sb_config;
+extern struct sb_router		*sb_routes;
+extern int			sb_is_worker;
+
+/* --- log.c: one JSON object per line on stdout. --- */
+void	sb_log(enum sb_log_level, const char *component, const char *fmt, ...)
+	    SB_PRINTF(3, 4);
+void	sb_logv(enum sb_log_level, const char *component, const char *fmt,
+	    va_list);
+void	sb_log_json(json_t *line);	/* stolen; adds time */
+void	sb_log_set_worker(int id);
+
+/* --- plugin.c: loader, registry and the host-API table. --- */
+enum sb_plugin_state {
+	SB_PLUGIN_LOADED = 0,	/* dlopen'd, checks passed, not set up */
+	SB_PLUGIN_READY,	/* set up (parent) / initialised (worker) */
+	SB_PLUGIN_FAILED,	/* refused or failed: see error */
+	SB_PLUGIN_DISABLED	/* configured off */
+};
+
+struct sb_perm {
+	TAILQ_ENTRY(sb_perm)	list;
+	char			*name;
+	char			*description;
+	struct sb_plugin	*owner;
+};
+TAILQ_HEAD(sb_perm_list, sb_perm);
+
+struct sb_route_entry {
+	TAILQ_ENTRY(sb_route_entry)	list;
+	const struct sb_route		*route;
+	struct sb_plugin		*owner;
+};
+TAILQ_HEAD(sb_route_list, sb_route_entry);
+
+struct sb_sub {
+	TAILQ_ENTRY(sb_sub)	list;
+	char			*pattern;
+	sb_event_cb		cb;
+	void			*arg;
+	struct sb_plugin	*owner;
+};
+TAILQ_HEAD(sb_sub_list, sb_sub);
+
+struct sb_plugin {
+	TAILQ_ENTRY(sb_plugin)	list;
+	struct sb_plugin_desc	d;		/* normalised copy */
+	void			*handle;	/* dlopen, NULL for the host */
+	char			*path;
+	char			*name;		/* config section name */
+	char			*dir;		/* plugin source dir (migrations) */
+	enum sb_plugin_state	state;
+	char			error[256];
+	int			required;
+	int			in_setup;
+	int			setup_failed;
+	const struct sb_config_key *config_keys;
+	struct sb_route_list	routes;
+	struct sb_perm_list	perms;		/* staged until setup succeeds */
+	json_t			*events;	/* declared: [{name,description}] */
+	json_t			*migrations;	/* [dir, ...] */
+	long			*seccomp;
+	size_t			seccomp_len;
+	uint64_t		requests;	/* per-worker counter */
+};
+TAILQ_HEAD(sb_plugin_list, sb_plugin);
+
+extern struct sb_plugin_list	sb_plugins;
+extern struct sb_perm_list	sb_permissions;
+extern struct sb_sub_list	sb_subscriptions;
+extern const struct sb_host_api	sb_api;
+extern struct sb_plugin		*sb_host_plugin;
+
+void	sb_plugin_parent_init(void);
+int	sb_plugin_load_all(void);
+void	sb_plugin_worker_init(void);
+void	sb_plugin_worker_fini(void);
+struct sb_plugin *sb_plugin_host(const struct sb_route *routes);
+json_t	*sb_plugin_describe(const struct sb_plugin *);
+const char *sb_plugin_state_name(enum sb_plugin_state);
+int	sb_permission_exists(const char *name);
+
+/* abi.c: the pure ABI checks of a descriptor (unit-tested). */
+int	sb_abi_check(const struct sb_plugin_desc *, uint16_t host_major,
+	    uint16_t host_minor, char *err, size_t errlen);
+
+/* --- http.c: the request path. --- */
+struct sb_req {
+	struct http_request	*http;
+	struct sb_plugin	*plugin;
+	const struct sb_route	*route;
+	char			id[64];
+	json_t			*body;
+	json_t			*query;		/* object of decoded strings */
+	struct sb_principal	principal;
+	char			*principal_name;
+	char			*principal_role;
+	json_t			*perms;		/* array of granted names */
+	int			superuser;
+	int			responded;
+	int			status;
+	const char		*error_code;
+	void			*match;		/* struct sb_router_match * */
+};
+
+int	sb_http_dispatch(struct http_request *);
+void	sb_http_worker_init(void);
+void	sb_respond_error(struct sb_req *, int status, const char *code,
+	    const char *message, json_t *errors);
+void	sb_respond_json(struct sb_req *, int status, json_t *body);
+void	sb_respond_raw(struct sb_req *, int status, const char *ctype,
+	    const void *data, size_t len);
+void	sb_resp_header(struct sb_req *, const char *, const char *);
+const char *sb_req_header(struct sb_req *, const char *);
+const char *sb_req_query(struct sb_req *, const char *);
+const char *sb_req_param(struct sb_req *, const char *);
+int	sb_req_allowed(struct sb_req *, const char *permission);
+const char *sb_error_code_for(int status);
+
+/* --- db.c: one PostgreSQL connection per process. --- */
+struct sb_db_res {
+	PGresult		*res;
+	int			ok;
+	char			sqlstate[6];
+};
+
+int	sb_db_connect(void);
+void	sb_db_disconnect(void);
+int	sb_db_ping(char *err, size_t errlen);
+struct sb_db_res *sb_db_query(const char *sql, int n, const char *const *p);
+int	sb_db_exec(const char *sql, int n, const char *const *p);
+int	sb_db_begin(void);
+int	sb_db_commit(void);
+void	sb_db_rollback(void);
+void	sb_db_free(struct sb_db_res *);
+json_t	*sb_db_row_json(const struct sb_db_res *, int row);
+const char *sb_db_value(const struct sb_db_res *, int row, int col);
+int	sb_db_rows(const struct sb_db_res *);
+PGconn	*sb_db_conn(void);
+int64_t	sb_db_size(void);
+
+/* --- migrate.c: parent only, before fork. --- */
+int	sb_migrate_all(void);
+int	sb_migrate_dir(const char *scope, const char *dir, char *err,
+	    size_t errlen);
+
+/* checksum.c */
+void	sb_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* --- bus.c: the event bus. --- */
+void	sb_bus_worker_init(void);
+int	sb_bus_publish(struct sb_plugin *, const char *name, int version,
+	    json_t *data);
+
+/* --- auth.c: authentication and the first super-admin. --- */
+int	sb_auth_bootstrap_admin(void);
+int	sb_auth_authenticate(struct sb_req *);
+int	sb_auth_hash_password(const char *pw, char *out, size_t outlen);
+int	sb_auth_verify_password(const char *hash, const char *pw);
+extern const struct sb_route	sb_auth_routes[];
+
+/* --- system.c: health, readiness, plugins, OpenAPI, docs. --- */
+extern const struct sb_route	sb_system_routes[];
+json_t	*sb_openapi_build(void);
+
+/* --- assets.c: the console's static files, held in memory. --- */
+int	sb_assets_load(const char *dir);
+int	sb_assets_serve(struct sb_req *, const char *path);
+
+/* --- seccomp.c --- */
+void	sb_seccomp_collect(void);
+
+/* util */
+char	*sb_strdup(const char *);
+int64_t	sb_now_ms(void);
+void	sb_random_hex(char *out, size_t bytes);
+
+#endif

@@ -1,0 +1,277 @@
+/*
+ * The host's own routes: liveness, readiness, the plugin registry and the
+ * OpenAPI document generated from the route registry.
+ */
+
+#include <kore/kore.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "sb.h"
+#include "router.h"
+#include "validate.h"
+
+static void	sys_healthz(struct sb_req *);
+static void	sys_readyz(struct sb_req *);
+static void	sys_plugins(struct sb_req *);
+static void	sys_openapi(struct sb_req *);
+
+const struct sb_route sb_system_routes[] = {
+	{ .method = "GET", .path = "/healthz", .flags = SB_ROUTE_PUBLIC,
+	  .handler = sys_healthz, .summary = "Liveness",
+	  .response_schema = "{\"type\":\"object\",\"properties\":"
+	  "{\"status\":{\"const\":\"ok\"}}}" },
+	{ .method = "GET", .path = "/readyz", .flags = SB_ROUTE_PUBLIC,
+	  .handler = sys_readyz,
+	  .summary = "Readiness: the database and every enabled plugin" },
+	{ .method = "GET", .path = "/api/v1/plugins",
+	  .permission = "system.read", .handler = sys_plugins,
+	  .summary = "Loaded plugins with their state, routes, permissions "
+	  "and events" },
+	{ .method = "GET", .path = "/api/v1/openapi.json",
+	  .flags = SB_ROUTE_PUBLIC, .handler = sys_openapi,
+	  .summary = "This API as OpenAPI 3.1, generated from the route "
+	  "registry" },
+	SB_ROUTE_END
+};
+
+static void
+sys_healthz(struct sb_req *req)
+{
+	sb_respond_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void
+sys_readyz(struct sb_req *req)
+{
+	struct sb_plugin	*p;
+	json_t			*checks, *errors, *detail;
+	char			 err[512], field[96];
+	int			 ready;
+
+	checks = json_object();
+	errors = json_array();
+	ready = 1;
+
+	if (sb_db_ping(err, sizeof(err)) == 0) {
+		json_object_set_new(checks, "database", json_pack("{s:s}",
+		    "status", "ok"));
+	} else {
+		ready = 0;
+		err[strcspn(err, "\n")] = '\0';
+		json_array_append_new(errors, json_pack("{s:s, s:s, s:s}",
+		    "field", "database", "code", "UNAVAILABLE", "message",
+		    err));
+	}
+
+	TAILQ_FOREACH(p, &sb_plugins, list) {
+		if (p == sb_host_plugin || p->state == SB_PLUGIN_DISABLED)
+			continue;
+		snprintf(field, sizeof(field), "plugin:%s", p->name);
+		detail = json_object();
+		if (p->state != SB_PLUGIN_READY) {
+			ready = 0;
+			json_array_append_new(errors, json_pack("{s:s, s:s, "
+			    "s:s}", "field", field, "code", "UNAVAILABLE",
+			    "message", p->error[0] ? p->error : "not ready"));
+			json_decref(detail);
+			continue;
+		}
+		if (p->d.health != NULL && p->d.health(p, detail) != SB_OK) {
+			ready = 0;
+			json_array_append_new(errors, json_pack("{s:s, s:s, "
+			    "s:s}", "field", field, "code", "UNAVAILABLE",
+			    "message", "health check failed"));
+			json_decref(detail);
+			continue;
+		}
+		json_object_set_new(detail, "status", json_string("ok"));
+		json_object_set_new(checks, field, detail);
+	}
+
+	if (ready) {
+		json_decref(errors);
+		sb_respond_json(req, 200, json_pack("{s:s, s:o}", "status",
+		    "ok", "checks", checks));
+		return;
+	}
+	json_decref(checks);
+	sb_respond_error(req, 503, "UNAVAILABLE", "not ready", errors);
+}
+
+static void
+sys_plugins(struct sb_req *req)
+{
+	struct sb_plugin	*p;
+	json_t			*data;
+
+	data = json_array();
+	TAILQ_FOREACH(p, &sb_plugins, list)
+		json_array_append_new(data, sb_plugin_describe(p));
+	sb_respond_json(req, 200, json_pack("{s:o, s:n}", "data", data,
+	    "next_cursor"));
+}
+
+/* ------------------------------------------------------------------------
+ * OpenAPI 3.1
+ */
+
+static json_t *
+error_response(const char *description)
+{
+	return (json_pack("{s:s, s:{s:{s:{s:s}}}}", "description", description,
+	    "content", "application/json", "schema", "$ref",
+	    "#/components/schemas/Error"));
+}
+
+static void
+add_operation(const char *method, const char *pattern, void *data, void *arg)
+{
+	struct sb_route_entry	*e = data;
+	const struct sb_route	*r = e->route;
+	json_t			*paths = arg, *item, *op, *params, *resp;
+	json_t			*schema;
+	char			 lower[16], opid[256];
+	const char		*p, *end;
+	size_t			 i;
+
+	(void)pattern;
+	for (i = 0; method[i] != '\0' && i < sizeof(lower) - 1; i++)
+		lower[i] = (char)(method[i] | 0x20);
+	lower[i] = '\0';
+
+	if ((item = json_object_get(paths, r->path)) == NULL) {
+		item = json_object();
+		json_object_set_new(paths, r->path, item);
+	}
+
+	snprintf(opid, sizeof(opid), "%s_%s", lower, r->path);
+	for (i = 0; opid[i] != '\0'; i++) {
+		if (!((opid[i] >= 'a' && opid[i] <= 'z') ||
+		    (opid[i] >= 'A' && opid[i] <= 'Z') ||
+		    (opid[i] >= '0' && opid[i] <= '9')))
+			opid[i] = '_';
+	}
+
+	op = json_pack("{s:s, s:s, s:[s]}", "operationId", opid, "summary",
+	    r->summary != NULL ? r->summary : "", "tags", e->owner->name);
+
+	params = json_array();
+	for (p = strchr(r->path, '{'); p != NULL; p = strchr(end, '{')) {
+		if ((end = strchr(p, '}')) == NULL)
+			break;
+		json_array_append_new(params, json_pack("{s:s%, s:s, s:b, "
+		    "s:{s:s}}", "name", p + 1, (size_t)(end - p - 1), "in",
+		    "path", "required", 1, "schema", "type", "string"));
+	}
+	if (json_array_size(params) > 0)
+		json_object_set_new(op, "parameters", params);
+	else
+		json_decref(params);
+
+	if (r->flags & SB_ROUTE_PUBLIC) {
+		json_object_set_new(op, "security", json_array());
+	} else {
+		json_object_set_new(op, "x-permission",
+		    json_string(r->permission));
+	}
+
+	if (r->body != NULL) {
+		json_object_set_new(op, "requestBody", json_pack("{s:b, "
+		    "s:{s:{s:o}}}", "required", 1, "content",
+		    "application/json", "schema",
+		    sb_validate_schema(r->body)));
+	}
+
+	resp = json_object();
+	schema = NULL;
+	if (r->response_schema != NULL)
+		schema = json_loads(r->response_schema, 0, NULL);
+	if (schema != NULL) {
+		json_object_set_new(resp, "200", json_pack("{s:s, "
+		    "s:{s:{s:o}}}", "description", "Success", "content",
+		    "application/json", "schema", schema));
+	} else {
+		json_object_set_new(resp, "200", json_pack("{s:s}",
+		    "description", "Success"));
+	}
+	if (r->body != NULL)
+		json_object_set_new(resp, "422",
+		    error_response("Invalid request body"));
+	if (!(r->flags & SB_ROUTE_PUBLIC)) {
+		json_object_set_new(resp, "401",
+		    error_response("Not authenticated"));
+		json_object_set_new(resp, "403",
+		    error_response("Missing permission"));
+	}
+	json_object_set_new(resp, "default", error_response("Error"));
+	json_object_set_new(op, "responses", resp);
+
+	json_object_set_new(item, lower, op);
+}
+
+json_t *
+sb_openapi_build(void)
+{
+	json_t	*doc, *paths;
+
+	paths = json_object();
+	sb_router_foreach(sb_routes, add_operation, paths);
+
+	doc = json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s}], s:o, "
+	    "s:{s:{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}, s:{s:o}}, "
+	    "s:[{s:[]}, {s:[]}]}",
+	    "openapi", "3.1.0",
+	    "info", "title", "Switchboard API", "version", SB_VERSION,
+	    "description", "Generated from the route registry of the running "
+	    "host and its plugins.",
+	    "servers", "url", "/",
+	    "paths", paths,
+	    "components",
+	    "securitySchemes",
+	    "bearerAuth", "type", "http", "scheme", "bearer", "bearerFormat",
+	    "JWT",
+	    "apiKey", "type", "apiKey", "in", "header", "name", "X-API-Key",
+	    "schemas",
+	    "Error", json_pack("{s:s, s:[s, s, s, s, s], s:{s:{s:s}, "
+	    "s:{s:s}, s:{s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, "
+	    "s:{s:s}}}}, s:{s:s}}}",
+	    "type", "object",
+	    "required", "status", "code", "message", "errors", "request_id",
+	    "properties",
+	    "status", "const", "error",
+	    "code", "type", "string",
+	    "message", "type", "string",
+	    "errors", "type", "array", "items", "type", "object",
+	    "properties", "field", "type", "string", "code", "type", "string",
+	    "message", "type", "string",
+	    "request_id", "type", "string"),
+	    "security", "bearerAuth", "apiKey");
+	return (doc);
+}
+
+static void
+sys_openapi(struct sb_req *req)
+{
+	static char	*cached = NULL;
+	json_t		*doc;
+
+	/* The registry is fixed once the workers run: build it once. */
+	if (cached == NULL) {
+		if ((doc = sb_openapi_build()) == NULL) {
+			sb_respond_error(req, 500, "INTERNAL", "cannot build "
+			    "the OpenAPI document", NULL);
+			return;
+		}
+		cached = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_decref(doc);
+	}
+	if (cached == NULL) {
+		sb_respond_error(req, 500, "INTERNAL", "internal error", NULL);
+		return;
+	}
+	sb_resp_header(req, "cache-control", "no-cache");
+	sb_respond_raw(req, 200, "application/json; charset=utf-8", cached,
+	    strlen(cached));
+}
