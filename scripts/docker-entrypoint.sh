@@ -20,10 +20,9 @@
 #                    (default /run/switchboard; with --read-only, mount a tmpfs there)
 #
 # The image already runs as an unprivileged user, so Kore gets -n -r (no chroot, no
-# privilege drop): its seccomp sandbox still applies to the workers.  The rendered
-# kore.conf differs from the source in three ways only: the first `bind` line becomes
-# `bind $SB_BIND $PORT`, the `root`/`runas`/`pidfile` directives are dropped, and the pid
-# file goes to $SB_RUNTIME_DIR.
+# privilege drop): its seccomp sandbox still applies to the workers.  The runtime
+# kore.conf is rendered by scripts/kore-conf.sh, as for `make run`: `bind $SB_BIND $PORT`,
+# no `root`/`runas`, the pid file in $SB_RUNTIME_DIR.
 set -euo pipefail
 
 die() { printf 'docker-entrypoint: error: %s\n' "$*" >&2; exit 1; }
@@ -31,13 +30,6 @@ die() { printf 'docker-entrypoint: error: %s\n' "$*" >&2; exit 1; }
 APP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 PORT=${PORT:-8080}
 SB_BIND=${SB_BIND:-0.0.0.0}
-
-check_listen() {
-	if ! [[ $PORT =~ ^[1-9][0-9]{0,4}$ ]] || ((PORT > 65535)); then
-		die "PORT must be a TCP port number, got '$PORT'"
-	fi
-	[[ -n $SB_BIND && $SB_BIND != *[[:space:]]* ]] || die "SB_BIND must be an address, got '$SB_BIND'"
-}
 
 healthcheck() {
 	local host=$SB_BIND
@@ -49,42 +41,9 @@ healthcheck() {
 	exec curl -fsS -o /dev/null --max-time 4 "http://$host:$PORT/healthz"
 }
 
-# render SRC DST: the runtime kore.conf (see the header).
-render() {
-	local src=$1 dst=$2 rc=0
-	awk -v src="$src" -v addr="$SB_BIND" -v port="$PORT" -v pidfile="${dst%/*}/kore.pid" '
-		BEGIN {
-			print "# Rendered by scripts/docker-entrypoint.sh from " src " at container start."
-			print "pidfile " pidfile
-		}
-		/^[ \t]*(root|runas|pidfile)([ \t]|$)/ {
-			print "# dropped in the container (kore -n -r): " $0
-			next
-		}
-		!bound && /^[ \t]*bind[ \t]/ {
-			line = $0
-			sub(/[^ \t].*$/, "", line)
-			line = line "bind " addr " " port
-			for (i = 4; i <= NF; i++)
-				line = line " " $i
-			print line
-			bound = 1
-			next
-		}
-		{ print }
-		END { if (!bound) exit 3 }
-	' "$src" >"$dst.tmp" || rc=$?
-	case $rc in
-	0) mv -f "$dst.tmp" "$dst" ;;
-	3) rm -f "$dst.tmp"; die "$src has no 'bind' line to point at $SB_BIND $PORT" ;;
-	*) rm -f "$dst.tmp"; die "could not render $dst from $src" ;;
-	esac
-}
-
 serve() {
 	local src rundir kore conf
 	(($(id -u) != 0)) || die "refusing to run Kore as root with -n -r: run the image as its default user (switchboard)"
-	check_listen
 	[[ -n ${DATABASE_URL:-} ]] || die "DATABASE_URL is not set (a libpq URL or conninfo of the PostgreSQL server)"
 	[[ -n ${SB_JWT_SECRET:-} ]] || die "SB_JWT_SECRET is not set (e.g. openssl rand -hex 32; keep it stable and identical across replicas)"
 
@@ -109,8 +68,11 @@ serve() {
 		rundir=$(mktemp -d "${TMPDIR:-/tmp}/switchboard.XXXXXX") ||
 			die "no writable runtime directory: mount a tmpfs at ${SB_RUNTIME_DIR:-/run/switchboard}"
 	fi
+	# The same renderer as `make run`: bind $SB_BIND $PORT, no root/runas, pid file here.
 	conf=$rundir/kore.conf
-	render "$src" "$conf"
+	SB_CHROOT='' SB_PIDFILE=$rundir/kore.pid "$APP/scripts/kore-conf.sh" "$src" >"$conf.tmp" ||
+		die "could not render $conf from $src"
+	mv -f "$conf.tmp" "$conf"
 
 	# Kore logs with printf to stdout, block-buffered on a pipe: line-buffer it so that
 	# `docker logs` keeps up.  exec: Kore becomes PID 1 and gets SIGTERM on `docker stop`.
@@ -122,6 +84,6 @@ serve() {
 
 case ${1:-} in
 '') serve ;;
-healthcheck) check_listen; healthcheck ;;
+healthcheck) healthcheck ;;
 *) exec "$@" ;;
 esac
