@@ -62,7 +62,7 @@ RUN set -eu; \
     for d in plugins/*/migrations; do \
 	if [ -d "$d" ]; then cp -a --parents "$d" /out/; fi; \
     done; \
-    cp -a scripts/docker-entrypoint.sh /out/scripts/
+    cp -a scripts/docker-entrypoint.sh scripts/kore-conf.sh /out/scripts/
 
 # ---------------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
@@ -95,7 +95,7 @@ WORKDIR /app
 COPY --from=builder /out/ /app/
 RUN set -e; \
     install -d -o switchboard -g switchboard -m 0750 /app/var /run/switchboard; \
-    chmod 0755 /app/scripts/docker-entrypoint.sh; \
+    chmod 0755 /app/scripts/docker-entrypoint.sh /app/scripts/kore-conf.sh; \
     for f in /app/build/kore /app/build/switchboard.so /app/build/plugins/*.so; do \
 	[ -e "$f" ] || continue; \
 	if ldd "$f" | grep -q 'not found'; then \

@@ -10,7 +10,7 @@
 #   SB_JWT_SECRET    JWT signing secret (required: a generated one would differ per
 #                    container and change on every restart)
 #   SB_ADMIN_PASSWORD, SB_CONFIG   passed through to the host (SB_CONFIG defaults to
-#                    conf/switchboard.conf, else conf/switchboard.conf.sample)
+#                    conf/switchboard.conf of the application; mount your own copy)
 #   PORT             listening port (default 8080)
 #   SB_BIND          listening address (default 0.0.0.0: the container's network
 #                    namespace is the boundary; publish the port on 127.0.0.1 of the host
@@ -48,15 +48,8 @@ serve() {
 	[[ -n ${SB_JWT_SECRET:-} ]] || die "SB_JWT_SECRET is not set (e.g. openssl rand -hex 32; keep it stable and identical across replicas)"
 
 	cd "$APP"
-	if [[ -z ${SB_CONFIG:-} ]]; then
-		if [[ -f $APP/conf/switchboard.conf ]]; then
-			SB_CONFIG=$APP/conf/switchboard.conf
-		elif [[ -f $APP/conf/switchboard.conf.sample ]]; then
-			SB_CONFIG=$APP/conf/switchboard.conf.sample
-		fi
-	fi
-	[[ -z ${SB_CONFIG:-} ]] || export SB_CONFIG
-	export DATABASE_URL SB_JWT_SECRET PORT SB_BIND
+	SB_CONFIG=${SB_CONFIG:-$APP/conf/switchboard.conf}
+	export DATABASE_URL SB_JWT_SECRET PORT SB_BIND SB_CONFIG
 
 	src=${SB_KORE_CONF:-$APP/kore.conf}
 	[[ -r $src ]] || die "cannot read $src"
