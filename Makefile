@@ -128,7 +128,7 @@ test:
 sanitize:
 	$(MAKE) B=build/asan SAN=address,undefined build
 
-bench: build
+bench: build $(B)/bench/bare.so
 	bench/run.sh
 
 fuzz:
@@ -149,3 +149,8 @@ uninstall:
 
 clean:
 	rm -rf build
+
+# --- Benchmark baseline: a bare Kore module built the same way -------------
+$(B)/bench/bare.so: bench/bare/bare.c $(KORE_FEAT)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(OPT) -fPIC -shared $(KORE_CFLAGS) -o $@ $<
