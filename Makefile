@@ -63,14 +63,17 @@ build: $(KORE_BIN) $(HOST_SO) $(PLUGIN_SO) $(TPLUGIN_SO) $(UNIT_BIN) assets
 # --- Kore -----------------------------------------------------------------
 # Built from the Debian-shipped source with the pinned feature flags.  The
 # features file it writes is what every Kore-including object compiles with.
+# The sanitizer build gives Kore itself ASan only: Kore's pool allocator
+# makes misaligned accesses UBSan would stop on.  Our code gets both.
 $(KORE_BIN) $(KORE_FEAT): mk/kore.mk $(wildcard patches/kore/*.patch)
 	@rm -rf $(KORE_DIR) && mkdir -p $(B) && cp -r $(KORE_SRC) $(KORE_DIR)
 	@for p in $(sort $(wildcard patches/kore/*.patch)); do \
 		patch -s -d $(KORE_DIR) -p1 < $$p || exit 1; done
-	$(MAKE) -s -C $(KORE_DIR) kore $(KORE_FEATURES) \
-		$(if $(SAN),SANITIZE=$(SAN)) >/dev/null
-	cp $(KORE_DIR)/kore $(KORE_BIN)
-	cp $(KORE_DIR)/kore.features $(KORE_FEAT)
+	@echo "KORE $(KORE_FEATURES) $(if $(SAN),SANITIZE=address)"
+	@$(MAKE) -s -C $(KORE_DIR) kore $(KORE_FEATURES) \
+		$(if $(SAN),SANITIZE=address) >/dev/null
+	@cp $(KORE_DIR)/kore $(KORE_BIN)
+	@cp $(KORE_DIR)/kore.features $(KORE_FEAT)
 
 # --- Host -------------------------------------------------------------------
 $(B)/obj/%.o: src/%.c $(wildcard src/*.h) include/switchboard/plugin.h $(KORE_FEAT)
@@ -80,7 +83,8 @@ $(B)/obj/%.o: src/%.c $(wildcard src/*.h) include/switchboard/plugin.h $(KORE_FE
 		$(PKG_CFLAGS) -c $< -o $@
 
 $(HOST_SO): $(HOST_OBJ)
-	$(CC) -shared $(OPT) -o $@ $(HOST_OBJ) $(PKG_LIBS) -ldl
+	@echo "LD $@"
+	@$(CC) -shared $(OPT) -o $@ $(HOST_OBJ) $(PKG_LIBS) -ldl
 
 # --- Plugins --------------------------------------------------------------
 # Each plugins/<name>/ has a Makefile.inc naming its sources (<name>_SRC).
@@ -88,12 +92,14 @@ include $(wildcard plugins/*/Makefile.inc)
 
 $(B)/plugins/%.so: include/switchboard/plugin.h
 	@mkdir -p $(dir $@)
-	$(CC) $(PLUGIN_CFLAGS) $($*_CFLAGS) -o $@ $($*_SRC) \
+	@echo "CC $@"
+	@$(CC) $(PLUGIN_CFLAGS) $($*_CFLAGS) -o $@ $($*_SRC) \
 		$(PLUGIN_LDFLAGS) $($*_LIBS)
 
 $(B)/tests/plugins/%.so: tests/plugins/%.c include/switchboard/plugin.h
 	@mkdir -p $(dir $@)
-	$(CC) $(PLUGIN_CFLAGS) -o $@ $< $(PLUGIN_LDFLAGS)
+	@echo "CC $@"
+	@$(CC) $(PLUGIN_CFLAGS) -o $@ $< $(PLUGIN_LDFLAGS)
 
 # --- Unit tests (pure code, no Kore) ---------------------------------------
 UNIT_DEPS_test_router	:= src/router.c
@@ -104,7 +110,8 @@ UNIT_DEPS_test_migrate	:= src/checksum.c
 
 $(B)/tests/test_%: tests/unit/test_%.c $(wildcard src/*.h) include/switchboard/plugin.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc $(PKG_CFLAGS) -o $@ $< \
+	@echo "CC $@"
+	@$(CC) $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc $(PKG_CFLAGS) -o $@ $< \
 		$(UNIT_DEPS_test_$*) -lcmocka $(PKG_LIBS)
 
 # --- Assets: the console and the offline OpenAPI viewer ---------------------
@@ -112,7 +119,7 @@ assets: $(B)/assets.stamp
 
 $(B)/assets.stamp: package.json package-lock.json scripts/assets.sh
 	@mkdir -p $(B)
-	scripts/assets.sh
+	@scripts/assets.sh
 	@touch $@
 
 # --- Entry points ---------------------------------------------------------
@@ -153,4 +160,5 @@ clean:
 # --- Benchmark baseline: a bare Kore module built the same way -------------
 $(B)/bench/bare.so: bench/bare/bare.c $(KORE_FEAT)
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(OPT) -fPIC -shared $(KORE_CFLAGS) -o $@ $<
+	@echo "CC $@"
+	@$(CC) $(CSTD) $(WARN) $(OPT) -fPIC -shared $(KORE_CFLAGS) -o $@ $<

@@ -26,8 +26,11 @@ mkdir -p "$RESULTS"
 
 # --- C unit tests -------------------------------------------------------
 say "unit tests (cmocka)"
-for t in build/tests/test_*; do
+units=(build/tests/test_*)
+if [[ ${SB_TEST_SANITIZE:-1} != 0 ]]; then units+=(build/asan/tests/test_*); fi
+for t in "${units[@]}"; do
 	[[ -x $t && $t != *_asan ]] || continue
+	echo "-- $t"
 	out=$("$t" 2>&1)
 	rc=$?
 	printf '%s\n' "$out" | grep -E '^\[ *(PASSED|FAILED|  OK|RUN|ERROR) *\]|^\[==========\]' | grep -v '^\[ RUN' | tail -n 4

@@ -134,8 +134,10 @@ plugin_unload(struct sb_plugin *p)
 	p->config_keys = NULL;
 	if (p->handle != NULL) {
 		/* The descriptor's strings live in the library: keep copies. */
-		p->d.id = sb_strdup(p->d.id);
-		p->d.version = sb_strdup(p->d.version);
+		/* NULL when the descriptor was refused before it was read. */
+		p->d.id = p->d.id != NULL ? sb_strdup(p->d.id) : NULL;
+		p->d.version = p->d.version != NULL ?
+		    sb_strdup(p->d.version) : NULL;
 		p->d.name = p->name;
 		p->d.summary = NULL;
 		p->d.depends = NULL;
@@ -336,8 +338,11 @@ plugin_setup(struct sb_plugin *p)
 		if (rc != SB_OK || p->setup_failed) {
 			if (p->error[0] == '\0')
 				plugin_fail(p, "setup() failed");
-			else
-				plugin_fail(p, "%s", p->error);
+			else {
+				/* plugin_fail() writes p->error: copy it. */
+				snprintf(err, sizeof(err), "%s", p->error);
+				plugin_fail(p, "%s", err);
+			}
 			return (-1);
 		}
 		for (k = p->config_keys; k != NULL && k->key != NULL; k++) {

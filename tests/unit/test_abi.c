@@ -1,0 +1,210 @@
+/*
+ * Unit tests for the plugin descriptor checks (src/abi.c).
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sb.h"
+
+static int
+ok_setup(struct sb_plugin *p, const struct sb_host_api *api)
+{
+	(void)p;
+	(void)api;
+	return (SB_OK);
+}
+
+static struct sb_plugin_desc
+good(void)
+{
+	struct sb_plugin_desc	d;
+
+	memset(&d, 0, sizeof(d));
+	d.abi_major = SB_ABI_MAJOR;
+	d.abi_minor = SB_ABI_MINOR;
+	d.size = sizeof(d);
+	d.id = "org.example.good";
+	d.name = "good";
+	d.version = "1.0.0";
+	d.setup = ok_setup;
+	return (d);
+}
+
+static int
+check(const struct sb_plugin_desc *d, uint16_t major, uint16_t minor,
+    char *err, size_t len)
+{
+	err[0] = '\0';
+	return (sb_abi_check(d, major, minor, err, len));
+}
+
+static void
+test_good(void **state)
+{
+	struct sb_plugin_desc	d = good();
+	char			err[256];
+
+	(void)state;
+	assert_int_equal(check(&d, SB_ABI_MAJOR, SB_ABI_MINOR, err,
+	    sizeof(err)), 0);
+	assert_string_equal(err, "");
+}
+
+static void
+test_null(void **state)
+{
+	char	err[256];
+
+	(void)state;
+	assert_int_equal(check(NULL, 1, 0, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no descriptor"));
+}
+
+static void
+test_major(void **state)
+{
+	struct sb_plugin_desc	d = good();
+	char			err[256];
+
+	(void)state;
+	d.abi_major = SB_ABI_MAJOR + 1;
+	assert_int_equal(check(&d, SB_ABI_MAJOR, SB_ABI_MINOR, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "ABI major"));
+	d.abi_major = 0;
+	assert_int_equal(check(&d, SB_ABI_MAJOR, SB_ABI_MINOR, err,
+	    sizeof(err)), -1);
+}
+
+static void
+test_minor(void **state)
+{
+	struct sb_plugin_desc	d = good();
+	char			err[256];
+
+	(void)state;
+	/* A newer plugin minor on this host: refused. */
+	d.abi_minor = SB_ABI_MINOR + 1;
+	assert_int_equal(check(&d, SB_ABI_MAJOR, SB_ABI_MINOR, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "upgrade the host"));
+	/* An older plugin minor on a newer host: accepted, and its
+	 * descriptor may be the size its own minor defined. */
+	d = good();
+	assert_int_equal(check(&d, SB_ABI_MAJOR, SB_ABI_MINOR + 3, err,
+	    sizeof(err)), 0);
+	d.size = sizeof(d) + 64;	/* a newer host's bigger struct */
+	assert_int_equal(check(&d, SB_ABI_MAJOR, SB_ABI_MINOR + 3, err,
+	    sizeof(err)), 0);
+}
+
+static void
+test_size(void **state)
+{
+	struct sb_plugin_desc	d = good();
+	char			err[256];
+
+	(void)state;
+	d.size = sizeof(d) - 8;
+	assert_int_equal(check(&d, SB_ABI_MAJOR, SB_ABI_MINOR, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "smaller"));
+	/* Same minor, but a size this host does not know. */
+	d.size = sizeof(d) + 8;
+	assert_int_equal(check(&d, SB_ABI_MAJOR, SB_ABI_MINOR, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "does not match"));
+}
+
+static void
+test_identity(void **state)
+{
+	struct sb_plugin_desc	d;
+	char			err[256];
+	const char		*bad_ids[] = { NULL, "", "nodots", ".lead",
+				    "trail.", "a..b", "Upper.case", "sp ace.x" };
+	const char		*bad_names[] = { NULL, "", "Upper", "9lead",
+				    "has-dash", "waytoolongnamewaytoolongname"
+				    "waytoolong" };
+	size_t			i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+		d = good();
+		d.id = bad_ids[i];
+		assert_int_equal(check(&d, SB_ABI_MAJOR, SB_ABI_MINOR, err,
+		    sizeof(err)), -1);
+		assert_non_null(strstr(err, "id"));
+	}
+	for (i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+		d = good();
+		d.name = bad_names[i];
+		assert_int_equal(check(&d, SB_ABI_MAJOR, SB_ABI_MINOR, err,
+		    sizeof(err)), -1);
+		assert_non_null(strstr(err, "name"));
+	}
+	d = good();
+	d.id = "io.switchboard.a-b_c.9";
+	assert_int_equal(check(&d, SB_ABI_MAJOR, SB_ABI_MINOR, err,
+	    sizeof(err)), 0);
+	d.version = "";
+	assert_int_equal(check(&d, SB_ABI_MAJOR, SB_ABI_MINOR, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "version"));
+}
+
+static void
+test_mandatory_setup(void **state)
+{
+	struct sb_plugin_desc	d = good();
+	char			err[256];
+
+	(void)state;
+	d.setup = NULL;
+	assert_int_equal(check(&d, SB_ABI_MAJOR, SB_ABI_MINOR, err,
+	    sizeof(err)), -1);
+	assert_string_equal(err, "missing mandatory slot setup");
+}
+
+static void
+test_api_has(void **state)
+{
+	struct sb_host_api	api;
+
+	(void)state;
+	memset(&api, 0, sizeof(api));
+	api.size = offsetof(struct sb_host_api, publish);
+	api.log = (void (*)(struct sb_plugin *, enum sb_log_level,
+	    const char *, ...))1;
+	assert_true(SB_API_HAS(&api, log));
+	/* Beyond the size the host says it has: absent, even if set. */
+	api.db_query = (struct sb_db_res *(*)(struct sb_plugin *,
+	    const char *, int, const char *const *))1;
+	assert_false(SB_API_HAS(&api, db_query));
+	api.size = sizeof(api);
+	assert_true(SB_API_HAS(&api, db_query));
+	assert_false(SB_API_HAS(&api, publish));	/* NULL slot */
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good),
+		cmocka_unit_test(test_null),
+		cmocka_unit_test(test_major),
+		cmocka_unit_test(test_minor),
+		cmocka_unit_test(test_size),
+		cmocka_unit_test(test_identity),
+		cmocka_unit_test(test_mandatory_setup),
+		cmocka_unit_test(test_api_has),
+	};
+
+	return (cmocka_run_group_tests_name("abi", tests, NULL, NULL));
+}
