@@ -115,6 +115,10 @@ export function rawRequest(port, { method = 'GET', path = '/', headers = {}, bod
       sock.write(head + '\r\n');
       if (payload) { sock.write(payload); return; }
       if (!bodyLength) return;
+      // A server may refuse the body on its headers alone: give it the
+      // chance to answer before streaming (writing into a connection it
+      // already closed loses the answer to EPIPE/ECONNRESET).
+      for (let i = 0; i < 10 && !parsed && !done; i++) await new Promise((r) => setTimeout(r, 50));
       const chunk = Buffer.alloc(64 * 1024, fill);
       let sent = 0;
       while (sent < bodyLength && !done && !parsed && !sock.destroyed) {
