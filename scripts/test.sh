@@ -3,7 +3,8 @@
 # PostgreSQL under build/test-var, runs every test layer and ends with one
 # line "N passed, N failed".
 #
-#   layers: C unit tests (cmocka) -> black-box HTTP tests (node --test)
+#   layers: C unit tests (cmocka, normal and ASan/UBSan builds) -> the
+#           unit tests under valgrind -> black-box HTTP tests (node --test)
 #           against the normal build -> the same black-box suite against
 #           the ASan/UBSan build (SB_TEST_SANITIZE=0 skips it).
 set -uo pipefail
@@ -40,6 +41,20 @@ for t in "${units[@]}"; do
 	failed=$((failed + ${f:-0}))
 	if [[ $rc -ne 0 && -z $f ]]; then
 		echo "$t exited $rc"
+		failed=$((failed + 1))
+	fi
+done
+
+# --- valgrind over the unit tests ---------------------------------------
+say "valgrind (unit tests)"
+for t in build/tests/test_*; do
+	[[ -x $t ]] || continue
+	if valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=all \
+	    "$t" >"$RESULTS/valgrind-$(basename "$t").log" 2>&1; then
+		echo "ok   valgrind $t"
+		passed=$((passed + 1))
+	else
+		echo "FAIL valgrind $t (see $RESULTS/valgrind-$(basename "$t").log)"
 		failed=$((failed + 1))
 	fi
 done

@@ -199,3 +199,41 @@ export async function waitWorkerPids(srv, n, timeout = 10000) {
   await poll(() => workerPids(srv).length >= n, { timeout, interval: 50 });
   return workerPids(srv);
 }
+
+// Kore hands new connections to whichever worker holds its accept lock,
+// and a worker keeps the lock until it is busy (16 connections accepted in
+// one go).  To spread requests over the workers: keep the lock holder busy
+// with a few logins (Argon2id: tens of milliseconds each) while `requests`
+// all connect at once, then send them.  Each request is an object for
+// rawRequest() (method, path, headers, body); answers come back in order.
+export async function burst(port, requests, { password } = {}) {
+  const blockers = password === undefined ? [] : Array.from({ length: 3 }, () => rawRequest(port, {
+    method: 'POST', path: '/api/v1/auth/login', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }) }));
+  await sleep(5);
+  const socks = await Promise.all(requests.map(() => new Promise((res, rej) => {
+    const s = connect(port, '127.0.0.1', () => res(s));
+    s.once('error', rej);
+  })));
+  const answers = await Promise.all(socks.map((s, i) => new Promise((res, rej) => {
+    const { method = 'GET', path, headers = {}, body } = requests[i];
+    const chunks = [];
+    s.on('data', (d) => chunks.push(d));
+    s.on('error', rej);
+    s.on('end', () => {
+      try {
+        const r = parseResponse(Buffer.concat(chunks), { head: method === 'HEAD', closed: true });
+        if (r) res(r); else rej(new Error(`no response to ${method} ${path}`));
+      } catch (e) { rej(e); }
+    });
+    const payload = body === undefined ? null : Buffer.from(body);
+    const h = { host: `127.0.0.1:${port}`, connection: 'close', ...headers };
+    if (payload) h['content-length'] = String(payload.length);
+    let head = `${method} ${path} HTTP/1.1\r\n`;
+    for (const [k, v] of Object.entries(h)) head += `${k}: ${v}\r\n`;
+    s.write(head + '\r\n');
+    if (payload) s.write(payload);
+  })));
+  await Promise.all(blockers);
+  return answers;
+}
