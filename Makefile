@@ -102,13 +102,14 @@ $(B)/tests/plugins/%.so: tests/plugins/%.c include/switchboard/plugin.h
 	@$(CC) $(PLUGIN_CFLAGS) -o $@ $< $(PLUGIN_LDFLAGS)
 
 # --- Unit tests (pure code, no Kore) ---------------------------------------
-UNIT_DEPS_test_router	:= src/router.c
-UNIT_DEPS_test_validate	:= src/validate.c
-UNIT_DEPS_test_conf	:= src/conf.c
+UNIT_DEPS_test_router	:= src/router.c src/text.c
+UNIT_DEPS_test_validate	:= src/validate.c src/text.c
+UNIT_DEPS_test_conf	:= src/conf.c src/text.c
 UNIT_DEPS_test_abi	:= src/abi.c
-UNIT_DEPS_test_migrate	:= src/checksum.c
 
-$(B)/tests/test_%: tests/unit/test_%.c $(wildcard src/*.h) include/switchboard/plugin.h
+.SECONDEXPANSION:
+$(B)/tests/test_%: tests/unit/test_%.c $$(UNIT_DEPS_test_$$*) $(wildcard src/*.h) \
+    include/switchboard/plugin.h
 	@mkdir -p $(dir $@)
 	@echo "CC $@"
 	@$(CC) $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc $(PKG_CFLAGS) -o $@ $< \

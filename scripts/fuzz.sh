@@ -12,7 +12,7 @@ for h in tests/fuzz/fuzz_*.c; do
 	sub=${name#fuzz_}
 	out=build/fuzz/$name
 	mkdir -p "$out/corpus"
-	clang "${flags[@]}" -o "$out/$name" "$h" "src/$sub.c" $(pkg-config --libs jansson)
+	clang "${flags[@]}" -o "$out/$name" "$h" "src/$sub.c" src/text.c $(pkg-config --libs jansson)
 	echo "fuzzing $name for ${secs}s"
 	(cd "$out" && "./$name" -max_total_time="$secs" -max_len=8192 corpus >/dev/null 2>"$name.log") ||
 		{ echo "$name found a crash: see $out/$name.log" >&2; exit 1; }

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "text.h"
 
 struct conf_key {
 	TAILQ_ENTRY(conf_key)	 list;
@@ -49,8 +50,6 @@ struct pos {
 	size_t			 errlen;
 };
 
-static void		 seterr(char *, size_t, const char *, ...)
-			    __attribute__((format(printf, 3, 4)));
 static void		 poserr(const struct pos *, const char *, ...)
 			    __attribute__((format(printf, 2, 3)));
 static int		 is_space(int);
@@ -87,16 +86,16 @@ sb_conf_parse(const char *text, size_t len, const char *source_name,
 	pos.errlen = errlen;
 
 	if (len > SB_CONF_FILE_MAX) {
-		seterr(err, errlen, "%s: file too large (%zu bytes, limit %d)",
+		sb_seterr(err, errlen, "%s: file too large (%zu bytes, limit %d)",
 		    pos.source, len, SB_CONF_FILE_MAX);
 		return (NULL);
 	}
 	if (text == NULL && len > 0) {
-		seterr(err, errlen, "%s: no text", pos.source);
+		sb_seterr(err, errlen, "%s: no text", pos.source);
 		return (NULL);
 	}
 	if ((conf = calloc(1, sizeof(*conf))) == NULL) {
-		seterr(err, errlen, "%s: out of memory", pos.source);
+		sb_seterr(err, errlen, "%s: out of memory", pos.source);
 		return (NULL);
 	}
 	TAILQ_INIT(&conf->sections);
@@ -144,21 +143,21 @@ sb_conf_load(const char *path, char *err, size_t errlen)
 	conf = NULL;
 	buf = NULL;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		sb_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (fstat(fd, &st) == -1) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		sb_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		seterr(err, errlen, "%s: not a regular file", path);
+		sb_seterr(err, errlen, "%s: not a regular file", path);
 		goto out;
 	}
 	/* One byte more than the limit tells "too large" from "at it",
 	 * even if the file grows between fstat() and read(). */
 	if ((buf = malloc(SB_CONF_FILE_MAX + 1)) == NULL) {
-		seterr(err, errlen, "%s: out of memory", path);
+		sb_seterr(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
 	len = 0;
@@ -167,7 +166,7 @@ sb_conf_load(const char *path, char *err, size_t errlen)
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			seterr(err, errlen, "%s: %s", path, strerror(errno));
+			sb_seterr(err, errlen, "%s: %s", path, strerror(errno));
 			goto out;
 		}
 		if (n == 0)
@@ -220,51 +219,60 @@ sb_conf_get(const struct sb_conf *conf, const char *section, const char *key)
 }
 
 int
-sb_conf_bool(const struct sb_conf *conf, const char *section, const char *key,
-    int fallback, int *ok)
+sb_conf_parse_bool(const char *v, int *out)
 {
 	static const char *const	 yes[] = { "yes", "true", "on", "1" };
 	static const char *const	 no[] = { "no", "false", "off", "0" };
-	const char			*v;
 	size_t				 i;
+
+	for (i = 0; v != NULL && i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = 1;
+			return (0);
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = 0;
+			return (0);
+		}
+	}
+	return (-1);
+}
+
+int
+sb_conf_bool(const struct sb_conf *conf, const char *section, const char *key,
+    int fallback, int *ok)
+{
+	const char	*v;
+	int		 b;
 
 	if (ok != NULL)
 		*ok = 1;
 	if ((v = sb_conf_get(conf, section, key)) == NULL)
 		return (fallback);
-	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (strcasecmp(v, yes[i]) == 0)
-			return (1);
-		if (strcasecmp(v, no[i]) == 0)
-			return (0);
-	}
+	if (sb_conf_parse_bool(v, &b) == 0)
+		return (b);
 	if (ok != NULL)
 		*ok = 0;
 	return (fallback);
 }
 
-long long
-sb_conf_int(const struct sb_conf *conf, const char *section, const char *key,
-    long long fallback, int *ok)
+int
+sb_conf_parse_int(const char *v, long long *out)
 {
-	const char		*v, *p;
+	const char		*p;
 	unsigned long long	 n, mult;
 	int			 neg;
 
-	if (ok != NULL)
-		*ok = 1;
-	if ((v = sb_conf_get(conf, section, key)) == NULL)
-		return (fallback);
-
-	p = v;
+	if ((p = v) == NULL)
+		return (-1);
 	neg = 0;
 	if (*p == '-' || *p == '+')
 		neg = *p++ == '-';
 	if (*p < '0' || *p > '9')
-		goto bad;
+		return (-1);
 	for (n = 0; *p >= '0' && *p <= '9'; p++) {
 		if (n > (ULLONG_MAX - (unsigned)(*p - '0')) / 10)
-			goto bad;
+			return (-1);
 		n = n * 10 + (unsigned)(*p - '0');
 	}
 	switch (*p) {
@@ -288,18 +296,33 @@ sb_conf_int(const struct sb_conf *conf, const char *section, const char *key,
 		break;
 	}
 	if (*p != '\0' || __builtin_mul_overflow(n, mult, &n))
-		goto bad;
+		return (-1);
 	if (neg) {
 		if (n > (unsigned long long)LLONG_MAX + 1)
-			goto bad;
+			return (-1);
 		/* -(LLONG_MAX + 1) without overflowing on the way. */
-		return (n == 0 ? 0 : -(long long)(n - 1) - 1);
+		*out = n == 0 ? 0 : -(long long)(n - 1) - 1;
+		return (0);
 	}
 	if (n > (unsigned long long)LLONG_MAX)
-		goto bad;
-	return ((long long)n);
+		return (-1);
+	*out = (long long)n;
+	return (0);
+}
 
-bad:
+long long
+sb_conf_int(const struct sb_conf *conf, const char *section, const char *key,
+    long long fallback, int *ok)
+{
+	const char	*v;
+	long long	 n;
+
+	if (ok != NULL)
+		*ok = 1;
+	if ((v = sb_conf_get(conf, section, key)) == NULL)
+		return (fallback);
+	if (sb_conf_parse_int(v, &n) == 0)
+		return (n);
 	if (ok != NULL)
 		*ok = 0;
 	return (fallback);
@@ -366,18 +389,6 @@ sb_conf_foreach_key(const struct sb_conf *conf, const char *section,
 }
 
 static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static void
 poserr(const struct pos *pos, const char *fmt, ...)
 {
 	va_list	ap;
@@ -388,7 +399,7 @@ poserr(const struct pos *pos, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	seterr(pos->err, pos->errlen, "%s:%zu: %s", pos->source, pos->line,
+	sb_seterr(pos->err, pos->errlen, "%s:%zu: %s", pos->source, pos->line,
 	    msg);
 }
 

@@ -59,4 +59,9 @@ void		 sb_conf_foreach_key(const struct sb_conf *,
 		    void (*)(const char *key, const char *value, void *arg),
 		    void *arg);
 
+/* The value syntax of sb_conf_bool / sb_conf_int, for values read
+ * elsewhere (plugin configuration): 0, or -1 when v is not valid. */
+int	sb_conf_parse_bool(const char *v, int *out);
+int	sb_conf_parse_int(const char *v, long long *out);
+
 #endif /* SB_CONF_H */

@@ -23,6 +23,7 @@
 
 #include "sb.h"
 #include "router.h"
+#include "text.h"
 #include "validate.h"
 
 int	sb_http_dispatch(struct http_request *);
@@ -435,18 +436,6 @@ sb_req_param(struct sb_req *req, const char *name)
 	return (sb_router_param(req->match, name));
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
-}
-
 /* Decode application/x-www-form-urlencoded in place; -1 on bad input. */
 static int
 form_decode(char *s)
@@ -458,7 +447,7 @@ form_decode(char *s)
 		if (*r == '+') {
 			*w = ' ';
 		} else if (*r == '%') {
-			if ((hi = hexval(r[1])) < 0 || (lo = hexval(r[2])) < 0)
+			if ((hi = sb_hexval(r[1])) < 0 || (lo = sb_hexval(r[2])) < 0)
 				return (-1);
 			*w = (char)(hi << 4 | lo);
 			if (*w == '\0')

@@ -816,34 +816,29 @@ static long long
 api_config_int(struct sb_plugin *p, const char *key, long long fallback)
 {
 	const char	*v;
-	char		*end;
-	long long	n;
+	long long	 n;
 
 	if ((v = api_config_get(p, key)) == NULL)
 		return (fallback);
-	errno = 0;
-	n = strtoll(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0') {
-		sb_log(SB_LOG_WARN, "plugin", "[plugin %s] %s=\"%s\" is not "
-		    "a number: using %lld", p->name, key, v, fallback);
-		return (fallback);
-	}
-	return (n);
+	if (sb_conf_parse_int(v, &n) == 0)
+		return (n);
+	sb_log(SB_LOG_WARN, "plugin", "[plugin %s] %s=\"%s\" is not a number: "
+	    "using %lld", p->name, key, v, fallback);
+	return (fallback);
 }
 
 static int
 api_config_bool(struct sb_plugin *p, const char *key, int fallback)
 {
 	const char	*v;
+	int		 b;
 
 	if ((v = api_config_get(p, key)) == NULL)
 		return (fallback);
-	if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") ||
-	    !strcasecmp(v, "on") || !strcmp(v, "1"))
-		return (1);
-	if (!strcasecmp(v, "no") || !strcasecmp(v, "false") ||
-	    !strcasecmp(v, "off") || !strcmp(v, "0"))
-		return (0);
+	if (sb_conf_parse_bool(v, &b) == 0)
+		return (b);
+	sb_log(SB_LOG_WARN, "plugin", "[plugin %s] %s=\"%s\" is not yes/no: "
+	    "using %s", p->name, key, v, fallback ? "yes" : "no");
 	return (fallback);
 }
 

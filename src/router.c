@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "router.h"
+#include "text.h"
 
 enum method {
 	M_GET = 0,
@@ -85,8 +86,6 @@ static const char *const method_names[M_COUNT] = {
 	"GET", "POST", "PUT", "PATCH", "DELETE"
 };
 
-static void		 seterr(char *, size_t, const char *, ...)
-			    __attribute__((format(printf, 3, 4)));
 static int		 method_index(const char *);
 static int		 seg_cmp(const char *, size_t, const char *, size_t);
 static struct edge	*edge_find(const struct node *, const char *, size_t);
@@ -97,7 +96,6 @@ static int		 param_name_ok(const char *, size_t);
 static int		 pattern_parse(const char *, struct pseg **, size_t *,
 			    size_t *, char *, size_t);
 static void		 route_free(struct route *);
-static int		 hexval(int);
 static int		 value_ok(const char *, size_t);
 static char		*value_decode(const char *, size_t);
 static void		 walk(const struct node *, const char *, size_t,
@@ -146,11 +144,11 @@ sb_router_add(struct sb_router *r, const char *method, const char *pattern,
 	rt = NULL;
 
 	if (r == NULL || method == NULL || pattern == NULL) {
-		seterr(err, errlen, "route without method or pattern");
+		sb_seterr(err, errlen, "route without method or pattern");
 		goto out;
 	}
 	if ((m = method_index(method)) == -1) {
-		seterr(err, errlen, "route %s %s: unknown method \"%s\" "
+		sb_seterr(err, errlen, "route %s %s: unknown method \"%s\" "
 		    "(allowed: GET, POST, PUT, PATCH, DELETE)",
 		    method, pattern, method);
 		goto out;
@@ -169,7 +167,7 @@ sb_router_add(struct sb_router *r, const char *method, const char *pattern,
 			n = NULL;
 	}
 	if (n != NULL && n->routes[m] != NULL) {
-		seterr(err, errlen, "route %s %s clashes with %s %s",
+		sb_seterr(err, errlen, "route %s %s clashes with %s %s",
 		    method_names[m], pattern, method_names[m],
 		    n->routes[m]->pattern);
 		goto out;
@@ -212,7 +210,7 @@ sb_router_add(struct sb_router *r, const char *method, const char *pattern,
 	goto out;
 
 nomem:
-	seterr(err, errlen, "route %s %s: out of memory", method, pattern);
+	sb_seterr(err, errlen, "route %s %s: out of memory", method, pattern);
 out:
 	if (rt != NULL)
 		route_free(rt);
@@ -300,18 +298,6 @@ sb_router_foreach(const struct sb_router *r,
 		return;
 	TAILQ_FOREACH(rt, &r->routes, list)
 		cb(method_names[rt->method], rt->pattern, rt->data, arg);
-}
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 static int
@@ -457,7 +443,7 @@ pattern_parse(const char *pattern, struct pseg **segsp, size_t *nsegsp,
 	*nparamsp = 0;
 
 	if (pattern[0] != '/') {
-		seterr(err, errlen, "route pattern \"%s\": must start with '/'",
+		sb_seterr(err, errlen, "route pattern \"%s\": must start with '/'",
 		    pattern);
 		return (-1);
 	}
@@ -469,7 +455,7 @@ pattern_parse(const char *pattern, struct pseg **segsp, size_t *nsegsp,
 			n++;
 	}
 	if ((segs = calloc(n, sizeof(*segs))) == NULL) {
-		seterr(err, errlen, "route pattern \"%s\": out of memory",
+		sb_seterr(err, errlen, "route pattern \"%s\": out of memory",
 		    pattern);
 		return (-1);
 	}
@@ -481,7 +467,7 @@ pattern_parse(const char *pattern, struct pseg **segsp, size_t *nsegsp,
 		end = strchrnul(s, '/');
 		len = end - s;
 		if (len == 0) {
-			seterr(err, errlen, "route pattern \"%s\": %s", pattern,
+			sb_seterr(err, errlen, "route pattern \"%s\": %s", pattern,
 			    *end == '\0' ? "trailing slash" : "empty segment");
 			goto fail;
 		}
@@ -492,13 +478,13 @@ pattern_parse(const char *pattern, struct pseg **segsp, size_t *nsegsp,
 			if (s[0] != '{' || s[len - 1] != '}' ||
 			    memchr(s + 1, '{', len - 1) != NULL ||
 			    memchr(s, '}', len - 1) != NULL) {
-				seterr(err, errlen, "route pattern \"%s\": "
+				sb_seterr(err, errlen, "route pattern \"%s\": "
 				    "malformed parameter segment \"%.*s\"",
 				    pattern, (int)len, s);
 				goto fail;
 			}
 			if (!param_name_ok(s + 1, len - 2)) {
-				seterr(err, errlen, "route pattern \"%s\": "
+				sb_seterr(err, errlen, "route pattern \"%s\": "
 				    "parameter name \"%.*s\" must match "
 				    "[a-z_][a-z0-9_]*", pattern,
 				    (int)(len - 2), s + 1);
@@ -507,14 +493,14 @@ pattern_parse(const char *pattern, struct pseg **segsp, size_t *nsegsp,
 			for (i = 0; i < nsegs; i++) {
 				if (segs[i].param && segs[i].len == len &&
 				    memcmp(segs[i].s, s, len) == 0) {
-					seterr(err, errlen, "route pattern "
+					sb_seterr(err, errlen, "route pattern "
 					    "\"%s\": duplicate parameter %.*s",
 					    pattern, (int)len, s);
 					goto fail;
 				}
 			}
 			if (++nparams > SB_ROUTER_MAX_PARAMS) {
-				seterr(err, errlen, "route pattern \"%s\": more "
+				sb_seterr(err, errlen, "route pattern \"%s\": more "
 				    "than %d parameters", pattern,
 				    SB_ROUTER_MAX_PARAMS);
 				goto fail;
@@ -523,13 +509,13 @@ pattern_parse(const char *pattern, struct pseg **segsp, size_t *nsegsp,
 		} else {
 			if ((len == 1 && s[0] == '.') ||
 			    (len == 2 && s[0] == '.' && s[1] == '.')) {
-				seterr(err, errlen, "route pattern \"%s\": "
+				sb_seterr(err, errlen, "route pattern \"%s\": "
 				    "dot segment", pattern);
 				goto fail;
 			}
 			for (j = 0; j < len; j++) {
 				if (!literal_char((unsigned char)s[j])) {
-					seterr(err, errlen, "route pattern "
+					sb_seterr(err, errlen, "route pattern "
 					    "\"%s\": invalid character 0x%02x "
 					    "in segment \"%.*s\"", pattern,
 					    (unsigned char)s[j], (int)len, s);
@@ -561,18 +547,6 @@ route_free(struct route *rt)
 	free(rt);
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
-}
-
 /*
  * A parameter value must decode cleanly and must not smuggle a NUL (it
  * would truncate the C string handlers see) or a '/' (it would make one
@@ -589,8 +563,8 @@ value_ok(const char *s, size_t len)
 	for (i = 0; i < len; i++) {
 		if (s[i] != '%')
 			continue;
-		if (len - i < 3 || (hi = hexval((unsigned char)s[i + 1])) == -1 ||
-		    (lo = hexval((unsigned char)s[i + 2])) == -1)
+		if (len - i < 3 || (hi = sb_hexval((unsigned char)s[i + 1])) == -1 ||
+		    (lo = sb_hexval((unsigned char)s[i + 2])) == -1)
 			return (0);
 		c = hi << 4 | lo;
 		if (c == '\0' || c == '/')
@@ -611,8 +585,8 @@ value_decode(const char *s, size_t len)
 		return (NULL);
 	for (i = 0, o = 0; i < len; i++) {
 		if (s[i] == '%') {
-			v[o++] = (char)(hexval((unsigned char)s[i + 1]) << 4 |
-			    hexval((unsigned char)s[i + 2]));
+			v[o++] = (char)(sb_hexval((unsigned char)s[i + 1]) << 4 |
+			    sb_hexval((unsigned char)s[i + 2]));
 			i += 2;
 		} else {
 			v[o++] = s[i];

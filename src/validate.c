@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "text.h"
 #include "validate.h"
 
 static int		 add_error(json_t *, const char *, const char *,
@@ -38,7 +39,6 @@ static int		 is_blank(const char *, size_t);
 static json_t		*field_schema(const struct sb_field *);
 static int		 days_in_month(int, int);
 static int		 digits(const char *, int, int *);
-static int		 hexdigit(int);
 
 int
 sb_validate(const struct sb_field *fields, const json_t *body, json_t *errors)
@@ -256,7 +256,7 @@ sb_validate_uri(const char *s)
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
 		    strchr("<>\"{}|\\^`", *p) != NULL)
 			return (0);
-		if (*p == '%' && (hexdigit(p[1]) == -1 || hexdigit(p[2]) == -1))
+		if (*p == '%' && (sb_hexval(p[1]) == -1 || sb_hexval(p[2]) == -1))
 			return (0);
 	}
 
@@ -736,14 +736,3 @@ digits(const char *s, int n, int *out)
 	return (1);
 }
 
-static int
-hexdigit(int c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
-}

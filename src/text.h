@@ -1,0 +1,18 @@
+/*
+ * Small text helpers shared by the pure parsers (router, validation,
+ * configuration, the request path).  No Kore, no allocation.
+ */
+
+#ifndef SB_TEXT_H
+#define SB_TEXT_H
+
+#include <stddef.h>
+
+/* Value of a hexadecimal digit, or -1. */
+int	sb_hexval(int c);
+
+/* vsnprintf into err when err is not NULL and errlen > 0. */
+void	sb_seterr(char *err, size_t errlen, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+
+#endif /* SB_TEXT_H */
