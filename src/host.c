@@ -103,6 +103,7 @@ kore_seccomp_hook(void)
 	struct sb_plugin	*p;
 	struct sock_filter	*f;
 	size_t			i, n;
+	char			name[64];
 
 	/* The host's own needs beyond Kore's worker, pgsql and curl lists. */
 	static struct sock_filter host_filter[] = {
@@ -115,8 +116,9 @@ kore_seccomp_hook(void)
 		KORE_SYSCALL_ALLOW(getrusage),
 	};
 
-	kore_seccomp_filter("switchboard", host_filter,
-	    KORE_FILTER_LEN(host_filter));
+	if (!kore_seccomp_filter("switchboard", host_filter,
+	    KORE_FILTER_LEN(host_filter)))
+		fatalx("seccomp filter switchboard refused");
 
 	TAILQ_FOREACH(p, &sb_plugins, list) {
 		if (p->state != SB_PLUGIN_READY || p->seccomp_len == 0)
@@ -132,9 +134,12 @@ kore_seccomp_hook(void)
 			f[i * 2] = cmp[0];
 			f[i * 2 + 1] = cmp[1];
 		}
-		/* kore_seccomp_filter copies the program. */
-		kore_seccomp_filter(p->name, f, n);
-		free(f);
+		/* Kore keeps the pointer (it does not copy the program): the
+		 * allocation lives as long as the worker.  Prefixed names
+		 * cannot collide with Kore's own ("worker", "pgsql", ...). */
+		snprintf(name, sizeof(name), "plugin:%s", p->name);
+		if (!kore_seccomp_filter(name, f, n))
+			fatalx("seccomp filter %s refused", name);
 	}
 }
 

@@ -5,6 +5,8 @@
  * also has a handler that forgets to answer and one that touches the
  * database on every call.
  */
+#include <sys/syscall.h>
+
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -86,6 +88,15 @@ probe_whoami(struct sb_req *req)
 	    "param", api->req_param(req, "name")));
 }
 
+/* Needs getppid(2), which Kore's worker filter does not allow: the
+ * allowance declared in setup() is what lets this run in the sandbox. */
+static void
+probe_ppid(struct sb_req *req)
+{
+	api->respond_json(req, 200, json_pack("{s:i, s:i}", "pid", getpid(),
+	    "ppid", (int)syscall(SYS_getppid)));
+}
+
 static const struct sb_route routes[] = {
 	{ .method = "POST", .path = "/api/v1/probe/publish",
 	  .flags = SB_ROUTE_PUBLIC, .handler = probe_publish,
@@ -94,6 +105,8 @@ static const struct sb_route routes[] = {
 	  .flags = SB_ROUTE_PUBLIC, .handler = probe_received },
 	{ .method = "GET", .path = "/api/v1/probe/noresponse",
 	  .flags = SB_ROUTE_PUBLIC, .handler = probe_noresponse },
+	{ .method = "GET", .path = "/api/v1/probe/ppid",
+	  .flags = SB_ROUTE_PUBLIC, .handler = probe_ppid },
 	{ .method = "GET", .path = "/api/v1/probe/db",
 	  .flags = SB_ROUTE_PUBLIC, .handler = probe_db },
 	{ .method = "GET", .path = "/api/v1/probe/hello/{name}",
@@ -121,11 +134,14 @@ probe_on_ping(struct sb_plugin *p, const struct sb_event *ev, void *arg)
 	api->db_free(r);
 }
 
+static const long probe_syscalls[] = { SYS_getppid };
+
 static int
 probe_setup(struct sb_plugin *p, const struct sb_host_api *host)
 {
 	api = host;
-	if (api->permission_add(p, "probe.manage", "Test permission") !=
+	if (api->seccomp_allow(p, probe_syscalls, 1) != SB_OK ||
+	    api->permission_add(p, "probe.manage", "Test permission") !=
 	    SB_OK || api->routes_add(p, routes) != SB_OK ||
 	    api->migrations_add(p, "probe_migrations") != SB_OK ||
 	    api->event_declare(p, "probe.ping", "Test event") != SB_OK ||

@@ -114,7 +114,9 @@ export async function startServer(opts = {}) {
     UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
     ...(opts.env ?? {}),
   };
-  const child = spawn(join(BUILD, 'kore'), args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // stdbuf: Kore's own log lines are printf'd, block-buffered into a pipe.
+  const child = spawn('stdbuf', ['-oL', join(BUILD, 'kore'), ...args],
+    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const srv = new Server({ child, port, dir, database, dbUrl });
   await srv.waitReady(opts.expectFailure);
   return srv;
