@@ -115,7 +115,7 @@ test('GET /api/v1/plugins lists every plugin with its state and declarations', a
   assert.equal(probe.id, 'io.switchboard.test.probe');
   assert.deepEqual(probe.permissions, ['probe.manage']);
   assert.deepEqual(probe.events.map((e) => e.name), ['probe.ping']);
-  assert.equal(probe.routes.length, 6);
+  assert.equal(probe.routes.length, 7);
 
   for (const [name, { reason, abi }] of Object.entries(BAD)) {
     const p = byName[name];

@@ -110,7 +110,9 @@ export async function startServer(opts = {}) {
     SB_JWT_SECRET: JWT_SECRET,
     SB_ADMIN_PASSWORD: ADMIN_PASSWORD,
     SB_CONFIG: join(dir, 'switchboard.conf'),
-    ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:print_summary=1',
+    // verify_asan_link_order=0: stdbuf's LD_PRELOAD comes before the ASan
+    // runtime, which Kore links itself.
+    ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:print_summary=1:verify_asan_link_order=0',
     UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
     ...(opts.env ?? {}),
   };
