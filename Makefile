@@ -14,6 +14,7 @@ PREFIX	?= /usr/local
 B	?= build
 SAN	?=
 
+VERSION	:= $(shell cat VERSION)
 PKGS	:= libpq jansson libmagic vips libcurl libjwt openssl libargon2
 
 WARN	:= -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
@@ -76,10 +77,11 @@ $(KORE_BIN) $(KORE_FEAT): mk/kore.mk $(wildcard patches/kore/*.patch)
 	@cp $(KORE_DIR)/kore.features $(KORE_FEAT)
 
 # --- Host -------------------------------------------------------------------
-$(B)/obj/%.o: src/%.c $(wildcard src/*.h) include/switchboard/plugin.h $(KORE_FEAT)
+$(B)/obj/%.o: src/%.c $(wildcard src/*.h) include/switchboard/plugin.h $(KORE_FEAT) VERSION
 	@mkdir -p $(dir $@)
 	@echo "CC $<"
 	@$(CC) $(CSTD) $(WARN) $(OPT) -fPIC $(KORE_CFLAGS) -Iinclude -Isrc \
+		-DSB_VERSION='"$(VERSION)"' \
 		$(PKG_CFLAGS) -c $< -o $@
 
 $(HOST_SO): $(HOST_OBJ)
@@ -148,7 +150,7 @@ install: include/switchboard/plugin.h
 		$(DESTDIR)$(PREFIX)/include/switchboard/plugin.h
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	sed -e 's|@PREFIX@|$(PREFIX)|g' \
-	    -e "s|@VERSION@|$$(cat VERSION)|g" switchboard.pc.in \
+	    -e 's|@VERSION@|$(VERSION)|g' switchboard.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchboard.pc
 
 uninstall:

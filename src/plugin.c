@@ -492,6 +492,29 @@ sb_permission_exists(const char *name)
 	return (0);
 }
 
+/* Declared keys with their effective values; secrets are never shown. */
+static json_t *
+describe_config(const struct sb_plugin *p)
+{
+	const struct sb_config_key	*k;
+	const char			*v;
+	char				 section[128];
+	json_t				*o;
+
+	o = json_object();
+	snprintf(section, sizeof(section), "plugin %s", p->name);
+	for (k = p->config_keys; k != NULL && k->key != NULL; k++) {
+		v = sb_conf_get(sb_config, section, k->key);
+		if (v == NULL)
+			v = k->default_value;
+		if ((k->flags & SB_CONF_SECRET) && v != NULL)
+			v = "********";
+		json_object_set_new(o, k->key, v != NULL ? json_string(v) :
+		    json_null());
+	}
+	return (o);
+}
+
 json_t *
 sb_plugin_describe(const struct sb_plugin *p)
 {
@@ -541,6 +564,7 @@ sb_plugin_describe(const struct sb_plugin *p)
 	json_object_set_new(o, "error", p->error[0] != '\0' ?
 	    json_string(p->error) : json_null());
 	json_object_set_new(o, "required", json_boolean(p->required));
+	json_object_set_new(o, "config", describe_config(p));
 	json_object_set_new(o, "requests", json_integer((json_int_t)
 	    p->requests));
 	return (o);

@@ -21,7 +21,9 @@ struct http_request;
 struct sb_router;
 struct sb_conf;
 
-#define SB_VERSION		"0.1.0"
+#ifndef SB_VERSION
+#define SB_VERSION		"0.0.0-dev"	/* the Makefile passes VERSION */
+#endif
 #define SB_HOST_ID		"io.switchboard.host"
 
 /* --- host.c: process-wide settings, filled in the parent before fork. --- */

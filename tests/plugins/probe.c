@@ -136,11 +136,20 @@ probe_on_ping(struct sb_plugin *p, const struct sb_event *ev, void *arg)
 
 static const long probe_syscalls[] = { SYS_getppid };
 
+static const struct sb_config_key probe_config[] = {
+	{ .key = "label", .default_value = "probe",
+	  .description = "Shown in /api/v1/plugins" },
+	{ .key = "token", .flags = SB_CONF_SECRET,
+	  .description = "A secret: never shown" },
+	SB_CONFIG_END
+};
+
 static int
 probe_setup(struct sb_plugin *p, const struct sb_host_api *host)
 {
 	api = host;
 	if (api->seccomp_allow(p, probe_syscalls, 1) != SB_OK ||
+	    api->config_declare(p, probe_config) != SB_OK ||
 	    api->permission_add(p, "probe.manage", "Test permission") !=
 	    SB_OK || api->routes_add(p, routes) != SB_OK ||
 	    api->migrations_add(p, "probe_migrations") != SB_OK ||

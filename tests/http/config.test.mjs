@@ -1,0 +1,35 @@
+// Plugin configuration: declared keys with defaults, secrets never shown,
+// undeclared keys in a plugin's section warned about.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, TEST_PLUGINS } from './lib/harness.mjs';
+
+const SECRET = 'probe-secret-value-4242';
+let srv;
+before(async () => {
+  srv = await startServer({ plugins: {
+    example: {},
+    probe: { ...TEST_PLUGINS.probe, label: 'custom label', token: SECRET, tokne: 'typo' },
+  } });
+});
+after(async () => { await srv?.stop(); });
+
+test('/api/v1/plugins shows effective config values, secrets redacted', async () => {
+  const r = await srv.request('GET', '/api/v1/plugins', { token: await srv.login() });
+  assert.equal(r.status, 200, r.text);
+  const byName = Object.fromEntries(r.body.data.map((p) => [p.name, p]));
+  assert.deepEqual(byName.probe.config, { label: 'custom label', token: '********' });
+  assert.deepEqual(byName.example.config, { greeting: 'Hello' }, 'the declared default');
+  assert.ok(!r.text.includes(SECRET));
+});
+
+test('a configured value reaches the plugin', async () => {
+  const r = await srv.request('GET', '/api/v1/example/hello');
+  assert.deepEqual(r.body, { message: 'Hello' });
+});
+
+test('an undeclared key is warned about, and no secret is ever logged', async () => {
+  assert.ok(srv.logs.some((l) => l.level === 'warn' &&
+    /\[plugin probe\] tokne is not a key the plugin declares/.test(l.msg)));
+  assert.ok(!srv.output.includes(SECRET));
+});
