@@ -18,6 +18,34 @@
 
 static void	bus_recv(struct kore_msg *, const void *);
 static void	deliver(const struct sb_event *);
+static json_t	*actor_json(const struct sb_principal *);
+static void	set_str(json_t *, const char *, const char *);
+
+/* The actor of events published outside any request. */
+static const struct sb_principal system_actor = {
+	.kind = SB_ACTOR_SYSTEM, .id = 0, .name = "system"
+};
+
+/* Absent strings are left out, not null: the receiver's "s?s" skips a
+ * missing key but refuses a null. */
+static void
+set_str(json_t *o, const char *key, const char *value)
+{
+	if (value != NULL)
+		json_object_set_new(o, key, json_string(value));
+}
+
+static json_t *
+actor_json(const struct sb_principal *a)
+{
+	json_t	*o;
+
+	o = json_pack("{s:i, s:I}", "kind", a->kind, "id", (json_int_t)a->id);
+	set_str(o, "name", a->name);
+	set_str(o, "role", a->role);
+	set_str(o, "donor_id", a->donor_id);
+	return (o);
+}
 
 void
 sb_bus_worker_init(void)
@@ -93,15 +121,27 @@ sb_bus_publish(struct sb_plugin *p, const char *name, int version,
 	ev.source = p != NULL && p->d.id != NULL ? p->d.id : SB_HOST_ID;
 	ev.published_at = sb_now_ms();
 	ev.data = data != NULL ? json_incref(data) : json_object();
+	if (sb_current_req != NULL) {
+		ev.actor = &sb_current_req->principal;
+		ev.request_id = sb_current_req->id;
+		ev.ip = sb_current_req->ip[0] != '\0' ? sb_current_req->ip :
+		    NULL;
+	} else {
+		ev.actor = &system_actor;
+	}
+	ev.local = 1;
 
 	deliver(&ev);
 
-	wire = json_pack("{s:s, s:s, s:i, s:s, s:I, s:O}", "name", ev.name,
-	    "id", ev.id, "version", ev.version, "source", ev.source,
-	    "published_at", (json_int_t)ev.published_at, "data", ev.data);
+	wire = json_pack("{s:s, s:s, s:i, s:s, s:I, s:O, s:o}",
+	    "name", ev.name, "id", ev.id, "version", ev.version,
+	    "source", ev.source, "published_at", (json_int_t)ev.published_at,
+	    "data", ev.data, "actor", actor_json(ev.actor));
 	json_decref(ev.data);
 	if (wire == NULL)
 		return (-1);
+	set_str(wire, "request_id", ev.request_id);
+	set_str(wire, "ip", ev.ip);
 	out = json_dumps(wire, JSON_COMPACT);
 	json_decref(wire);
 	if (out == NULL)
@@ -114,9 +154,11 @@ sb_bus_publish(struct sb_plugin *p, const char *name, int version,
 static void
 bus_recv(struct kore_msg *msg, const void *data)
 {
-	struct sb_event	 ev;
-	json_t		*wire;
-	json_int_t	 at;
+	struct sb_event		 ev;
+	struct sb_principal	 actor;
+	json_t			*wire, *a;
+	json_int_t		 at, aid;
+	int			 kind;
 
 	if (msg->src == worker->id || data == NULL)
 		return;		/* our own: delivered when published */
@@ -124,12 +166,32 @@ bus_recv(struct kore_msg *msg, const void *data)
 	if (wire == NULL)
 		return;
 	memset(&ev, 0, sizeof(ev));
-	at = 0;
-	if (json_unpack(wire, "{s:s, s:s, s:i, s:s, s:I, s:o}", "name",
-	    &ev.name, "id", &ev.id, "version", &ev.version, "source",
-	    &ev.source, "published_at", &at, "data", &ev.data) == 0) {
+	memset(&actor, 0, sizeof(actor));
+	at = aid = 0;
+	kind = SB_ACTOR_SYSTEM;
+	a = NULL;
+	if (json_unpack(wire, "{s:s, s:s, s:i, s:s, s:I, s:o, s:o, s?s, "
+	    "s?s}", "name", &ev.name, "id", &ev.id, "version", &ev.version,
+	    "source", &ev.source, "published_at", &at, "data", &ev.data,
+	    "actor", &a, "request_id", &ev.request_id, "ip", &ev.ip) == 0 &&
+	    json_unpack(a, "{s:i, s:I, s?s, s?s, s?s}", "kind", &kind, "id",
+	    &aid, "name", &actor.name, "role", &actor.role, "donor_id",
+	    &actor.donor_id) == 0) {
+		actor.kind = (enum sb_actor)kind;
+		actor.id = aid;
+		ev.actor = &actor;
 		ev.published_at = at;
 		deliver(&ev);
 	}
 	json_decref(wire);
+}
+
+/* A host event (auth.*, users.*, ...): data is stolen. */
+void
+sb_host_event(const char *name, json_t *data)
+{
+	if (data == NULL)
+		data = json_object();
+	(void)sb_bus_publish(NULL, name, 1, data);
+	json_decref(data);
 }

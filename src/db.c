@@ -392,3 +392,41 @@ sb_db_size(void)
 	sb_db_free(r);
 	return (size);
 }
+
+/*
+ * A PostgreSQL text[] literal for a JSON array of strings, to bind as one
+ * parameter ($1::text[]).  Every element is quoted, so any text is safe.
+ * Caller frees with free().
+ */
+char *
+sb_db_text_array(const json_t *strings)
+{
+	const json_t	*v;
+	const char	*p;
+	char		*out, *o;
+	size_t		 i, len;
+
+	len = 3;
+	json_array_foreach(strings, i, v) {
+		p = json_string_value(v);
+		len += 3 + (p != NULL ? 2 * strlen(p) : 0);
+	}
+	if ((out = malloc(len)) == NULL)
+		fatalx("malloc");
+	o = out;
+	*o++ = '{';
+	json_array_foreach(strings, i, v) {
+		if (i > 0)
+			*o++ = ',';
+		*o++ = '"';
+		for (p = json_string_value(v); p != NULL && *p != '\0'; p++) {
+			if (*p == '"' || *p == '\\')
+				*o++ = '\\';
+			*o++ = *p;
+		}
+		*o++ = '"';
+	}
+	*o++ = '}';
+	*o = '\0';
+	return (out);
+}

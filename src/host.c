@@ -8,6 +8,7 @@
  * unprivileged and sandboxed): database connection, event bus, plugin init.
  */
 
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #include <kore/kore.h>
@@ -26,6 +27,8 @@
 #include "sb.h"
 #include "conf.h"
 #include "router.h"
+#include "ratelimit.h"
+#include "image.h"
 
 void	kore_parent_configure(int, char **);
 void	kore_parent_teardown(void);
@@ -34,6 +37,8 @@ void	kore_worker_teardown(void);
 void	kore_seccomp_hook(void);
 
 static char	*env_or(const char *, const char *);
+static const char *host_conf(const char *, const char *);
+static long long host_conf_int(const char *, long long, long long, long long);
 static void	 settings_load(void);
 static char	**split_list(const char *);
 static int	 db_wait_and_migrate(void);
@@ -53,6 +58,14 @@ kore_parent_configure(int argc, char **argv)
 
 	if (sb_assets_load(sb_settings.assets_dir) == -1)
 		fatalx("cannot load assets from %s", sb_settings.assets_dir);
+
+	if (sb_image_init() == -1)
+		fatalx("cannot initialise image processing (libmagic, libvips)");
+
+	/* Shared by every worker of this node: created before the fork. */
+	if (sb_rate_init((size_t)host_conf_int("rate_limit_slots", 65536,
+	    1024, 16777216)) == -1)
+		fatalx("cannot create the rate-limit table");
 
 	sb_plugin_parent_init();
 	if (sb_plugin_load_all() == -1)
@@ -114,6 +127,12 @@ kore_seccomp_hook(void)
 		KORE_SYSCALL_ALLOW(uname),
 		KORE_SYSCALL_ALLOW(sysinfo),
 		KORE_SYSCALL_ALLOW(getrusage),
+		/* libvips' threads (image.c): glibc tries clone3 first and
+		 * falls back to clone (Kore's curl filter allows it) on
+		 * ENOSYS; a new thread registers rseq, glib names it. */
+		KORE_SYSCALL_DENY(clone3, ENOSYS),
+		KORE_SYSCALL_ALLOW(rseq),
+		KORE_SYSCALL_ALLOW_ARG(prctl, 0, PR_SET_NAME),
 	};
 
 	if (!kore_seccomp_filter("switchboard", host_filter,
@@ -213,10 +232,26 @@ settings_load(void)
 	sb_settings.jwt_audience = sb_strdup(host_conf("jwt_audience",
 	    "switchboard"));
 	sb_settings.cors_origins = split_list(host_conf("cors_origins", ""));
+	sb_settings.trusted_proxies = split_list(host_conf("trusted_proxies",
+	    ""));
 	sb_settings.body_max = (size_t)host_conf_int("body_max", 1048576,
 	    1024, (long long)http_body_max);
 	sb_settings.access_ttl = host_conf_int("access_token_ttl", 900, 60,
 	    86400);
+	sb_settings.refresh_ttl = host_conf_int("refresh_token_ttl", 2592000,
+	    300, 31536000);
+	sb_settings.donor_ttl = host_conf_int("donor_token_ttl", 86400, 60,
+	    2592000);
+	sb_settings.login_ip_failures = (unsigned int)host_conf_int(
+	    "login_ip_failures", 20, 1, 100000);
+	sb_settings.login_user_failures = (unsigned int)host_conf_int(
+	    "login_user_failures", 5, 1, 100000);
+	sb_settings.login_window = (unsigned int)host_conf_int("login_window",
+	    900, 1, 86400);
+	sb_settings.rate_requests = (unsigned int)host_conf_int("rate_limit",
+	    1200, 0, 10000000);
+	sb_settings.rate_window = (unsigned int)host_conf_int(
+	    "rate_limit_window", 60, 1, 86400);
 	sb_settings.access_log = sb_conf_bool(sb_config, "host", "access_log",
 	    1, NULL);
 	sb_settings.dev_mode = (getuid() != 0);

@@ -16,6 +16,8 @@
 #include <kore/kore.h>
 #include <kore/http.h>
 
+#include <openssl/evp.h>
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,10 +25,13 @@
 
 #include "sb.h"
 #include "router.h"
+#include "ratelimit.h"
 #include "text.h"
 #include "validate.h"
 
 int	sb_http_dispatch(struct http_request *);
+
+struct sb_req	*sb_current_req = NULL;
 
 static void	set_request_id(struct sb_req *);
 static int	cors(struct sb_req *, const char *allow);
@@ -34,6 +39,9 @@ static int	read_body(struct sb_req *);
 static void	access_log(struct sb_req *, uint64_t started);
 static void	common_headers(struct sb_req *);
 static void	parse_query(struct sb_req *);
+static void	client_ip(struct sb_req *);
+static int	authorize(struct sb_req *);
+static int	rate_limited(struct sb_req *);
 
 static const struct {
 	int		status;
@@ -92,6 +100,8 @@ sb_http_dispatch(struct http_request *http)
 	req.http = http;
 	req.match = &m;
 	set_request_id(&req);
+	client_ip(&req);
+	sb_current_req = &req;
 
 	method = http_method_text(http->method);
 	rc = sb_router_match(sb_routes, http->method == HTTP_METHOD_OPTIONS ?
@@ -143,19 +153,11 @@ sb_http_dispatch(struct http_request *http)
 	if (sb_auth_authenticate(&req) == -1)
 		goto done;	/* answered 401 */
 
-	if (!(req.route->flags & SB_ROUTE_PUBLIC)) {
-		if (req.principal.kind == SB_ACTOR_ANONYMOUS) {
-			sb_resp_header(&req, "www-authenticate", "Bearer");
-			sb_respond_error(&req, 401, "UNAUTHENTICATED",
-			    "authentication required", NULL);
-			goto done;
-		}
-		if (!sb_req_allowed(&req, req.route->permission)) {
-			sb_respond_error(&req, 403, "FORBIDDEN", "missing "
-			    "permission", NULL);
-			goto done;
-		}
-	}
+	if (rate_limited(&req))
+		goto done;	/* answered 429 */
+
+	if (authorize(&req) == -1)
+		goto done;	/* answered 401 or 403 */
 
 	if (read_body(&req) == -1)
 		goto done;
@@ -169,6 +171,7 @@ sb_http_dispatch(struct http_request *http)
 	}
 
 done:
+	sb_current_req = NULL;
 	access_log(&req, started);
 	sb_router_match_clear(&m);
 	json_decref(req.body);
@@ -176,7 +179,138 @@ done:
 	json_decref(req.perms);
 	free(req.principal_name);
 	free(req.principal_role);
+	free(req.principal_donor);
 	return (KORE_RESULT_OK);
+}
+
+/*
+ * The client address.  Behind a reverse proxy every peer is the proxy, so
+ * when the peer is listed in [host] trusted_proxies the right-most
+ * X-Forwarded-For entry (the address the proxy itself saw) is used; from
+ * any other peer the header is ignored, since a client can forge it.
+ */
+static void
+client_ip(struct sb_req *req)
+{
+	struct connection	*c = req->http->owner;
+	const void		*addr;
+	const char		*xff, *last;
+	char			**t;
+	size_t			 len;
+
+	req->ip[0] = '\0';
+	if (c->family != AF_INET && c->family != AF_INET6)
+		return;
+	addr = c->family == AF_INET6 ? (const void *)&c->addr.ipv6.sin6_addr :
+	    (const void *)&c->addr.ipv4.sin_addr;
+	(void)inet_ntop(c->family, addr, req->ip, sizeof(req->ip));
+
+	for (t = sb_settings.trusted_proxies; t != NULL && *t != NULL; t++) {
+		if (strcmp(*t, req->ip) != 0)
+			continue;
+		if (!http_request_header(req->http, "x-forwarded-for", &xff))
+			return;
+		last = strrchr(xff, ',');
+		last = last != NULL ? last + 1 : xff;
+		while (*last == ' ')
+			last++;
+		len = strcspn(last, " ");
+		if (len > 0 && len < sizeof(req->ip) &&
+		    strspn(last, "0123456789abcdefABCDEF.:") >= len) {
+			memcpy(req->ip, last, len);
+			req->ip[len] = '\0';
+		}
+		return;
+	}
+}
+
+const char *
+sb_req_ip(struct sb_req *req)
+{
+	return (req->ip);
+}
+
+/*
+ * The node-wide request budgets: the host's general one per caller, and
+ * the route's own when it declares one.  Over budget: 429 + Retry-After.
+ */
+static int
+rate_limited(struct sb_req *req)
+{
+	char		 who[200], key[400], buf[16];
+	unsigned int	 retry;
+	uint64_t	 now;
+
+	switch (req->principal.kind) {
+	case SB_ACTOR_USER:
+		snprintf(who, sizeof(who), "u:%lld",
+		    (long long)req->principal.id);
+		break;
+	case SB_ACTOR_API_KEY:
+		snprintf(who, sizeof(who), "k:%lld",
+		    (long long)req->principal.id);
+		break;
+	case SB_ACTOR_DONOR:
+		snprintf(who, sizeof(who), "d:%s", req->principal.donor_id);
+		break;
+	default:
+		snprintf(who, sizeof(who), "ip:%s", req->ip);
+		break;
+	}
+	now = (uint64_t)sb_now_ms();
+	retry = 0;
+	snprintf(key, sizeof(key), "rl:%s", who);
+	if (sb_rate_hit(key, sb_settings.rate_requests,
+	    sb_settings.rate_window, now, &retry) == 0) {
+		if (req->route->rate.requests == 0)
+			return (0);
+		snprintf(key, sizeof(key), "rr:%s %s:%s", req->route->method,
+		    req->route->path, who);
+		if (sb_rate_hit(key, req->route->rate.requests,
+		    req->route->rate.seconds, now, &retry) == 0)
+			return (0);
+	}
+	snprintf(buf, sizeof(buf), "%u", retry > 0 ? retry : 1);
+	sb_resp_header(req, "retry-after", buf);
+	sb_respond_error(req, 429, "RATE_LIMITED", "too many requests: try "
+	    "again later", NULL);
+	return (1);
+}
+
+/*
+ * The route's access rule against the authenticated principal:
+ * anonymous callers get 401 on anything not public; authenticated ones
+ * that the rule excludes get 403 (and a host event for the audit log).
+ */
+static int
+authorize(struct sb_req *req)
+{
+	unsigned int	access = req->route->flags & SB_ROUTE_ACCESS_MASK;
+	int		ok;
+
+	if (access == SB_ROUTE_PUBLIC)
+		return (0);
+	if (req->principal.kind == SB_ACTOR_ANONYMOUS) {
+		sb_resp_header(req, "www-authenticate", "Bearer");
+		sb_respond_error(req, 401, "UNAUTHENTICATED",
+		    "authentication required", NULL);
+		return (-1);
+	}
+	if (access == SB_ROUTE_AUTHENTICATED)
+		ok = 1;
+	else if (access == SB_ROUTE_STAFF)
+		ok = req->principal.kind == SB_ACTOR_USER;
+	else
+		ok = sb_req_allowed(req, req->route->permission);
+	if (ok)
+		return (0);
+	sb_host_event("auth.permission.denied", json_pack("{s:s, s:s, s:s?, "
+	    "s:s}", "method", req->route->method, "path", req->route->path,
+	    "permission", req->route->permission, "access",
+	    sb_route_access(req->route)));
+	sb_respond_error(req, 403, "FORBIDDEN", access == SB_ROUTE_STAFF ?
+	    "staff only" : "missing permission", NULL);
+	return (-1);
 }
 
 /* A client's X-Request-Id is echoed when it is sane, else one is made. */
@@ -517,17 +651,9 @@ static void
 access_log(struct sb_req *req, uint64_t started)
 {
 	json_t		*line;
-	char		 ip[INET6_ADDRSTRLEN];
-	struct connection *c = req->http->owner;
-	const void	*addr;
 
 	if (!sb_settings.access_log)
 		return;
-	ip[0] = '\0';
-	addr = c->family == AF_INET6 ? (const void *)&c->addr.ipv6.sin6_addr :
-	    (const void *)&c->addr.ipv4.sin_addr;
-	if (c->family == AF_INET || c->family == AF_INET6)
-		(void)inet_ntop(c->family, addr, ip, sizeof(ip));
 
 	line = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:s}",
 	    "level", "info", "component", "access",
@@ -536,7 +662,7 @@ access_log(struct sb_req *req, uint64_t started)
 	    "request_id", req->id,
 	    "status", req->status,
 	    "duration_ms", (json_int_t)(kore_time_ms() - started),
-	    "ip", ip);
+	    "ip", req->ip);
 	if (line == NULL)
 		return;
 	if (req->plugin != NULL)
@@ -549,4 +675,101 @@ access_log(struct sb_req *req, uint64_t started)
 	if (req->error_code != NULL)
 		json_object_set_new(line, "error", json_string(req->error_code));
 	sb_log_json(line);
+}
+
+/* ------------------------------------------------------------------------
+ * Lists: ?limit= (default 50, max 200) and an opaque ?cursor=, which is
+ * the base64url of the last id a page returned (pages go newest first).
+ */
+
+static long long
+cursor_decode(const char *c)
+{
+	unsigned char	 out[64];
+	char		 buf[64], *end;
+	size_t		 len, i;
+	int		 n;
+	long long	 id;
+
+	len = strlen(c);
+	if (len == 0 || len > 40)
+		return (-1);
+	for (i = 0; i < len; i++) {
+		if (c[i] == '-')
+			buf[i] = '+';
+		else if (c[i] == '_')
+			buf[i] = '/';
+		else if (isalnum((unsigned char)c[i]))
+			buf[i] = c[i];
+		else
+			return (-1);
+	}
+	while (i % 4 != 0)
+		buf[i++] = '=';
+	buf[i] = '\0';
+	if ((n = EVP_DecodeBlock(out, (unsigned char *)buf, (int)i)) <= 0)
+		return (-1);
+	out[n] = '\0';
+	/* EVP_DecodeBlock counts padding bytes as zeros. */
+	n = (int)strnlen((char *)out, (size_t)n);
+	if (n == 0 || n > 18)
+		return (-1);
+	id = strtoll((char *)out, &end, 10);
+	if (*end != '\0' || id <= 0)
+		return (-1);
+	return (id);
+}
+
+int
+sb_page_params(struct sb_req *req, long long *limit, long long *before)
+{
+	const char	*v;
+	char		*end;
+	long long	 n;
+
+	*limit = 50;
+	*before = 0;
+	if ((v = sb_req_query(req, "limit")) != NULL) {
+		n = strtoll(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || n < 1 || n > 200) {
+			sb_respond_error(req, 400, "VALIDATION_ERROR", "limit "
+			    "must be a number from 1 to 200",
+			    json_pack("[{s:s, s:s, s:s}]", "field", "limit",
+			    "code", "OUT_OF_RANGE", "message", "1 to 200"));
+			return (-1);
+		}
+		*limit = n;
+	}
+	if ((v = sb_req_query(req, "cursor")) != NULL) {
+		if ((*before = cursor_decode(v)) == -1) {
+			sb_respond_error(req, 400, "VALIDATION_ERROR", "invalid "
+			    "cursor", json_pack("[{s:s, s:s, s:s}]", "field",
+			    "cursor", "code", "INVALID_FORMAT", "message",
+			    "not a cursor this API returned"));
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/* {"data": data, "next_cursor": ...}; data is stolen. */
+void
+sb_respond_page(struct sb_req *req, json_t *data, int more)
+{
+	json_t		*last;
+	char		 idbuf[32], cur[64];
+	json_int_t	 id;
+
+	last = json_array_get(data, json_array_size(data) - 1);
+	id = json_integer_value(json_object_get(last, "id"));
+	if (more && id > 0) {
+		snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
+		sb_base64url((unsigned char *)idbuf, strlen(idbuf), cur,
+		    sizeof(cur));
+		sb_respond_json(req, 200, json_pack("{s:o, s:s}", "data", data,
+		    "next_cursor", cur));
+	} else {
+		sb_respond_json(req, 200, json_pack("{s:o, s:n}", "data", data,
+		    "next_cursor"));
+	}
 }

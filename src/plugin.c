@@ -29,6 +29,7 @@
 #include "sb.h"
 #include "conf.h"
 #include "router.h"
+#include "ratelimit.h"
 
 struct sb_plugin_list	sb_plugins = TAILQ_HEAD_INITIALIZER(sb_plugins);
 struct sb_perm_list	sb_permissions =
@@ -181,6 +182,10 @@ sb_plugin_parent_init(void)
 	sb_host_plugin->in_setup = 1;
 	if (sb_api.routes_add(sb_host_plugin, sb_system_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_auth_routes) != SB_OK ||
+	    sb_api.routes_add(sb_host_plugin, sb_user_routes) != SB_OK ||
+	    sb_api.routes_add(sb_host_plugin, sb_role_routes) != SB_OK ||
+	    sb_api.routes_add(sb_host_plugin, sb_apikey_routes) != SB_OK ||
+	    sb_api.routes_add(sb_host_plugin, sb_avatar_routes) != SB_OK ||
 	    routes_check(sb_host_plugin, err, sizeof(err)) == -1)
 		fatalx("host routes: %s", sb_host_plugin->error);
 	sb_host_plugin->in_setup = 0;
@@ -464,6 +469,21 @@ sb_plugin_worker_fini(void)
 	}
 }
 
+/* Who may call a route: "public", "staff", "authenticated", "permission". */
+const char *
+sb_route_access(const struct sb_route *r)
+{
+	switch (r->flags & SB_ROUTE_ACCESS_MASK) {
+	case SB_ROUTE_PUBLIC:
+		return ("public");
+	case SB_ROUTE_STAFF:
+		return ("staff");
+	case SB_ROUTE_AUTHENTICATED:
+		return ("authenticated");
+	}
+	return ("permission");
+}
+
 const char *
 sb_plugin_state_name(enum sb_plugin_state s)
 {
@@ -526,8 +546,9 @@ sb_plugin_describe(const struct sb_plugin *p)
 	routes = json_array();
 	TAILQ_FOREACH(r, &p->routes, list) {
 		json_array_append_new(routes, json_pack("{s:s, s:s, s:s?, "
-		    "s:b, s:s?}", "method", r->route->method, "path",
+		    "s:s, s:b, s:s?}", "method", r->route->method, "path",
 		    r->route->path, "permission", r->route->permission,
+		    "access", sb_route_access(r->route),
 		    "public", (r->route->flags & SB_ROUTE_PUBLIC) != 0,
 		    "summary", r->route->summary));
 	}
@@ -676,6 +697,7 @@ api_routes_add(struct sb_plugin *p, const struct sb_route *routes)
 	const struct sb_route	*rt;
 	struct sb_route_entry	*e;
 	char			err[256];
+	unsigned int		access;
 
 	if (!in_setup(p, "routes_add") || routes == NULL)
 		return (SB_ERROR);
@@ -685,16 +707,16 @@ api_routes_add(struct sb_plugin *p, const struct sb_route *routes)
 			    rt->method, rt->path ? rt->path : "(null)");
 			return (SB_ERROR);
 		}
-		if (rt->permission == NULL && !(rt->flags & SB_ROUTE_PUBLIC)) {
-			setup_error(p, "route %s %s declares neither a "
-			    "permission nor SB_ROUTE_PUBLIC", rt->method,
-			    rt->path);
-			return (SB_ERROR);
-		}
-		if (rt->permission != NULL && (rt->flags & SB_ROUTE_PUBLIC)) {
-			setup_error(p, "route %s %s declares both a "
-			    "permission and SB_ROUTE_PUBLIC", rt->method,
-			    rt->path);
+		access = rt->flags & SB_ROUTE_ACCESS_MASK;
+		if ((rt->permission != NULL) + (access == SB_ROUTE_PUBLIC) +
+		    (access == SB_ROUTE_STAFF) +
+		    (access == SB_ROUTE_AUTHENTICATED) != 1 ||
+		    (access != 0 && access != SB_ROUTE_PUBLIC &&
+		    access != SB_ROUTE_STAFF &&
+		    access != SB_ROUTE_AUTHENTICATED)) {
+			setup_error(p, "route %s %s must declare exactly one "
+			    "of: a permission, SB_ROUTE_PUBLIC, SB_ROUTE_STAFF, "
+			    "SB_ROUTE_AUTHENTICATED", rt->method, rt->path);
 			return (SB_ERROR);
 		}
 		if ((e = calloc(1, sizeof(*e))) == NULL)
@@ -713,14 +735,47 @@ api_routes_add(struct sb_plugin *p, const struct sb_route *routes)
 	return (SB_OK);
 }
 
+/* "area.verb": lower-case words of [a-z0-9_] joined by dots. */
+static int
+valid_permission(const char *name)
+{
+	const char	*p;
+	int		 dots, prev_dot;
+
+	if (name == NULL || strlen(name) > 64)
+		return (0);
+	dots = 0;
+	prev_dot = 1;
+	for (p = name; *p != '\0'; p++) {
+		if (*p == '.') {
+			if (prev_dot)
+				return (0);
+			dots++;
+			prev_dot = 1;
+		} else if ((*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || *p == '_') {
+			prev_dot = 0;
+		} else {
+			return (0);
+		}
+	}
+	return (dots >= 1 && !prev_dot);
+}
+
 static int
 api_permission_add(struct sb_plugin *p, const char *name,
     const char *description)
 {
 	struct sb_perm	*perm;
 
-	if (!in_setup(p, "permission_add") || name == NULL || *name == '\0')
+	if (!in_setup(p, "permission_add"))
 		return (SB_ERROR);
+	if (!valid_permission(name)) {
+		setup_error(p, "permission \"%s\" is not a name like "
+		    "\"plugin.verb\" ([a-z0-9_], dot-separated)",
+		    name != NULL ? name : "(null)");
+		return (SB_ERROR);
+	}
 	if (sb_permission_exists(name)) {
 		setup_error(p, "permission %s is already registered", name);
 		return (SB_ERROR);
@@ -953,6 +1008,28 @@ api_req_principal(struct sb_req *r)
 }
 
 static int
+api_rate_hit(struct sb_plugin *p, const char *key, unsigned int requests,
+    unsigned int seconds, unsigned int *retry_after)
+{
+	char	full[512];
+
+	if (key == NULL || retry_after == NULL)
+		return (0);
+	/* Namespaced by plugin: one plugin cannot drain another's budget. */
+	snprintf(full, sizeof(full), "p:%s:%s", p != NULL ? p->name : "?",
+	    key);
+	return (sb_rate_hit(full, requests, seconds, (uint64_t)sb_now_ms(),
+	    retry_after));
+}
+
+static char *
+api_donor_token(struct sb_plugin *p, const char *donor_id, const char *name)
+{
+	(void)p;
+	return (sb_auth_donor_token(donor_id, name));
+}
+
+static int
 api_publish(struct sb_plugin *p, const char *name, int version, json_t *data)
 {
 	return (sb_bus_publish(p, name, version, data) == 0 ? SB_OK :
@@ -996,6 +1073,9 @@ const struct sb_host_api sb_api = {
 	.req_json = api_req_json,
 	.req_principal = api_req_principal,
 	.req_allowed = sb_req_allowed,
+	.req_ip = sb_req_ip,
+	.rate_hit = api_rate_hit,
+	.donor_token = api_donor_token,
 	.resp_header = sb_resp_header,
 	.respond_json = sb_respond_json,
 	.respond_error = sb_respond_error,

@@ -38,8 +38,16 @@ struct sb_settings {
 	char		*plugin_dir;
 	char		*migrations_dir;
 	char		**cors_origins;		/* NULL-terminated */
+	char		**trusted_proxies;	/* NULL-terminated */
 	size_t		body_max;		/* default per-route limit */
 	long long	access_ttl;		/* seconds */
+	long long	refresh_ttl;		/* seconds */
+	long long	donor_ttl;		/* seconds */
+	unsigned int	login_ip_failures;	/* per login_window */
+	unsigned int	login_user_failures;	/* per login_window */
+	unsigned int	login_window;		/* seconds */
+	unsigned int	rate_requests;		/* per caller per rate_window */
+	unsigned int	rate_window;		/* seconds */
 	int		access_log;
 	int		dev_mode;		/* sandbox relaxed (said loudly) */
 	int		workers;
@@ -126,6 +134,10 @@ void	sb_plugin_worker_fini(void);
 struct sb_plugin *sb_plugin_host(const struct sb_route *routes);
 json_t	*sb_plugin_describe(const struct sb_plugin *);
 const char *sb_plugin_state_name(enum sb_plugin_state);
+const char *sb_route_access(const struct sb_route *);
+
+#define SB_ROUTE_ACCESS_MASK	(SB_ROUTE_PUBLIC | SB_ROUTE_STAFF | \
+				    SB_ROUTE_AUTHENTICATED)
 int	sb_permission_exists(const char *name);
 
 /* abi.c: the pure ABI checks of a descriptor (unit-tested). */
@@ -138,20 +150,28 @@ struct sb_req {
 	struct sb_plugin	*plugin;
 	const struct sb_route	*route;
 	char			id[64];
+	char			ip[64];
 	json_t			*body;
 	json_t			*query;		/* object of decoded strings */
 	struct sb_principal	principal;
 	char			*principal_name;
 	char			*principal_role;
+	char			*principal_donor;
 	json_t			*perms;		/* array of granted names */
 	int			superuser;
+	int64_t			session_id;	/* staff: the login session */
 	int			responded;
 	int			status;
 	const char		*error_code;
 	void			*match;		/* struct sb_router_match * */
 };
 
+/* The request being handled in this worker, or NULL (events published
+ * while it is set carry its actor, request id and client address). */
+extern struct sb_req	*sb_current_req;
+
 int	sb_http_dispatch(struct http_request *);
+const char *sb_req_ip(struct sb_req *);
 void	sb_http_worker_init(void);
 void	sb_respond_error(struct sb_req *, int status, const char *code,
 	    const char *message, json_t *errors);
@@ -164,6 +184,8 @@ const char *sb_req_query(struct sb_req *, const char *);
 const char *sb_req_param(struct sb_req *, const char *);
 int	sb_req_allowed(struct sb_req *, const char *permission);
 const char *sb_error_code_for(int status);
+int	sb_page_params(struct sb_req *, long long *limit, long long *before);
+void	sb_respond_page(struct sb_req *, json_t *data, int more);
 
 /* --- db.c: one PostgreSQL connection per process. --- */
 struct sb_db_res {
@@ -186,6 +208,7 @@ const char *sb_db_value(const struct sb_db_res *, int row, int col);
 int	sb_db_rows(const struct sb_db_res *);
 PGconn	*sb_db_conn(void);
 int64_t	sb_db_size(void);
+char	*sb_db_text_array(const json_t *strings);
 
 /* --- migrate.c: parent only, before fork. --- */
 int	sb_migrate_all(void);
@@ -199,13 +222,30 @@ void	sb_sha256_hex(const void *data, size_t len, char out[65]);
 void	sb_bus_worker_init(void);
 int	sb_bus_publish(struct sb_plugin *, const char *name, int version,
 	    json_t *data);
+void	sb_host_event(const char *name, json_t *data);
 
 /* --- auth.c: authentication and the first super-admin. --- */
+#define SB_PASSWORD_MIN		10
+
 int	sb_auth_bootstrap_admin(void);
 int	sb_auth_authenticate(struct sb_req *);
 int	sb_auth_hash_password(const char *pw, char *out, size_t outlen);
 int	sb_auth_verify_password(const char *hash, const char *pw);
+const char *sb_auth_password_problem(const char *pw, const char *username);
+char	*sb_auth_donor_token(const char *donor_id, const char *name);
+int	sb_auth_revoke_sessions(int64_t user_id, int64_t keep,
+	    const char *reason);
+void	sb_base64url(const unsigned char *, size_t, char *, size_t);
 extern const struct sb_route	sb_auth_routes[];
+
+/* --- users.c, roles.c, apikeys.c: identity management. --- */
+json_t	*sb_user_json(int64_t id);
+extern const struct sb_route	sb_user_routes[];
+extern const struct sb_route	sb_role_routes[];
+extern const struct sb_route	sb_apikey_routes[];
+
+/* --- avatar.c: staff avatars (image.h: validation and thumbnails). --- */
+extern const struct sb_route	sb_avatar_routes[];
 
 /* --- system.c: health, readiness, plugins, OpenAPI, docs. --- */
 extern const struct sb_route	sb_system_routes[];

@@ -170,9 +170,10 @@ add_operation(const char *method, const char *pattern, void *data, void *arg)
 	else
 		json_decref(params);
 
+	json_object_set_new(op, "x-access", json_string(sb_route_access(r)));
 	if (r->flags & SB_ROUTE_PUBLIC) {
 		json_object_set_new(op, "security", json_array());
-	} else {
+	} else if (r->permission != NULL) {
 		json_object_set_new(op, "x-permission",
 		    json_string(r->permission));
 	}

@@ -118,26 +118,44 @@ struct sb_field {
 /*
  * Routes.  `path` is an absolute path with `{name}` segments, e.g.
  * "/api/v1/example/{id}".  Every route states who may call it: a
- * permission name, or SB_ROUTE_PUBLIC in flags.  A route with neither is
- * refused at registration.
+ * permission name, or exactly one of SB_ROUTE_PUBLIC, SB_ROUTE_STAFF,
+ * SB_ROUTE_AUTHENTICATED in flags.  A route with none (or more than one)
+ * is refused at registration.  Finer rules (a donor may read only its own
+ * query) are the handler's, using req_principal().
  *
  * handler: called in a worker for a matching, authorised and validated
  * request.  It must answer through api->respond_json/respond_error/
  * respond_raw exactly once before returning; a handler that returns
  * without answering gets a 500 INTERNAL and a log line naming it.
  */
-#define SB_ROUTE_PUBLIC		0x0001
+#define SB_ROUTE_PUBLIC		0x0001	/* anyone, no credentials needed */
+#define SB_ROUTE_STAFF		0x0002	/* any signed-in staff user */
+#define SB_ROUTE_AUTHENTICATED	0x0004	/* any valid credentials: staff,
+					 * donor or API key */
+
+/*
+ * A request budget: at most `requests` in any `seconds`-long window.  A
+ * route's rate applies per caller (user, API key, donor; the client
+ * address when anonymous), on top of the host's general per-caller limit,
+ * shared by all workers of the node.  Over budget: 429 RATE_LIMITED with
+ * Retry-After, before the handler runs.
+ */
+struct sb_rate {
+	unsigned int		requests;	/* 0: no route-specific limit */
+	unsigned int		seconds;
+};
 
 struct sb_route {
 	const char		*method;	/* "GET", "POST", ... */
 	const char		*path;
-	const char		*permission;	/* NULL only with SB_ROUTE_PUBLIC */
+	const char		*permission;	/* or NULL with an access flag */
 	unsigned int		flags;
 	void			(*handler)(struct sb_req *);
 	const char		*summary;	/* OpenAPI */
 	const struct sb_field	*body;		/* NULL: no JSON body expected */
 	const char		*response_schema; /* JSON Schema text or NULL */
 	size_t			body_max;	/* bytes; 0 = host default */
+	struct sb_rate		rate;		/* per-caller budget; {0} = none */
 	void			*spare[4];
 };
 
@@ -156,7 +174,14 @@ struct sb_config_key {
 
 #define SB_CONFIG_END		{ .key = NULL }
 
-/* An event on the bus.  Borrowed by subscribers for the callback only. */
+/*
+ * An event on the bus.  Borrowed by subscribers for the callback only.
+ * When an event is published while a request is handled, the host fills
+ * in who caused it (actor, request_id, ip); otherwise actor is the system
+ * and request_id / ip are NULL.
+ */
+struct sb_principal;
+
 struct sb_event {
 	const char		*name;		/* "concierge.message.created" */
 	const char		*id;		/* unique event id */
@@ -164,6 +189,13 @@ struct sb_event {
 	const char		*source;	/* id of the publishing plugin or "host" */
 	json_t			*data;		/* payload object */
 	int64_t			published_at;	/* unix ms */
+	const struct sb_principal *actor;	/* never NULL */
+	const char		*request_id;	/* or NULL */
+	const char		*ip;		/* client address or NULL */
+	/* 1 only in the worker that published the event: a subscriber that
+	 * must act once per event (audit, outbox) acts when local is set. */
+	int			local;
+	void			*spare[4];
 };
 
 /*
@@ -185,8 +217,10 @@ enum sb_actor {
 struct sb_principal {
 	enum sb_actor		kind;
 	int64_t			id;		/* user id, API key id; 0 if none */
-	const char		*name;		/* username, key name, donor id */
-	const char		*role;		/* role name or NULL */
+	const char		*name;		/* username, key name, donor name */
+	const char		*role;		/* role name ("donor" for donors) */
+	const char		*donor_id;	/* SB_ACTOR_DONOR: the donor's id */
+	void			*spare[2];
 };
 
 /*
@@ -275,6 +309,22 @@ struct sb_host_api {
 	json_t	*(*req_json)(struct sb_req *);
 	const struct sb_principal *(*req_principal)(struct sb_req *);
 	int	(*req_allowed)(struct sb_req *, const char *permission);
+	/* The client's address as text. */
+	const char *(*req_ip)(struct sb_req *);
+
+	/* --- Rate limits (worker).  Counts one hit on the node-wide budget
+	 * named key ("<plugin>:<what>:<who>") and returns 0 while within
+	 * `requests` per `seconds`; otherwise -1 with *retry_after set to the
+	 * seconds until the budget allows the next hit. --- */
+	int	(*rate_hit)(struct sb_plugin *, const char *key,
+		    unsigned int requests, unsigned int seconds,
+		    unsigned int *retry_after);
+
+	/* --- Donor tokens (worker).  A signed access token for the donor
+	 * donor_id (display name `name`), valid for the host's donor-token
+	 * lifetime.  Caller frees it with free(). --- */
+	char	*(*donor_token)(struct sb_plugin *, const char *donor_id,
+		    const char *name);
 
 	/* --- The response (worker). Exactly one respond_* per request. --- */
 	void	(*resp_header)(struct sb_req *, const char *name,

@@ -87,7 +87,7 @@ test('POST /api/v1/example/notes documents its request body schema', async () =>
   assert.ok(doc.paths['/api/v1/probe/publish'].post.requestBody);
 });
 
-test('public routes need no security; the others do and name their permission', async () => {
+test('public routes need no security; the others do and name their access rule', async () => {
   for (const p of plugins.filter((x) => x.state === 'ready')) {
     for (const rt of p.routes) {
       const op = doc.paths[rt.path][rt.method.toLowerCase()];
@@ -95,7 +95,10 @@ test('public routes need no security; the others do and name their permission', 
         assert.deepEqual(op.security, [], `${rt.method} ${rt.path} is public`);
       } else {
         assert.ok(op.security === undefined || op.security.length > 0, `${rt.method} ${rt.path}`);
-        assert.equal(op['x-permission'], rt.permission, `${rt.method} ${rt.path}`);
+        // Who may call it: a permission, or staff / any authenticated caller.
+        assert.equal(op['x-access'], rt.access, `${rt.method} ${rt.path}`);
+        assert.equal(op['x-permission'], rt.permission ?? undefined, `${rt.method} ${rt.path}`);
+        if (rt.access === 'permission') assert.ok(rt.permission, `${rt.method} ${rt.path}`);
         assert.ok(op.responses['401'] && op.responses['403'], `${rt.method} ${rt.path} 401/403`);
       }
     }

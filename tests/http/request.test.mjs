@@ -315,33 +315,40 @@ test('a valid note is created (201) and read back; bad or unknown ids are 404', 
 });
 
 test('invalid tokens are 401 with WWW-Authenticate: Bearer', async () => {
+  // Staff tokens name a live session: forge with the sid of a real login.
+  const sid = JSON.parse(Buffer.from((await srv.login()).split('.')[1], 'base64url')).sid;
+  const forge = (claims = {}, opts) => forgeJwt({ sid, ...claims }, opts);
   const url = `${NOTES}/1`;
   const now = Math.floor(Date.now() / 1000);
   // The control: a token forged exactly like the host's passes.
-  const ok = await srv.request('GET', url, { token: forgeJwt() });
+  const ok = await srv.request('GET', url, { token: forge() });
   assert.notEqual(ok.status, 401, ok.text);
   assert.ok([200, 404].includes(ok.status), ok.text);
 
-  const valid = forgeJwt();
+  const valid = forge();
   const [h, p] = valid.split('.');
   const tampered = `${h}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url')), sub: '2' })).toString('base64url')}.${valid.split('.')[2]}`;
   const bad = {
     garbage: 'garbage',
     'three dots': 'a.b.c',
     empty: '',
-    'wrong signature': forgeJwt({}, { secret: 'another-secret-0123456789abcdef0123456789' }),
-    'alg none': forgeJwt({}, { alg: 'none', signature: '' }),
-    'alg none with a signature': forgeJwt({}, { header: { alg: 'none', typ: 'JWT' } }),
-    'HS512 with the right key': forgeJwt({}, { alg: 'HS512' }),
-    expired: forgeJwt({ iat: now - 3600, nbf: now - 3600, exp: now - 60 }),
-    'not yet valid': forgeJwt({ nbf: now + 3600 }),
-    'issued in the future': forgeJwt({ iat: now + 3600 }),
-    'no exp': forgeJwt({ exp: undefined }),
-    'wrong issuer': forgeJwt({ iss: 'someone-else' }),
-    'wrong audience': forgeJwt({ aud: 'someone-else' }),
-    'no sub': forgeJwt({ sub: undefined }),
-    'sub not a number': forgeJwt({ sub: 'admin' }),
-    'unknown user': forgeJwt({ sub: '424242' }),
+    'wrong signature': forge({}, { secret: 'another-secret-0123456789abcdef0123456789' }),
+    'alg none': forge({}, { alg: 'none', signature: '' }),
+    'alg none with a signature': forge({}, { header: { alg: 'none', typ: 'JWT' } }),
+    'HS512 with the right key': forge({}, { alg: 'HS512' }),
+    expired: forge({ iat: now - 3600, nbf: now - 3600, exp: now - 60 }),
+    'not yet valid': forge({ nbf: now + 3600 }),
+    'issued in the future': forge({ iat: now + 3600 }),
+    'no exp': forge({ exp: undefined }),
+    'wrong issuer': forge({ iss: 'someone-else' }),
+    'wrong audience': forge({ aud: 'someone-else' }),
+    'no sub': forge({ sub: undefined }),
+    'sub not a number': forge({ sub: 'admin' }),
+    'unknown user': forge({ sub: '424242' }),
+    'no typ': forge({ typ: undefined }),
+    'another typ': forge({ typ: 'refresh' }),
+    'no session': forge({ sid: undefined }),
+    'unknown session': forge({ sid: 987654 }),
     tampered,
   };
   for (const [name, t] of Object.entries(bad)) {

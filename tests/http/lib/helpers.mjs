@@ -142,7 +142,7 @@ const b64url = (x) => Buffer.from(typeof x === 'string' ? x : JSON.stringify(x))
 // unless told otherwise.  claims override the defaults of a valid token.
 export function forgeJwt(claims = {}, { secret = JWT_SECRET, alg = 'HS256', header, signature } = {}) {
   const now = Math.floor(Date.now() / 1000);
-  const payload = { sub: '1', role: 'SUPER_ADMIN', jti: randomBytes(16).toString('hex'),
+  const payload = { typ: 'access', sub: '1', role: 'SUPER_ADMIN', jti: randomBytes(16).toString('hex'),
     iat: now, nbf: now, exp: now + 600, iss: 'switchboard', aud: 'switchboard', ...claims };
   for (const k of Object.keys(payload)) if (payload[k] === undefined) delete payload[k];
   const h = header ?? { alg, typ: 'JWT' };

@@ -1,0 +1,349 @@
+/*
+ * Staff avatars: upload (multipart/form-data, one file field `avatar`) and
+ * serving.  Every upload is validated and re-encoded by image.c into a
+ * 256x256 JPEG without metadata, so only bytes the host produced itself
+ * are ever stored or served back; the table is user_avatars
+ * (migrations/003_avatars.sql).
+ *
+ * Answers to a bad upload, all in the error envelope:
+ *   415 UNSUPPORTED_MEDIA_TYPE  the request is not multipart/form-data, or
+ *                               the file is not JPEG/PNG/WebP/GIF, or its
+ *                               declared type disagrees with its bytes;
+ *   422 VALIDATION_ERROR        field `avatar` REQUIRED (missing or empty),
+ *                               INVALID_FORMAT (does not decode) or
+ *                               TOO_LARGE (more than AVATAR_MAX_PIXELS: the
+ *                               bytes fit the body limit but the image is a
+ *                               decompression bomb, so it is a field error,
+ *                               not a 413);
+ *   413 PAYLOAD_TOO_LARGE       a body over AVATAR_BODY_MAX;
+ *   400 VALIDATION_ERROR        a multipart body that does not parse.
+ */
+
+#include <kore/kore.h>
+#include <kore/http.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb.h"
+#include "image.h"
+#include "multipart.h"
+#include "text.h"
+
+#define AVATAR_FIELD		"avatar"
+#define AVATAR_SIZE		256
+#define AVATAR_BODY_MAX		(5 * 1024 * 1024)
+/* 40 megapixels: any camera's photo, refused beyond (a PNG of one colour
+ * can claim gigapixels in a few kilobytes). */
+#define AVATAR_MAX_PIXELS	(40 * 1000 * 1000)
+#define AVATAR_CACHE		"private, max-age=300"
+
+static void	avatar_upload(struct sb_req *);
+static void	avatar_get(struct sb_req *);
+static int	staff_only(struct sb_req *);
+static unsigned char *body_read(struct sb_req *, size_t *);
+static void	field_error(struct sb_req *, int, const char *, const char *,
+		    const char *);
+static int	etag_matches(const char *, const char *);
+static int64_t	parse_id(const char *);
+
+const struct sb_route sb_avatar_routes[] = {
+	{ .method = "POST", .path = "/api/v1/users/me/avatar",
+	  .flags = SB_ROUTE_STAFF, .handler = avatar_upload,
+	  .summary = "Upload the caller's avatar: multipart/form-data with "
+	  "one file field `avatar` (JPEG, PNG, WebP or GIF, at most 40 "
+	  "megapixels), stored as a 256x256 JPEG without metadata",
+	  .body_max = AVATAR_BODY_MAX,
+	  .response_schema = "{\"type\":\"object\",\"properties\":{"
+	  "\"avatar_url\":{\"type\":\"string\"},"
+	  "\"content_type\":{\"type\":\"string\"},"
+	  "\"width\":{\"type\":\"integer\"},"
+	  "\"height\":{\"type\":\"integer\"},"
+	  "\"sha256\":{\"type\":\"string\"}}}" },
+	{ .method = "GET", .path = "/api/v1/users/{id}/avatar",
+	  .flags = SB_ROUTE_STAFF, .handler = avatar_get,
+	  .summary = "A user's avatar (image/jpeg) with a strong ETag; "
+	  "If-None-Match gives 304" },
+	SB_ROUTE_END
+};
+
+/*
+ * The route says SB_ROUTE_STAFF and the host enforces it before the
+ * handler; checked again here because only a user has an avatar to set.
+ */
+static int
+staff_only(struct sb_req *req)
+{
+	if (req->principal.kind == SB_ACTOR_USER && req->principal.id > 0)
+		return (1);
+	if (req->principal.kind == SB_ACTOR_ANONYMOUS) {
+		sb_resp_header(req, "www-authenticate", "Bearer");
+		sb_respond_error(req, 401, "UNAUTHENTICATED",
+		    "authentication required", NULL);
+	} else {
+		sb_respond_error(req, 403, "FORBIDDEN", "staff only", NULL);
+	}
+	return (0);
+}
+
+static void
+avatar_upload(struct sb_req *req)
+{
+	struct sb_multipart		 mp;
+	struct sb_multipart_part	 part, file;
+	struct sb_image			 img;
+	struct sb_db_res		*r;
+	const char			*ctype, *code, *params[4];
+	unsigned char			*body;
+	char				*hex, sha[65], idbuf[32], url[96];
+	char				 err[160];
+	size_t				 len, i;
+	int				 rc, found;
+
+	body = NULL;
+	hex = NULL;
+	memset(&img, 0, sizeof(img));
+	memset(&file, 0, sizeof(file));
+	if (!staff_only(req))
+		return;
+
+	ctype = sb_req_header(req, "content-type");
+	if (ctype == NULL || sb_multipart_init(&mp, ctype, "", 0) == -1) {
+		sb_respond_error(req, 415, "UNSUPPORTED_MEDIA_TYPE", "the body "
+		    "must be multipart/form-data with a boundary", NULL);
+		return;
+	}
+	/* The host checks the route's body_max too; a body Kore streamed
+	 * without a length is bounded here. */
+	if (req->http->http_body_length > AVATAR_BODY_MAX) {
+		sb_respond_error(req, 413, "PAYLOAD_TOO_LARGE", "request body "
+		    "too large", NULL);
+		return;
+	}
+	if ((body = body_read(req, &len)) == NULL)
+		return;		/* answered */
+
+	(void)sb_multipart_init(&mp, ctype, body, len);
+	found = 0;
+	while ((rc = sb_multipart_next(&mp, &part)) == 1) {
+		if (!found && strcmp(part.name, AVATAR_FIELD) == 0) {
+			file = part;
+			found = 1;
+		}
+	}
+	if (rc == -1) {
+		sb_respond_error(req, 400, "VALIDATION_ERROR", "malformed "
+		    "multipart/form-data body", NULL);
+		goto out;
+	}
+	if (!found || file.len == 0) {
+		field_error(req, 422, "REQUIRED", "an image file is required",
+		    "the form field `avatar` is required");
+		goto out;
+	}
+
+	if (sb_image_normalize(file.data, file.len, file.content_type[0] ?
+	    file.content_type : NULL, AVATAR_MAX_PIXELS, AVATAR_SIZE, &img,
+	    err, sizeof(err), &code) == -1) {
+		if (strcmp(code, "UNSUPPORTED_MEDIA_TYPE") == 0)
+			field_error(req, 415, code, err, err);
+		else if (strcmp(code, "INTERNAL") == 0)
+			sb_respond_error(req, 500, "INTERNAL",
+			    "internal error", NULL);
+		else
+			field_error(req, 422, code, err, "invalid image");
+		goto out;
+	}
+
+	sb_sha256_hex(img.data, img.len, sha);
+	/* bytea as a text parameter: "\x" and two hex digits a byte. */
+	if ((hex = malloc(img.len * 2 + 3)) == NULL) {
+		sb_respond_error(req, 503, "UNAVAILABLE", "out of memory", NULL);
+		goto out;
+	}
+	hex[0] = '\\';
+	hex[1] = 'x';
+	for (i = 0; i < img.len; i++) {
+		hex[2 + i * 2] = "0123456789abcdef"[img.data[i] >> 4];
+		hex[3 + i * 2] = "0123456789abcdef"[img.data[i] & 0x0f];
+	}
+	hex[2 + img.len * 2] = '\0';
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)req->principal.id);
+	params[0] = idbuf;
+	params[1] = img.mime;
+	params[2] = hex;
+	params[3] = sha;
+	r = sb_db_query("INSERT INTO user_avatars (user_id, content_type, "
+	    "data, sha256, updated_at) VALUES ($1::bigint, $2, $3::bytea, $4, "
+	    "now()) ON CONFLICT (user_id) DO UPDATE SET content_type = "
+	    "EXCLUDED.content_type, data = EXCLUDED.data, sha256 = "
+	    "EXCLUDED.sha256, updated_at = now()", 4, params);
+	if (!r->ok) {
+		/* 23503: the user was deleted under us. */
+		if (strcmp(r->sqlstate, "23503") == 0) {
+			sb_respond_error(req, 404, "NOT_FOUND", "no such user",
+			    NULL);
+		} else {
+			sb_log(SB_LOG_ERROR, "avatar", "store failed (%s)",
+			    r->sqlstate);
+			sb_respond_error(req, 503, "UNAVAILABLE", "database "
+			    "unavailable", NULL);
+		}
+		sb_db_free(r);
+		goto out;
+	}
+	sb_db_free(r);
+
+	snprintf(url, sizeof(url), "/api/v1/users/%s/avatar", idbuf);
+	sb_respond_json(req, 200, json_pack("{s:s, s:s, s:i, s:i, s:s}",
+	    "avatar_url", url, "content_type", img.mime, "width", img.width,
+	    "height", img.height, "sha256", sha));
+out:
+	sb_image_free(&img);
+	free(hex);
+	free(body);
+}
+
+static void
+avatar_get(struct sb_req *req)
+{
+	struct sb_db_res	*r;
+	const char		*params[1], *hex, *inm;
+	unsigned char		*data;
+	char			 idbuf[32], etag[80];
+	size_t			 hlen, len, i;
+	int64_t			 id;
+
+	if (!staff_only(req))
+		return;
+	if ((id = parse_id(sb_req_param(req, "id"))) <= 0) {
+		sb_respond_error(req, 404, "NOT_FOUND", "no such avatar", NULL);
+		return;
+	}
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
+	params[0] = idbuf;
+	r = sb_db_query("SELECT content_type, sha256, encode(data, 'hex') "
+	    "FROM user_avatars WHERE user_id = $1::bigint", 1, params);
+	if (!r->ok) {
+		sb_db_free(r);
+		sb_respond_error(req, 503, "UNAVAILABLE", "database "
+		    "unavailable", NULL);
+		return;
+	}
+	if (sb_db_rows(r) != 1) {
+		sb_db_free(r);
+		sb_respond_error(req, 404, "NOT_FOUND", "no such avatar", NULL);
+		return;
+	}
+
+	snprintf(etag, sizeof(etag), "\"%s\"", sb_db_value(r, 0, 1));
+	sb_resp_header(req, "etag", etag);
+	sb_resp_header(req, "cache-control", AVATAR_CACHE);
+	if ((inm = sb_req_header(req, "if-none-match")) != NULL &&
+	    etag_matches(inm, etag)) {
+		sb_db_free(r);
+		sb_respond_raw(req, 304, NULL, NULL, 0);
+		return;
+	}
+
+	hex = sb_db_value(r, 0, 2);
+	hlen = strlen(hex);
+	len = hlen / 2;
+	if (hlen % 2 != 0 || (data = malloc(len + 1)) == NULL) {
+		sb_db_free(r);
+		sb_respond_error(req, 500, "INTERNAL", "internal error", NULL);
+		return;
+	}
+	for (i = 0; i < len; i++) {
+		data[i] = (unsigned char)(sb_hexval(hex[i * 2]) << 4 |
+		    sb_hexval(hex[i * 2 + 1]));
+	}
+	sb_respond_raw(req, 200, sb_db_value(r, 0, 0), data, len);
+	free(data);
+	sb_db_free(r);
+}
+
+/* The whole body into memory (the caller frees it), or NULL answered. */
+static unsigned char *
+body_read(struct sb_req *req, size_t *lenp)
+{
+	unsigned char	*buf;
+	size_t		 len, cap;
+	ssize_t		 r;
+
+	cap = req->http->http_body_length;
+	if ((buf = malloc(cap + 1)) == NULL) {
+		sb_respond_error(req, 503, "UNAVAILABLE", "out of memory", NULL);
+		return (NULL);
+	}
+	len = 0;
+	while (len < cap) {
+		if ((r = http_body_read(req->http, buf + len, cap - len)) <= 0)
+			break;
+		len += (size_t)r;
+	}
+	if (len != cap) {
+		free(buf);
+		sb_respond_error(req, 400, "VALIDATION_ERROR", "incomplete "
+		    "request body", NULL);
+		return (NULL);
+	}
+	*lenp = len;
+	return (buf);
+}
+
+/* An error about the `avatar` field: code names the field problem too. */
+static void
+field_error(struct sb_req *req, int status, const char *code,
+    const char *field_msg, const char *msg)
+{
+	sb_respond_error(req, status, NULL, msg, json_pack("[{s:s, s:s, s:s}]",
+	    "field", AVATAR_FIELD, "code", code, "message", field_msg));
+}
+
+/*
+ * If-None-Match: "*" or a list of entity tags, compared weakly (RFC 9110
+ * 13.1.2), so W/"x" matches "x".
+ */
+static int
+etag_matches(const char *list, const char *etag)
+{
+	const char	*p, *q;
+	size_t		 elen;
+
+	elen = strlen(etag);
+	for (p = list;;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '\0')
+			return (0);
+		if (*p == '*')
+			return (1);
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		if (*p != '"' || (q = strchr(p + 1, '"')) == NULL)
+			return (0);
+		if ((size_t)(q - p + 1) == elen && memcmp(p, etag, elen) == 0)
+			return (1);
+		p = q + 1;
+	}
+}
+
+/* A positive decimal id without sign or spaces, else -1. */
+static int64_t
+parse_id(const char *s)
+{
+	int64_t	v;
+
+	if (s == NULL || *s == '\0' || strlen(s) > 18)
+		return (-1);
+	for (v = 0; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return (-1);
+		v = v * 10 + (*s - '0');
+	}
+	return (v > 0 ? v : -1);
+}
