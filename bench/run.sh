@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Request-path benchmark: wrk against Switchboard's GET /healthz and
 # against a bare Kore route (bench/bare) built with the same Kore binary,
-# feature flags and compiler options.  Prints both figures and the ratio.
+# feature flags and compiler options, then against the authenticated
+# GET /api/v1/users/me (JWT verification, the user/role/session lookup in
+# PostgreSQL, the JSON profile).  Prints the figures and the ratios.
 #
 #   make bench            (builds first)
 #   BENCH_DURATION=10s BENCH_CONNECTIONS=64 BENCH_THREADS=2 bench/run.sh
@@ -52,6 +54,7 @@ sb_port=$(free_port)
 cat > "$OUT/switchboard.conf" <<CONF
 [host]
 access_log = no
+rate_limit = 0
 CONF
 PORT=$sb_port SB_PIDFILE=$OUT/sb.pid scripts/kore-conf.sh kore.conf > "$OUT/sb-kore.conf"
 SB_CONFIG=$OUT/switchboard.conf build/kore -f "${sandbox[@]}" -c "$OUT/sb-kore.conf" > "$OUT/sb.log" 2>&1 &
@@ -66,17 +69,32 @@ wait_up "$sb_port"
 wait_up "$bare_port"
 
 run() {
-	local name=$1 port=$2
-	wrk -t"$THREADS" -c"$CONN" -d5s "http://127.0.0.1:$port/healthz" >/dev/null	# warm-up
-	wrk -t"$THREADS" -c"$CONN" -d"$DUR" --latency "http://127.0.0.1:$port/healthz" > "$OUT/$name.txt"
+	local name=$1 port=$2 path=${3:-/healthz}
+	shift 3 || shift $#
+	wrk -t"$THREADS" -c"$CONN" -d5s "$@" "http://127.0.0.1:$port$path" >/dev/null	# warm-up
+	wrk -t"$THREADS" -c"$CONN" -d"$DUR" --latency "$@" "http://127.0.0.1:$port$path" > "$OUT/$name.txt"
+	if grep -q "Non-2xx" "$OUT/$name.txt"; then
+		echo "bench: $name answered non-2xx responses:" >&2
+		cat "$OUT/$name.txt" >&2
+		exit 1
+	fi
 	sed -nE 's/^Requests\/sec: *([0-9.]+)/\1/p' "$OUT/$name.txt"
 }
 
-sb_rps=$(run switchboard "$sb_port")
-bare_rps=$(run bare "$bare_port")
+token=$(curl -fsS "http://127.0.0.1:$sb_port/api/v1/auth/login" -H 'content-type: application/json' \
+	-d "{\"username\":\"admin\",\"password\":\"$SB_ADMIN_PASSWORD\"}" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+
+sb_rps=$(run switchboard "$sb_port" /healthz)
+bare_rps=$(run bare "$bare_port" /healthz)
+me_rps=$(run users-me "$sb_port" /api/v1/users/me -H "Authorization: Bearer $token")
 lat() { awk '/Latency Distribution/{f=1} f && $1=="50%"{p50=$2} f && $1=="99%"{p99=$2} END{print "p50 " p50 ", p99 " p99}' "$OUT/$1.txt"; }
 
 echo "wrk -t$THREADS -c$CONN -d$DUR http://127.0.0.1:PORT/healthz"
 printf 'switchboard /healthz: %10.0f req/s  (%s)\n' "$sb_rps" "$(lat switchboard)"
 printf 'bare kore /healthz:   %10.0f req/s  (%s)\n' "$bare_rps" "$(lat bare)"
 awk -v a="$sb_rps" -v b="$bare_rps" 'BEGIN { printf "ratio switchboard/bare: %.2f\n", a / b }'
+echo
+echo "wrk -t$THREADS -c$CONN -d$DUR -H 'Authorization: Bearer <token>' http://127.0.0.1:PORT/api/v1/users/me"
+printf 'switchboard /api/v1/users/me: %10.0f req/s  (%s)\n' "$me_rps" "$(lat users-me)"
+awk -v a="$me_rps" -v b="$sb_rps" 'BEGIN { printf "ratio users-me/healthz: %.2f (the cost of authentication)\n", a / b }'

@@ -97,6 +97,7 @@ kore_worker_configure(void)
 	sb_http_worker_init();
 	sb_bus_worker_init();
 	sb_plugin_worker_init();
+	sb_plugin_report_failures();
 }
 
 void

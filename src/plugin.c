@@ -14,6 +14,7 @@
  * (its routes answer 503) and never takes the worker down.
  */
 
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <kore/kore.h>
@@ -40,6 +41,9 @@ struct sb_plugin	*sb_host_plugin = NULL;
 
 static struct sb_sub_list	staged_subs =
 				    TAILQ_HEAD_INITIALIZER(staged_subs);
+
+/* Shared by the workers: set once the load failures were published. */
+static int			*failures_reported = NULL;
 
 static struct sb_plugin	*plugin_new(const char *name);
 static void		 plugin_fail(struct sb_plugin *, const char *, ...)
@@ -160,6 +164,11 @@ sb_plugin_parent_init(void)
 
 	if ((sb_routes = sb_router_new()) == NULL)
 		fatalx("router");
+	failures_reported = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (failures_reported == MAP_FAILED)
+		fatalx("mmap: %s", errno_s);
+	*failures_reported = 0;
 
 	sb_host_plugin = plugin_new("host");
 	sb_host_plugin->d.id = SB_HOST_ID;
@@ -438,6 +447,29 @@ sb_plugin_load_all(void)
 			rc = -1;
 	}
 	return (rc);
+}
+
+/*
+ * Plugins refused in the parent are host events too (the audit log keeps
+ * them), but events exist only in workers: the first worker to get here
+ * publishes them, once per start of the host, not again when a worker
+ * is restarted.
+ */
+void
+sb_plugin_report_failures(void)
+{
+	struct sb_plugin	*p;
+
+	if (failures_reported == NULL ||
+	    __atomic_exchange_n(failures_reported, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	TAILQ_FOREACH(p, &sb_plugins, list) {
+		if (p->state != SB_PLUGIN_FAILED)
+			continue;
+		sb_host_event("host.plugin.failed", json_pack("{s:s, s:s, s:s?, "
+		    "s:s}", "target", "plugin", "plugin", p->name, "id",
+		    p->d.id, "error", p->error));
+	}
 }
 
 void

@@ -131,6 +131,7 @@ void	sb_plugin_parent_init(void);
 int	sb_plugin_load_all(void);
 void	sb_plugin_worker_init(void);
 void	sb_plugin_worker_fini(void);
+void	sb_plugin_report_failures(void);
 struct sb_plugin *sb_plugin_host(const struct sb_route *routes);
 json_t	*sb_plugin_describe(const struct sb_plugin *);
 const char *sb_plugin_state_name(enum sb_plugin_state);
