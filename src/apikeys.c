@@ -198,7 +198,6 @@ keys_create(struct sb_req *req)
 	json_object_set_new(key, "key", json_string(full));
 	OPENSSL_cleanse(full, sizeof(full));
 	OPENSSL_cleanse(secret, sizeof(secret));
-	sb_resp_header(req, "cache-control", "no-store");
 	sb_respond_json(req, 201, key);
 }
 
@@ -255,7 +254,6 @@ donor_session(struct sb_req *req)
 	snprintf(target, sizeof(target), "donor:%s", donor_id);
 	sb_host_event("auth.donor_session.created", json_pack("{s:s, s:s}",
 	    "target", target, "donor_id", donor_id));
-	sb_resp_header(req, "cache-control", "no-store");
 	sb_respond_json(req, 201, json_pack("{s:s, s:s, s:I}", "donor_token",
 	    token, "token_type", "Bearer", "expires_in",
 	    (json_int_t)sb_settings.donor_ttl));

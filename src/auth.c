@@ -280,12 +280,14 @@ token_verify(const char *token, struct claims *c)
 	if (jwt_get_alg(jwt) != JWT_ALG_HS256)
 		goto out;
 
+	/* jwt_get_grant_int() gives -1 for a missing claim and no positive
+	 * time for one that is not an integer: both are refused. */
 	now = time(NULL);
 	exp = jwt_get_grant_int(jwt, "exp");
 	nbf = jwt_get_grant_int(jwt, "nbf");
 	iat = jwt_get_grant_int(jwt, "iat");
-	if (exp == 0 || exp <= now || nbf == 0 || nbf > now + CLOCK_SKEW ||
-	    iat == 0 || iat > now + CLOCK_SKEW)
+	if (exp <= 0 || exp <= now || nbf <= 0 || nbf > now + CLOCK_SKEW ||
+	    iat <= 0 || iat > now + CLOCK_SKEW)
 		goto out;
 	iss = jwt_get_grant(jwt, "iss");
 	aud = jwt_get_grant(jwt, "aud");
