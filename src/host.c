@@ -130,10 +130,14 @@ kore_seccomp_hook(void)
 		KORE_SYSCALL_ALLOW(getrusage),
 		/* libvips' threads (image.c): glibc tries clone3 first and
 		 * falls back to clone (Kore's curl filter allows it) on
-		 * ENOSYS; a new thread registers rseq, glib names it. */
+		 * ENOSYS; a new thread registers rseq, glib names it, and
+		 * pthread_getattr_np (glib, ASan) reads the CPU mask.  ASan
+		 * also asks each thread its id. */
 		KORE_SYSCALL_DENY(clone3, ENOSYS),
 		KORE_SYSCALL_ALLOW(rseq),
 		KORE_SYSCALL_ALLOW_ARG(prctl, 0, PR_SET_NAME),
+		KORE_SYSCALL_ALLOW(sched_getaffinity),
+		KORE_SYSCALL_ALLOW(gettid),
 	};
 
 	if (!kore_seccomp_filter("switchboard", host_filter,
