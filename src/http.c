@@ -403,9 +403,7 @@ read_body(struct sb_req *req)
 	json_error_t		 jerr;
 	json_t			*errors;
 
-	if (req->route->body == NULL)
-		return (0);
-
+	/* Every route's limit holds, whether or not it takes JSON. */
 	limit = req->route->body_max ? req->route->body_max :
 	    sb_settings.body_max;
 	if (http->http_body_length > limit) {
@@ -413,6 +411,9 @@ read_body(struct sb_req *req)
 		    "too large", NULL);
 		return (-1);
 	}
+	if (req->route->body == NULL)
+		return (0);
+
 	if (http->http_body_length == 0) {
 		sb_respond_error(req, 400, "VALIDATION_ERROR", "a JSON request "
 		    "body is required", NULL);
