@@ -366,9 +366,9 @@ authenticate_user(struct sb_req *req, const struct claims *c)
 	snprintf(sid, sizeof(sid), "%lld", (long long)c->session_id);
 	params[0] = uid;
 	params[1] = sid;
-	r = sb_db_query("SELECT u.username, r.name, "
-	    "array_to_json(r.permissions) "
-	    "FROM users u JOIN roles r ON r.id = u.role_id "
+	/* The profile comes along: GET /users/me then needs no query. */
+	r = sb_db_query("SELECT array_to_json(r.permissions), " USER_COLUMNS
+	    " FROM users u JOIN roles r ON r.id = u.role_id "
 	    "JOIN auth_sessions s ON s.user_id = u.id "
 	    "WHERE u.id = $1::bigint AND u.is_active "
 	    "AND s.id = $2::bigint AND s.revoked_at IS NULL "
@@ -380,10 +380,14 @@ authenticate_user(struct sb_req *req, const struct claims *c)
 		unauthenticated(req, "invalid or expired token");
 		return (-1);
 	}
-	req->principal_name = sb_strdup(sb_db_value(r, 0, 0));
-	req->principal_role = sb_strdup(sb_db_value(r, 0, 1));
-	req->perms = permissions_of(sb_db_value(r, 0, 2));
+	req->perms = permissions_of(sb_db_value(r, 0, 0));
+	req->user = sb_db_row_json(r, 0);
+	json_object_del(req->user, "array_to_json");
 	sb_db_free(r);
+	req->principal_name = sb_strdup(json_string_value(
+	    json_object_get(req->user, "username")));
+	req->principal_role = sb_strdup(json_string_value(
+	    json_object_get(req->user, "role")));
 
 	req->superuser = strcmp(req->principal_role, "SUPER_ADMIN") == 0;
 	req->session_id = c->session_id;

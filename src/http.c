@@ -177,6 +177,7 @@ done:
 	json_decref(req.body);
 	json_decref(req.query);
 	json_decref(req.perms);
+	json_decref(req.user);
 	free(req.principal_name);
 	free(req.principal_role);
 	free(req.principal_donor);

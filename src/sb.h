@@ -159,6 +159,7 @@ struct sb_req {
 	char			*principal_role;
 	char			*principal_donor;
 	json_t			*perms;		/* array of granted names */
+	json_t			*user;		/* staff: the user's profile */
 	int			superuser;
 	int64_t			session_id;	/* staff: the login session */
 	int			responded;
@@ -240,6 +241,10 @@ void	sb_base64url(const unsigned char *, size_t, char *, size_t);
 extern const struct sb_route	sb_auth_routes[];
 
 /* --- users.c, roles.c, apikeys.c: identity management. --- */
+#define USER_COLUMNS							\
+	"u.id, u.username, u.name, u.email, r.name AS role, u.is_active, "\
+	"u.created_at, u.updated_at, u.last_login_at"
+
 json_t	*sb_user_json(int64_t id);
 extern const struct sb_route	sb_user_routes[];
 extern const struct sb_route	sb_role_routes[];

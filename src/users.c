@@ -31,10 +31,6 @@ static void	me_patch(struct sb_req *);
 static void	me_password(struct sb_req *);
 static void	me_fcm_token(struct sb_req *);
 
-#define USER_COLUMNS							\
-	"u.id, u.username, u.name, u.email, r.name AS role, u.is_active, "\
-	"u.created_at, u.updated_at, u.last_login_at"
-
 static const struct sb_field user_create_body[] = {
 	{ .name = "username", .type = SB_T_STRING,
 	  .flags = SB_F_REQUIRED | SB_F_NONEMPTY, .min_len = 1,
@@ -526,10 +522,12 @@ me_get(struct sb_req *req)
 	struct sb_perm	*perm;
 	json_t		*u, *perms;
 
-	if ((u = sb_user_json(req->principal.id)) == NULL) {
+	/* Read with the credentials, in this request (auth.c). */
+	if (req->user == NULL) {
 		sb_respond_error(req, 404, "NOT_FOUND", "no such user", NULL);
 		return;
 	}
+	u = json_deep_copy(req->user);
 	perms = json_array();
 	TAILQ_FOREACH(perm, &sb_permissions, list) {
 		if (sb_req_allowed(req, perm->name))
