@@ -90,8 +90,7 @@ keys_list(struct sb_req *req)
 	    "LIMIT $1::int", 2, params);
 	if (!r->ok) {
 		sb_db_free(r);
-		sb_respond_error(req, 503, "UNAVAILABLE", "database "
-		    "unavailable", NULL);
+		sb_respond_db_down(req);
 		return;
 	}
 	data = json_array();
@@ -175,8 +174,7 @@ keys_create(struct sb_req *req)
 	free(lit);
 	if (!r->ok) {
 		sb_db_free(r);
-		sb_respond_error(req, 503, "UNAVAILABLE", "database "
-		    "unavailable", NULL);
+		sb_respond_db_down(req);
 		return;
 	}
 	if (sb_db_rows(r) != 1) {
@@ -205,18 +203,14 @@ static void
 keys_revoke(struct sb_req *req)
 {
 	struct sb_db_res	*r;
-	const char		*v, *params[1];
-	char			*end, target[48];
-	long long		 id;
+	const char		*params[1];
+	char			 idbuf[32], target[48];
+	int64_t			 id;
 
-	v = sb_req_param(req, "id");
-	id = v != NULL && strlen(v) <= 18 ? strtoll(v, &end, 10) : 0;
-	if (id <= 0 || *end != '\0') {
-		sb_respond_error(req, 404, "NOT_FOUND", "no such API key",
-		    NULL);
+	if (sb_req_id(req, "id", "API key", &id) == -1)
 		return;
-	}
-	params[0] = v;
+	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
+	params[0] = idbuf;
 	r = sb_db_query("UPDATE api_keys SET revoked_at = coalesce(revoked_at, "
 	    "now()) WHERE id = $1::bigint RETURNING id", 1, params);
 	if (!r->ok || sb_db_rows(r) != 1) {
@@ -227,7 +221,7 @@ keys_revoke(struct sb_req *req)
 		return;
 	}
 	sb_db_free(r);
-	snprintf(target, sizeof(target), "api_key:%lld", id);
+	snprintf(target, sizeof(target), "api_key:%lld", (long long)id);
 	sb_host_event("api_keys.revoked", json_pack("{s:s, s:I}", "target",
 	    target, "id", (json_int_t)id));
 	sb_respond_raw(req, 204, NULL, NULL, 0);

@@ -337,8 +337,7 @@ static int
 db_unavailable(struct sb_req *req, struct sb_db_res *r)
 {
 	sb_db_free(r);
-	sb_respond_error(req, 503, "UNAVAILABLE", "database unavailable",
-	    NULL);
+	sb_respond_db_down(req);
 	return (-1);
 }
 
@@ -723,8 +722,7 @@ auth_refresh(struct sb_req *req)
 	params[0] = sum;
 
 	if (sb_db_begin() == -1) {
-		sb_respond_error(req, 503, "UNAVAILABLE", "database "
-		    "unavailable", NULL);
+		sb_respond_db_down(req);
 		return;
 	}
 	r = sb_db_query("SELECT rt.id, rt.used_at IS NOT NULL, s.id, "
@@ -780,8 +778,7 @@ auth_refresh(struct sb_req *req)
 	    "WHERE id = $1::bigint", 1, params) == -1) {
 		sb_db_free(r);
 		sb_db_rollback();
-		sb_respond_error(req, 503, "UNAVAILABLE", "database "
-		    "unavailable", NULL);
+		sb_respond_db_down(req);
 		return;
 	}
 	params[0] = sb_db_value(r, 0, 2);
@@ -792,8 +789,7 @@ auth_refresh(struct sb_req *req)
 	    "id = $1::bigint", 1, params) == -1) {
 		sb_db_free(r);
 		sb_db_rollback();
-		sb_respond_error(req, 503, "UNAVAILABLE", "database "
-		    "unavailable", NULL);
+		sb_respond_db_down(req);
 		return;
 	}
 	sb_db_free(r);
@@ -802,8 +798,7 @@ auth_refresh(struct sb_req *req)
 	if (user == NULL || sb_db_commit() == -1) {
 		json_decref(user);
 		sb_db_rollback();
-		sb_respond_error(req, 503, "UNAVAILABLE", "database "
-		    "unavailable", NULL);
+		sb_respond_db_down(req);
 		return;
 	}
 	body = token_pair(req, uid, json_string_value(json_object_get(user,
@@ -826,8 +821,7 @@ auth_logout(struct sb_req *req)
 		if (sb_db_exec("UPDATE auth_sessions SET revoked_at = now(), "
 		    "revoked_reason = 'logout' WHERE id = $1::bigint AND "
 		    "revoked_at IS NULL", 1, params) == -1) {
-			sb_respond_error(req, 503, "UNAVAILABLE", "database "
-			    "unavailable", NULL);
+			sb_respond_db_down(req);
 			return;
 		}
 		snprintf(target, sizeof(target), "user:%lld",

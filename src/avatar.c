@@ -41,12 +41,10 @@
 
 static void	avatar_upload(struct sb_req *);
 static void	avatar_get(struct sb_req *);
-static int	staff_only(struct sb_req *);
 static unsigned char *body_read(struct sb_req *, size_t *);
 static void	field_error(struct sb_req *, int, const char *, const char *,
 		    const char *);
 static int	etag_matches(const char *, const char *);
-static int64_t	parse_id(const char *);
 
 const struct sb_route sb_avatar_routes[] = {
 	{ .method = "POST", .path = "/api/v1/users/me/avatar",
@@ -68,25 +66,6 @@ const struct sb_route sb_avatar_routes[] = {
 	SB_ROUTE_END
 };
 
-/*
- * The route says SB_ROUTE_STAFF and the host enforces it before the
- * handler; checked again here because only a user has an avatar to set.
- */
-static int
-staff_only(struct sb_req *req)
-{
-	if (req->principal.kind == SB_ACTOR_USER && req->principal.id > 0)
-		return (1);
-	if (req->principal.kind == SB_ACTOR_ANONYMOUS) {
-		sb_resp_header(req, "www-authenticate", "Bearer");
-		sb_respond_error(req, 401, "UNAUTHENTICATED",
-		    "authentication required", NULL);
-	} else {
-		sb_respond_error(req, 403, "FORBIDDEN", "staff only", NULL);
-	}
-	return (0);
-}
-
 static void
 avatar_upload(struct sb_req *req)
 {
@@ -105,8 +84,6 @@ avatar_upload(struct sb_req *req)
 	hex = NULL;
 	memset(&img, 0, sizeof(img));
 	memset(&file, 0, sizeof(file));
-	if (!staff_only(req))
-		return;
 
 	/* The host enforces body_max only on routes with a JSON schema
 	 * (http.c read_body), so this route applies its own. */
@@ -188,8 +165,7 @@ avatar_upload(struct sb_req *req)
 		} else {
 			sb_log(SB_LOG_ERROR, "avatar", "store failed (%s)",
 			    r->sqlstate);
-			sb_respond_error(req, 503, "UNAVAILABLE", "database "
-			    "unavailable", NULL);
+			sb_respond_db_down(req);
 		}
 		sb_db_free(r);
 		goto out;
@@ -216,12 +192,8 @@ avatar_get(struct sb_req *req)
 	size_t			 hlen, len, i;
 	int64_t			 id;
 
-	if (!staff_only(req))
+	if (sb_req_id(req, "id", "avatar", &id) == -1)
 		return;
-	if ((id = parse_id(sb_req_param(req, "id"))) <= 0) {
-		sb_respond_error(req, 404, "NOT_FOUND", "no such avatar", NULL);
-		return;
-	}
 
 	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
 	params[0] = idbuf;
@@ -229,8 +201,7 @@ avatar_get(struct sb_req *req)
 	    "FROM user_avatars WHERE user_id = $1::bigint", 1, params);
 	if (!r->ok) {
 		sb_db_free(r);
-		sb_respond_error(req, 503, "UNAVAILABLE", "database "
-		    "unavailable", NULL);
+		sb_respond_db_down(req);
 		return;
 	}
 	if (sb_db_rows(r) != 1) {
@@ -332,18 +303,3 @@ etag_matches(const char *list, const char *etag)
 	}
 }
 
-/* A positive decimal id without sign or spaces, else -1. */
-static int64_t
-parse_id(const char *s)
-{
-	int64_t	v;
-
-	if (s == NULL || *s == '\0' || strlen(s) > 18)
-		return (-1);
-	for (v = 0; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9')
-			return (-1);
-		v = v * 10 + (*s - '0');
-	}
-	return (v > 0 ? v : -1);
-}

@@ -195,3 +195,20 @@ sb_host_event(const char *name, json_t *data)
 	(void)sb_bus_publish(NULL, name, 1, data);
 	json_decref(data);
 }
+
+/*
+ * A change to a host entity: {"target": "<kind>:<id>", "<kind>_id": id,
+ * "changes": changes}.  changes is stolen and may be NULL.
+ */
+void
+sb_host_change_event(const char *name, const char *kind, int64_t id,
+    json_t *changes)
+{
+	char	target[64], idkey[40];
+
+	snprintf(target, sizeof(target), "%s:%lld", kind, (long long)id);
+	snprintf(idkey, sizeof(idkey), "%s_id", kind);
+	sb_host_event(name, json_pack("{s:s, s:I, s:o}", "target", target,
+	    idkey, (json_int_t)id, "changes", changes != NULL ? changes :
+	    json_object()));
+}

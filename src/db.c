@@ -430,3 +430,20 @@ sb_db_text_array(const json_t *strings)
 	*o = '\0';
 	return (out);
 }
+
+/* The first row of a query taking one bigint ($1) as JSON, or NULL. */
+json_t *
+sb_db_row_by_id(const char *sql, int64_t id)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	char			 buf[32];
+	json_t			*o;
+
+	snprintf(buf, sizeof(buf), "%lld", (long long)id);
+	params[0] = buf;
+	r = sb_db_query(sql, 1, params);
+	o = sb_db_rows(r) >= 1 ? sb_db_row_json(r, 0) : NULL;
+	sb_db_free(r);
+	return (o);
+}

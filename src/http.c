@@ -775,3 +775,40 @@ sb_respond_page(struct sb_req *req, json_t *data, int more)
 		    "next_cursor"));
 	}
 }
+
+/* The answer when the database cannot be reached. */
+void
+sb_respond_db_down(struct sb_req *req)
+{
+	sb_respond_error(req, 503, "UNAVAILABLE", "database unavailable",
+	    NULL);
+}
+
+/*
+ * A path parameter that must be a positive decimal id (no sign, spaces
+ * or leading junk).  -1 after answering 404 "no such <what>".
+ */
+int
+sb_req_id(struct sb_req *req, const char *param, const char *what,
+    int64_t *out)
+{
+	const char	*s;
+	int64_t		 v;
+	char		 msg[64];
+
+	s = sb_req_param(req, param);
+	v = 0;
+	if (s != NULL && *s != '\0' && strlen(s) <= 18) {
+		for (; *s >= '0' && *s <= '9'; s++)
+			v = v * 10 + (*s - '0');
+		if (*s != '\0')
+			v = 0;
+	}
+	if (v <= 0) {
+		snprintf(msg, sizeof(msg), "no such %s", what);
+		sb_respond_error(req, 404, "NOT_FOUND", msg, NULL);
+		return (-1);
+	}
+	*out = v;
+	return (0);
+}

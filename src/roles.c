@@ -71,29 +71,14 @@ const struct sb_route sb_role_routes[] = {
 static json_t *
 role_json(int64_t id)
 {
-	struct sb_db_res	*r;
-	const char		*params[1];
-	char			 buf[32];
-	json_t			*o;
-
-	snprintf(buf, sizeof(buf), "%lld", (long long)id);
-	params[0] = buf;
-	r = sb_db_query("SELECT " ROLE_COLUMNS " FROM roles r WHERE r.id = "
-	    "$1::bigint", 1, params);
-	o = sb_db_rows(r) == 1 ? sb_db_row_json(r, 0) : NULL;
-	sb_db_free(r);
-	return (o);
+	return (sb_db_row_by_id("SELECT " ROLE_COLUMNS " FROM roles r WHERE "
+	    "r.id = $1::bigint", id));
 }
 
 static void
 role_event(const char *name, int64_t id, json_t *details)
 {
-	char	target[48];
-
-	snprintf(target, sizeof(target), "role:%lld", (long long)id);
-	sb_host_event(name, json_pack("{s:s, s:I, s:o}", "target", target,
-	    "role_id", (json_int_t)id, "changes", details != NULL ? details :
-	    json_object()));
+	sb_host_change_event(name, "role", id, details);
 }
 
 static int
@@ -179,18 +164,7 @@ name_problem(struct sb_req *req, const char *name)
 static int
 role_id_param(struct sb_req *req, int64_t *id)
 {
-	const char	*v;
-	char		*end;
-	long long	 n;
-
-	v = sb_req_param(req, "id");
-	n = v != NULL && strlen(v) <= 18 ? strtoll(v, &end, 10) : 0;
-	if (n <= 0 || *end != '\0') {
-		sb_respond_error(req, 404, "NOT_FOUND", "no such role", NULL);
-		return (-1);
-	}
-	*id = n;
-	return (0);
+	return (sb_req_id(req, "id", "role", id));
 }
 
 static void
@@ -204,8 +178,7 @@ roles_list(struct sb_req *req)
 	    "r.builtin DESC, r.name", 0, NULL);
 	if (!r->ok) {
 		sb_db_free(r);
-		sb_respond_error(req, 503, "UNAVAILABLE", "database "
-		    "unavailable", NULL);
+		sb_respond_db_down(req);
 		return;
 	}
 	data = json_array();
@@ -244,8 +217,7 @@ roles_create(struct sb_req *req)
 			    "field", "name", "code", "DUPLICATE", "message",
 			    "already exists"));
 		else
-			sb_respond_error(req, 503, "UNAVAILABLE", "database "
-			    "unavailable", NULL);
+			sb_respond_db_down(req);
 		sb_db_free(r);
 		return;
 	}
@@ -311,8 +283,7 @@ roles_patch(struct sb_req *req)
 			sb_respond_error(req, 409, "CONFLICT", "a role with "
 			    "that name exists", NULL);
 		else
-			sb_respond_error(req, 503, "UNAVAILABLE", "database "
-			    "unavailable", NULL);
+			sb_respond_db_down(req);
 		sb_db_free(r);
 		return;
 	}

@@ -187,6 +187,9 @@ const char *sb_req_param(struct sb_req *, const char *);
 int	sb_req_allowed(struct sb_req *, const char *permission);
 const char *sb_error_code_for(int status);
 int	sb_page_params(struct sb_req *, long long *limit, long long *before);
+void	sb_respond_db_down(struct sb_req *);
+int	sb_req_id(struct sb_req *, const char *param, const char *what,
+	    int64_t *out);
 void	sb_respond_page(struct sb_req *, json_t *data, int more);
 
 /* --- db.c: one PostgreSQL connection per process. --- */
@@ -211,6 +214,7 @@ int	sb_db_rows(const struct sb_db_res *);
 PGconn	*sb_db_conn(void);
 int64_t	sb_db_size(void);
 char	*sb_db_text_array(const json_t *strings);
+json_t	*sb_db_row_by_id(const char *sql, int64_t id);
 
 /* --- migrate.c: parent only, before fork. --- */
 int	sb_migrate_all(void);
@@ -225,6 +229,8 @@ void	sb_bus_worker_init(void);
 int	sb_bus_publish(struct sb_plugin *, const char *name, int version,
 	    json_t *data);
 void	sb_host_event(const char *name, json_t *data);
+void	sb_host_change_event(const char *name, const char *kind, int64_t id,
+	    json_t *changes);
 
 /* --- auth.c: authentication and the first super-admin. --- */
 #define SB_PASSWORD_MIN		10

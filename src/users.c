@@ -118,29 +118,14 @@ const struct sb_route sb_user_routes[] = {
 json_t *
 sb_user_json(int64_t id)
 {
-	struct sb_db_res	*r;
-	const char		*params[1];
-	char			 buf[32];
-	json_t			*u;
-
-	snprintf(buf, sizeof(buf), "%lld", (long long)id);
-	params[0] = buf;
-	r = sb_db_query("SELECT " USER_COLUMNS " FROM users u JOIN roles r "
-	    "ON r.id = u.role_id WHERE u.id = $1::bigint", 1, params);
-	u = sb_db_rows(r) == 1 ? sb_db_row_json(r, 0) : NULL;
-	sb_db_free(r);
-	return (u);
+	return (sb_db_row_by_id("SELECT " USER_COLUMNS " FROM users u JOIN "
+	    "roles r ON r.id = u.role_id WHERE u.id = $1::bigint", id));
 }
 
 static void
 user_event(const char *name, int64_t id, json_t *changes)
 {
-	char	target[48];
-
-	snprintf(target, sizeof(target), "user:%lld", (long long)id);
-	sb_host_event(name, json_pack("{s:s, s:I, s:o}", "target", target,
-	    "user_id", (json_int_t)id, "changes", changes != NULL ? changes :
-	    json_object()));
+	sb_host_change_event(name, "user", id, changes);
 }
 
 /*
@@ -204,18 +189,7 @@ password_acceptable(struct sb_req *req, const char *field, const char *pw,
 static int
 path_id(struct sb_req *req, int64_t *id)
 {
-	const char	*v;
-	char		*end;
-	long long	 n;
-
-	v = sb_req_param(req, "id");
-	n = v != NULL && strlen(v) <= 18 ? strtoll(v, &end, 10) : 0;
-	if (n <= 0 || *end != '\0') {
-		sb_respond_error(req, 404, "NOT_FOUND", "no such user", NULL);
-		return (-1);
-	}
-	*id = n;
-	return (0);
+	return (sb_req_id(req, "id", "user", id));
 }
 
 static void
@@ -255,8 +229,7 @@ users_list(struct sb_req *req)
 	    "ORDER BY u.id DESC LIMIT $1::int", 5, params);
 	if (!r->ok) {
 		sb_db_free(r);
-		sb_respond_error(req, 503, "UNAVAILABLE", "database "
-		    "unavailable", NULL);
+		sb_respond_db_down(req);
 		return;
 	}
 	data = json_array();
@@ -318,8 +291,7 @@ users_create(struct sb_req *req)
 			    "username", "code", "DUPLICATE", "message",
 			    "already taken"));
 		else
-			sb_respond_error(req, 503, "UNAVAILABLE", "database "
-			    "unavailable", NULL);
+			sb_respond_db_down(req);
 		sb_db_free(r);
 		return;
 	}
@@ -347,8 +319,7 @@ last_super_admin(struct sb_req *req, int64_t id)
 	    "FOR UPDATE OF u", 0, NULL);
 	if (!r->ok) {
 		sb_db_free(r);
-		sb_respond_error(req, 503, "UNAVAILABLE", "database "
-		    "unavailable", NULL);
+		sb_respond_db_down(req);
 		return (-1);
 	}
 	n = sb_db_rows(r);
@@ -410,8 +381,7 @@ user_update(struct sb_req *req, int64_t id, json_t *body, const char *event)
 	active_v = json_object_get(body, "is_active");
 
 	if (sb_db_begin() == -1) {
-		sb_respond_error(req, 503, "UNAVAILABLE", "database "
-		    "unavailable", NULL);
+		sb_respond_db_down(req);
 		return;
 	}
 	if (load_target(req, id, username, sizeof(username), cur_role,
@@ -483,8 +453,7 @@ user_update(struct sb_req *req, int64_t id, json_t *body, const char *event)
 	return;
 
 unavailable:
-	sb_respond_error(req, 503, "UNAVAILABLE", "database unavailable",
-	    NULL);
+	sb_respond_db_down(req);
 fail:
 	sb_db_rollback();
 }
@@ -552,8 +521,7 @@ me_patch(struct sb_req *req)
 	if (sb_db_exec("UPDATE users SET name = coalesce($2, name), "
 	    "email = CASE WHEN $4::boolean THEN $3 ELSE email END, "
 	    "updated_at = now() WHERE id = $1::bigint", 4, params) == -1) {
-		sb_respond_error(req, 503, "UNAVAILABLE", "database "
-		    "unavailable", NULL);
+		sb_respond_db_down(req);
 		return;
 	}
 	user_event("users.updated", req->principal.id,
@@ -581,8 +549,7 @@ me_password(struct sb_req *req)
 	    "$1::bigint", 1, params);
 	if (sb_db_rows(r) != 1) {
 		sb_db_free(r);
-		sb_respond_error(req, 503, "UNAVAILABLE", "database "
-		    "unavailable", NULL);
+		sb_respond_db_down(req);
 		return;
 	}
 	ok = sb_auth_verify_password(sb_db_value(r, 0, 0), current);
@@ -611,8 +578,7 @@ me_password(struct sb_req *req)
 	    sb_auth_revoke_sessions(req->principal.id, req->session_id,
 	    "password_changed") == -1 || sb_db_commit() == -1) {
 		sb_db_rollback();
-		sb_respond_error(req, 503, "UNAVAILABLE", "database "
-		    "unavailable", NULL);
+		sb_respond_db_down(req);
 		return;
 	}
 	user_event("auth.password.changed", req->principal.id, NULL);
@@ -630,8 +596,7 @@ me_fcm_token(struct sb_req *req)
 	params[1] = json_string_value(json_object_get(req->body, "fcm_token"));
 	if (sb_db_exec("UPDATE users SET fcm_token = $2, updated_at = now() "
 	    "WHERE id = $1::bigint", 2, params) == -1) {
-		sb_respond_error(req, 503, "UNAVAILABLE", "database "
-		    "unavailable", NULL);
+		sb_respond_db_down(req);
 		return;
 	}
 	sb_respond_raw(req, 204, NULL, NULL, 0);
