@@ -263,6 +263,26 @@ extern const struct sb_route	sb_avatar_routes[];
 extern const struct sb_route	sb_system_routes[];
 json_t	*sb_openapi_build(void);
 
+/* --- httpc.c: outbound HTTP on Kore's curl, circuit breakers, and
+ * deferred responses. --- */
+int	sb_httpc_parent_init(void);
+int	sb_http_send(struct sb_plugin *, const struct sb_http_request *,
+	    sb_http_cb, void *);
+const char *sb_http_header(const struct sb_http_response *, const char *);
+json_t	*sb_httpc_breakers(void);	/* for /readyz: {upstream: state} */
+void	sb_req_defer(struct sb_req *);
+
+/* --- jobs.c: durable jobs in PostgreSQL. --- */
+void	sb_jobs_worker_init(void);
+extern const struct sb_route	sb_job_routes[];
+
+/* --- ws.c / cluster.c: the WebSocket gateway and cross-node events. --- */
+void	sb_ws_worker_init(void);
+void	sb_ws_deliver(const struct sb_event *);
+extern const struct sb_route	sb_ws_routes[];
+void	sb_cluster_worker_init(void);
+void	sb_cluster_publish(const char *wire, size_t len);
+
 /* --- assets.c: the console's static files, held in memory. --- */
 int	sb_assets_load(const char *dir);
 int	sb_assets_serve(struct sb_req *, const char *path);

@@ -192,10 +192,14 @@ struct sb_event {
 	const struct sb_principal *actor;	/* never NULL */
 	const char		*request_id;	/* or NULL */
 	const char		*ip;		/* client address or NULL */
-	/* 1 only in the worker that published the event: a subscriber that
-	 * must act once per event (audit, outbox) acts when local is set. */
+	/* 1 only in the worker that published the event, across every node:
+	 * a subscriber that must act once per event (audit, outbox) acts
+	 * when local is set. */
 	int			local;
-	void			*spare[4];
+	/* The WebSocket room the event was published to ("query:42"), or
+	 * NULL for events that no client sees. */
+	const char		*room;
+	void			*spare[3];
 };
 
 /*
@@ -204,6 +208,85 @@ struct sb_event {
  */
 typedef void (*sb_event_cb)(struct sb_plugin *, const struct sb_event *,
     void *arg);
+
+/*
+ * Outbound HTTP (asynchronous, on Kore's curl integration).  Everything in
+ * the request is copied by http_send(); the callback runs exactly once,
+ * later, on the worker's event loop (never inside http_send()), with a
+ * response that is borrowed for the callback only.  TLS peers are
+ * verified.  Each upstream (by default the URL's scheme://host:port) has
+ * a circuit breaker: after repeated failures calls fail fast with
+ * error "circuit open" until a cool-down passes and a trial call
+ * succeeds.
+ */
+struct sb_http_header {
+	const char		*name;
+	const char		*value;
+};
+
+struct sb_http_request {
+	const char		*method;	/* "GET", "POST", ... */
+	const char		*url;		/* http:// or https:// */
+	const struct sb_http_header *headers;
+	size_t			nheaders;
+	const void		*body;
+	size_t			body_len;
+	unsigned int		timeout_ms;	/* whole exchange; 0: 10 s */
+	unsigned int		connect_timeout_ms; /* 0: 3 s */
+	const char		*upstream;	/* breaker name; NULL: the URL's origin */
+	size_t			max_response;	/* bytes; 0: 4 MiB */
+	void			*spare[4];
+};
+
+struct sb_http_response {
+	int			status;		/* 0: no HTTP response (see error) */
+	const char		*error;		/* transport error or "circuit open"; NULL with a response */
+	const void		*body;		/* NUL-terminated for convenience */
+	size_t			body_len;
+	unsigned int		retry_after;	/* parsed Retry-After seconds, or 0 */
+	unsigned int		elapsed_ms;
+	void			*spare[4];
+};
+
+typedef void (*sb_http_cb)(struct sb_plugin *, const struct sb_http_response *,
+    void *arg);
+
+/*
+ * Durable jobs, in PostgreSQL.  A job kind is registered in setup(); a
+ * job is enqueued in the caller's transaction when one is open (so it
+ * exists if and only if the change that caused it committed), claimed by
+ * exactly one worker of one node, run by the kind's run(), and finished
+ * with job_done, job_retry or job_fail.  A worker that dies mid-job loses
+ * its lease and the job runs again: make the work idempotent with
+ * job_key() (send it upstream as an Idempotency-Key).
+ */
+struct sb_job;		/* a claimed job: valid until it is finished */
+
+struct sb_job_kind {
+	const char		*name;		/* "<plugin>.<what>", unique */
+	void			(*run)(struct sb_job *);	/* worker */
+	unsigned int		max_attempts;	/* 0: 8; then dead-letter */
+	unsigned int		timeout_s;	/* lease; 0: 60 */
+	unsigned int		backoff_s;	/* first retry delay; 0: 2 */
+	unsigned int		interval_s;	/* >0: periodic, once per cluster per interval */
+	void			*spare[4];
+};
+
+struct sb_job_opts {
+	int			priority;	/* higher first; default 0 */
+	int64_t			delay_ms;	/* run no earlier than now + delay */
+	const char		*idempotency_key; /* same key, same job: never runs twice */
+	unsigned int		max_attempts;	/* 0: the kind's */
+	void			*spare[4];
+};
+
+/*
+ * WebSocket rooms.  A plugin owns a room prefix ("query" owns "query:42")
+ * and decides who may subscribe: the authoriser returns 1 to allow.  The
+ * host owns "agents" (all staff) and "user" ("user:7": that user).
+ */
+typedef int (*sb_room_auth_cb)(struct sb_plugin *, const struct sb_principal *,
+    const char *room);
 
 /* Who is calling. Borrowed from the request. */
 enum sb_actor {
@@ -319,6 +402,49 @@ struct sb_host_api {
 	int	(*rate_hit)(struct sb_plugin *, const char *key,
 		    unsigned int requests, unsigned int seconds,
 		    unsigned int *retry_after);
+
+	/* --- Deferred responses (worker, inside a handler).  The handler
+	 * returns without answering and answers later, from a callback, with
+	 * one respond_* call.  If the client goes away first, the host drops
+	 * the request and a later respond_* is a harmless no-op. --- */
+	void	(*req_defer)(struct sb_req *);
+
+	/* --- Outbound HTTP (worker).  SB_OK, or SB_ERROR when the request
+	 * is malformed (then cb is never called). --- */
+	int	(*http_send)(struct sb_plugin *, const struct sb_http_request *,
+		    sb_http_cb cb, void *arg);
+	/* A response header (case-insensitive), borrowed, or NULL. */
+	const char *(*http_header)(const struct sb_http_response *,
+		    const char *name);
+
+	/* --- Durable jobs. --- */
+	/* setup(): register a kind; the table is borrowed (static). */
+	int	(*job_kind_add)(struct sb_plugin *, const struct sb_job_kind *);
+	/* worker: enqueue; payload borrowed (copied), opts may be NULL.
+	 * Returns the job id (an existing job's for a known idempotency
+	 * key), or -1. */
+	int64_t	(*job_enqueue)(struct sb_plugin *, const char *kind,
+		    json_t *payload, const struct sb_job_opts *opts);
+	/* inside run(): what the job is.  Borrowed until it is finished. */
+	int64_t	(*job_id)(struct sb_job *);
+	json_t	*(*job_payload)(struct sb_job *);
+	int	(*job_attempt)(struct sb_job *);	/* 1 on the first run */
+	const char *(*job_key)(struct sb_job *);	/* idempotency key */
+	struct sb_plugin *(*job_plugin)(struct sb_job *);
+	/* finish (exactly one, possibly later from a callback): */
+	void	(*job_done)(struct sb_job *, json_t *result /* stolen, NULL ok */);
+	void	(*job_retry)(struct sb_job *, const char *error,
+		    unsigned int retry_after_s /* 0: backoff with jitter */);
+	void	(*job_fail)(struct sb_job *, const char *error); /* dead now */
+
+	/* --- Real time. --- */
+	/* setup(): own a room prefix. */
+	int	(*room_add)(struct sb_plugin *, const char *prefix,
+		    sb_room_auth_cb authorise);
+	/* worker: publish an event to the bus AND to the room's WebSocket
+	 * subscribers on every worker of every node.  data borrowed. */
+	int	(*publish_room)(struct sb_plugin *, const char *room,
+		    const char *name, int version, json_t *data);
 
 	/* --- Donor tokens (worker).  A signed access token for the donor
 	 * donor_id (display name `name`), valid for the host's donor-token
