@@ -141,6 +141,7 @@ sanitize:
 
 bench: build $(B)/bench/bare.so
 	bench/run.sh
+	bench/jobs.sh
 
 fuzz:
 	scripts/fuzz.sh

@@ -253,6 +253,7 @@ struct claims {
 	int		 donor;
 	int64_t		 user_id;
 	int64_t		 session_id;
+	int64_t		 exp;		/* unix seconds */
 	char		*donor_id;
 	char		*name;
 };
@@ -294,6 +295,7 @@ token_verify(const char *token, struct claims *c)
 	if (iss == NULL || strcmp(iss, sb_settings.jwt_issuer) != 0 ||
 	    aud == NULL || strcmp(aud, sb_settings.jwt_audience) != 0)
 		goto out;
+	c->exp = exp;
 	if ((sub = jwt_get_grant(jwt, "sub")) == NULL || *sub == '\0' ||
 	    (typ = jwt_get_grant(jwt, "typ")) == NULL)
 		goto out;
@@ -341,6 +343,14 @@ db_unavailable(struct sb_req *req, struct sb_db_res *r)
 	return (-1);
 }
 
+/* A database failure while resolving credentials: nothing answered. */
+static int
+auth_down(struct sb_db_res *r)
+{
+	sb_db_free(r);
+	return (SB_AUTH_DOWN);
+}
+
 static json_t *
 permissions_of(const char *json)
 {
@@ -355,7 +365,8 @@ permissions_of(const char *json)
 }
 
 static int
-authenticate_user(struct sb_req *req, const struct claims *c)
+authenticate_user(struct sb_req *req, const struct claims *c,
+    const char **why)
 {
 	struct sb_db_res	*r;
 	const char		*params[2];
@@ -373,11 +384,11 @@ authenticate_user(struct sb_req *req, const struct claims *c)
 	    "AND s.id = $2::bigint AND s.revoked_at IS NULL "
 	    "AND s.expires_at > now()", 2, params);
 	if (!r->ok)
-		return (db_unavailable(req, r));
+		return (auth_down(r));
 	if (sb_db_rows(r) != 1) {
 		sb_db_free(r);
-		unauthenticated(req, "invalid or expired token");
-		return (-1);
+		*why = "invalid or expired token";
+		return (SB_AUTH_INVALID);
 	}
 	req->perms = permissions_of(sb_db_value(r, 0, 0));
 	req->user = sb_db_row_json(r, 0);
@@ -394,7 +405,7 @@ authenticate_user(struct sb_req *req, const struct claims *c)
 	req->principal.id = c->user_id;
 	req->principal.name = req->principal_name;
 	req->principal.role = req->principal_role;
-	return (0);
+	return (SB_AUTH_OK);
 }
 
 /* "sbk_<12 hex>_<43 base64url>" */
@@ -416,7 +427,7 @@ api_key_prefix(const char *key, char prefix[KEY_PREFIX_LEN + 1])
 }
 
 static int
-authenticate_api_key(struct sb_req *req, const char *key)
+authenticate_api_key(struct sb_req *req, const char *key, const char **why)
 {
 	struct sb_db_res	*r;
 	const char		*params[1], *stored;
@@ -424,8 +435,8 @@ authenticate_api_key(struct sb_req *req, const char *key)
 	int			 ok;
 
 	if (api_key_prefix(key, prefix) == -1) {
-		unauthenticated(req, "invalid API key");
-		return (-1);
+		*why = "invalid API key";
+		return (SB_AUTH_INVALID);
 	}
 	sb_sha256_hex(key, strlen(key), sum);
 	params[0] = prefix;
@@ -434,14 +445,14 @@ authenticate_api_key(struct sb_req *req, const char *key)
 	    "'1 minute' FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL "
 	    "AND (expires_at IS NULL OR expires_at > now())", 1, params);
 	if (!r->ok)
-		return (db_unavailable(req, r));
+		return (auth_down(r));
 	/* Compare even when there is no row: no timing tells them apart. */
 	stored = sb_db_rows(r) == 1 ? sb_db_value(r, 0, 2) : sum;
 	ok = CRYPTO_memcmp(stored, sum, 64) == 0 && sb_db_rows(r) == 1;
 	if (!ok) {
 		sb_db_free(r);
-		unauthenticated(req, "invalid API key");
-		return (-1);
+		*why = "invalid API key";
+		return (SB_AUTH_INVALID);
 	}
 	req->principal.kind = SB_ACTOR_API_KEY;
 	req->principal.id = strtoll(sb_db_value(r, 0, 0), NULL, 10);
@@ -455,43 +466,35 @@ authenticate_api_key(struct sb_req *req, const char *key)
 		    "WHERE id = $1::bigint", 1, params);
 	}
 	sb_db_free(r);
-	return (0);
+	return (SB_AUTH_OK);
 }
 
 /*
- * Fill req->principal.  No credentials: anonymous (0).  Bad credentials:
- * answered 401 (or 503 without a database) and -1.
+ * Resolve credentials given as strings, a bearer token or an API key
+ * (exactly one), into req's principal with the same checks as request
+ * headers; nothing is answered.  The WebSocket gateway authenticates its
+ * ?access_token= and first frame with it.  SB_AUTH_OK, SB_AUTH_INVALID
+ * (*why says why) or SB_AUTH_DOWN (no database).  *expires, when not
+ * NULL, gets the token's exp (unix seconds; 0 for an API key).  What it
+ * fills is freed with sb_auth_clear().
  */
 int
-sb_auth_authenticate(struct sb_req *req)
+sb_auth_credentials(struct sb_req *req, const char *token,
+    const char *api_key, int64_t *expires, const char **why)
 {
 	struct claims	 c;
-	const char	*hdr, *key;
 
-	key = sb_req_header(req, "x-api-key");
-	hdr = sb_req_header(req, "authorization");
-	if (key != NULL && hdr != NULL) {
-		unauthenticated(req, "send either Authorization or X-API-Key, "
-		    "not both");
-		return (-1);
-	}
-	if (key != NULL)
-		return (authenticate_api_key(req, key));
-	if (hdr == NULL)
-		return (0);
-	if (strncasecmp(hdr, "Bearer ", 7) != 0) {
-		unauthenticated(req, "unsupported authorization scheme");
-		return (-1);
-	}
-	hdr += 7;
-	while (*hdr == ' ')
-		hdr++;
-	if (token_verify(hdr, &c) == -1) {
-		unauthenticated(req, "invalid or expired token");
-		return (-1);
-	}
+	*why = "invalid or expired token";
+	if (expires != NULL)
+		*expires = 0;
+	if (api_key != NULL)
+		return (authenticate_api_key(req, api_key, why));
+	if (token == NULL || token_verify(token, &c) == -1)
+		return (SB_AUTH_INVALID);
+	if (expires != NULL)
+		*expires = c.exp;
 	if (!c.donor)
-		return (authenticate_user(req, &c));
+		return (authenticate_user(req, &c, why));
 
 	req->principal.kind = SB_ACTOR_DONOR;
 	req->principal_donor = c.donor_id;
@@ -501,7 +504,61 @@ sb_auth_authenticate(struct sb_req *req)
 	req->principal.name = req->principal_name;
 	req->principal.role = req->principal_role;
 	req->perms = json_array();
-	return (0);
+	return (SB_AUTH_OK);
+}
+
+/* Free what sb_auth_credentials() filled in and forget the principal. */
+void
+sb_auth_clear(struct sb_req *req)
+{
+	json_decref(req->perms);
+	json_decref(req->user);
+	free(req->principal_name);
+	free(req->principal_role);
+	free(req->principal_donor);
+	req->perms = req->user = NULL;
+	req->principal_name = req->principal_role = NULL;
+	req->principal_donor = NULL;
+	req->superuser = 0;
+	req->session_id = 0;
+	memset(&req->principal, 0, sizeof(req->principal));
+}
+
+/*
+ * Fill req->principal.  No credentials: anonymous (0).  Bad credentials:
+ * answered 401 (or 503 without a database) and -1.
+ */
+int
+sb_auth_authenticate(struct sb_req *req)
+{
+	const char	*hdr, *key, *why;
+	int		 rc;
+
+	key = sb_req_header(req, "x-api-key");
+	hdr = sb_req_header(req, "authorization");
+	if (key != NULL && hdr != NULL) {
+		unauthenticated(req, "send either Authorization or X-API-Key, "
+		    "not both");
+		return (-1);
+	}
+	if (key == NULL && hdr == NULL)
+		return (0);
+	if (hdr != NULL) {
+		if (strncasecmp(hdr, "Bearer ", 7) != 0) {
+			unauthenticated(req, "unsupported authorization "
+			    "scheme");
+			return (-1);
+		}
+		hdr += 7;
+		while (*hdr == ' ')
+			hdr++;
+	}
+	rc = sb_auth_credentials(req, hdr, key, NULL, &why);
+	if (rc == SB_AUTH_INVALID)
+		unauthenticated(req, why);
+	else if (rc == SB_AUTH_DOWN)
+		sb_respond_db_down(req);
+	return (rc == SB_AUTH_OK ? 0 : -1);
 }
 
 /* ------------------------------------------------------------------------
@@ -892,10 +949,22 @@ sb_auth_bootstrap_admin(void)
 		return (-1);
 	}
 	params[0] = hash;
-	if (sb_db_exec("INSERT INTO users (username, password_hash, name, "
+	/* Nodes starting together on a fresh database race here: the one
+	 * whose row goes in wins, the others find it there. */
+	r = sb_db_query("INSERT INTO users (username, password_hash, name, "
 	    "role_id) SELECT 'admin', $1, 'Administrator', id FROM roles "
-	    "WHERE name = 'SUPER_ADMIN'", 1, params) == -1)
+	    "WHERE name = 'SUPER_ADMIN' ON CONFLICT DO NOTHING RETURNING id",
+	    1, params);
+	if (!r->ok) {
+		sb_db_free(r);
 		return (-1);
+	}
+	existing = sb_db_rows(r) == 0;
+	sb_db_free(r);
+	if (existing) {
+		OPENSSL_cleanse(generated, sizeof(generated));
+		return (0);
+	}
 
 	sb_log(SB_LOG_INFO, "auth", "created the first super-admin \"admin\"");
 	if (sb_settings.admin_password == NULL) {

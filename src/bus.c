@@ -1,10 +1,14 @@
 /*
- * The event bus.  publish() delivers to the subscribers in this worker
- * at once, then hands the event to the parent, which relays it to every
- * worker over Kore's msg channel.  Kore relays a KORE_MSG_WORKER_ALL
+ * The event bus.  publish() hands the event to the parent, which relays
+ * it to every worker over Kore's msg channel, then delivers it to the
+ * subscribers in this worker before returning.  Kore relays a KORE_MSG_WORKER_ALL
  * message to the sender as well, so a worker drops its own events on
  * receipt: each subscriber sees each event exactly once per worker.
  * (kore_websocket_broadcast(..., GLOBAL) would duplicate: KORE-NOTES.md.)
+ * Other nodes get the event through PostgreSQL (cluster.c), and every
+ * delivery, here or there, also goes to the WebSocket gateway (ws.c),
+ * which fans an event published to a room out to that room's clients in
+ * this worker: the bus and the gateway are one path.
  */
 
 #include <kore/kore.h>
@@ -78,6 +82,7 @@ deliver(const struct sb_event *ev)
 			continue;
 		s->cb(s->owner, ev, s->arg);
 	}
+	sb_ws_deliver(ev);
 }
 
 static int
@@ -99,9 +104,19 @@ int
 sb_bus_publish(struct sb_plugin *p, const char *name, int version,
     json_t *data)
 {
+	return (sb_bus_publish_room(p, NULL, name, version, data));
+}
+
+/* An event for the WebSocket clients of room (NULL: no room) as well. */
+int
+sb_bus_publish_room(struct sb_plugin *p, const char *room, const char *name,
+    int version, json_t *data)
+{
 	struct sb_event	 ev;
 	json_t		*wire;
 	char		 id[33], *out;
+	size_t		 len;
+	int		 sent;
 
 	if (!sb_is_worker) {
 		sb_log(SB_LOG_ERROR, "bus", "publish outside a worker refused");
@@ -111,6 +126,11 @@ sb_bus_publish(struct sb_plugin *p, const char *name, int version,
 		sb_log(SB_LOG_ERROR, "bus", "plugin %s published an invalid "
 		    "event (name \"%s\")", p != NULL ? p->name : "?",
 		    name != NULL ? name : "(null)");
+		return (-1);
+	}
+	if (room != NULL && !sb_ws_room_valid(room)) {
+		sb_log(SB_LOG_ERROR, "bus", "plugin %s published to an invalid "
+		    "room", p != NULL ? p->name : "?");
 		return (-1);
 	}
 	sb_random_hex(id, 16);
@@ -130,29 +150,47 @@ sb_bus_publish(struct sb_plugin *p, const char *name, int version,
 		ev.actor = &system_actor;
 	}
 	ev.local = 1;
+	ev.room = room;
 
-	deliver(&ev);
-
+	/* Other workers and nodes first: they fan out to their WebSocket
+	 * clients while this worker does, and an event a subscriber here
+	 * publishes in turn reaches them after this one. */
 	wire = json_pack("{s:s, s:s, s:i, s:s, s:I, s:O, s:o}",
 	    "name", ev.name, "id", ev.id, "version", ev.version,
 	    "source", ev.source, "published_at", (json_int_t)ev.published_at,
 	    "data", ev.data, "actor", actor_json(ev.actor));
+	out = NULL;
+	if (wire != NULL) {
+		set_str(wire, "request_id", ev.request_id);
+		set_str(wire, "ip", ev.ip);
+		set_str(wire, "room", ev.room);
+		out = json_dumps(wire, JSON_COMPACT);
+		json_decref(wire);
+	}
+	sent = out != NULL;
+	if (sent) {
+		len = strlen(out);
+		kore_msg_send(KORE_MSG_WORKER_ALL, SB_MSG_EVENT, out, len);
+		sb_cluster_publish(out, len);
+		free(out);
+	}
+
+	deliver(&ev);
 	json_decref(ev.data);
-	if (wire == NULL)
-		return (-1);
-	set_str(wire, "request_id", ev.request_id);
-	set_str(wire, "ip", ev.ip);
-	out = json_dumps(wire, JSON_COMPACT);
-	json_decref(wire);
-	if (out == NULL)
-		return (-1);
-	kore_msg_send(KORE_MSG_WORKER_ALL, SB_MSG_EVENT, out, strlen(out));
-	free(out);
-	return (0);
+	return (sent ? 0 : -1);
 }
 
 static void
 bus_recv(struct kore_msg *msg, const void *data)
+{
+	if (msg->src == worker->id || data == NULL)
+		return;		/* our own: delivered when published */
+	sb_bus_deliver_wire(data, msg->length);
+}
+
+/* Deliver an event another worker (Kore msg) or node (cluster.c) sent. */
+void
+sb_bus_deliver_wire(const void *data, size_t len)
 {
 	struct sb_event		 ev;
 	struct sb_principal	 actor;
@@ -160,9 +198,7 @@ bus_recv(struct kore_msg *msg, const void *data)
 	json_int_t		 at, aid;
 	int			 kind;
 
-	if (msg->src == worker->id || data == NULL)
-		return;		/* our own: delivered when published */
-	wire = json_loadb(data, msg->length, 0, NULL);
+	wire = json_loadb(data, len, 0, NULL);
 	if (wire == NULL)
 		return;
 	memset(&ev, 0, sizeof(ev));
@@ -171,9 +207,10 @@ bus_recv(struct kore_msg *msg, const void *data)
 	kind = SB_ACTOR_SYSTEM;
 	a = NULL;
 	if (json_unpack(wire, "{s:s, s:s, s:i, s:s, s:I, s:o, s:o, s?s, "
-	    "s?s}", "name", &ev.name, "id", &ev.id, "version", &ev.version,
-	    "source", &ev.source, "published_at", &at, "data", &ev.data,
-	    "actor", &a, "request_id", &ev.request_id, "ip", &ev.ip) == 0 &&
+	    "s?s, s?s}", "name", &ev.name, "id", &ev.id, "version",
+	    &ev.version, "source", &ev.source, "published_at", &at, "data",
+	    &ev.data, "actor", &a, "request_id", &ev.request_id, "ip", &ev.ip,
+	    "room", &ev.room) == 0 &&
 	    json_unpack(a, "{s:i, s:I, s?s, s?s, s?s}", "kind", &kind, "id",
 	    &aid, "name", &actor.name, "role", &actor.role, "donor_id",
 	    &actor.donor_id) == 0) {

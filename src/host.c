@@ -67,6 +67,20 @@ kore_parent_configure(int argc, char **argv)
 	    1024, 16777216)) == -1)
 		fatalx("cannot create the rate-limit table");
 
+	/* WebSocket settings and the node's per-user connection counts
+	 * (shared mapping); the node id its events carry to other nodes. */
+	sb_ws_parent_init();
+	sb_cluster_parent_init();
+
+	/* Breakers shared by the workers; CA bundle and resolver files
+	 * copied into the chroot. */
+	if (sb_httpc_parent_init() == -1)
+		fatalx("cannot set up outbound HTTP (see the log above)");
+
+	/* Job settings and the node's job counters (shared mapping). */
+	if (sb_jobs_parent_init() == -1)
+		fatalx("cannot set up durable jobs");
+
 	sb_plugin_parent_init();
 	if (sb_plugin_load_all() == -1)
 		fatalx("a required plugin failed to load (see the log above)");
@@ -96,13 +110,17 @@ kore_worker_configure(void)
 	(void)sb_db_connect();
 	sb_http_worker_init();
 	sb_bus_worker_init();
+	sb_cluster_worker_init();
+	sb_ws_worker_init();
 	sb_plugin_worker_init();
+	sb_jobs_worker_init();
 	sb_plugin_report_failures();
 }
 
 void
 kore_worker_teardown(void)
 {
+	sb_jobs_worker_fini();
 	sb_plugin_worker_fini();
 	sb_db_disconnect();
 }

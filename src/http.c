@@ -7,6 +7,14 @@
  *   body limit, media type, JSON parse, declarative validation ->
  *   handler -> security headers -> one JSON access-log line.
  *
+ * A handler may defer its answer (sb_req_defer): the request is then
+ * parked with Kore (http_request_sleep, KORE_RESULT_RETRY) and finished
+ * by the one respond_* that comes later, from a callback.  Every sb_req
+ * lives on the heap for that reason, with its route match beside it.
+ * If the client goes away first, Kore frees the http_request and calls
+ * req_onfree(): the sb_req forgets it (http = NULL), so the late answer
+ * only writes the log line and frees what is left.
+ *
  * Every failure a client can cause leaves through sb_respond_error(), the
  * one error envelope of API.md.
  */
@@ -42,6 +50,20 @@ static void	parse_query(struct sb_req *);
 static void	client_ip(struct sb_req *);
 static int	authorize(struct sb_req *);
 static int	rate_limited(struct sb_req *);
+static int	req_resume(struct http_request *);
+static void	req_park(struct sb_req *);
+static void	req_onfree(struct http_request *);
+static void	req_finish(struct sb_req *);
+static void	woken_nudge(void *, u_int64_t);
+
+/* Deferred requests answered and woken, not yet finished by Kore. */
+static unsigned int	woken_pending = 0;
+
+/* One allocation per request: what a deferred answer must keep. */
+struct req_box {
+	struct sb_req		req;		/* first: freed through it */
+	struct sb_router_match	m;
+};
 
 static const struct {
 	int		status;
@@ -86,102 +108,198 @@ sb_http_worker_init(void)
 int
 sb_http_dispatch(struct http_request *http)
 {
-	struct sb_req		 req;
-	struct sb_router_match	 m;
+	struct req_box		*box;
+	struct sb_req		*req;
+	struct sb_router_match	*m;
 	struct sb_route_entry	*e;
 	const char		*method;
 	enum sb_match		 rc;
-	uint64_t		 started;
 	char			 allow[128];
 
-	started = kore_time_ms();
-	memset(&req, 0, sizeof(req));
-	memset(&m, 0, sizeof(m));
-	req.http = http;
-	req.match = &m;
-	set_request_id(&req);
-	client_ip(&req);
-	sb_current_req = &req;
+	/* Kore runs the handler again when a parked request wakes up. */
+	if (http->hdlr_extra != NULL)
+		return (req_resume(http));
+
+	if ((box = calloc(1, sizeof(*box))) == NULL) {
+		http_response(http, 503, NULL, 0);
+		return (KORE_RESULT_OK);
+	}
+	req = &box->req;
+	m = &box->m;
+	req->started = kore_time_ms();
+	req->http = http;
+	req->match = m;
+	set_request_id(req);
+	client_ip(req);
+	sb_current_req = req;
 
 	method = http_method_text(http->method);
 	rc = sb_router_match(sb_routes, http->method == HTTP_METHOD_OPTIONS ?
-	    "GET" : method, http->path, &m);
+	    "GET" : method, http->path, m);
 	if (http->method == HTTP_METHOD_OPTIONS) {
 		/* OPTIONS matches any route on the path, whatever its method. */
 		if (rc == SB_MATCH_NOT_FOUND) {
-			sb_respond_error(&req, 404, "NOT_FOUND",
+			sb_respond_error(req, 404, "NOT_FOUND",
 			    "no such resource", NULL);
 		} else {
-			snprintf(allow, sizeof(allow), "%s", m.allow);
-			(void)cors(&req, allow);
-			sb_resp_header(&req, "allow", allow);
-			sb_respond_raw(&req, 204, NULL, NULL, 0);
+			snprintf(allow, sizeof(allow), "%s", m->allow);
+			(void)cors(req, allow);
+			sb_resp_header(req, "allow", allow);
+			sb_respond_raw(req, 204, NULL, NULL, 0);
 		}
 		goto done;
 	}
 
-	if (cors(&req, NULL) == -1)
+	if (cors(req, NULL) == -1)
 		goto done;
 
 	if (rc == SB_MATCH_NOT_FOUND) {
 		if ((http->method == HTTP_METHOD_GET ||
 		    http->method == HTTP_METHOD_HEAD) &&
-		    sb_assets_serve(&req, http->path) == 0)
+		    sb_assets_serve(req, http->path) == 0)
 			goto done;
-		sb_respond_error(&req, 404, "NOT_FOUND", "no such resource",
+		sb_respond_error(req, 404, "NOT_FOUND", "no such resource",
 		    NULL);
 		goto done;
 	}
 	if (rc == SB_MATCH_METHOD) {
-		sb_resp_header(&req, "allow", m.allow);
-		sb_respond_error(&req, 405, "METHOD_NOT_ALLOWED",
+		sb_resp_header(req, "allow", m->allow);
+		sb_respond_error(req, 405, "METHOD_NOT_ALLOWED",
 		    "method not allowed on this resource", NULL);
 		goto done;
 	}
 
-	e = m.data;
-	req.route = e->route;
-	req.plugin = e->owner;
-	req.plugin->requests++;
+	e = m->data;
+	req->route = e->route;
+	req->plugin = e->owner;
+	req->plugin->requests++;
 
-	if (req.plugin->state != SB_PLUGIN_READY) {
-		sb_respond_error(&req, 503, "UNAVAILABLE", "the plugin serving "
+	if (req->plugin->state != SB_PLUGIN_READY) {
+		sb_respond_error(req, 503, "UNAVAILABLE", "the plugin serving "
 		    "this route is not available", NULL);
 		goto done;
 	}
 
-	if (sb_auth_authenticate(&req) == -1)
+	if (sb_auth_authenticate(req) == -1)
 		goto done;	/* answered 401 */
 
-	if (rate_limited(&req))
+	if (rate_limited(req))
 		goto done;	/* answered 429 */
 
-	if (authorize(&req) == -1)
+	if (authorize(req) == -1)
 		goto done;	/* answered 401 or 403 */
 
-	if (read_body(&req) == -1)
+	if (read_body(req) == -1)
 		goto done;
 
-	req.route->handler(&req);
-	if (!req.responded) {
+	req->route->handler(req);
+	if (!req->responded && req->deferred) {
+		req_park(req);
+		sb_current_req = NULL;
+		return (KORE_RESULT_RETRY);
+	}
+	if (!req->responded) {
 		sb_log(SB_LOG_ERROR, "http", "handler for %s %s (plugin %s) "
-		    "returned without a response", req.route->method,
-		    req.route->path, req.plugin->name);
-		sb_respond_error(&req, 500, "INTERNAL", "internal error", NULL);
+		    "returned without a response", req->route->method,
+		    req->route->path, req->plugin->name);
+		sb_respond_error(req, 500, "INTERNAL", "internal error", NULL);
 	}
 
 done:
 	sb_current_req = NULL;
-	access_log(&req, started);
-	sb_router_match_clear(&m);
-	json_decref(req.body);
-	json_decref(req.query);
-	json_decref(req.perms);
-	json_decref(req.user);
-	free(req.principal_name);
-	free(req.principal_role);
-	free(req.principal_donor);
+	req_finish(req);
 	return (KORE_RESULT_OK);
+}
+
+/*
+ * The handler will answer later: nothing may be sent now, and Kore must
+ * neither run the request again nor finish it until the answer is in.
+ */
+void
+sb_req_defer(struct sb_req *req)
+{
+	if (req != NULL && req->deferred == 0 && !req->responded)
+		req->deferred = 1;
+}
+
+static void
+req_park(struct sb_req *req)
+{
+	struct http_request	*http = req->http;
+
+	req->deferred = 2;
+	http->hdlr_extra = req;
+	/* Ours (malloc'd), not Kore's to kore_free. */
+	http->flags |= HTTP_REQUEST_RETAIN_EXTRA;
+	http->onfree = req_onfree;
+	http_request_sleep(http);
+}
+
+/*
+ * A parked request woke up: sb_respond_raw() queued the answer and woke
+ * it, so what is left is the flush (Kore's, on KORE_RESULT_OK), the log
+ * line and the memory.
+ */
+static int
+req_resume(struct http_request *http)
+{
+	struct sb_req	*req = http->hdlr_extra;
+
+	if (!req->responded) {
+		http_request_sleep(http);
+		return (KORE_RESULT_RETRY);
+	}
+	http->hdlr_extra = NULL;
+	http->onfree = NULL;
+	http->flags &= ~HTTP_REQUEST_RETAIN_EXTRA;
+	req_finish(req);
+	return (KORE_RESULT_OK);
+}
+
+/*
+ * Kore frees a parked request whose client went away (or that it is
+ * dropping after the answer was queued).  From here on the sb_req has no
+ * http_request: a late respond_* logs and frees it.
+ */
+static void
+req_onfree(struct http_request *http)
+{
+	struct sb_req	*req = http->hdlr_extra;
+
+	http->hdlr_extra = NULL;
+	http->onfree = NULL;
+	if (req == NULL)
+		return;
+	req->gone_method = http_method_text(http->method);
+	req->gone_path = sb_strdup(http->path);
+	req->http = NULL;
+	if (req->responded)
+		req_finish(req);
+}
+
+/* The access-log line, then everything the request owns. */
+static void
+req_finish(struct sb_req *req)
+{
+	if (req->deferred == 3)
+		woken_pending--;
+	access_log(req, req->started);
+	sb_router_match_clear(req->match);
+	json_decref(req->body);
+	json_decref(req->query);
+	json_decref(req->perms);
+	json_decref(req->user);
+	free(req->principal_name);
+	free(req->principal_role);
+	free(req->principal_donor);
+	free(req->gone_path);
+	free(req);	/* the whole req_box */
+}
+
+const char *
+sb_req_path(struct sb_req *req)
+{
+	return (req->http != NULL ? req->http->path : req->gone_path);
 }
 
 /*
@@ -481,8 +599,8 @@ common_headers(struct sb_req *req)
 void
 sb_resp_header(struct sb_req *req, const char *name, const char *value)
 {
-	if (name == NULL || value == NULL || strpbrk(name, "\r\n:") != NULL ||
-	    strpbrk(value, "\r\n") != NULL)
+	if (req->http == NULL || name == NULL || value == NULL ||
+	    strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL)
 		return;
 	http_response_header(req->http, name, value);
 }
@@ -493,16 +611,46 @@ sb_respond_raw(struct sb_req *req, int status, const char *ctype,
 {
 	if (req->responded) {
 		sb_log(SB_LOG_ERROR, "http", "second response to %s %s "
-		    "ignored", http_method_text(req->http->method),
-		    req->http->path);
+		    "ignored", req->http != NULL ?
+		    http_method_text(req->http->method) : req->gone_method,
+		    sb_req_path(req));
 		return;
 	}
 	req->responded = 1;
 	req->status = status;
+	if (req->http == NULL) {
+		/* A deferred answer whose client has gone: nobody to send
+		 * it to.  The request ends here. */
+		req_finish(req);
+		return;
+	}
 	common_headers(req);
 	if (ctype != NULL)
 		http_response_header(req->http, "content-type", ctype);
 	http_response(req->http, status, data, len);
+	if (req->deferred == 2) {
+		req->deferred = 3;
+		http_request_wakeup(req->http);
+		if (woken_pending++ == 0)
+			(void)kore_timer_add(woken_nudge, 1, NULL,
+			    KORE_TIMER_ONESHOT);
+	}
+}
+
+/*
+ * Kore's http_process() stops after ~10 ms of handler time per loop and
+ * its next event wait is bounded only by the next timer (a curl timeout
+ * can be seconds away), so a woken request left over by a busy loop
+ * would wait for an unrelated event.  While any is pending, this timer
+ * keeps the wait at 1 ms.
+ */
+static void
+woken_nudge(void *arg, u_int64_t now)
+{
+	(void)arg;
+	(void)now;
+	if (woken_pending > 0)
+		(void)kore_timer_add(woken_nudge, 1, NULL, KORE_TIMER_ONESHOT);
 }
 
 void
@@ -520,7 +668,7 @@ sb_respond_json(struct sb_req *req, int status, json_t *body)
 		sb_respond_error(req, 500, "INTERNAL", "internal error", NULL);
 		return;
 	}
-	if (req->route != NULL)
+	if (req->route != NULL && req->http != NULL)
 		http_response_header(req->http, "cache-control", "no-store");
 	sb_respond_raw(req, status, "application/json; charset=utf-8", out,
 	    strlen(out));
@@ -561,7 +709,7 @@ sb_req_header(struct sb_req *req, const char *name)
 {
 	const char	*v;
 
-	if (http_request_header(req->http, name, &v))
+	if (req->http != NULL && http_request_header(req->http, name, &v))
 		return (v);
 	return (NULL);
 }
@@ -604,7 +752,7 @@ parse_query(struct sb_req *req)
 	json_t	*v;
 
 	req->query = json_object();
-	if (req->http->query_string == NULL)
+	if (req->http == NULL || req->http->query_string == NULL)
 		return;
 	copy = sb_strdup(req->http->query_string);
 	for (pair = strtok_r(copy, "&", &save); pair != NULL;
@@ -659,8 +807,9 @@ access_log(struct sb_req *req, uint64_t started)
 
 	line = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:s}",
 	    "level", "info", "component", "access",
-	    "method", http_method_text(req->http->method),
-	    "path", req->http->path,
+	    "method", req->http != NULL ? http_method_text(req->http->method) :
+	    req->gone_method,
+	    "path", sb_req_path(req),
 	    "request_id", req->id,
 	    "status", req->status,
 	    "duration_ms", (json_int_t)(kore_time_ms() - started),
@@ -676,6 +825,10 @@ access_log(struct sb_req *req, uint64_t started)
 		    json_integer(req->principal.id));
 	if (req->error_code != NULL)
 		json_object_set_new(line, "error", json_string(req->error_code));
+	if (req->deferred >= 2)
+		json_object_set_new(line, "deferred", json_true());
+	if (req->http == NULL)
+		json_object_set_new(line, "client_gone", json_true());
 	sb_log_json(line);
 }
 

@@ -215,13 +215,17 @@ sb_migrate_all(void)
 	json_t			*dir;
 	int			 rc;
 
+	/* The lock first: on a fresh database, nodes starting together
+	 * would race on CREATE TABLE IF NOT EXISTS (it is not atomic). */
+	if (sb_db_exec("SELECT pg_advisory_lock($1::bigint)", 1, lock) == -1)
+		return (-1);
 	if (sb_db_exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
 	    "scope text NOT NULL, version text NOT NULL, name text NOT NULL, "
 	    "checksum text NOT NULL, applied_at timestamptz NOT NULL "
-	    "DEFAULT now(), PRIMARY KEY (scope, version))", 0, NULL) == -1)
-		return (-1);
-	if (sb_db_exec("SELECT pg_advisory_lock($1::bigint)", 1, lock) == -1)
-		return (-1);
+	    "DEFAULT now(), PRIMARY KEY (scope, version))", 0, NULL) == -1) {
+		rc = -1;
+		goto out;
+	}
 
 	rc = 0;
 	if (sb_migrate_dir("host", sb_settings.migrations_dir, err,

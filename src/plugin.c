@@ -131,6 +131,8 @@ plugin_unload(struct sb_plugin *p)
 		free(s->pattern);
 		free(s);
 	}
+	sb_jobs_unstage(p);
+	sb_ws_rooms_drop(p);
 	json_array_clear(p->events);
 	json_array_clear(p->migrations);
 	free(p->seccomp);
@@ -195,6 +197,8 @@ sb_plugin_parent_init(void)
 	    sb_api.routes_add(sb_host_plugin, sb_role_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_apikey_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_avatar_routes) != SB_OK ||
+	    sb_api.routes_add(sb_host_plugin, sb_job_routes) != SB_OK ||
+	    sb_api.routes_add(sb_host_plugin, sb_ws_routes) != SB_OK ||
 	    routes_check(sb_host_plugin, err, sizeof(err)) == -1)
 		fatalx("host routes: %s", sb_host_plugin->error);
 	sb_host_plugin->in_setup = 0;
@@ -391,6 +395,8 @@ plugin_setup(struct sb_plugin *p)
 		TAILQ_REMOVE(&staged_subs, s, list);
 		TAILQ_INSERT_TAIL(&sb_subscriptions, s, list);
 	}
+	sb_jobs_commit(p);
+	sb_ws_rooms_commit(p);
 	p->state = SB_PLUGIN_READY;
 	return (0);
 }
@@ -1018,7 +1024,7 @@ api_req_method(struct sb_req *r)
 static const char *
 api_req_path(struct sb_req *r)
 {
-	return (r->http->path);
+	return (sb_req_path(r));	/* also after the client has gone */
 }
 
 static const char *
@@ -1068,6 +1074,43 @@ api_publish(struct sb_plugin *p, const char *name, int version, json_t *data)
 	    SB_ERROR);
 }
 
+/* A room prefix and its authoriser (ws.c keeps the registry). */
+static int
+api_room_add(struct sb_plugin *p, const char *prefix, sb_room_auth_cb cb)
+{
+	char	err[256];
+
+	if (!in_setup(p, "room_add"))
+		return (SB_ERROR);
+	if (sb_ws_room_stage(p, prefix, cb, err, sizeof(err)) == -1) {
+		setup_error(p, "%s", err);
+		return (SB_ERROR);
+	}
+	return (SB_OK);
+}
+
+static int
+api_publish_room(struct sb_plugin *p, const char *room, const char *name,
+    int version, json_t *data)
+{
+	return (sb_bus_publish_room(p, room, name, version, data) == 0 ?
+	    SB_OK : SB_ERROR);
+}
+
+static int
+api_job_kind_add(struct sb_plugin *p, const struct sb_job_kind *k)
+{
+	char	err[256];
+
+	if (!in_setup(p, "job_kind_add"))
+		return (SB_ERROR);
+	if (sb_jobs_kind_add(p, k, err, sizeof(err)) == -1) {
+		setup_error(p, "%s", err);
+		return (SB_ERROR);
+	}
+	return (SB_OK);
+}
+
 const struct sb_host_api sb_api = {
 	.size = sizeof(struct sb_host_api),
 	.abi_major = SB_ABI_MAJOR,
@@ -1108,8 +1151,23 @@ const struct sb_host_api sb_api = {
 	.req_ip = sb_req_ip,
 	.rate_hit = api_rate_hit,
 	.donor_token = api_donor_token,
+	.room_add = api_room_add,
+	.publish_room = api_publish_room,
 	.resp_header = sb_resp_header,
 	.respond_json = sb_respond_json,
 	.respond_error = sb_respond_error,
 	.respond_raw = sb_respond_raw,
+	.req_defer = sb_req_defer,
+	.http_send = sb_http_send,
+	.http_header = sb_http_header,
+	.job_kind_add = api_job_kind_add,
+	.job_enqueue = sb_jobs_enqueue,
+	.job_id = sb_job_id,
+	.job_payload = sb_job_payload,
+	.job_attempt = sb_job_attempt,
+	.job_key = sb_job_key,
+	.job_plugin = sb_job_plugin,
+	.job_done = sb_job_done,
+	.job_retry = sb_job_retry,
+	.job_fail = sb_job_fail,
 };

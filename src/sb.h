@@ -166,6 +166,13 @@ struct sb_req {
 	int			status;
 	const char		*error_code;
 	void			*match;		/* struct sb_router_match * */
+	/* Deferred answers (sb_req_defer): 1 asked, 2 parked with Kore,
+	 * 3 answered and woken.
+	 * http is NULL once the client has gone; these keep the log line. */
+	int			deferred;
+	uint64_t		started;	/* kore_time_ms() at dispatch */
+	const char		*gone_method;
+	char			*gone_path;
 };
 
 /* The request being handled in this worker, or NULL (events published
@@ -174,6 +181,7 @@ extern struct sb_req	*sb_current_req;
 
 int	sb_http_dispatch(struct http_request *);
 const char *sb_req_ip(struct sb_req *);
+const char *sb_req_path(struct sb_req *);
 void	sb_http_worker_init(void);
 void	sb_respond_error(struct sb_req *, int status, const char *code,
 	    const char *message, json_t *errors);
@@ -228,6 +236,10 @@ void	sb_sha256_hex(const void *data, size_t len, char out[65]);
 void	sb_bus_worker_init(void);
 int	sb_bus_publish(struct sb_plugin *, const char *name, int version,
 	    json_t *data);
+int	sb_bus_publish_room(struct sb_plugin *, const char *room,
+	    const char *name, int version, json_t *data);
+/* An event in the bus's wire format from another worker or node. */
+void	sb_bus_deliver_wire(const void *data, size_t len);
 void	sb_host_event(const char *name, json_t *data);
 void	sb_host_change_event(const char *name, const char *kind, int64_t id,
 	    json_t *changes);
@@ -237,6 +249,13 @@ void	sb_host_change_event(const char *name, const char *kind, int64_t id,
 
 int	sb_auth_bootstrap_admin(void);
 int	sb_auth_authenticate(struct sb_req *);
+/* Credentials as strings (WebSocket): SB_AUTH_* and no answer sent. */
+#define SB_AUTH_OK		0
+#define SB_AUTH_INVALID		-1	/* *why says why */
+#define SB_AUTH_DOWN		-2	/* no database */
+int	sb_auth_credentials(struct sb_req *, const char *token,
+	    const char *api_key, int64_t *expires, const char **why);
+void	sb_auth_clear(struct sb_req *);
 int	sb_auth_hash_password(const char *pw, char *out, size_t outlen);
 int	sb_auth_verify_password(const char *hash, const char *pw);
 const char *sb_auth_password_problem(const char *pw, const char *username);
@@ -273,15 +292,45 @@ json_t	*sb_httpc_breakers(void);	/* for /readyz: {upstream: state} */
 void	sb_req_defer(struct sb_req *);
 
 /* --- jobs.c: durable jobs in PostgreSQL. --- */
-void	sb_jobs_worker_init(void);
+int	sb_jobs_parent_init(void);	/* settings, shared counters */
+void	sb_jobs_worker_init(void);	/* after sb_plugin_worker_init() */
+void	sb_jobs_worker_fini(void);
+/* setup(): stage a kind; committed or dropped with the plugin. */
+int	sb_jobs_kind_add(struct sb_plugin *, const struct sb_job_kind *,
+	    char *err, size_t errlen);
+void	sb_jobs_commit(struct sb_plugin *);
+void	sb_jobs_unstage(struct sb_plugin *);
+int64_t	sb_jobs_enqueue(struct sb_plugin *, const char *kind,
+	    json_t *payload, const struct sb_job_opts *);
+int64_t	sb_job_id(struct sb_job *);
+json_t	*sb_job_payload(struct sb_job *);
+int	sb_job_attempt(struct sb_job *);
+const char *sb_job_key(struct sb_job *);
+struct sb_plugin *sb_job_plugin(struct sb_job *);
+void	sb_job_done(struct sb_job *, json_t *result);
+void	sb_job_retry(struct sb_job *, const char *error,
+	    unsigned int retry_after_s);
+void	sb_job_fail(struct sb_job *, const char *error);
+/* This node's job counters and latencies (all workers). Caller owns. */
+json_t	*sb_jobs_metrics(void);
 extern const struct sb_route	sb_job_routes[];
 
 /* --- ws.c / cluster.c: the WebSocket gateway and cross-node events. --- */
+void	sb_ws_parent_init(void);
 void	sb_ws_worker_init(void);
+/* Every event of the bus, in every worker: room fan-out, revocations. */
 void	sb_ws_deliver(const struct sb_event *);
+int	sb_ws_room_valid(const char *room);
+/* room_add (plugin.c): staged in setup, committed or dropped with it. */
+int	sb_ws_room_stage(struct sb_plugin *, const char *prefix,
+	    sb_room_auth_cb, char *err, size_t errlen);
+void	sb_ws_rooms_commit(struct sb_plugin *);
+void	sb_ws_rooms_drop(struct sb_plugin *);
 extern const struct sb_route	sb_ws_routes[];
+void	sb_cluster_parent_init(void);
 void	sb_cluster_worker_init(void);
 void	sb_cluster_publish(const char *wire, size_t len);
+const char *sb_cluster_node(void);
 
 /* --- assets.c: the console's static files, held in memory. --- */
 int	sb_assets_load(const char *dir);

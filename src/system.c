@@ -14,6 +14,7 @@
 
 static void	sys_healthz(struct sb_req *);
 static void	sys_readyz(struct sb_req *);
+static json_t	*upstreams_check(void);
 static void	sys_plugins(struct sb_req *);
 static void	sys_openapi(struct sb_req *);
 
@@ -40,6 +41,34 @@ static void
 sys_healthz(struct sb_req *req)
 {
 	sb_respond_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/*
+ * Outbound upstreams by circuit breaker.  A breaker that is not closed
+ * makes its upstream (and the check) "degraded": calls to it fail fast,
+ * but the host itself is ready, so this never turns /readyz into a 503.
+ */
+static json_t *
+upstreams_check(void)
+{
+	json_t		*breakers, *b;
+	const char	*name, *state;
+	int		 degraded;
+
+	breakers = sb_httpc_breakers();
+	degraded = 0;
+	json_object_foreach(breakers, name, b) {
+		state = json_string_value(json_object_get(b, "state"));
+		if (state != NULL && strcmp(state, "closed") != 0) {
+			degraded = 1;
+			json_object_set_new(b, "status",
+			    json_string("degraded"));
+		} else {
+			json_object_set_new(b, "status", json_string("ok"));
+		}
+	}
+	return (json_pack("{s:s, s:o}", "status", degraded ? "degraded" : "ok",
+	    "breakers", breakers));
 }
 
 static void
@@ -89,6 +118,8 @@ sys_readyz(struct sb_req *req)
 		json_object_set_new(detail, "status", json_string("ok"));
 		json_object_set_new(checks, field, detail);
 	}
+
+	json_object_set_new(checks, "upstreams", upstreams_check());
 
 	if (ready) {
 		json_decref(errors);

@@ -8,14 +8,18 @@
 //   ... up.succeededKeys (Idempotency-Key -> number of 2xx answers given)
 //   await up.close();
 //
+// HTTPS: startUpstream({ tls: { key, cert } }) serves the same over TLS
+// (node:https options; up.url starts with https://).
+//
 // Scripts are consumed in order; when a path's script runs out, its last
 // step repeats; unscripted paths answer 200 {"ok":true}.  Idempotency
 // works like payment providers': a key that already got a 2xx answer is
 // answered with the same response again and counted as a replay, never as
 // a second success.
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 
-export async function startUpstream() {
+export async function startUpstream(opts = {}) {
   const scripts = new Map();
   const replays = new Map();
   const up = {
@@ -29,7 +33,7 @@ export async function startUpstream() {
     count(path) { return up.requests.filter((r) => r.path === path).length; },
   };
 
-  const server = createServer((req, res) => {
+  const handler = (req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
@@ -66,11 +70,12 @@ export async function startUpstream() {
       };
       if (step.delay_ms) setTimeout(send, step.delay_ms); else send();
     });
-  });
+  };
+  const server = opts.tls ? createTlsServer(opts.tls, handler) : createServer(handler);
   server.keepAliveTimeout = 1000;
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   up.port = server.address().port;
-  up.url = `http://127.0.0.1:${up.port}`;
+  up.url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${up.port}`;
   up.close = async () => {
     for (const res of up.hanging) res.destroy();
     server.closeAllConnections?.();
