@@ -284,6 +284,9 @@ struct sb_job_opts {
  * WebSocket rooms.  A plugin owns a room prefix ("query" owns "query:42")
  * and decides who may subscribe: the authoriser returns 1 to allow.  The
  * host owns "agents" (all staff) and "user" ("user:7": that user).
+ * Called in the worker holding the connection, once per subscribe (not
+ * per event); the principal and room are borrowed for the call.  It may
+ * run a short indexed query and must not block otherwise.
  */
 typedef int (*sb_room_auth_cb)(struct sb_plugin *, const struct sb_principal *,
     const char *room);
@@ -438,7 +441,9 @@ struct sb_host_api {
 	void	(*job_fail)(struct sb_job *, const char *error); /* dead now */
 
 	/* --- Real time. --- */
-	/* setup(): own a room prefix. */
+	/* setup(): own a room prefix ([a-z0-9_-], at most 32, starting
+	 * with a letter).  Fails on a prefix already owned (by the host:
+	 * "agents", "user"; or by another plugin). */
 	int	(*room_add)(struct sb_plugin *, const char *prefix,
 		    sb_room_auth_cb authorise);
 	/* worker: publish an event to the bus AND to the room's WebSocket
