@@ -74,6 +74,8 @@ kore_parent_configure(int argc, char **argv)
 
 	/* Breakers shared by the workers; CA bundle and resolver files
 	 * copied into the chroot. */
+	if (sb_metrics_parent_init() == -1)
+		fatalx("cannot create the metrics table");
 	if (sb_httpc_parent_init() == -1)
 		fatalx("cannot set up outbound HTTP (see the log above)");
 

@@ -802,6 +802,9 @@ access_log(struct sb_req *req, uint64_t started)
 {
 	json_t		*line;
 
+	/* Counted whether or not the line is written. */
+	sb_metrics_request(req->plugin, req->status,
+	    kore_time_ms() - started);
 	if (!sb_settings.access_log)
 		return;
 

@@ -199,6 +199,7 @@ sb_plugin_parent_init(void)
 	    sb_api.routes_add(sb_host_plugin, sb_avatar_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_job_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_ws_routes) != SB_OK ||
+	    sb_api.routes_add(sb_host_plugin, sb_metrics_routes) != SB_OK ||
 	    routes_check(sb_host_plugin, err, sizeof(err)) == -1)
 		fatalx("host routes: %s", sb_host_plugin->error);
 	sb_host_plugin->in_setup = 0;

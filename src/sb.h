@@ -313,6 +313,11 @@ void	sb_job_retry(struct sb_job *, const char *error,
 void	sb_job_fail(struct sb_job *, const char *error);
 /* This node's job counters and latencies (all workers). Caller owns. */
 json_t	*sb_jobs_metrics(void);
+
+/* --- metrics.c: node-wide counters, /metrics and /api/v1/stats. --- */
+int	sb_metrics_parent_init(void);
+void	sb_metrics_request(const struct sb_plugin *, int status, uint64_t ms);
+extern const struct sb_route	sb_metrics_routes[];
 extern const struct sb_route	sb_job_routes[];
 
 /* --- ws.c / cluster.c: the WebSocket gateway and cross-node events. --- */
