@@ -76,8 +76,6 @@ keys_list(struct sb_req *req)
 	const char		*params[2];
 	char			 lim[16], before[32];
 	long long		 limit, cursor;
-	json_t			*data;
-	int			 i, n;
 
 	if (sb_page_params(req, &limit, &cursor) == -1)
 		return;
@@ -88,17 +86,7 @@ keys_list(struct sb_req *req)
 	r = sb_db_query("SELECT " KEY_COLUMNS " FROM api_keys WHERE "
 	    "($2::bigint = 0 OR id < $2::bigint) ORDER BY id DESC "
 	    "LIMIT $1::int", 2, params);
-	if (!r->ok) {
-		sb_db_free(r);
-		sb_respond_db_down(req);
-		return;
-	}
-	data = json_array();
-	n = sb_db_rows(r);
-	for (i = 0; i < n && i < limit; i++)
-		json_array_append_new(data, sb_db_row_json(r, i));
-	sb_db_free(r);
-	sb_respond_page(req, data, n > limit);
+	sb_respond_rows(req, r, limit);
 }
 
 static int

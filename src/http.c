@@ -968,3 +968,26 @@ sb_req_id(struct sb_req *req, const char *param, const char *what,
 	*out = v;
 	return (0);
 }
+
+/*
+ * A list page from a query that fetched limit + 1 rows (the extra one
+ * says there is a next page).  Takes r; answers 503 when it failed.
+ */
+void
+sb_respond_rows(struct sb_req *req, struct sb_db_res *r, long long limit)
+{
+	json_t	*data;
+	int	 i, n;
+
+	if (!r->ok) {
+		sb_db_free(r);
+		sb_respond_db_down(req);
+		return;
+	}
+	data = json_array();
+	n = sb_db_rows(r);
+	for (i = 0; i < n && i < limit; i++)
+		json_array_append_new(data, sb_db_row_json(r, i));
+	sb_db_free(r);
+	sb_respond_page(req, data, n > limit);
+}

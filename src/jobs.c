@@ -1138,8 +1138,7 @@ jobs_list(struct sb_req *req)
 	const char		*params[4], *status;
 	char			 lim[16], before[32];
 	long long		 limit, cursor;
-	json_t			*data;
-	int			 i, n;
+	int			 i;
 
 	if (sb_page_params(req, &limit, &cursor) == -1)
 		return;
@@ -1168,17 +1167,7 @@ jobs_list(struct sb_req *req)
 	    "($3::text IS NULL OR status = $3) AND "
 	    "($4::text IS NULL OR kind = $4) "
 	    "ORDER BY id DESC LIMIT $1::int", 4, params);
-	if (!r->ok) {
-		sb_db_free(r);
-		sb_respond_db_down(req);
-		return;
-	}
-	data = json_array();
-	n = sb_db_rows(r);
-	for (i = 0; i < n && i < limit; i++)
-		json_array_append_new(data, sb_db_row_json(r, i));
-	sb_db_free(r);
-	sb_respond_page(req, data, n > limit);
+	sb_respond_rows(req, r, limit);
 }
 
 static void

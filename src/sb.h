@@ -199,6 +199,7 @@ void	sb_respond_db_down(struct sb_req *);
 int	sb_req_id(struct sb_req *, const char *param, const char *what,
 	    int64_t *out);
 void	sb_respond_page(struct sb_req *, json_t *data, int more);
+void	sb_respond_rows(struct sb_req *, struct sb_db_res *, long long limit);
 
 /* --- db.c: one PostgreSQL connection per process. --- */
 struct sb_db_res {

@@ -199,8 +199,6 @@ users_list(struct sb_req *req)
 	const char		*params[5], *active;
 	char			 lim[16], before[32];
 	long long		 limit, cursor;
-	json_t			*data;
-	int			 i, n;
 
 	if (sb_page_params(req, &limit, &cursor) == -1)
 		return;
@@ -227,17 +225,7 @@ users_list(struct sb_req *req)
 	    "AND ($4::text IS NULL OR r.name = $4) "
 	    "AND ($5::boolean IS NULL OR u.is_active = $5::boolean) "
 	    "ORDER BY u.id DESC LIMIT $1::int", 5, params);
-	if (!r->ok) {
-		sb_db_free(r);
-		sb_respond_db_down(req);
-		return;
-	}
-	data = json_array();
-	n = sb_db_rows(r);
-	for (i = 0; i < n && i < limit; i++)
-		json_array_append_new(data, sb_db_row_json(r, i));
-	sb_db_free(r);
-	sb_respond_page(req, data, n > limit);
+	sb_respond_rows(req, r, limit);
 }
 
 static void
