@@ -1,0 +1,944 @@
+/*
+ * The concierge plugin: donor queries and their messages (API.md,
+ * "Concierge").  A donor opens a query, staff accept, chat, transfer and
+ * resolve it; the donor may close it.  Every state change goes through
+ * query_transition() and is recorded as a SYSTEM message and published to
+ * the query's WebSocket room.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <switchboard/plugin.h>
+
+static const struct sb_host_api	*api;
+
+#define TS(c)	"to_char(" c " AT TIME ZONE 'UTC', " \
+		"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define Q_COLS	"id, donor, donor_id, test, stage, device, status, " \
+		"assigned_to, resolved_by, transferred_to_user_id, " \
+		"transfer_note, " TS("created_at") " AS created_at, " \
+		TS("updated_at") " AS updated_at"
+#define M_COLS	"id, query_id, content, message_type, sender_type, " \
+		"sender_id, " TS("created_at") " AS created_at"
+
+enum action { A_ACCEPT, A_RESOLVE, A_TRANSFER, A_CLOSE };
+
+static const char *const statuses[] = { "IN_PROGRESS", "RESOLVED",
+    "TRANSFERRED", "CLOSED", NULL };
+
+static void	q_create(struct sb_req *);
+static void	q_list(struct sb_req *);
+static void	q_in_progress(struct sb_req *);
+static void	q_resolved(struct sb_req *);
+static void	q_transferred(struct sb_req *);
+static void	q_mine(struct sb_req *);
+static void	q_get(struct sb_req *);
+static void	q_accept(struct sb_req *);
+static void	q_resolve(struct sb_req *);
+static void	q_transfer(struct sb_req *);
+static void	q_donor_close(struct sb_req *);
+static void	q_delete(struct sb_req *);
+static void	m_list(struct sb_req *);
+static void	m_create(struct sb_req *);
+
+static const struct sb_field create_body[] = {
+	{ .name = "donor", .type = SB_T_STRING,
+	  .flags = SB_F_REQUIRED | SB_F_NONEMPTY, .min_len = 1,
+	  .max_len = 200, .description = "Donor display name" },
+	{ .name = "donor_id", .type = SB_T_STRING,
+	  .flags = SB_F_REQUIRED | SB_F_NONEMPTY, .min_len = 1,
+	  .max_len = 100, .description = "The donor's id in the donor system" },
+	{ .name = "test", .type = SB_T_STRING, .flags = SB_F_NULLABLE,
+	  .max_len = 200, .description = "Test" },
+	{ .name = "stage", .type = SB_T_STRING, .flags = SB_F_NULLABLE,
+	  .max_len = 200, .description = "Stage" },
+	{ .name = "device", .type = SB_T_STRING, .flags = SB_F_NULLABLE,
+	  .max_len = 200, .description = "Device" },
+	{ .name = "content", .type = SB_T_STRING,
+	  .flags = SB_F_REQUIRED | SB_F_NONEMPTY, .min_len = 1,
+	  .max_len = 4000, .description = "The question (first message)" },
+	SB_FIELD_END
+};
+
+static const struct sb_field transfer_body[] = {
+	{ .name = "to_user_id", .type = SB_T_INT,
+	  .flags = SB_F_REQUIRED | SB_F_RANGE, .min = 1,
+	  .max = 9007199254740991LL, .description = "Staff user to transfer to" },
+	{ .name = "note", .type = SB_T_STRING, .flags = SB_F_NULLABLE,
+	  .max_len = 1000, .description = "Transfer note" },
+	SB_FIELD_END
+};
+
+static const struct sb_field message_body[] = {
+	{ .name = "content", .type = SB_T_STRING,
+	  .flags = SB_F_REQUIRED | SB_F_NONEMPTY, .min_len = 1,
+	  .max_len = 4000, .description = "Message text" },
+	SB_FIELD_END
+};
+
+#define DQ	"/api/v1/donor-queries"
+static const struct sb_route routes[] = {
+	{ .method = "POST", .path = DQ, .flags = SB_ROUTE_PUBLIC,
+	  .handler = q_create, .summary = "Open a donor query",
+	  .body = create_body, .body_max = 16384, .rate = { 10, 60 } },
+	{ .method = "GET", .path = DQ, .flags = SB_ROUTE_STAFF,
+	  .handler = q_list, .summary = "List donor queries" },
+	{ .method = "GET", .path = DQ "/in-progress", .flags = SB_ROUTE_STAFF,
+	  .handler = q_in_progress, .summary = "IN_PROGRESS queries" },
+	{ .method = "GET", .path = DQ "/resolved", .flags = SB_ROUTE_STAFF,
+	  .handler = q_resolved, .summary = "RESOLVED queries" },
+	{ .method = "GET", .path = DQ "/transferred", .flags = SB_ROUTE_STAFF,
+	  .handler = q_transferred, .summary = "TRANSFERRED queries" },
+	{ .method = "GET", .path = DQ "/mine",
+	  .flags = SB_ROUTE_AUTHENTICATED, .handler = q_mine,
+	  .summary = "The calling donor's queries" },
+	{ .method = "GET", .path = DQ "/{id}",
+	  .flags = SB_ROUTE_AUTHENTICATED, .handler = q_get,
+	  .summary = "One query (staff or the owning donor)" },
+	{ .method = "PATCH", .path = DQ "/{id}/accept",
+	  .permission = "queries.handle", .handler = q_accept,
+	  .summary = "Accept (assign to the caller)" },
+	{ .method = "PATCH", .path = DQ "/{id}/resolve",
+	  .permission = "queries.handle", .handler = q_resolve,
+	  .summary = "Resolve (assignee, or queries.manage)" },
+	{ .method = "PATCH", .path = DQ "/{id}/transfer",
+	  .permission = "queries.handle", .handler = q_transfer,
+	  .summary = "Transfer to another agent", .body = transfer_body },
+	{ .method = "POST", .path = DQ "/{id}/donor-close",
+	  .flags = SB_ROUTE_AUTHENTICATED, .handler = q_donor_close,
+	  .summary = "Close (owning donor)" },
+	{ .method = "DELETE", .path = DQ "/{id}",
+	  .permission = "queries.manage", .handler = q_delete,
+	  .summary = "Delete a query" },
+	{ .method = "GET", .path = DQ "/{id}/messages",
+	  .flags = SB_ROUTE_AUTHENTICATED, .handler = m_list,
+	  .summary = "Messages, oldest first" },
+	{ .method = "POST", .path = DQ "/{id}/messages",
+	  .flags = SB_ROUTE_AUTHENTICATED, .handler = m_create,
+	  .summary = "Post a message", .body = message_body,
+	  .body_max = 16384 },
+	SB_ROUTE_END
+};
+
+/* ---- helpers ---- */
+
+static int
+is_staff(const struct sb_principal *who)
+{
+	return (who->kind == SB_ACTOR_USER || who->kind == SB_ACTOR_API_KEY);
+}
+
+static void
+err_db(struct sb_req *req)
+{
+	api->respond_error(req, 503, "UNAVAILABLE", "database unavailable",
+	    NULL);
+}
+
+static void
+err_404(struct sb_req *req)
+{
+	api->respond_error(req, 404, "NOT_FOUND", "no such query", NULL);
+}
+
+static json_t *
+field_error(const char *field, const char *code, const char *msg)
+{
+	return (json_pack("[{s:s,s:s,s:s}]", "field", field, "code", code,
+	    "message", msg));
+}
+
+/* A positive id of at most 18 digits, or NULL. */
+static const char *
+param_id(struct sb_req *req, const char *name)
+{
+	const char	*id = api->req_param(req, name);
+	char		*end;
+
+	if (id == NULL || strlen(id) > 18 || strtoll(id, &end, 10) <= 0 ||
+	    *end != '\0')
+		return (NULL);
+	return (id);
+}
+
+/* Load one query (optionally FOR UPDATE).  NULL: not found or *dberr. */
+static json_t *
+query_load(struct sb_plugin *p, const char *id, int for_update, int *dberr)
+{
+	struct sb_db_res	*r;
+	const char		*params[1] = { id };
+	json_t			*q = NULL;
+
+	*dberr = 0;
+	r = api->db_query(p, for_update ?
+	    "SELECT " Q_COLS " FROM concierge_queries WHERE id = $1::bigint "
+	    "FOR UPDATE" :
+	    "SELECT " Q_COLS " FROM concierge_queries WHERE id = $1::bigint",
+	    1, params);
+	if (!api->db_ok(r))
+		*dberr = 1;
+	else if (api->db_rows(r) > 0)
+		q = api->db_row_json(r, 0);
+	api->db_free(r);
+	return (q);
+}
+
+static int
+may_see(const struct sb_principal *who, json_t *q)
+{
+	const char	*d;
+
+	if (is_staff(who))
+		return (1);
+	if (who->kind != SB_ACTOR_DONOR || who->donor_id == NULL)
+		return (0);
+	d = json_string_value(json_object_get(q, "donor_id"));
+	return (d != NULL && strcmp(d, who->donor_id) == 0);
+}
+
+/* Load the query in {id} for a caller who may see it; answers on failure. */
+static json_t *
+query_for(struct sb_req *req, int for_update)
+{
+	const char	*id = param_id(req, "id");
+	json_t		*q;
+	int		 dberr;
+
+	if (id == NULL) {
+		err_404(req);
+		return (NULL);
+	}
+	q = query_load(api->req_plugin(req), id, for_update, &dberr);
+	if (dberr) {
+		err_db(req);
+		return (NULL);
+	}
+	if (q == NULL || !may_see(api->req_principal(req), q)) {
+		json_decref(q);
+		err_404(req);
+		return (NULL);
+	}
+	return (q);
+}
+
+static json_int_t
+jint(json_t *o, const char *k)
+{
+	json_t	*v = json_object_get(o, k);
+
+	return (json_is_integer(v) ? json_integer_value(v) : 0);
+}
+
+static const char *
+jstr(json_t *o, const char *k)
+{
+	return (json_string_value(json_object_get(o, k)));
+}
+
+/*
+ * The state machine: is `a` legal on a query in state `status` with
+ * assignee `assigned` (0: none)?
+ */
+static int
+transition_legal(const char *status, json_int_t assigned, enum action a)
+{
+	int	open_ = strcmp(status, "IN_PROGRESS") == 0;
+	int	xfer = strcmp(status, "TRANSFERRED") == 0;
+
+	switch (a) {
+	case A_ACCEPT:
+		return (open_ && assigned == 0);
+	case A_RESOLVE:
+	case A_TRANSFER:
+		return ((open_ && assigned != 0) || xfer);
+	case A_CLOSE:
+		return (open_ || xfer);
+	}
+	return (0);
+}
+
+static void
+conflict(struct sb_req *req, json_t *q, const char *what)
+{
+	char	msg[256];
+
+	snprintf(msg, sizeof(msg), "cannot %s a query that is %s%s", what,
+	    jstr(q, "status") ? jstr(q, "status") : "?",
+	    jint(q, "assigned_to") ? " and assigned" : "");
+	api->respond_error(req, 409, "CONFLICT", msg,
+	    json_pack("[{s:s,s:s,s:s}]", "field", "status", "code",
+	    "CONFLICT", "message", jstr(q, "status") ? jstr(q, "status") :
+	    ""));
+}
+
+/* Insert a message; returns it (caller owns) or NULL. */
+static json_t *
+message_insert(struct sb_plugin *p, const char *qid, const char *content,
+    const char *type, const char *sender_type, const char *sender_id)
+{
+	struct sb_db_res	*r;
+	const char		*params[5] = { qid, content, type, sender_type,
+				    sender_id };
+	json_t			*m = NULL;
+
+	r = api->db_query(p, "INSERT INTO concierge_messages (query_id, "
+	    "content, message_type, sender_type, sender_id) VALUES "
+	    "($1::bigint, $2, $3, $4, $5) RETURNING " M_COLS, 5, params);
+	if (api->db_ok(r) && api->db_rows(r) == 1)
+		m = api->db_row_json(r, 0);
+	api->db_free(r);
+	return (m);
+}
+
+static void
+publish_query(struct sb_plugin *p, json_int_t id, const char *event,
+    json_t *data)
+{
+	char	room[48];
+
+	snprintf(room, sizeof(room), "query:%lld", (long long)id);
+	api->publish_room(p, room, event, 1, data);
+}
+
+/*
+ * Apply a state change inside an open transaction: q is the locked row.
+ * sql is the UPDATE (params: $1 id, then extra), returning Q_COLS.  On
+ * success commits, records a SYSTEM message, publishes, answers 200.
+ */
+static void
+apply_change(struct sb_req *req, const char *sql, int n,
+    const char *const *params, const char *sysmsg, const char *event,
+    json_int_t notify_user)
+{
+	struct sb_plugin	*p = api->req_plugin(req);
+	struct sb_db_res	*r;
+	json_t			*q, *m;
+	char			 qid[32], room[48];
+
+	r = api->db_query(p, sql, n, params);
+	if (!api->db_ok(r) || api->db_rows(r) != 1) {
+		api->db_free(r);
+		api->db_rollback(p);
+		err_db(req);
+		return;
+	}
+	q = api->db_row_json(r, 0);
+	api->db_free(r);
+	snprintf(qid, sizeof(qid), "%lld", (long long)jint(q, "id"));
+	m = message_insert(p, qid, sysmsg, "SYSTEM", "SYSTEM", NULL);
+	if (m == NULL || api->db_commit(p) != SB_OK) {
+		json_decref(m);
+		json_decref(q);
+		api->db_rollback(p);
+		err_db(req);
+		return;
+	}
+	publish_query(p, jint(q, "id"), "concierge.message.created", m);
+	publish_query(p, jint(q, "id"), event, q);
+	if (notify_user > 0) {
+		snprintf(room, sizeof(room), "user:%lld",
+		    (long long)notify_user);
+		api->publish_room(p, room, event, 1, q);
+	}
+	json_decref(m);
+	api->respond_json(req, 200, q);
+}
+
+/*
+ * The one place a state change is decided: begin, lock the query, check
+ * visibility, the transition and who may make it.  Returns the locked
+ * query with the transaction open, or NULL after answering.
+ */
+static json_t *
+query_transition(struct sb_req *req, enum action a)
+{
+	struct sb_plugin		*p = api->req_plugin(req);
+	const struct sb_principal	*who = api->req_principal(req);
+	json_t				*q;
+	static const char *const	 verbs[] = { "accept", "resolve",
+					    "transfer", "close" };
+
+	if (api->db_begin(p) != SB_OK) {
+		err_db(req);
+		return (NULL);
+	}
+	if ((q = query_for(req, 1)) == NULL) {
+		api->db_rollback(p);
+		return (NULL);
+	}
+	if (a == A_CLOSE && who->kind != SB_ACTOR_DONOR) {
+		api->db_rollback(p);
+		json_decref(q);
+		api->respond_error(req, 403, "FORBIDDEN", "only the owning "
+		    "donor may close a query", NULL);
+		return (NULL);
+	}
+	if (!transition_legal(jstr(q, "status"), jint(q, "assigned_to"), a)) {
+		api->db_rollback(p);
+		conflict(req, q, verbs[a]);
+		json_decref(q);
+		return (NULL);
+	}
+	if ((a == A_RESOLVE || a == A_TRANSFER) &&
+	    jint(q, "assigned_to") != who->id &&
+	    !api->req_allowed(req, "queries.manage")) {
+		api->db_rollback(p);
+		json_decref(q);
+		api->respond_error(req, 403, "FORBIDDEN", "only the assignee "
+		    "or a manager may do this", NULL);
+		return (NULL);
+	}
+	return (q);
+}
+
+/* ---- routes ---- */
+
+static void
+q_create(struct sb_req *req)
+{
+	struct sb_plugin		*p = api->req_plugin(req);
+	const struct sb_principal	*who = api->req_principal(req);
+	json_t				*body = api->req_json(req), *q, *m;
+	struct sb_db_res		*r;
+	const char			*params[6];
+	char				*token, qid[32];
+
+	params[0] = jstr(body, "donor");
+	params[1] = jstr(body, "donor_id");
+	params[2] = jstr(body, "test");
+	params[3] = jstr(body, "stage");
+	params[4] = jstr(body, "device");
+	if (who->kind == SB_ACTOR_DONOR && (who->donor_id == NULL ||
+	    strcmp(who->donor_id, params[1]) != 0)) {
+		api->respond_error(req, 403, "FORBIDDEN", "a donor may only "
+		    "open queries for itself", NULL);
+		return;
+	}
+	if (api->db_begin(p) != SB_OK) {
+		err_db(req);
+		return;
+	}
+	r = api->db_query(p, "INSERT INTO concierge_queries (donor, donor_id, "
+	    "test, stage, device) VALUES ($1, $2, $3, $4, $5) RETURNING "
+	    Q_COLS, 5, params);
+	if (!api->db_ok(r) || api->db_rows(r) != 1) {
+		api->db_free(r);
+		api->db_rollback(p);
+		err_db(req);
+		return;
+	}
+	q = api->db_row_json(r, 0);
+	api->db_free(r);
+	snprintf(qid, sizeof(qid), "%lld", (long long)jint(q, "id"));
+	m = message_insert(p, qid, jstr(body, "content"), "QUERY", "DONOR",
+	    params[1]);
+	if (m == NULL || api->db_commit(p) != SB_OK) {
+		json_decref(m);
+		json_decref(q);
+		api->db_rollback(p);
+		err_db(req);
+		return;
+	}
+	token = api->donor_token(p, params[1], params[0]);
+	api->publish_room(p, "agents", "concierge.query.created", 1, q);
+	publish_query(p, jint(q, "id"), "concierge.message.created", m);
+	json_decref(m);
+	api->respond_json(req, 201, json_pack("{s:o,s:s?}", "query", q,
+	    "donor_token", token));
+	free(token);
+}
+
+static int
+parse_limit(struct sb_req *req, long long *limit, const char **cursor)
+{
+	const char	*l = api->req_query(req, "limit");
+	const char	*c = api->req_query(req, "cursor");
+	char		*end;
+	long long	 v;
+
+	*limit = 50;
+	*cursor = NULL;
+	if (l != NULL) {
+		v = strtoll(l, &end, 10);
+		if (*l == '\0' || *end != '\0' || v < 1 || v > 200) {
+			api->respond_error(req, 400, "VALIDATION_ERROR",
+			    "invalid limit", field_error("limit",
+			    "OUT_OF_RANGE", "limit must be 1..200"));
+			return (-1);
+		}
+		*limit = v;
+	}
+	if (c != NULL) {
+		v = strtoll(c, &end, 10);
+		if (*c == '\0' || *end != '\0' || v < 1 || strlen(c) > 18) {
+			api->respond_error(req, 400, "VALIDATION_ERROR",
+			    "invalid cursor", field_error("cursor",
+			    "INVALID", "unknown cursor"));
+			return (-1);
+		}
+		*cursor = c;
+	}
+	return (0);
+}
+
+/* Answer {data, next_cursor} from a result ordered by id. */
+static void
+respond_list(struct sb_req *req, struct sb_db_res *r, long long limit)
+{
+	json_t	*data = json_array(), *row = NULL;
+	int	 i, n = api->db_rows(r);
+	char	 next[32];
+
+	for (i = 0; i < n && i < limit; i++) {
+		row = api->db_row_json(r, i);
+		json_array_append_new(data, row);
+	}
+	if (n > limit && row != NULL) {
+		snprintf(next, sizeof(next), "%lld",
+		    (long long)jint(row, "id"));
+		api->respond_json(req, 200, json_pack("{s:o,s:s}", "data",
+		    data, "next_cursor", next));
+	} else
+		api->respond_json(req, 200, json_pack("{s:o,s:n}", "data",
+		    data, "next_cursor"));
+}
+
+static void
+list_queries(struct sb_req *req, const char *status, const char *donor_id)
+{
+	struct sb_plugin	*p = api->req_plugin(req);
+	struct sb_db_res	*r;
+	const char		*params[6], *assigned, *q, *cursor;
+	char			 lim[32], *end;
+	long long		 limit;
+	int			 i;
+
+	if (status != NULL) {
+		for (i = 0; statuses[i] != NULL; i++)
+			if (strcmp(statuses[i], status) == 0)
+				break;
+		if (statuses[i] == NULL) {
+			api->respond_error(req, 400, "VALIDATION_ERROR",
+			    "unknown status", field_error("status",
+			    "INVALID_CHOICE", "one of IN_PROGRESS, RESOLVED, "
+			    "TRANSFERRED, CLOSED"));
+			return;
+		}
+	}
+	assigned = api->req_query(req, "assigned_to");
+	if (assigned != NULL && (*assigned == '\0' || strlen(assigned) > 18 ||
+	    (strtoll(assigned, &end, 10), *end != '\0'))) {
+		api->respond_error(req, 400, "VALIDATION_ERROR",
+		    "invalid assigned_to", field_error("assigned_to",
+		    "INVALID_TYPE", "must be an integer"));
+		return;
+	}
+	q = api->req_query(req, "q");
+	if (q != NULL && *q == '\0')
+		q = NULL;
+	if (parse_limit(req, &limit, &cursor) == -1)
+		return;
+	snprintf(lim, sizeof(lim), "%lld", limit + 1);
+	params[0] = status;
+	params[1] = assigned;
+	params[2] = q;
+	params[3] = cursor;
+	params[4] = lim;
+	params[5] = donor_id;
+	r = api->db_query(p, "SELECT " Q_COLS " FROM concierge_queries WHERE "
+	    "($1::text IS NULL OR status = $1) AND "
+	    "($2::bigint IS NULL OR assigned_to = $2::bigint) AND "
+	    "($3::text IS NULL OR donor ILIKE '%' || $3 || '%' OR "
+	    "donor_id ILIKE '%' || $3 || '%' OR test ILIKE '%' || $3 || '%') "
+	    "AND ($4::bigint IS NULL OR id < $4::bigint) AND "
+	    "($6::text IS NULL OR donor_id = $6) "
+	    "ORDER BY id DESC LIMIT $5::bigint", 6, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		err_db(req);
+		return;
+	}
+	respond_list(req, r, limit);
+	api->db_free(r);
+}
+
+static void
+q_list(struct sb_req *req)
+{
+	list_queries(req, api->req_query(req, "status"), NULL);
+}
+
+static void
+q_in_progress(struct sb_req *req)
+{
+	list_queries(req, "IN_PROGRESS", NULL);
+}
+
+static void
+q_resolved(struct sb_req *req)
+{
+	list_queries(req, "RESOLVED", NULL);
+}
+
+static void
+q_transferred(struct sb_req *req)
+{
+	list_queries(req, "TRANSFERRED", NULL);
+}
+
+static void
+q_mine(struct sb_req *req)
+{
+	const struct sb_principal	*who = api->req_principal(req);
+
+	if (who->kind != SB_ACTOR_DONOR || who->donor_id == NULL) {
+		api->respond_error(req, 403, "FORBIDDEN", "donors only", NULL);
+		return;
+	}
+	list_queries(req, NULL, who->donor_id);
+}
+
+static void
+q_get(struct sb_req *req)
+{
+	json_t	*q;
+
+	if ((q = query_for(req, 0)) != NULL)
+		api->respond_json(req, 200, q);
+}
+
+static void
+q_accept(struct sb_req *req)
+{
+	struct sb_plugin		*p = api->req_plugin(req);
+	const struct sb_principal	*who = api->req_principal(req);
+	struct sb_db_res		*r;
+	const char			*id = param_id(req, "id"), *params[2];
+	json_t				*q, *m;
+	char				 uid[32], msg[128];
+	int				 dberr;
+
+	if (id == NULL) {
+		err_404(req);
+		return;
+	}
+	snprintf(uid, sizeof(uid), "%lld", (long long)who->id);
+	params[0] = id;
+	params[1] = uid;
+	if (api->db_begin(p) != SB_OK) {
+		err_db(req);
+		return;
+	}
+	r = api->db_query(p, "UPDATE concierge_queries SET assigned_to = "
+	    "$2::bigint, updated_at = now() WHERE id = $1::bigint AND "
+	    "status = 'IN_PROGRESS' AND assigned_to IS NULL RETURNING "
+	    Q_COLS, 2, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		api->db_rollback(p);
+		err_db(req);
+		return;
+	}
+	if (api->db_rows(r) == 0) {
+		api->db_free(r);
+		api->db_rollback(p);
+		q = query_load(p, id, 0, &dberr);
+		if (dberr)
+			err_db(req);
+		else if (q == NULL)
+			err_404(req);
+		else
+			conflict(req, q, "accept");
+		json_decref(q);
+		return;
+	}
+	q = api->db_row_json(r, 0);
+	api->db_free(r);
+	snprintf(msg, sizeof(msg), "Query accepted by %s",
+	    who->name ? who->name : uid);
+	m = message_insert(p, id, msg, "SYSTEM", "SYSTEM", NULL);
+	if (m == NULL || api->db_commit(p) != SB_OK) {
+		json_decref(m);
+		json_decref(q);
+		api->db_rollback(p);
+		err_db(req);
+		return;
+	}
+	publish_query(p, jint(q, "id"), "concierge.message.created", m);
+	publish_query(p, jint(q, "id"), "concierge.query.accepted", q);
+	json_decref(m);
+	api->respond_json(req, 200, q);
+}
+
+static void
+q_resolve(struct sb_req *req)
+{
+	const struct sb_principal	*who = api->req_principal(req);
+	json_t				*q;
+	const char			*params[2];
+	char				 uid[32], msg[128];
+
+	if ((q = query_transition(req, A_RESOLVE)) == NULL)
+		return;
+	snprintf(uid, sizeof(uid), "%lld", (long long)who->id);
+	params[0] = api->req_param(req, "id");
+	params[1] = uid;
+	snprintf(msg, sizeof(msg), "Query resolved by %s",
+	    who->name ? who->name : uid);
+	json_decref(q);
+	apply_change(req, "UPDATE concierge_queries SET status = 'RESOLVED', "
+	    "resolved_by = $2::bigint, updated_at = now() WHERE id = "
+	    "$1::bigint RETURNING " Q_COLS, 2, params, msg,
+	    "concierge.query.resolved", 0);
+}
+
+static void
+q_transfer(struct sb_req *req)
+{
+	struct sb_plugin		*p = api->req_plugin(req);
+	const struct sb_principal	*who = api->req_principal(req);
+	json_t				*body = api->req_json(req), *q;
+	struct sb_db_res		*r;
+	const char			*params[3];
+	char				 to[32], msg[256];
+	json_int_t			 to_id;
+	int				 ok;
+
+	to_id = jint(body, "to_user_id");
+	snprintf(to, sizeof(to), "%lld", (long long)to_id);
+	if ((q = query_transition(req, A_TRANSFER)) == NULL)
+		return;
+	json_decref(q);
+	params[0] = to;
+	r = api->db_query(p, "SELECT 1 FROM users u JOIN roles r ON r.id = "
+	    "u.role_id WHERE u.id = $1::bigint AND u.is_active AND "
+	    "(r.name = 'SUPER_ADMIN' OR 'queries.handle' = ANY "
+	    "(r.permissions))", 1, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		api->db_rollback(p);
+		err_db(req);
+		return;
+	}
+	ok = api->db_rows(r) == 1;
+	api->db_free(r);
+	if (!ok) {
+		api->db_rollback(p);
+		api->respond_error(req, 422, "VALIDATION_ERROR", "cannot "
+		    "transfer to that user", field_error("to_user_id",
+		    "INVALID", "not an active user who handles queries"));
+		return;
+	}
+	params[0] = api->req_param(req, "id");
+	params[1] = to;
+	params[2] = jstr(body, "note");
+	snprintf(msg, sizeof(msg), "Query transferred by %s to user %s",
+	    who->name ? who->name : "staff", to);
+	apply_change(req, "UPDATE concierge_queries SET status = "
+	    "'TRANSFERRED', assigned_to = $2::bigint, transferred_to_user_id "
+	    "= $2::bigint, transfer_note = $3, updated_at = now() WHERE id = "
+	    "$1::bigint RETURNING " Q_COLS, 3, params, msg,
+	    "concierge.query.transferred", to_id);
+}
+
+static void
+q_donor_close(struct sb_req *req)
+{
+	json_t		*q;
+	const char	*params[1];
+
+	if ((q = query_transition(req, A_CLOSE)) == NULL)
+		return;
+	json_decref(q);
+	params[0] = api->req_param(req, "id");
+	apply_change(req, "UPDATE concierge_queries SET status = 'CLOSED', "
+	    "updated_at = now() WHERE id = $1::bigint RETURNING " Q_COLS, 1,
+	    params, "Query closed by the donor",
+	    "concierge.query.closed", 0);
+}
+
+static void
+q_delete(struct sb_req *req)
+{
+	struct sb_plugin	*p = api->req_plugin(req);
+	struct sb_db_res	*r;
+	const char		*params[1];
+	json_t			*data;
+	int			 n;
+
+	if ((params[0] = param_id(req, "id")) == NULL) {
+		err_404(req);
+		return;
+	}
+	r = api->db_query(p, "DELETE FROM concierge_queries WHERE id = "
+	    "$1::bigint RETURNING id", 1, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		err_db(req);
+		return;
+	}
+	n = api->db_rows(r);
+	api->db_free(r);
+	if (n == 0) {
+		err_404(req);
+		return;
+	}
+	data = json_pack("{s:I}", "id", (json_int_t)strtoll(params[0], NULL,
+	    10));
+	publish_query(p, json_integer_value(json_object_get(data, "id")),
+	    "concierge.query.deleted", data);
+	json_decref(data);
+	api->respond_raw(req, 204, NULL, NULL, 0);
+}
+
+static void
+m_list(struct sb_req *req)
+{
+	struct sb_plugin	*p = api->req_plugin(req);
+	struct sb_db_res	*r;
+	const char		*after, *params[3], *cursor;
+	char			 lim[32], qid[32], *end;
+	long long		 limit;
+	json_t			*q;
+
+	if ((q = query_for(req, 0)) == NULL)
+		return;
+	snprintf(qid, sizeof(qid), "%lld", (long long)jint(q, "id"));
+	json_decref(q);
+	after = api->req_query(req, "after_id");
+	if (after != NULL && (*after == '\0' || strlen(after) > 18 ||
+	    (strtoll(after, &end, 10), *end != '\0'))) {
+		api->respond_error(req, 400, "VALIDATION_ERROR",
+		    "invalid after_id", field_error("after_id",
+		    "INVALID_TYPE", "must be an integer"));
+		return;
+	}
+	if (parse_limit(req, &limit, &cursor) == -1)
+		return;
+	if (cursor != NULL)
+		after = cursor;
+	snprintf(lim, sizeof(lim), "%lld", limit + 1);
+	params[0] = qid;
+	params[1] = after;
+	params[2] = lim;
+	r = api->db_query(p, "SELECT " M_COLS " FROM concierge_messages "
+	    "WHERE query_id = $1::bigint AND ($2::bigint IS NULL OR id > "
+	    "$2::bigint) ORDER BY id ASC LIMIT $3::bigint", 3, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		err_db(req);
+		return;
+	}
+	respond_list(req, r, limit);
+	api->db_free(r);
+}
+
+static void
+m_create(struct sb_req *req)
+{
+	struct sb_plugin		*p = api->req_plugin(req);
+	const struct sb_principal	*who = api->req_principal(req);
+	json_t				*q, *m;
+	const char			*st, *sender_type, *sender_id;
+	char				 qid[32], uid[32];
+
+	if (!is_staff(who) && who->kind != SB_ACTOR_DONOR) {
+		api->respond_error(req, 403, "FORBIDDEN", "not allowed", NULL);
+		return;
+	}
+	if ((q = query_for(req, 0)) == NULL)
+		return;
+	st = jstr(q, "status");
+	if (st == NULL || strcmp(st, "RESOLVED") == 0 ||
+	    strcmp(st, "CLOSED") == 0) {
+		conflict(req, q, "post to");
+		json_decref(q);
+		return;
+	}
+	snprintf(qid, sizeof(qid), "%lld", (long long)jint(q, "id"));
+	json_decref(q);
+	if (who->kind == SB_ACTOR_DONOR) {
+		sender_type = "DONOR";
+		sender_id = who->donor_id;
+	} else {
+		sender_type = "STAFF";
+		snprintf(uid, sizeof(uid), "%lld", (long long)who->id);
+		sender_id = uid;
+	}
+	m = message_insert(p, qid, jstr(api->req_json(req), "content"),
+	    "CHAT", sender_type, sender_id);
+	if (m == NULL) {
+		err_db(req);
+		return;
+	}
+	publish_query(p, jint(m, "query_id"), "concierge.message.created", m);
+	api->respond_json(req, 201, m);
+}
+
+/* ---- rooms ---- */
+
+static int
+room_auth(struct sb_plugin *p, const struct sb_principal *who,
+    const char *room)
+{
+	const char	*id;
+	char		*end;
+	json_t		*q;
+	int		 dberr, ok;
+
+	if (strncmp(room, "query:", 6) != 0)
+		return (0);
+	id = room + 6;
+	if (*id == '\0' || strlen(id) > 18 || strtoll(id, &end, 10) <= 0 ||
+	    *end != '\0')
+		return (0);
+	if (who->kind == SB_ACTOR_USER)
+		return (1);
+	if (who->kind != SB_ACTOR_DONOR)
+		return (0);
+	q = query_load(p, id, 0, &dberr);
+	ok = q != NULL && may_see(who, q);
+	json_decref(q);
+	return (ok);
+}
+
+/* ---- lifecycle ---- */
+
+static int
+concierge_setup(struct sb_plugin *p, const struct sb_host_api *host)
+{
+	api = host;
+	if (api->permission_add(p, "queries.handle", "Accept, answer, "
+	    "transfer and resolve donor queries") != SB_OK ||
+	    api->permission_add(p, "queries.manage", "Manage every donor "
+	    "query: resolve any, delete") != SB_OK ||
+	    api->routes_add(p, routes) != SB_OK ||
+	    api->migrations_add(p, "migrations") != SB_OK ||
+	    api->room_add(p, "query", room_auth) != SB_OK ||
+	    api->event_declare(p, "concierge.query.created",
+	    "A donor opened a query (room agents)") != SB_OK ||
+	    api->event_declare(p, "concierge.query.accepted",
+	    "A query was accepted (room query:{id})") != SB_OK ||
+	    api->event_declare(p, "concierge.query.transferred",
+	    "A query was transferred (query:{id}, user:{to})") != SB_OK ||
+	    api->event_declare(p, "concierge.query.resolved",
+	    "A query was resolved (query:{id})") != SB_OK ||
+	    api->event_declare(p, "concierge.query.closed",
+	    "The donor closed a query (query:{id})") != SB_OK ||
+	    api->event_declare(p, "concierge.query.deleted",
+	    "A query was deleted (query:{id})") != SB_OK ||
+	    api->event_declare(p, "concierge.message.created",
+	    "A message was posted (query:{id})") != SB_OK)
+		return (SB_ERROR);
+	return (SB_OK);
+}
+
+SB_PLUGIN(
+	.id = "io.switchboard.concierge",
+	.name = "concierge",
+	.version = "1.0.0",
+	.summary = "Donor queries and their messages",
+	.setup = concierge_setup,
+)
