@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "sb.h"
+#include "text.h"
 #include "conf.h"
 
 #define STMT_SLOTS	2048	/* power of two */
@@ -135,18 +136,6 @@ stmts_clear(void)
 	stmt_count = 0;
 }
 
-static uint64_t
-fnv1a(const char *s)
-{
-	uint64_t	h = 1469598103934665603ULL;
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return (h);
-}
-
 /* Find the slot of sql; *found says whether it is already prepared. */
 static struct stmt *
 stmt_lookup(const char *sql, int *found)
@@ -154,7 +143,7 @@ stmt_lookup(const char *sql, int *found)
 	uint64_t	h;
 	unsigned int	i, n;
 
-	h = fnv1a(sql);
+	h = sb_fnv1a64(sql);
 	for (n = 0, i = h & (STMT_SLOTS - 1); n < STMT_SLOTS;
 	    n++, i = (i + 1) & (STMT_SLOTS - 1)) {
 		if (stmts[i].sql == NULL) {

@@ -30,3 +30,15 @@ sb_seterr(char *err, size_t errlen, const char *fmt, ...)
 	(void)vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 }
+
+uint64_t
+sb_fnv1a64(const char *s)
+{
+	uint64_t	h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return (h);
+}

@@ -7,9 +7,14 @@
 #define SB_TEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Value of a hexadecimal digit, or -1. */
 int	sb_hexval(int c);
+
+/* 64-bit FNV-1a of a string: cheap, stable table hashing (not for
+ * anything an attacker chooses: ratelimit.c keys SipHash for that). */
+uint64_t	sb_fnv1a64(const char *s);
 
 /* vsnprintf into err when err is not NULL and errlen > 0. */
 void	sb_seterr(char *err, size_t errlen, const char *fmt, ...)

@@ -56,6 +56,7 @@
 #include <time.h>
 
 #include "sb.h"
+#include "text.h"
 #include "conf.h"
 
 #define WS_AUTH_DEADLINE_MS	5000	/* API.md */
@@ -854,18 +855,6 @@ ws_ready(struct ws_conn *wc)
  * Rooms
  */
 
-static uint64_t
-room_hash(const char *s)
-{
-	uint64_t	h = 1469598103934665603ULL;
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return (h);
-}
-
 static void
 rooms_grow(void)
 {
@@ -898,7 +887,7 @@ room_get(const char *name, int create)
 
 	if (buckets == NULL)
 		return (NULL);
-	h = room_hash(name);
+	h = sb_fnv1a64(name);
 	for (r = buckets[h & (nbuckets - 1)]; r != NULL; r = r->next) {
 		if (r->hash == h && strcmp(r->name, name) == 0)
 			return (r);

@@ -483,14 +483,22 @@ parse_limit(struct sb_req *req, long long *limit, const char **cursor)
 	return (0);
 }
 
-/* Answer {data, next_cursor} from a result ordered by id. */
+/* Answer {data, next_cursor} from a result ordered by id; takes r and
+ * answers the database error when the query failed. */
 static void
 respond_list(struct sb_req *req, struct sb_db_res *r, long long limit)
 {
-	json_t	*data = json_array(), *row = NULL;
-	int	 i, n = api->db_rows(r);
+	json_t	*data, *row = NULL;
+	int	 i, n;
 	char	 next[32];
 
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		err_db(req);
+		return;
+	}
+	data = json_array();
+	n = api->db_rows(r);
 	for (i = 0; i < n && i < limit; i++) {
 		row = api->db_row_json(r, i);
 		json_array_append_new(data, row);
@@ -503,6 +511,7 @@ respond_list(struct sb_req *req, struct sb_db_res *r, long long limit)
 	} else
 		api->respond_json(req, 200, json_pack("{s:o,s:n}", "data",
 		    data, "next_cursor"));
+	api->db_free(r);
 }
 
 static void
@@ -555,13 +564,7 @@ list_queries(struct sb_req *req, const char *status, const char *donor_id)
 	    "AND ($4::bigint IS NULL OR id < $4::bigint) AND "
 	    "($6::text IS NULL OR donor_id = $6) "
 	    "ORDER BY id DESC LIMIT $5::bigint", 6, params);
-	if (!api->db_ok(r)) {
-		api->db_free(r);
-		err_db(req);
-		return;
-	}
 	respond_list(req, r, limit);
-	api->db_free(r);
 }
 
 static void
@@ -826,13 +829,7 @@ m_list(struct sb_req *req)
 	r = api->db_query(p, "SELECT " M_COLS " FROM concierge_messages "
 	    "WHERE query_id = $1::bigint AND ($2::bigint IS NULL OR id > "
 	    "$2::bigint) ORDER BY id ASC LIMIT $3::bigint", 3, params);
-	if (!api->db_ok(r)) {
-		api->db_free(r);
-		err_db(req);
-		return;
-	}
 	respond_list(req, r, limit);
-	api->db_free(r);
 }
 
 static void
