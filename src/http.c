@@ -419,6 +419,8 @@ authorize(struct sb_req *req)
 		ok = 1;
 	else if (access == SB_ROUTE_STAFF)
 		ok = req->principal.kind == SB_ACTOR_USER;
+	else if (access == SB_ROUTE_DONOR)
+		ok = req->principal.kind == SB_ACTOR_DONOR;
 	else
 		ok = sb_req_allowed(req, req->route->permission);
 	if (ok)
@@ -428,7 +430,8 @@ authorize(struct sb_req *req)
 	    "permission", req->route->permission, "access",
 	    sb_route_access(req->route)));
 	sb_respond_error(req, 403, "FORBIDDEN", access == SB_ROUTE_STAFF ?
-	    "staff only" : "missing permission", NULL);
+	    "staff only" : access == SB_ROUTE_DONOR ? "donors only" :
+	    "missing permission", NULL);
 	return (-1);
 }
 
@@ -780,19 +783,27 @@ sb_req_query(struct sb_req *req, const char *name)
 	return (json_string_value(json_object_get(req->query, name)));
 }
 
+/* Does the caller hold `permission`, or one of "a.b|c.d"? */
 int
 sb_req_allowed(struct sb_req *req, const char *permission)
 {
-	size_t	i;
-	json_t	*v;
+	const char	*alt, *bar, *have;
+	size_t		 i, len;
+	json_t		*v;
 
 	if (permission == NULL)
 		return (1);
 	if (req->superuser)
 		return (1);
-	json_array_foreach(req->perms, i, v) {
-		if (strcmp(json_string_value(v), permission) == 0)
-			return (1);
+	for (alt = permission; *alt != '\0'; alt = bar + (*bar == '|')) {
+		if ((bar = strchr(alt, '|')) == NULL)
+			bar = alt + strlen(alt);
+		len = (size_t)(bar - alt);
+		json_array_foreach(req->perms, i, v) {
+			have = json_string_value(v);
+			if (strlen(have) == len && memcmp(have, alt, len) == 0)
+				return (1);
+		}
 	}
 	return (0);
 }

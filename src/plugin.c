@@ -508,7 +508,8 @@ sb_plugin_worker_fini(void)
 	}
 }
 
-/* Who may call a route: "public", "staff", "authenticated", "permission". */
+/* Who may call a route: "public", "staff", "authenticated", "donor",
+ * "permission". */
 const char *
 sb_route_access(const struct sb_route *r)
 {
@@ -519,6 +520,8 @@ sb_route_access(const struct sb_route *r)
 		return ("staff");
 	case SB_ROUTE_AUTHENTICATED:
 		return ("authenticated");
+	case SB_ROUTE_DONOR:
+		return ("donor");
 	}
 	return ("permission");
 }
@@ -712,19 +715,36 @@ routes_check(struct sb_plugin *p, char *err, size_t errlen)
 	if (routes_clash(p, err, errlen) == -1)
 		return (-1);
 	TAILQ_FOREACH(e, &p->routes, list) {
-		if (e->route->permission == NULL ||
-		    sb_permission_exists(e->route->permission))
+		const char	*alt, *bar;
+		char		 name[65];	/* valid_permission: <= 64 */
+		size_t		 len;
+
+		if (e->route->permission == NULL)
 			continue;
-		found = 0;
-		TAILQ_FOREACH(perm, &p->perms, list) {
-			if (strcmp(perm->name, e->route->permission) == 0)
-				found = 1;
-		}
-		if (!found) {
-			snprintf(err, errlen, "route %s %s requires "
-			    "undeclared permission %s", e->route->method,
-			    e->route->path, e->route->permission);
-			return (-1);
+		/* Each alternative of "a.b|c.d" must be known. */
+		for (alt = e->route->permission; ; alt = bar + 1) {
+			if ((bar = strchr(alt, '|')) == NULL)
+				bar = alt + strlen(alt);
+			len = (size_t)(bar - alt);
+			found = 0;
+			if (len > 0 && len < sizeof(name)) {
+				memcpy(name, alt, len);
+				name[len] = '\0';
+				found = sb_permission_exists(name);
+				TAILQ_FOREACH(perm, &p->perms, list) {
+					if (strcmp(perm->name, name) == 0)
+						found = 1;
+				}
+			}
+			if (!found) {
+				snprintf(err, errlen, "route %s %s requires "
+				    "undeclared permission %.*s",
+				    e->route->method, e->route->path,
+				    (int)len, alt);
+				return (-1);
+			}
+			if (*bar == '\0')
+				break;
 		}
 	}
 	return (0);
@@ -749,13 +769,16 @@ api_routes_add(struct sb_plugin *p, const struct sb_route *routes)
 		access = rt->flags & SB_ROUTE_ACCESS_MASK;
 		if ((rt->permission != NULL) + (access == SB_ROUTE_PUBLIC) +
 		    (access == SB_ROUTE_STAFF) +
-		    (access == SB_ROUTE_AUTHENTICATED) != 1 ||
+		    (access == SB_ROUTE_AUTHENTICATED) +
+		    (access == SB_ROUTE_DONOR) != 1 ||
 		    (access != 0 && access != SB_ROUTE_PUBLIC &&
 		    access != SB_ROUTE_STAFF &&
-		    access != SB_ROUTE_AUTHENTICATED)) {
+		    access != SB_ROUTE_AUTHENTICATED &&
+		    access != SB_ROUTE_DONOR)) {
 			setup_error(p, "route %s %s must declare exactly one "
 			    "of: a permission, SB_ROUTE_PUBLIC, SB_ROUTE_STAFF, "
-			    "SB_ROUTE_AUTHENTICATED", rt->method, rt->path);
+			    "SB_ROUTE_AUTHENTICATED, SB_ROUTE_DONOR", rt->method,
+			    rt->path);
 			return (SB_ERROR);
 		}
 		if ((e = calloc(1, sizeof(*e))) == NULL)

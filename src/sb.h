@@ -138,7 +138,7 @@ const char *sb_plugin_state_name(enum sb_plugin_state);
 const char *sb_route_access(const struct sb_route *);
 
 #define SB_ROUTE_ACCESS_MASK	(SB_ROUTE_PUBLIC | SB_ROUTE_STAFF | \
-				    SB_ROUTE_AUTHENTICATED)
+				    SB_ROUTE_AUTHENTICATED | SB_ROUTE_DONOR)
 int	sb_permission_exists(const char *name);
 
 /* abi.c: the pure ABI checks of a descriptor (unit-tested). */

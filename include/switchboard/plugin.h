@@ -47,7 +47,7 @@ extern "C" {
 #endif
 
 #define SB_ABI_MAJOR		1
-#define SB_ABI_MINOR		0
+#define SB_ABI_MINOR		1	/* 1.1: SB_ROUTE_DONOR, "a.b|c.d" */
 
 /* The one symbol a plugin exports. */
 #define SB_PLUGIN_ENTRY_SYMBOL	"sb_plugin_entry"
@@ -119,9 +119,11 @@ struct sb_field {
  * Routes.  `path` is an absolute path with `{name}` segments, e.g.
  * "/api/v1/example/{id}".  Every route states who may call it: a
  * permission name, or exactly one of SB_ROUTE_PUBLIC, SB_ROUTE_STAFF,
- * SB_ROUTE_AUTHENTICATED in flags.  A route with none (or more than one)
- * is refused at registration.  Finer rules (a donor may read only its own
- * query) are the handler's, using req_principal().
+ * SB_ROUTE_AUTHENTICATED, SB_ROUTE_DONOR in flags.  A route with none (or more than one)
+ * is refused at registration.  A permission may name alternatives,
+ * "queries.manage|system.read": holding any one of them is enough.  Finer
+ * rules (a donor may read only its own query) are the handler's, using
+ * req_principal().
  *
  * handler: called in a worker for a matching, authorised and validated
  * request.  It must answer through api->respond_json/respond_error/
@@ -132,6 +134,7 @@ struct sb_field {
 #define SB_ROUTE_STAFF		0x0002	/* any signed-in staff user */
 #define SB_ROUTE_AUTHENTICATED	0x0004	/* any valid credentials: staff,
 					 * donor or API key */
+#define SB_ROUTE_DONOR		0x0008	/* a donor token only (ABI 1.1) */
 
 /*
  * A request budget: at most `requests` in any `seconds`-long window.  A
@@ -394,6 +397,7 @@ struct sb_host_api {
 	/* The validated JSON body, or NULL when the route has none. */
 	json_t	*(*req_json)(struct sb_req *);
 	const struct sb_principal *(*req_principal)(struct sb_req *);
+	/* Does the caller hold the permission (or one of "a.b|c.d")? */
 	int	(*req_allowed)(struct sb_req *, const char *permission);
 	/* The client's address as text. */
 	const char *(*req_ip)(struct sb_req *);

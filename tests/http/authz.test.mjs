@@ -10,21 +10,26 @@
 //   public          nobody gets 401/403
 //   staff           users allowed; donors and API keys 403; anonymous 401
 //   authenticated   everyone but anonymous (401)
+//   donor           donor tokens; anonymous 401; everyone else 403
 //   permission P    super-admin allowed; a role iff it holds P; a key iff
-//                   its scopes hold P; donors 403; anonymous 401
+//                   its scopes hold P; donors 403; anonymous 401.  P may
+//                   be alternatives "a.b|c.d": holding any one is enough
+//                   (the exact key holds the first; "all but" lacks all)
 // "Allowed" is any status but 401 and 403: path parameters are filled with
 // ids that do not exist and bodies are `{}`, so handlers answer 4xx of
 // their own (which also keeps the destructive routes from changing
-// anything).  A route whose access is not one of the four, or is
+// anything).  A route whose access is not one of the five, or is
 // "permission" without one, fails the suite.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { startServer, TEST_PLUGINS, BUILD } from './lib/harness.mjs';
 
-const WITH_AUDIT = existsSync(`${BUILD}/plugins/audit.so`);
-const PLUGINS = WITH_AUDIT ? { ...TEST_PLUGINS, audit: {} } : TEST_PLUGINS;
-const ACCESS = ['public', 'staff', 'authenticated', 'permission'];
+// Every product plugin that is built joins the matrix.
+const PLUGINS = { ...TEST_PLUGINS };
+for (const name of ['audit', 'concierge'])
+  if (existsSync(`${BUILD}/plugins/${name}.so`)) PLUGINS[name] = {};
+const ACCESS = ['public', 'staff', 'authenticated', 'donor', 'permission'];
 const MISSING_ID = '999999';
 const USER_PASSWORD = 'matrix-password-0123';
 // Routes that end the caller's credentials when they succeed: asked last,
@@ -94,8 +99,9 @@ async function buildPrincipals() {
   const exactKey = {};
   const allButKey = {};
   for (const p of routePerms) {
-    exactKey[p] = await createKey(`matrix ${p}`, [p]);
-    allButKey[p] = await createKey(`matrix all but ${p}`, allPerms.filter((q) => q !== p));
+    exactKey[p] = await createKey(`matrix ${p}`, [alternatives(p)[0]]);
+    allButKey[p] = await createKey(`matrix all but ${p}`,
+      allPerms.filter((q) => !alternatives(p).includes(q)));
   }
 
   principals.push({ name: 'anonymous', kind: 'anonymous', headersFor: () => ({}) });
@@ -115,12 +121,15 @@ async function buildPrincipals() {
   principals.push({ name: 'key-no-scope', kind: 'key', scopesFor: () => [],
     headersFor: () => apiKey(noScope) });
   principals.push({ name: 'key-with-scope', kind: 'key',
-    scopesFor: (r) => (r.permission ? [r.permission] : allPerms),
+    scopesFor: (r) => (r.permission ? [alternatives(r.permission)[0]] : allPerms),
     headersFor: (r) => apiKey(r.permission ? exactKey[r.permission] : allScopes) });
   principals.push({ name: 'key-all-but-scope', kind: 'key',
-    scopesFor: (r) => (r.permission ? allPerms.filter((q) => q !== r.permission) : null),
+    scopesFor: (r) => (r.permission
+      ? allPerms.filter((q) => !alternatives(r.permission).includes(q)) : null),
     headersFor: (r) => apiKey(allButKey[r.permission]) });
 }
+
+const alternatives = (perm) => perm.split('|');
 
 // 'allowed', 401 or 403.
 function expected(route, p) {
@@ -131,11 +140,16 @@ function expected(route, p) {
       return 'allowed';
     case 'staff':
       return p.kind === 'user' ? 'allowed' : 403;
+    case 'donor':
+      return p.kind === 'donor' ? 'allowed' : 403;
     case 'permission':
       if (p.kind === 'donor') return 403;
-      if (p.kind === 'key') return p.scopesFor(route).includes(route.permission) ? 'allowed' : 403;
+      if (p.kind === 'key') {
+        const scopes = p.scopesFor(route);
+        return alternatives(route.permission).some((a) => scopes.includes(a)) ? 'allowed' : 403;
+      }
       if (p.role === 'SUPER_ADMIN') return 'allowed';
-      return rolePerms[p.role]?.has(route.permission) ? 'allowed' : 403;
+      return alternatives(route.permission).some((a) => rolePerms[p.role]?.has(a)) ? 'allowed' : 403;
     default:
       throw new Error(`no rule for access ${route.access}`);
   }
@@ -177,8 +191,8 @@ test('every route in the registry declares exactly one known access rule', () =>
       bad.push(`${id}: access "permission" without a permission`);
     if (r.access !== 'permission' && r.permission != null)
       bad.push(`${id}: access "${r.access}" and also permission ${r.permission}`);
-    if (r.permission && !allPerms.includes(r.permission))
-      bad.push(`${id}: permission ${r.permission} is not registered`);
+    for (const a of r.permission ? alternatives(r.permission) : [])
+      if (!allPerms.includes(a)) bad.push(`${id}: permission ${a} is not registered`);
     if ((r.public === true) !== (r.access === 'public'))
       bad.push(`${id}: public ${r.public} but access ${r.access}`);
     if (seen.has(`${r.method} ${r.path}`)) bad.push(`${id}: registered twice`);
@@ -215,7 +229,7 @@ test('the identity routes carry the access API.md gives them', () => {
     'POST /api/v1/api-keys': 'api_keys.manage',
     'DELETE /api/v1/api-keys/{id}': 'api_keys.manage',
     'POST /api/v1/donor-sessions': 'donors.impersonate',
-    ...(WITH_AUDIT ? { 'GET /api/v1/audit': 'audit.read', 'GET /api/v1/audit/verify': 'audit.read' } : {}),
+    ...(PLUGINS.audit ? { 'GET /api/v1/audit': 'audit.read', 'GET /api/v1/audit/verify': 'audit.read' } : {}),
   };
   const got = Object.fromEntries(routes.map((r) => [`${r.method} ${r.path}`,
     r.access === 'permission' ? r.permission : r.access]));
