@@ -42,6 +42,32 @@ static void	q_donor_close(struct sb_req *);
 static void	q_delete(struct sb_req *);
 static void	m_list(struct sb_req *);
 static void	m_create(struct sb_req *);
+static void	q_send_reminder(struct sb_req *);
+static void	c_stats(struct sb_req *);
+static void	reminders_run(struct sb_job *);
+
+static const struct sb_config_key config_keys[] = {
+	{ .key = "reminder_after", .default_value = "900",
+	  .description = "Seconds a query may wait (unaccepted, or with the "
+	  "donor's last message unanswered) before agents are reminded" },
+	{ .key = "reminder_interval", .default_value = "60",
+	  .description = "Seconds between two sweeps for due reminders" },
+	{ .key = "create_rate_ip", .default_value = "10",
+	  .description = "Queries one caller (a client address when "
+	  "anonymous) may open per create_rate_window" },
+	{ .key = "create_rate_donor", .default_value = "5",
+	  .description = "Queries one donor_id may get per create_rate_window, "
+	  "from any address" },
+	{ .key = "create_rate_window", .default_value = "60",
+	  .description = "Seconds of the two creation budgets" },
+	SB_CONFIG_END
+};
+
+/* Not const: setup() sets interval_s from reminder_interval. */
+static struct sb_job_kind reminder_kind = {
+	.name = "concierge.reminders", .run = reminders_run,
+	.max_attempts = 3, .timeout_s = 60, .interval_s = 60
+};
 
 static const struct sb_field create_body[] = {
 	{ .name = "donor", .type = SB_T_STRING,
@@ -79,10 +105,11 @@ static const struct sb_field message_body[] = {
 };
 
 #define DQ	"/api/v1/donor-queries"
-static const struct sb_route routes[] = {
+/* Not const: setup() sets the creation budget from the configuration. */
+static struct sb_route routes[] = {
 	{ .method = "POST", .path = DQ, .flags = SB_ROUTE_PUBLIC,
 	  .handler = q_create, .summary = "Open a donor query",
-	  .body = create_body, .body_max = 16384, .rate = { 10, 60 } },
+	  .body = create_body, .body_max = 16384 },
 	{ .method = "GET", .path = DQ, .flags = SB_ROUTE_STAFF,
 	  .handler = q_list, .summary = "List donor queries" },
 	{ .method = "GET", .path = DQ "/in-progress", .flags = SB_ROUTE_STAFF,
@@ -92,7 +119,7 @@ static const struct sb_route routes[] = {
 	{ .method = "GET", .path = DQ "/transferred", .flags = SB_ROUTE_STAFF,
 	  .handler = q_transferred, .summary = "TRANSFERRED queries" },
 	{ .method = "GET", .path = DQ "/mine",
-	  .flags = SB_ROUTE_AUTHENTICATED, .handler = q_mine,
+	  .flags = SB_ROUTE_DONOR, .handler = q_mine,
 	  .summary = "The calling donor's queries" },
 	{ .method = "GET", .path = DQ "/{id}",
 	  .flags = SB_ROUTE_AUTHENTICATED, .handler = q_get,
@@ -106,8 +133,12 @@ static const struct sb_route routes[] = {
 	{ .method = "PATCH", .path = DQ "/{id}/transfer",
 	  .permission = "queries.handle", .handler = q_transfer,
 	  .summary = "Transfer to another agent", .body = transfer_body },
+	{ .method = "POST", .path = DQ "/{id}/send-reminder",
+	  .permission = "queries.handle", .handler = q_send_reminder,
+	  .summary = "Remind the assignee (or all agents if unassigned)",
+	  .rate = { 30, 60 } },
 	{ .method = "POST", .path = DQ "/{id}/donor-close",
-	  .flags = SB_ROUTE_AUTHENTICATED, .handler = q_donor_close,
+	  .flags = SB_ROUTE_DONOR, .handler = q_donor_close,
 	  .summary = "Close (owning donor)" },
 	{ .method = "DELETE", .path = DQ "/{id}",
 	  .permission = "queries.manage", .handler = q_delete,
@@ -119,10 +150,16 @@ static const struct sb_route routes[] = {
 	  .flags = SB_ROUTE_AUTHENTICATED, .handler = m_create,
 	  .summary = "Post a message", .body = message_body,
 	  .body_max = 16384 },
+	{ .method = "GET", .path = "/api/v1/concierge/stats",
+	  .permission = "queries.manage|system.read", .handler = c_stats,
+	  .summary = "Counts, first-response and resolution times per "
+	  "agent and per day" },
 	SB_ROUTE_END
 };
 
 /* ---- helpers ---- */
+
+static unsigned int	create_rate_donor, create_rate_window;
 
 static int
 is_staff(const struct sb_principal *who)
@@ -283,9 +320,16 @@ message_insert(struct sb_plugin *p, const char *qid, const char *content,
 				    sender_id };
 	json_t			*m = NULL;
 
-	r = api->db_query(p, "INSERT INTO concierge_messages (query_id, "
-	    "content, message_type, sender_type, sender_id) VALUES "
-	    "($1::bigint, $2, $3, $4, $5) RETURNING " M_COLS, 5, params);
+	/* One statement: the message, and the query's first response when
+	 * this is the first staff chat message. */
+	r = api->db_query(p, "WITH m AS (INSERT INTO concierge_messages "
+	    "(query_id, content, message_type, sender_type, sender_id) VALUES "
+	    "($1::bigint, $2, $3, $4, $5) RETURNING *), f AS (UPDATE "
+	    "concierge_queries q SET first_response_at = m.created_at, "
+	    "first_response_by = m.sender_id::bigint FROM m WHERE q.id = "
+	    "m.query_id AND m.sender_type = 'STAFF' AND m.message_type = "
+	    "'CHAT' AND q.first_response_at IS NULL) SELECT " M_COLS
+	    " FROM m", 5, params);
 	if (api->db_ok(r) && api->db_rows(r) == 1)
 		m = api->db_row_json(r, 0);
 	api->db_free(r);
@@ -403,7 +447,8 @@ q_create(struct sb_req *req)
 	json_t				*body = api->req_json(req), *q, *m;
 	struct sb_db_res		*r;
 	const char			*params[6];
-	char				*token, qid[32];
+	char				*token, qid[32], key[160], ra[16];
+	unsigned int			 retry;
 
 	params[0] = jstr(body, "donor");
 	params[1] = jstr(body, "donor_id");
@@ -414,6 +459,17 @@ q_create(struct sb_req *req)
 	    strcmp(who->donor_id, params[1]) != 0)) {
 		api->respond_error(req, 403, "FORBIDDEN", "a donor may only "
 		    "open queries for itself", NULL);
+		return;
+	}
+	/* The route's budget is per caller; this one is per donor, so a
+	 * donor's id cannot be flooded from many addresses. */
+	snprintf(key, sizeof(key), "concierge:create:%s", params[1]);
+	if (create_rate_donor > 0 && api->rate_hit(p, key, create_rate_donor,
+	    create_rate_window, &retry) == -1) {
+		snprintf(ra, sizeof(ra), "%u", retry > 0 ? retry : 1);
+		api->resp_header(req, "retry-after", ra);
+		api->respond_error(req, 429, "RATE_LIMITED", "too many queries "
+		    "for this donor: try again later", NULL);
 		return;
 	}
 	if (api->db_begin(p) != SB_OK) {
@@ -514,13 +570,33 @@ respond_list(struct sb_req *req, struct sb_db_res *r, long long limit)
 	api->db_free(r);
 }
 
+/* "%text%" for ILIKE with the text's own %, _ and \\ taken literally. */
+static char *
+like_pattern(const char *text)
+{
+	size_t	 n = strlen(text), i, o = 0;
+	char	*out;
+
+	if ((out = malloc(2 * n + 3)) == NULL)
+		return (NULL);
+	out[o++] = '%';
+	for (i = 0; i < n; i++) {
+		if (text[i] == '%' || text[i] == '_' || text[i] == '\\')
+			out[o++] = '\\';
+		out[o++] = text[i];
+	}
+	out[o++] = '%';
+	out[o] = '\0';
+	return (out);
+}
+
 static void
 list_queries(struct sb_req *req, const char *status, const char *donor_id)
 {
 	struct sb_plugin	*p = api->req_plugin(req);
 	struct sb_db_res	*r;
 	const char		*params[6], *assigned, *q, *cursor;
-	char			 lim[32], *end;
+	char			 lim[32], *end, *pattern = NULL;
 	long long		 limit;
 	int			 i;
 
@@ -547,23 +623,36 @@ list_queries(struct sb_req *req, const char *status, const char *donor_id)
 	q = api->req_query(req, "q");
 	if (q != NULL && *q == '\0')
 		q = NULL;
+	if (q != NULL && strlen(q) > 200) {
+		api->respond_error(req, 400, "VALIDATION_ERROR",
+		    "search text too long", field_error("q", "TOO_LONG",
+		    "at most 200 characters"));
+		return;
+	}
+	if (q != NULL && (pattern = like_pattern(q)) == NULL) {
+		api->respond_error(req, 503, "UNAVAILABLE", "out of memory",
+		    NULL);
+		return;
+	}
 	if (parse_limit(req, &limit, &cursor) == -1)
 		return;
 	snprintf(lim, sizeof(lim), "%lld", limit + 1);
 	params[0] = status;
 	params[1] = assigned;
-	params[2] = q;
+	params[2] = pattern;
 	params[3] = cursor;
 	params[4] = lim;
 	params[5] = donor_id;
 	r = api->db_query(p, "SELECT " Q_COLS " FROM concierge_queries WHERE "
 	    "($1::text IS NULL OR status = $1) AND "
 	    "($2::bigint IS NULL OR assigned_to = $2::bigint) AND "
-	    "($3::text IS NULL OR donor ILIKE '%' || $3 || '%' OR "
-	    "donor_id ILIKE '%' || $3 || '%' OR test ILIKE '%' || $3 || '%') "
+	    "($3::text IS NULL OR (donor || ' ' || donor_id || ' ' || "
+	    "coalesce(test, '')) ILIKE $3 OR id IN (SELECT query_id FROM "
+	    "concierge_messages WHERE content ILIKE $3)) "
 	    "AND ($4::bigint IS NULL OR id < $4::bigint) AND "
 	    "($6::text IS NULL OR donor_id = $6) "
 	    "ORDER BY id DESC LIMIT $5::bigint", 6, params);
+	free(pattern);
 	respond_list(req, r, limit);
 }
 
@@ -635,7 +724,8 @@ q_accept(struct sb_req *req)
 		return;
 	}
 	r = api->db_query(p, "UPDATE concierge_queries SET assigned_to = "
-	    "$2::bigint, updated_at = now() WHERE id = $1::bigint AND "
+	    "$2::bigint, assigned_at = now(), updated_at = now() WHERE id = "
+	    "$1::bigint AND "
 	    "status = 'IN_PROGRESS' AND assigned_to IS NULL RETURNING "
 	    Q_COLS, 2, params);
 	if (!api->db_ok(r)) {
@@ -692,8 +782,8 @@ q_resolve(struct sb_req *req)
 	    who->name ? who->name : uid);
 	json_decref(q);
 	apply_change(req, "UPDATE concierge_queries SET status = 'RESOLVED', "
-	    "resolved_by = $2::bigint, updated_at = now() WHERE id = "
-	    "$1::bigint RETURNING " Q_COLS, 2, params, msg,
+	    "resolved_by = $2::bigint, resolved_at = now(), updated_at = "
+	    "now() WHERE id = $1::bigint RETURNING " Q_COLS, 2, params, msg,
 	    "concierge.query.resolved", 0);
 }
 
@@ -740,9 +830,9 @@ q_transfer(struct sb_req *req)
 	snprintf(msg, sizeof(msg), "Query transferred by %s to user %s",
 	    who->name ? who->name : "staff", to);
 	apply_change(req, "UPDATE concierge_queries SET status = "
-	    "'TRANSFERRED', assigned_to = $2::bigint, transferred_to_user_id "
-	    "= $2::bigint, transfer_note = $3, updated_at = now() WHERE id = "
-	    "$1::bigint RETURNING " Q_COLS, 3, params, msg,
+	    "'TRANSFERRED', assigned_to = $2::bigint, assigned_at = now(), "
+	    "transferred_to_user_id = $2::bigint, transfer_note = $3, "
+	    "updated_at = now() WHERE id = $1::bigint RETURNING " Q_COLS, 3, params, msg,
 	    "concierge.query.transferred", to_id);
 }
 
@@ -874,6 +964,284 @@ m_create(struct sb_req *req)
 	api->respond_json(req, 201, m);
 }
 
+/* ---- reminders ---- */
+
+/*
+ * The reminder event: to user:{assignee}, or to agents while nobody has
+ * the query.  row holds id, assigned_to, reason, waiting_since.
+ */
+static void
+publish_reminder(struct sb_plugin *p, json_t *row)
+{
+	char		room[48];
+	json_int_t	assignee = jint(row, "assigned_to");
+
+	if (assignee > 0)
+		snprintf(room, sizeof(room), "user:%lld", (long long)assignee);
+	else
+		snprintf(room, sizeof(room), "agents");
+	json_object_set_new(row, "room", json_string(room));
+	api->publish_room(p, room, "concierge.reminder", 1, row);
+}
+
+#define R_COLS	"q.id AS query_id, q.donor, q.donor_id, q.status, " \
+		"q.assigned_to, q.reminder_count, " TS("q.last_reminder_at") \
+		" AS reminded_at"
+
+static void
+q_send_reminder(struct sb_req *req)
+{
+	struct sb_plugin		*p = api->req_plugin(req);
+	const struct sb_principal	*who = api->req_principal(req);
+	struct sb_db_res		*r;
+	const char			*params[2];
+	char				 uid[32];
+	json_t				*q, *row;
+
+	if ((q = query_for(req, 0)) == NULL)
+		return;
+	if (!transition_legal(jstr(q, "status"), jint(q, "assigned_to"),
+	    A_CLOSE)) {
+		conflict(req, q, "send a reminder for");
+		json_decref(q);
+		return;
+	}
+	json_decref(q);
+	snprintf(uid, sizeof(uid), "%lld", (long long)who->id);
+	params[0] = api->req_param(req, "id");
+	params[1] = uid;
+	r = api->db_query(p, "UPDATE concierge_queries q SET reminder_count = "
+	    "reminder_count + 1, last_reminder_at = now() WHERE id = "
+	    "$1::bigint AND status IN ('IN_PROGRESS', 'TRANSFERRED') "
+	    "RETURNING " R_COLS ", 'MANUAL' AS reason, $2::bigint AS sent_by",
+	    2, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		err_db(req);
+		return;
+	}
+	if (api->db_rows(r) != 1) {
+		/* Closed or deleted between the read and the update. */
+		api->db_free(r);
+		api->respond_error(req, 409, "CONFLICT", "the query is no "
+		    "longer open", NULL);
+		return;
+	}
+	row = api->db_row_json(r, 0);
+	api->db_free(r);
+	publish_reminder(p, row);
+	api->respond_json(req, 200, row);
+}
+
+/*
+ * The periodic sweep.  A query is waiting when it is open and either
+ * nobody accepted it (the wait starts at creation) or its last non-system
+ * message is the donor's (the wait starts at that message, or at the
+ * assignment if later: a new assignee gets the full reminder_after).  A
+ * wait longer than reminder_after is reminded once: reminded_for records
+ * which wait was reminded, and the row lock of the UPDATE re-checks it, so
+ * two sweeps never remind the same wait twice.
+ */
+static void
+reminders_run(struct sb_job *job)
+{
+	struct sb_plugin	*p = api->job_plugin(job);
+	struct sb_db_res	*r;
+	const char		*params[1];
+	char			 after[32];
+	int			 i, n;
+
+	snprintf(after, sizeof(after), "%lld",
+	    api->config_int(p, "reminder_after", 900));
+	params[0] = after;
+	r = api->db_query(p, "WITH c AS (SELECT q.id, q.reminded_for, "
+	    "CASE WHEN q.assigned_to IS NULL THEN q.created_at ELSE "
+	    "greatest(q.assigned_at, lm.created_at) END AS wait_start, "
+	    "CASE WHEN q.assigned_to IS NULL THEN 'UNACCEPTED' ELSE "
+	    "'UNANSWERED' END AS reason FROM concierge_queries q LEFT JOIN "
+	    "LATERAL (SELECT m.created_at, m.sender_type FROM "
+	    "concierge_messages m WHERE m.query_id = q.id AND m.sender_type "
+	    "<> 'SYSTEM' ORDER BY m.id DESC LIMIT 1) lm ON q.assigned_to IS "
+	    "NOT NULL WHERE q.status IN ('IN_PROGRESS', 'TRANSFERRED') AND "
+	    "q.created_at <= now() - make_interval(secs => $1::float8) AND "
+	    "(q.assigned_to IS NULL OR lm.sender_type = 'DONOR')), "
+	    "due AS (SELECT id, wait_start, reason FROM c WHERE wait_start <= "
+	    "now() - make_interval(secs => $1::float8) AND reminded_for IS "
+	    "DISTINCT FROM wait_start ORDER BY wait_start LIMIT 500) "
+	    "UPDATE concierge_queries q SET reminded_for = due.wait_start, "
+	    "reminder_count = q.reminder_count + 1, last_reminder_at = now() "
+	    "FROM due WHERE q.id = due.id AND q.reminded_for IS DISTINCT FROM "
+	    "due.wait_start AND q.status IN ('IN_PROGRESS', 'TRANSFERRED') "
+	    "RETURNING " R_COLS ", due.reason, " TS("due.wait_start")
+	    " AS waiting_since", 1, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		api->job_retry(job, "database unavailable", 0);
+		return;
+	}
+	n = api->db_rows(r);
+	for (i = 0; i < n; i++) {
+		json_t	*row = api->db_row_json(r, i);
+
+		publish_reminder(p, row);
+		json_decref(row);
+	}
+	api->db_free(r);
+	api->job_done(job, json_pack("{s:i}", "reminded", n));
+}
+
+/* ---- statistics ---- */
+
+/* YYYY-MM-DD, optionally followed by THH:MM[:SS[.frac]] and Z or +hh:mm:
+ * the shape only; PostgreSQL checks the calendar. */
+static int
+timestamp_shape(const char *s)
+{
+	static const char	date[] = "dddd-dd-dd", time_[] = "Tdd:dd";
+	size_t			i;
+
+	for (i = 0; date[i] != '\0'; i++)
+		if (date[i] == 'd' ? (s[i] < '0' || s[i] > '9') :
+		    s[i] != date[i])
+			return (0);
+	s += i;
+	if (*s == '\0')
+		return (1);
+	for (i = 0; time_[i] != '\0'; i++)
+		if (time_[i] == 'd' ? (s[i] < '0' || s[i] > '9') :
+		    (s[i] != time_[i] && !(i == 0 && s[i] == ' ')))
+			return (0);
+	s += i;
+	if (s[0] == ':' && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' &&
+	    s[2] <= '9') {
+		s += 3;
+		if (*s == '.') {
+			for (s++, i = 0; *s >= '0' && *s <= '9'; s++, i++)
+				;
+			if (i == 0 || i > 9)
+				return (0);
+		}
+	}
+	if (strcmp(s, "Z") == 0 || *s == '\0')
+		return (1);
+	return ((s[0] == '+' || s[0] == '-') && s[1] >= '0' && s[1] <= '9' &&
+	    s[2] >= '0' && s[2] <= '9' && s[3] == ':' && s[4] >= '0' &&
+	    s[4] <= '9' && s[5] >= '0' && s[5] <= '9' && s[6] == '\0');
+}
+
+static int
+stats_param(struct sb_req *req, const char *name, const char **out)
+{
+	*out = api->req_query(req, name);
+	if (*out != NULL && (strlen(*out) > 40 || !timestamp_shape(*out))) {
+		api->respond_error(req, 400, "VALIDATION_ERROR", "invalid "
+		    "timestamp", field_error(name, "INVALID", "a date "
+		    "(YYYY-MM-DD) or an RFC 3339 timestamp"));
+		return (-1);
+	}
+	return (0);
+}
+
+/* Median and p90 of the seconds in column v over rows passing cond. */
+#define PCT(v, cond)	"json_build_object('count', count(" v ") FILTER " \
+	"(WHERE " cond "), 'median_s', round((percentile_cont(0.5) WITHIN " \
+	"GROUP (ORDER BY " v ") FILTER (WHERE " cond "))::numeric, 3), " \
+	"'p90_s', round((percentile_cont(0.9) WITHIN GROUP (ORDER BY " v \
+	") FILTER (WHERE " cond "))::numeric, 3))"
+
+/*
+ * Counts and timings over the queries created in [from, to): first
+ * response is creation to the first staff chat message, resolution is
+ * creation to resolve.  Per agent: queries assigned now, the first
+ * responses they gave and the queries they resolved; per UTC day of
+ * creation.  One statement, one snapshot.
+ */
+static void
+c_stats(struct sb_req *req)
+{
+	struct sb_plugin	*p = api->req_plugin(req);
+	struct sb_db_res	*r;
+	const char		*params[2], *st;
+	json_t			*out;
+	int			 bad;
+
+	if (stats_param(req, "from", &params[0]) == -1 ||
+	    stats_param(req, "to", &params[1]) == -1)
+		return;
+	r = api->db_query(p, "WITH b AS (SELECT coalesce($2::timestamptz, "
+	    "now()) AS t), w0 AS (SELECT coalesce($1::timestamptz, b.t - "
+	    "interval '30 days') AS f, b.t FROM b), w AS (SELECT q.*, "
+	    "extract(epoch FROM q.first_response_at - q.created_at)::float8 "
+	    "AS fr, extract(epoch FROM q.resolved_at - q.created_at)::float8 "
+	    "AS rs FROM concierge_queries q, w0 WHERE q.created_at >= w0.f "
+	    "AND q.created_at < w0.t), "
+	    "a AS (SELECT assigned_to AS uid, 'A' AS k, NULL::float8 AS v "
+	    "FROM w WHERE assigned_to IS NOT NULL AND status IN "
+	    "('IN_PROGRESS', 'TRANSFERRED') UNION ALL SELECT "
+	    "first_response_by, 'F', fr FROM w WHERE first_response_by IS NOT "
+	    "NULL UNION ALL SELECT resolved_by, 'R', rs FROM w WHERE "
+	    "resolved_by IS NOT NULL AND rs IS NOT NULL), "
+	    "pa AS (SELECT a.uid AS user_id, u.username, u.name, count(*) "
+	    "FILTER (WHERE a.k = 'A') AS open_assigned, count(*) FILTER "
+	    "(WHERE a.k = 'R') AS resolved, " PCT("a.v", "a.k = 'F'")
+	    " AS first_response, " PCT("a.v", "a.k = 'R'") " AS resolution "
+	    "FROM a LEFT JOIN users u ON u.id = a.uid GROUP BY a.uid, "
+	    "u.username, u.name), "
+	    "pd AS (SELECT to_char(created_at AT TIME ZONE 'UTC', "
+	    "'YYYY-MM-DD') AS day, count(*) AS created, count(*) FILTER "
+	    "(WHERE status IN ('IN_PROGRESS', 'TRANSFERRED')) AS open, "
+	    "count(*) FILTER (WHERE status = 'RESOLVED') AS resolved, "
+	    "count(*) FILTER (WHERE status = 'CLOSED') AS closed, "
+	    PCT("fr", "fr IS NOT NULL") " AS first_response, "
+	    PCT("rs", "rs IS NOT NULL") " AS resolution FROM w GROUP BY 1) "
+	    "SELECT json_build_object("
+	    "'from', (SELECT " TS("f") " FROM w0), "
+	    "'to', (SELECT " TS("t") " FROM w0), "
+	    "'counts', (SELECT json_build_object('total', count(*), 'open', "
+	    "count(*) FILTER (WHERE status IN ('IN_PROGRESS', "
+	    "'TRANSFERRED')), 'unassigned', count(*) FILTER (WHERE status = "
+	    "'IN_PROGRESS' AND assigned_to IS NULL), 'in_progress', count(*) "
+	    "FILTER (WHERE status = 'IN_PROGRESS'), 'transferred', count(*) "
+	    "FILTER (WHERE status = 'TRANSFERRED'), 'resolved', count(*) "
+	    "FILTER (WHERE status = 'RESOLVED'), 'closed', count(*) FILTER "
+	    "(WHERE status = 'CLOSED')) FROM w), "
+	    "'first_response', (SELECT " PCT("fr", "fr IS NOT NULL")
+	    " FROM w), 'resolution', (SELECT " PCT("rs", "rs IS NOT NULL")
+	    " FROM w), "
+	    "'per_agent', coalesce((SELECT json_agg(pa ORDER BY pa.user_id) "
+	    "FROM pa), '[]'), "
+	    "'per_day', coalesce((SELECT json_agg(pd ORDER BY pd.day) FROM "
+	    "pd), '[]'))::text, (SELECT f < t FROM w0) AS ordered", 2, params);
+	if (!api->db_ok(r)) {
+		/* Class 22 (data exception): a date PostgreSQL refuses. */
+		st = api->db_sqlstate(r);
+		bad = st != NULL && strncmp(st, "22", 2) == 0;
+		api->db_free(r);
+		if (bad)
+			api->respond_error(req, 400, "VALIDATION_ERROR",
+			    "invalid timestamp", field_error(params[0] != NULL ?
+			    "from" : "to", "INVALID", "not a valid date or "
+			    "time"));
+		else
+			err_db(req);
+		return;
+	}
+	if (strcmp(api->db_value(r, 0, 1), "t") != 0) {
+		api->db_free(r);
+		api->respond_error(req, 400, "VALIDATION_ERROR", "from must be "
+		    "before to", field_error("from", "OUT_OF_RANGE",
+		    "must be before to"));
+		return;
+	}
+	out = json_loads(api->db_value(r, 0, 0), 0, NULL);
+	api->db_free(r);
+	if (out == NULL) {
+		err_db(req);
+		return;
+	}
+	api->respond_json(req, 200, out);
+}
+
 /* ---- rooms ---- */
 
 static int
@@ -907,7 +1275,29 @@ static int
 concierge_setup(struct sb_plugin *p, const struct sb_host_api *host)
 {
 	api = host;
-	if (api->permission_add(p, "queries.handle", "Accept, answer, "
+	if (api->config_declare(p, config_keys) != SB_OK)
+		return (SB_ERROR);
+	reminder_kind.interval_s = (unsigned int)api->config_int(p,
+	    "reminder_interval", 60);
+	if (api->config_int(p, "reminder_after", 900) < 1 ||
+	    reminder_kind.interval_s < 1 || reminder_kind.interval_s > 86400) {
+		api->log(p, SB_LOG_ERROR, "reminder_after must be >= 1 and "
+		    "reminder_interval 1..86400 seconds");
+		return (SB_ERROR);
+	}
+	routes[0].rate.requests = (unsigned int)api->config_int(p,
+	    "create_rate_ip", 10);
+	routes[0].rate.seconds = create_rate_window = (unsigned int)
+	    api->config_int(p, "create_rate_window", 60);
+	create_rate_donor = (unsigned int)api->config_int(p,
+	    "create_rate_donor", 5);
+	if (create_rate_window < 1 || create_rate_window > 86400) {
+		api->log(p, SB_LOG_ERROR, "create_rate_window must be "
+		    "1..86400 seconds");
+		return (SB_ERROR);
+	}
+	if (api->job_kind_add(p, &reminder_kind) != SB_OK ||
+	    api->permission_add(p, "queries.handle", "Accept, answer, "
 	    "transfer and resolve donor queries") != SB_OK ||
 	    api->permission_add(p, "queries.manage", "Manage every donor "
 	    "query: resolve any, delete") != SB_OK ||
@@ -927,7 +1317,9 @@ concierge_setup(struct sb_plugin *p, const struct sb_host_api *host)
 	    api->event_declare(p, "concierge.query.deleted",
 	    "A query was deleted (query:{id})") != SB_OK ||
 	    api->event_declare(p, "concierge.message.created",
-	    "A message was posted (query:{id})") != SB_OK)
+	    "A message was posted (query:{id})") != SB_OK ||
+	    api->event_declare(p, "concierge.reminder", "A query is waiting "
+	    "(user:{assignee}, or agents when unassigned)") != SB_OK)
 		return (SB_ERROR);
 	return (SB_OK);
 }

@@ -1,27 +1,37 @@
-// The concierge plugin: donor queries, their lifecycle, isolation between
-// donors, the accept race, illegal transitions, validation, and the
-// concierge.query.created event on the `agents` room.
+// The concierge plugin (API.md "Concierge"), black box over HTTP and
+// WebSocket against real PostgreSQL: the lifecycle with its events, donor
+// isolation on every donor-reachable route, permissions, the accept race,
+// illegal transitions, validation, search, reminders (on demand and the
+// periodic sweep, with time moved by shifting a query's timestamps into
+// the past rather than by sleeping) and statistics.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import WebSocket from 'ws';
-import { startServer, TEST_PLUGINS, assertEnvelope } from './lib/harness.mjs';
+import { startServer, TEST_PLUGINS, assertEnvelope, pgClient, withDb, databaseUrl } from './lib/harness.mjs';
+import { createUnprivilegedUser, poll } from './lib/helpers.mjs';
+import { ready } from './lib/wsclient.mjs';
 
+const DQ = '/api/v1/donor-queries';
 let srv, admin;
 const agents = {};
 const uniq = (p) => `${p}-${randomBytes(4).toString('hex')}`;
 
-async function makeAgent(name) {
-  const username = uniq(name);
-  const password = 'agent-password-0123456789';
-  const r = await srv.request('POST', '/api/v1/users', { token: admin,
-    json: { username, password, name, email: `${username}@example.org`, role: 'AGENT' } });
-  assert.equal(r.status, 201, r.text);
-  return { id: r.body.id, token: await srv.login(username, password) };
+async function sql(server, text, params = []) {
+  const c = await pgClient(withDb(databaseUrl(), server.database));
+  try { return (await c.query(text, params)).rows; } finally { await c.end(); }
 }
 
-async function openQuery(donorId, content = 'How do I book?') {
-  const r = await srv.request('POST', '/api/v1/donor-queries', {
+async function makeAgent(server, token, name, role = 'AGENT') {
+  const username = uniq(name);
+  const password = 'agent-password-0123456789';
+  const r = await server.request('POST', '/api/v1/users', { token,
+    json: { username, password, name, email: `${username}@example.org`, role } });
+  assert.equal(r.status, 201, r.text);
+  return { id: r.body.id, token: await server.login(username, password) };
+}
+
+async function openQuery(donorId, content = 'How do I book?', server = srv) {
+  const r = await server.request('POST', DQ, {
     json: { donor: `Donor ${donorId}`, donor_id: donorId, test: 'blood', content } });
   assert.equal(r.status, 201, r.text);
   assert.equal(r.body.query.status, 'IN_PROGRESS');
@@ -30,197 +40,572 @@ async function openQuery(donorId, content = 'How do I book?') {
   return { q: r.body.query, token: r.body.donor_token };
 }
 
+const isEvent = (name, pred = () => true) => (f) => f.type === 'event' && f.event === name && pred(f);
+
 before(async () => {
-  srv = await startServer({ plugins: { ...TEST_PLUGINS, concierge: {} } });
+  // Creation budgets off here; the rate-limit test has its own server.
+  srv = await startServer({ plugins: { ...TEST_PLUGINS,
+    concierge: { create_rate_ip: '0', create_rate_donor: '0' } } });
   admin = await srv.login();
-  agents.a = await makeAgent('agent-a');
-  agents.b = await makeAgent('agent-b');
+  agents.a = await makeAgent(srv, admin, 'agent-a');
+  agents.b = await makeAgent(srv, admin, 'agent-b');
 });
 after(async () => { await srv?.stop(); });
 
-test('lifecycle: create, accept, chat, transfer, resolve', async () => {
-  const { q, token } = await openQuery(uniq('d'));
-  const base = `/api/v1/donor-queries/${q.id}`;
-  let r = await srv.request('GET', base, { token });
+test('every concierge route carries the access API.md gives it', async () => {
+  const r = await srv.request('GET', '/api/v1/plugins', { token: admin });
   assert.equal(r.status, 200, r.text);
-  assert.equal(r.body.donor_id, q.donor_id);
-  r = await srv.request('GET', '/api/v1/donor-queries/mine', { token });
-  assert.equal(r.status, 200, r.text);
-  assert.deepEqual(r.body.data.map((x) => x.id), [q.id]);
-
-  r = await srv.request('PATCH', `${base}/accept`, { token: agents.a.token });
-  assert.equal(r.status, 200, r.text);
-  assert.equal(r.body.assigned_to, agents.a.id);
-
-  r = await srv.request('POST', `${base}/messages`, { token: agents.a.token, json: { content: 'Hello donor' } });
-  assert.equal(r.status, 201, r.text);
-  assert.equal(r.body.sender_type, 'STAFF');
-  r = await srv.request('POST', `${base}/messages`, { token, json: { content: 'Hi agent' } });
-  assert.equal(r.status, 201, r.text);
-  assert.equal(r.body.sender_type, 'DONOR');
-  assert.equal(r.body.message_type, 'CHAT');
-
-  r = await srv.request('GET', `${base}/messages`, { token });
-  assert.equal(r.status, 200, r.text);
-  const types = r.body.data.map((m) => m.message_type);
-  assert.deepEqual(types, ['QUERY', 'SYSTEM', 'CHAT', 'CHAT']);
-  const ids = r.body.data.map((m) => m.id);
-  assert.deepEqual([...ids].sort((x, y) => x - y), ids);
-  r = await srv.request('GET', `${base}/messages?after_id=${ids[1]}`, { token: agents.a.token });
-  assert.deepEqual(r.body.data.map((m) => m.id), ids.slice(2));
-
-  // transfer to a non-agent (unknown user) is 422
-  r = await srv.request('PATCH', `${base}/transfer`, { token: agents.a.token, json: { to_user_id: 999999 } });
-  assertEnvelope(assert, r, 422, 'VALIDATION_ERROR');
-  r = await srv.request('PATCH', `${base}/transfer`, { token: agents.a.token,
-    json: { to_user_id: agents.b.id, note: 'over to you' } });
-  assert.equal(r.status, 200, r.text);
-  assert.equal(r.body.status, 'TRANSFERRED');
-  assert.equal(r.body.transferred_to_user_id, agents.b.id);
-  assert.equal(r.body.transfer_note, 'over to you');
-
-  // the previous assignee may no longer resolve
-  r = await srv.request('PATCH', `${base}/resolve`, { token: agents.a.token });
-  assertEnvelope(assert, r, 403, 'FORBIDDEN');
-  r = await srv.request('PATCH', `${base}/resolve`, { token: agents.b.token });
-  assert.equal(r.status, 200, r.text);
-  assert.equal(r.body.status, 'RESOLVED');
-  assert.equal(r.body.resolved_by, agents.b.id);
-
-  r = await srv.request('GET', `/api/v1/donor-queries?status=RESOLVED`, { token: agents.b.token });
-  assert.equal(r.status, 200, r.text);
-  assert.ok(r.body.data.some((x) => x.id === q.id));
-
-  // messages on a resolved query
-  r = await srv.request('POST', `${base}/messages`, { token, json: { content: 'one more' } });
-  assertEnvelope(assert, r, 409, 'CONFLICT');
-  r = await srv.request('POST', `${base}/messages`, { token: agents.b.token, json: { content: 'x' } });
-  assertEnvelope(assert, r, 409, 'CONFLICT');
-  r = await srv.request('GET', `${base}/messages`, { token });
-  assert.equal(r.body.data.filter((m) => m.message_type === 'SYSTEM').length, 3);
+  const c = r.body.data.find((p) => p.name === 'concierge');
+  assert.equal(c.state, 'ready', JSON.stringify(c));
+  const got = Object.fromEntries(c.routes.map((x) => [`${x.method} ${x.path}`,
+    x.access === 'permission' ? x.permission : x.access]));
+  assert.deepEqual(got, {
+    [`POST ${DQ}`]: 'public',
+    [`GET ${DQ}`]: 'staff',
+    [`GET ${DQ}/in-progress`]: 'staff',
+    [`GET ${DQ}/resolved`]: 'staff',
+    [`GET ${DQ}/transferred`]: 'staff',
+    [`GET ${DQ}/mine`]: 'donor',
+    [`GET ${DQ}/{id}`]: 'authenticated',
+    [`PATCH ${DQ}/{id}/accept`]: 'queries.handle',
+    [`PATCH ${DQ}/{id}/resolve`]: 'queries.handle',
+    [`PATCH ${DQ}/{id}/transfer`]: 'queries.handle',
+    [`POST ${DQ}/{id}/send-reminder`]: 'queries.handle',
+    [`POST ${DQ}/{id}/donor-close`]: 'donor',
+    [`DELETE ${DQ}/{id}`]: 'queries.manage',
+    [`GET ${DQ}/{id}/messages`]: 'authenticated',
+    [`POST ${DQ}/{id}/messages`]: 'authenticated',
+    'GET /api/v1/concierge/stats': 'queries.manage|system.read',
+  });
+  for (const e of ['concierge.query.created', 'concierge.query.accepted', 'concierge.query.transferred',
+    'concierge.query.resolved', 'concierge.query.closed', 'concierge.query.deleted',
+    'concierge.message.created', 'concierge.reminder'])
+    assert.ok(c.events.some((x) => (x.name ?? x) === e), `event ${e} declared`);
 });
 
-test('a donor cannot see another donor\'s query', async () => {
+test('lifecycle over HTTP and WebSocket: create, accept, chat, transfer, resolve', async () => {
+  const wsA = await ready(srv, agents.a.token);
+  const wsB = await ready(srv, agents.b.token);
+  let wsD;
+  try {
+    assert.equal((await wsA.subscribe('agents')).type, 'subscribed');
+    assert.equal((await wsB.subscribe(`user:${agents.b.id}`)).type, 'subscribed');
+
+    const donorId = uniq('d');
+    const { q, token } = await openQuery(donorId);
+    const base = `${DQ}/${q.id}`;
+    const room = `query:${q.id}`;
+    const created = await wsA.next(isEvent('concierge.query.created', (f) => f.data.id === q.id), 10000, 'created');
+    assert.equal(created.room, 'agents');
+    assert.equal(created.data.donor_id, donorId);
+
+    wsD = await ready(srv, token);
+    assert.equal((await wsD.subscribe(room)).type, 'subscribed');
+    assert.equal((await wsA.subscribe(room)).type, 'subscribed');
+
+    let r = await srv.request('GET', base, { token });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.donor_id, donorId);
+    r = await srv.request('GET', `${DQ}/mine`, { token });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.body.data.map((x) => x.id), [q.id]);
+
+    r = await srv.request('PATCH', `${base}/accept`, { token: agents.a.token });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.assigned_to, agents.a.id);
+    const acc = await wsD.next(isEvent('concierge.query.accepted'), 10000, 'accepted (donor)');
+    assert.equal(acc.room, room);
+    assert.equal(acc.data.assigned_to, agents.a.id);
+    const sys = await wsD.next(isEvent('concierge.message.created', (f) => f.data.message_type === 'SYSTEM'),
+      10000, 'SYSTEM message');
+    assert.match(sys.data.content, /accepted/);
+
+    // chat both ways, each side hearing the other on query:{id}
+    r = await srv.request('POST', `${base}/messages`, { token: agents.a.token, json: { content: 'Hello donor' } });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.sender_type, 'STAFF');
+    assert.equal(r.body.sender_id, String(agents.a.id));
+    let ev = await wsD.next(isEvent('concierge.message.created', (f) => f.data.content === 'Hello donor'),
+      10000, 'staff message at the donor');
+    assert.equal(ev.data.query_id, q.id);
+    r = await srv.request('POST', `${base}/messages`, { token, json: { content: 'Hi agent' } });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.sender_type, 'DONOR');
+    assert.equal(r.body.message_type, 'CHAT');
+    ev = await wsA.next(isEvent('concierge.message.created', (f) => f.data.content === 'Hi agent'),
+      10000, 'donor message at the agent');
+    assert.equal(ev.room, room);
+
+    r = await srv.request('GET', `${base}/messages`, { token });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.body.data.map((m) => m.message_type), ['QUERY', 'SYSTEM', 'CHAT', 'CHAT']);
+    const ids = r.body.data.map((m) => m.id);
+    assert.deepEqual([...ids].sort((x, y) => x - y), ids);
+    r = await srv.request('GET', `${base}/messages?after_id=${ids[1]}`, { token: agents.a.token });
+    assert.deepEqual(r.body.data.map((m) => m.id), ids.slice(2));
+    r = await srv.request('GET', `${base}/messages?limit=1`, { token: agents.a.token });
+    assert.deepEqual(r.body.data.map((m) => m.id), [ids[0]]);
+    r = await srv.request('GET', `${base}/messages?limit=2&cursor=${r.body.next_cursor}`, { token: agents.a.token });
+    assert.deepEqual(r.body.data.map((m) => m.id), ids.slice(1, 3));
+
+    // transfer: not to someone who cannot handle queries; the target hears it on user:{id}
+    r = await srv.request('PATCH', `${base}/transfer`, { token: agents.a.token, json: { to_user_id: 999999 } });
+    assertEnvelope(assert, r, 422, 'VALIDATION_ERROR');
+    const nobodyId = await createUnprivilegedUser(srv, uniq('noperm'));
+    r = await srv.request('PATCH', `${base}/transfer`, { token: agents.a.token, json: { to_user_id: nobodyId } });
+    assertEnvelope(assert, r, 422, 'VALIDATION_ERROR');
+    r = await srv.request('PATCH', `${base}/transfer`, { token: agents.a.token,
+      json: { to_user_id: agents.b.id, note: 'over to you' } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.status, 'TRANSFERRED');
+    assert.equal(r.body.assigned_to, agents.b.id);
+    assert.equal(r.body.transferred_to_user_id, agents.b.id);
+    assert.equal(r.body.transfer_note, 'over to you');
+    ev = await wsB.next(isEvent('concierge.query.transferred'), 10000, 'transferred at the target');
+    assert.equal(ev.room, `user:${agents.b.id}`);
+    assert.equal(ev.data.id, q.id);
+    assert.equal(ev.data.transfer_note, 'over to you');
+    await wsD.next(isEvent('concierge.query.transferred'), 10000, 'transferred in the query room');
+
+    // the previous assignee may no longer resolve; the new one may
+    assertEnvelope(assert, await srv.request('PATCH', `${base}/resolve`, { token: agents.a.token }), 403, 'FORBIDDEN');
+    r = await srv.request('PATCH', `${base}/resolve`, { token: agents.b.token });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.status, 'RESOLVED');
+    assert.equal(r.body.resolved_by, agents.b.id);
+    ev = await wsD.next(isEvent('concierge.query.resolved'), 10000, 'resolved');
+    assert.equal(ev.data.resolved_by, agents.b.id);
+
+    r = await srv.request('GET', `${DQ}?status=RESOLVED`, { token: agents.b.token });
+    assert.ok(r.body.data.some((x) => x.id === q.id));
+    r = await srv.request('GET', `${DQ}/resolved`, { token: agents.b.token });
+    assert.ok(r.body.data.some((x) => x.id === q.id));
+    assert.ok(r.body.data.every((x) => x.status === 'RESOLVED'));
+
+    // no messages on a resolved query, from either side
+    assertEnvelope(assert, await srv.request('POST', `${base}/messages`, { token, json: { content: 'one more' } }),
+      409, 'CONFLICT');
+    assertEnvelope(assert, await srv.request('POST', `${base}/messages`, { token: agents.b.token,
+      json: { content: 'x' } }), 409, 'CONFLICT');
+    r = await srv.request('GET', `${base}/messages`, { token });
+    assert.equal(r.body.data.filter((m) => m.message_type === 'SYSTEM').length, 3);
+    assert.equal(r.body.data.length, 6);
+
+    // delete: the query room hears it, and the query is gone for everyone
+    r = await srv.request('DELETE', base, { token: admin });
+    assert.equal(r.status, 204, r.text);
+    ev = await wsD.next(isEvent('concierge.query.deleted'), 10000, 'deleted');
+    assert.equal(ev.data.id, q.id);
+    assertEnvelope(assert, await srv.request('GET', base, { token }), 404, 'NOT_FOUND');
+    assertEnvelope(assert, await srv.request('GET', base, { token: admin }), 404, 'NOT_FOUND');
+  } finally { wsA.close(); wsB.close(); wsD?.close(); }
+});
+
+test('donor-close: the owning donor closes, the room hears it, the thread records it', async () => {
+  const { q, token } = await openQuery(uniq('d'));
+  const ws = await ready(srv, agents.a.token);
+  try {
+    assert.equal((await ws.subscribe(`query:${q.id}`)).type, 'subscribed');
+    let r = await srv.request('POST', `${DQ}/${q.id}/donor-close`, { token });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.status, 'CLOSED');
+    await ws.next(isEvent('concierge.query.closed', (f) => f.data.id === q.id), 10000, 'closed');
+    assertEnvelope(assert, await srv.request('POST', `${DQ}/${q.id}/donor-close`, { token }), 409, 'CONFLICT');
+    assertEnvelope(assert, await srv.request('PATCH', `${DQ}/${q.id}/accept`, { token: agents.a.token }),
+      409, 'CONFLICT');
+    r = await srv.request('GET', `${DQ}/${q.id}/messages`, { token });
+    assert.equal(r.body.data.at(-1).message_type, 'SYSTEM');
+    assert.match(r.body.data.at(-1).content, /closed by the donor/);
+  } finally { ws.close(); }
+});
+
+test('donor isolation on every donor-reachable route', async () => {
   const mine = await openQuery(uniq('d'));
   const other = await openQuery(uniq('d'));
-  const base = `/api/v1/donor-queries/${mine.q.id}`;
-  assertEnvelope(assert, await srv.request('GET', base, { token: other.token }), 404, 'NOT_FOUND');
-  assertEnvelope(assert, await srv.request('GET', `${base}/messages`, { token: other.token }), 404, 'NOT_FOUND');
-  assertEnvelope(assert, await srv.request('POST', `${base}/messages`, { token: other.token,
-    json: { content: 'hi' } }), 404, 'NOT_FOUND');
-  assertEnvelope(assert, await srv.request('POST', `${base}/donor-close`, { token: other.token }), 404, 'NOT_FOUND');
-  // a donor token cannot open a query for someone else
-  const r = await srv.request('POST', '/api/v1/donor-queries', { token: other.token,
-    json: { donor: 'x', donor_id: mine.q.donor_id, content: 'hi' } });
+  const base = `${DQ}/${mine.q.id}`;
+  const t = other.token;
+  // another donor's query does not exist for this donor
+  for (const [m, p, json] of [['GET', base], ['GET', `${base}/messages`], ['GET', `${base}/messages?after_id=1`],
+    ['POST', `${base}/messages`, { content: 'hi' }], ['POST', `${base}/donor-close`]])
+    assertEnvelope(assert, await srv.request(m, p, { token: t, json }), 404, 'NOT_FOUND');
+  // staff routes are closed to donors whatever the id
+  for (const [m, p, json] of [['GET', DQ], ['GET', `${DQ}/in-progress`], ['GET', `${DQ}/resolved`],
+    ['GET', `${DQ}/transferred`], ['PATCH', `${base}/accept`], ['PATCH', `${base}/resolve`],
+    ['PATCH', `${base}/transfer`, { to_user_id: agents.a.id }], ['POST', `${base}/send-reminder`],
+    ['DELETE', base], ['GET', '/api/v1/concierge/stats']])
+    assertEnvelope(assert, await srv.request(m, p, { token: t, json }), 403, 'FORBIDDEN');
+  // /mine lists only the caller's own
+  let r = await srv.request('GET', `${DQ}/mine`, { token: t });
+  assert.deepEqual(r.body.data.map((x) => x.id), [other.q.id]);
+  // a donor token cannot open a query for someone else, but may for itself
+  r = await srv.request('POST', DQ, { token: t, json: { donor: 'x', donor_id: mine.q.donor_id, content: 'hi' } });
   assertEnvelope(assert, r, 403, 'FORBIDDEN');
-  // the owner closes; then it is CLOSED and closing again is 409
-  let c = await srv.request('POST', `${base}/donor-close`, { token: mine.token });
-  assert.equal(c.status, 200, c.text);
-  assert.equal(c.body.status, 'CLOSED');
-  c = await srv.request('POST', `${base}/donor-close`, { token: mine.token });
-  assertEnvelope(assert, c, 409, 'CONFLICT');
-  // donors are not staff
-  assertEnvelope(assert, await srv.request('GET', '/api/v1/donor-queries', { token: mine.token }), 403, 'FORBIDDEN');
+  r = await srv.request('POST', DQ, { token: t, json: { donor: 'x', donor_id: other.q.donor_id, content: 'again' } });
+  assert.equal(r.status, 201, r.text);
+  // the query room is refused to another donor, allowed to the owner
+  const wsO = await ready(srv, t);
+  const wsM = await ready(srv, mine.token);
+  try {
+    const refused = await wsO.subscribe(`query:${mine.q.id}`);
+    assert.equal(refused.type, 'error');
+    assert.equal(refused.code, 'FORBIDDEN');
+    assert.equal((await wsM.subscribe(`query:${mine.q.id}`)).type, 'subscribed');
+    assert.equal((await wsM.subscribe('agents')).type, 'error');
+  } finally { wsO.close(); wsM.close(); }
+  // nothing of the other donor's changed the owner's query
+  r = await srv.request('GET', `${base}/messages`, { token: mine.token });
+  assert.equal(r.body.data.length, 1);
+  r = await srv.request('GET', base, { token: mine.token });
+  assert.equal(r.body.status, 'IN_PROGRESS');
+  // staff routes that only donors may use
+  assertEnvelope(assert, await srv.request('GET', `${DQ}/mine`, { token: agents.a.token }), 403, 'FORBIDDEN');
+  assertEnvelope(assert, await srv.request('POST', `${base}/donor-close`, { token: admin }), 403, 'FORBIDDEN');
+});
+
+test('staff without queries.handle may read but not act', async () => {
+  const { q } = await openQuery(uniq('d'));
+  const base = `${DQ}/${q.id}`;
+  const name = uniq('noperm');
+  await createUnprivilegedUser(srv, name);
+  const nobody = { token: await srv.login(name) };
+  assert.equal((await srv.request('GET', base, { token: nobody.token })).status, 200);
+  for (const [m, p, json] of [['PATCH', `${base}/accept`], ['PATCH', `${base}/resolve`],
+    ['PATCH', `${base}/transfer`, { to_user_id: agents.a.id }], ['POST', `${base}/send-reminder`],
+    ['DELETE', base], ['GET', '/api/v1/concierge/stats']])
+    assertEnvelope(assert, await srv.request(m, p, { token: nobody.token, json }), 403, 'FORBIDDEN');
+  // an agent may not delete or read stats (queries.manage)
+  assertEnvelope(assert, await srv.request('DELETE', base, { token: agents.a.token }), 403, 'FORBIDDEN');
+  assertEnvelope(assert, await srv.request('GET', '/api/v1/concierge/stats', { token: agents.a.token }),
+    403, 'FORBIDDEN');
+  // anonymous callers are asked to authenticate
+  for (const [m, p] of [['GET', DQ], ['GET', base], ['GET', `${base}/messages`], ['PATCH', `${base}/accept`],
+    ['GET', `${DQ}/mine`], ['GET', '/api/v1/concierge/stats']])
+    assertEnvelope(assert, await srv.request(m, p), 401, 'UNAUTHENTICATED');
 });
 
 test('concurrent accept: exactly one wins', async () => {
-  const { q } = await openQuery(uniq('d'));
-  const rs = await Promise.all([agents.a, agents.b].map((a) =>
-    srv.request('PATCH', `/api/v1/donor-queries/${q.id}/accept`, { token: a.token })));
-  assert.deepEqual(rs.map((r) => r.status).sort(), [200, 409], rs.map((r) => r.text).join('\n'));
-  assertEnvelope(assert, rs.find((r) => r.status === 409), 409, 'CONFLICT');
-  const r = await srv.request('GET', `/api/v1/donor-queries/${q.id}`, { token: admin });
-  assert.equal(r.body.assigned_to, rs[0].status === 200 ? agents.a.id : agents.b.id);
+  for (let round = 0; round < 5; round++) {
+    const { q } = await openQuery(uniq('d'));
+    const rs = await Promise.all([agents.a, agents.b].map((a) =>
+      srv.request('PATCH', `${DQ}/${q.id}/accept`, { token: a.token })));
+    assert.deepEqual(rs.map((r) => r.status).sort(), [200, 409], rs.map((r) => r.text).join('\n'));
+    assertEnvelope(assert, rs.find((r) => r.status === 409), 409, 'CONFLICT');
+    const r = await srv.request('GET', `${DQ}/${q.id}`, { token: admin });
+    assert.equal(r.body.assigned_to, rs[0].status === 200 ? agents.a.id : agents.b.id);
+    const m = await srv.request('GET', `${DQ}/${q.id}/messages`, { token: admin });
+    assert.equal(m.body.data.filter((x) => x.message_type === 'SYSTEM').length, 1, 'one accept recorded');
+  }
 });
 
-test('illegal transitions are 409', async () => {
+test('illegal transitions are 409 with the current state', async () => {
   const { q } = await openQuery(uniq('d'));
-  const base = `/api/v1/donor-queries/${q.id}`;
+  const base = `${DQ}/${q.id}`;
   // resolve or transfer before anyone accepted
-  assertEnvelope(assert, await srv.request('PATCH', `${base}/resolve`, { token: agents.a.token }), 409, 'CONFLICT');
+  let e = assertEnvelope(assert, await srv.request('PATCH', `${base}/resolve`, { token: agents.a.token }),
+    409, 'CONFLICT');
+  assert.match(e.message, /IN_PROGRESS/);
   assertEnvelope(assert, await srv.request('PATCH', `${base}/transfer`, { token: agents.a.token,
     json: { to_user_id: agents.b.id } }), 409, 'CONFLICT');
   assert.equal((await srv.request('PATCH', `${base}/accept`, { token: agents.a.token })).status, 200);
   assertEnvelope(assert, await srv.request('PATCH', `${base}/accept`, { token: agents.a.token }), 409, 'CONFLICT');
+  // a manager may resolve what another agent holds
   assert.equal((await srv.request('PATCH', `${base}/resolve`, { token: admin })).status, 200);
-  assertEnvelope(assert, await srv.request('PATCH', `${base}/resolve`, { token: admin }), 409, 'CONFLICT');
+  e = assertEnvelope(assert, await srv.request('PATCH', `${base}/resolve`, { token: admin }), 409, 'CONFLICT');
+  assert.match(e.message, /RESOLVED/);
   assertEnvelope(assert, await srv.request('PATCH', `${base}/accept`, { token: agents.b.token }), 409, 'CONFLICT');
-  // delete (queries.manage): agents may not, admins may
-  assertEnvelope(assert, await srv.request('DELETE', base, { token: agents.a.token }), 403, 'FORBIDDEN');
+  assertEnvelope(assert, await srv.request('PATCH', `${base}/transfer`, { token: admin,
+    json: { to_user_id: agents.b.id } }), 409, 'CONFLICT');
+  assertEnvelope(assert, await srv.request('POST', `${base}/send-reminder`, { token: admin }), 409, 'CONFLICT');
+  // unknown and malformed ids
+  for (const id of ['999999999', '0', '-1', 'abc', '1e3', '99999999999999999999'])
+    assertEnvelope(assert, await srv.request('PATCH', `${DQ}/${id}/accept`, { token: admin }), 404, 'NOT_FOUND');
   assert.equal((await srv.request('DELETE', base, { token: admin })).status, 204);
-  assertEnvelope(assert, await srv.request('GET', base, { token: admin }), 404, 'NOT_FOUND');
+  assertEnvelope(assert, await srv.request('DELETE', base, { token: admin }), 404, 'NOT_FOUND');
 });
 
 test('validation errors use the envelope', async () => {
-  let r = await srv.request('POST', '/api/v1/donor-queries', { json: { donor: 'x', content: 'hi' } });
-  let e = assertEnvelope(assert, r, r.status === 422 ? 422 : 400, 'VALIDATION_ERROR');
-  assert.ok(e.errors.some((x) => x.field === 'donor_id'), r.text);
-  r = await srv.request('POST', '/api/v1/donor-queries', { json: { donor: 'x', donor_id: 'y', content: 'a'.repeat(5000) } });
-  e = assertEnvelope(assert, r, r.status === 422 ? 422 : 400, 'VALIDATION_ERROR');
-  assert.ok(e.errors.some((x) => x.field === 'content'), r.text);
-  r = await srv.request('GET', '/api/v1/donor-queries?status=OPEN', { token: admin });
-  e = assertEnvelope(assert, r, 400, 'VALIDATION_ERROR');
-  assert.equal(e.errors[0].field, 'status');
-  assertEnvelope(assert, await srv.request('GET', '/api/v1/donor-queries'), 401, 'UNAUTHENTICATED');
-});
-
-test('an agent subscribed to agents gets concierge.query.created', async () => {
-  const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/ws?access_token=${encodeURIComponent(agents.a.token)}`);
-  const frames = [];
-  let wake = () => {};
-  ws.on('message', (d) => { frames.push(JSON.parse(d.toString())); wake(); });
-  ws.on('error', () => {});
-  const waitFor = (pred, what) => new Promise((res, rej) => {
-    const t = setTimeout(() => rej(new Error(`timeout: ${what}: ${JSON.stringify(frames)}`)), 10000);
-    const check = () => { const f = frames.find(pred); if (f) { clearTimeout(t); res(f); } };
-    wake = check; check();
-  });
-  try {
-    await new Promise((res, rej) => { ws.once('open', res); ws.once('error', rej); });
-    await waitFor((f) => f.type === 'ready', 'ready');
-    ws.send(JSON.stringify({ type: 'subscribe', room: 'agents' }));
-    const s = await waitFor((f) => f.room === 'agents' && (f.type === 'subscribed' || f.type === 'error'), 'subscribed');
-    assert.equal(s.type, 'subscribed', JSON.stringify(s));
-    const donorId = uniq('ws');
-    const { q } = await openQuery(donorId);
-    const ev = await waitFor((f) => f.type === 'event' && f.event === 'concierge.query.created'
-      && f.data?.id === q.id, 'query.created');
-    assert.equal(ev.room, 'agents');
-    assert.equal(ev.data.donor_id, donorId);
-  } finally { ws.terminate(); }
-});
-
-test('query room: the owning donor may join and gets messages; another donor is refused', async () => {
-  const mine = await openQuery(uniq('d'));
-  const other = await openQuery(uniq('d'));
-  const open = async (token) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/ws?access_token=${encodeURIComponent(token)}`);
-    const frames = [];
-    let wake = () => {};
-    ws.on('message', (d) => { frames.push(JSON.parse(d.toString())); wake(); });
-    ws.on('error', () => {});
-    ws.waitFor = (pred, what) => new Promise((res, rej) => {
-      const t = setTimeout(() => rej(new Error(`timeout: ${what}: ${JSON.stringify(frames)}`)), 10000);
-      const check = () => { const f = frames.find(pred); if (f) { clearTimeout(t); res(f); } };
-      wake = check; check();
-    });
-    await new Promise((res, rej) => { ws.once('open', res); ws.once('error', rej); });
-    await ws.waitFor((f) => f.type === 'ready', 'ready');
-    return ws;
+  const fieldErr = (r, field) => {
+    const e = assertEnvelope(assert, r, r.status === 422 ? 422 : 400, 'VALIDATION_ERROR');
+    assert.ok(e.errors.some((x) => x.field === field), r.text);
   };
-  const room = `query:${mine.q.id}`;
-  const a = await open(mine.token);
-  const b = await open(other.token);
+  fieldErr(await srv.request('POST', DQ, { json: { donor: 'x', content: 'hi' } }), 'donor_id');
+  fieldErr(await srv.request('POST', DQ, { json: { donor: 'x', donor_id: '  ', content: 'hi' } }), 'donor_id');
+  fieldErr(await srv.request('POST', DQ, { json: { donor: 'x', donor_id: 'y', content: 'a'.repeat(5000) } }),
+    'content');
+  fieldErr(await srv.request('POST', DQ, { json: { donor: 'x', donor_id: 7, content: 'hi' } }), 'donor_id');
+  const { q, token } = await openQuery(uniq('d'));
+  const base = `${DQ}/${q.id}`;
+  fieldErr(await srv.request('POST', `${base}/messages`, { token, json: { content: 'a'.repeat(4001) } }), 'content');
+  fieldErr(await srv.request('POST', `${base}/messages`, { token, json: {} }), 'content');
+  fieldErr(await srv.request('PATCH', `${base}/transfer`, { token: admin, json: { to_user_id: 'two' } }),
+    'to_user_id');
+  for (const [qs, field] of [['status=OPEN', 'status'], ['assigned_to=abc', 'assigned_to'], ['limit=0', 'limit'],
+    ['limit=201', 'limit'], ['cursor=x', 'cursor'], [`q=${'x'.repeat(201)}`, 'q']]) {
+    const r = await srv.request('GET', `${DQ}?${qs}`, { token: admin });
+    const e = assertEnvelope(assert, r, 400, 'VALIDATION_ERROR');
+    assert.equal(e.errors[0].field, field, qs);
+  }
+  const r = await srv.request('GET', `${base}/messages?after_id=x`, { token });
+  assert.equal(assertEnvelope(assert, r, 400, 'VALIDATION_ERROR').errors[0].field, 'after_id');
+  // malformed JSON and the wrong media type
+  let raw = await srv.request('POST', DQ, { body: '{"donor":', headers: { 'content-type': 'application/json' } });
+  assertEnvelope(assert, raw, 400, 'VALIDATION_ERROR');
+  raw = await srv.request('POST', DQ, { body: 'donor=x', headers: { 'content-type': 'text/plain' } });
+  assertEnvelope(assert, raw, 415, 'UNSUPPORTED_MEDIA_TYPE');
+  // nothing half-written by any of the refused requests
+  const rows = await sql(srv, 'SELECT count(*)::int AS n FROM concierge_messages WHERE query_id = $1', [q.id]);
+  assert.equal(rows[0].n, 1);
+});
+
+test('filters and search: status, assigned_to, q over donor, donor_id, test and message content', async () => {
+  const word = uniq('unicorn');
+  const a = await openQuery(uniq('d'));
+  const b = await openQuery(uniq('d'));
+  await srv.request('POST', `${DQ}/${b.q.id}/messages`, { token: b.token, json: { content: `It is about ${word}` } });
+  let r = await srv.request('GET', `${DQ}?q=${encodeURIComponent(word)}`, { token: admin });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.body.data.map((x) => x.id), [b.q.id]);
+  r = await srv.request('GET', `${DQ}?q=${encodeURIComponent(a.q.donor_id.toUpperCase())}`, { token: admin });
+  assert.deepEqual(r.body.data.map((x) => x.id), [a.q.id]);
+  // LIKE wildcards are literal
+  for (const s of ['%', '_', '%%', '\\'])
+    assert.ok(!(await srv.request('GET', `${DQ}?q=${encodeURIComponent(s)}`, { token: admin })).body.data
+      .some((x) => x.id === a.q.id), `q=${s} matched everything`);
+  assert.equal((await srv.request('PATCH', `${DQ}/${a.q.id}/accept`, { token: agents.b.token })).status, 200);
+  r = await srv.request('GET', `${DQ}?assigned_to=${agents.b.id}&status=IN_PROGRESS`, { token: admin });
+  assert.ok(r.body.data.some((x) => x.id === a.q.id));
+  assert.ok(r.body.data.every((x) => x.assigned_to === agents.b.id && x.status === 'IN_PROGRESS'));
+  r = await srv.request('GET', `${DQ}/in-progress`, { token: admin });
+  assert.ok(r.body.data.every((x) => x.status === 'IN_PROGRESS'));
+  // cursor paging walks the list newest first without repeats
+  const seen = [];
+  let cursor = null;
+  do {
+    r = await srv.request('GET', `${DQ}?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: admin });
+    assert.equal(r.status, 200, r.text);
+    seen.push(...r.body.data.map((x) => x.id));
+    cursor = r.body.next_cursor;
+  } while (cursor);
+  assert.deepEqual(seen, [...seen].sort((x, y) => y - x));
+  assert.equal(new Set(seen).size, seen.length);
+  assert.ok(seen.includes(a.q.id) && seen.includes(b.q.id));
+});
+
+test('send-reminder: the assignee, or all agents while unassigned', async () => {
+  const { q, token } = await openQuery(uniq('d'));
+  const base = `${DQ}/${q.id}`;
+  const wsA = await ready(srv, agents.a.token);
   try {
-    a.send(JSON.stringify({ type: 'subscribe', room }));
-    b.send(JSON.stringify({ type: 'subscribe', room }));
-    assert.equal((await a.waitFor((f) => f.type === 'subscribed' || f.type === 'error', 'a')).type, 'subscribed');
-    assert.equal((await b.waitFor((f) => f.type === 'subscribed' || f.type === 'error', 'b')).type, 'error');
-    const r = await srv.request('POST', `/api/v1/donor-queries/${mine.q.id}/messages`, { token: agents.a.token,
-      json: { content: 'ping from staff' } });
+    assert.equal((await wsA.subscribe('agents')).type, 'subscribed');
+    assert.equal((await wsA.subscribe(`user:${agents.a.id}`)).type, 'subscribed');
+    let r = await srv.request('POST', `${base}/send-reminder`, { token: agents.b.token });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.query_id, q.id);
+    assert.equal(r.body.reason, 'MANUAL');
+    assert.equal(r.body.room, 'agents');
+    let ev = await wsA.next(isEvent('concierge.reminder', (f) => f.data.query_id === q.id), 10000, 'reminder');
+    assert.equal(ev.room, 'agents');
+    assert.equal(ev.data.sent_by, agents.b.id);
+
+    assert.equal((await srv.request('PATCH', `${base}/accept`, { token: agents.a.token })).status, 200);
+    r = await srv.request('POST', `${base}/send-reminder`, { token: agents.b.token });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.room, `user:${agents.a.id}`);
+    ev = await wsA.next(isEvent('concierge.reminder', (f) => f.data.query_id === q.id), 10000, 'reminder 2');
+    assert.equal(ev.room, `user:${agents.a.id}`);
+    assert.equal(ev.data.reminder_count, 2);
+
+    assertEnvelope(assert, await srv.request('POST', `${base}/send-reminder`, { token }), 403, 'FORBIDDEN');
+    assertEnvelope(assert, await srv.request('POST', `${DQ}/999999999/send-reminder`, { token: admin }),
+      404, 'NOT_FOUND');
+  } finally { wsA.close(); }
+});
+
+test('statistics: counts, first-response and resolution times per agent and per day', async () => {
+  // Real flows set who responded and resolved; the timestamps are then
+  // moved into a window of their own so the figures are exact.
+  const flow = async (steps) => {
+    const { q, token } = await openQuery(uniq('st'));
+    const base = `${DQ}/${q.id}`;
+    for (const [who, act, extra] of steps) {
+      const t = who === 'donor' ? token : agents[who].token;
+      let r;
+      if (act === 'accept') r = await srv.request('PATCH', `${base}/accept`, { token: t });
+      if (act === 'say') r = await srv.request('POST', `${base}/messages`, { token: t, json: { content: 'answer' } });
+      if (act === 'transfer') r = await srv.request('PATCH', `${base}/transfer`, { token: t,
+        json: { to_user_id: agents[extra].id } });
+      if (act === 'resolve') r = await srv.request('PATCH', `${base}/resolve`, { token: t });
+      if (act === 'close') r = await srv.request('POST', `${base}/donor-close`, { token: t });
+      assert.ok(r.status < 300, `${act}: ${r.text}`);
+    }
+    return q.id;
+  };
+  const q1 = await flow([['a', 'accept'], ['a', 'say'], ['a', 'say'], ['a', 'resolve']]);
+  const q2 = await flow([['a', 'accept'], ['donor', 'say'], ['a', 'say'], ['a', 'transfer', 'b'], ['b', 'say'],
+    ['b', 'resolve']]);
+  const q3 = await flow([['b', 'accept'], ['b', 'say']]);
+  const q4 = await flow([]);
+  const q5 = await flow([['donor', 'close']]);
+  const rows = await sql(srv, `SELECT id, first_response_by, resolved_by FROM concierge_queries
+    WHERE id = ANY($1::bigint[]) ORDER BY id`, [[q1, q2, q3, q4, q5]]);
+  assert.deepEqual(rows.map((x) => [Number(x.first_response_by), Number(x.resolved_by)]),
+    [[agents.a.id, agents.a.id], [agents.a.id, agents.b.id], [agents.b.id, 0], [0, 0], [0, 0]]);
+  const place = async (id, created, fr, rs) => sql(srv, `UPDATE concierge_queries SET created_at = $2::timestamptz,
+    first_response_at = $2::timestamptz + make_interval(secs => $3), resolved_at = $2::timestamptz +
+    make_interval(secs => $4) WHERE id = $1`, [id, created, fr, rs]);
+  await place(q1, '2020-03-01T10:00:00Z', 60, 600);
+  await place(q2, '2020-03-01T11:00:00Z', 120, 1200);
+  await place(q3, '2020-03-02T09:00:00Z', 300, null);
+  await place(q4, '2020-03-02T10:00:00Z', null, null);
+  await place(q5, '2020-03-02T23:59:59Z', null, null);
+
+  const r = await srv.request('GET', '/api/v1/concierge/stats?from=2020-03-01&to=2020-03-03T00:00:00Z',
+    { token: admin });
+  assert.equal(r.status, 200, r.text);
+  const s = r.body;
+  assert.equal(s.from, '2020-03-01T00:00:00.000000Z');
+  assert.equal(s.to, '2020-03-03T00:00:00.000000Z');
+  assert.deepEqual(s.counts, { total: 5, open: 2, unassigned: 1, in_progress: 2, transferred: 0, resolved: 2,
+    closed: 1 });
+  assert.deepEqual(s.first_response, { count: 3, median_s: 120, p90_s: 264 });
+  assert.deepEqual(s.resolution, { count: 2, median_s: 900, p90_s: 1140 });
+  const byAgent = Object.fromEntries(s.per_agent.map((x) => [x.user_id, x]));
+  assert.deepEqual(Object.keys(byAgent).map(Number).sort(), [agents.a.id, agents.b.id].sort());
+  assert.deepEqual({ ...byAgent[agents.a.id], username: undefined, name: undefined }, {
+    user_id: agents.a.id, username: undefined, name: undefined, open_assigned: 0, resolved: 1,
+    first_response: { count: 2, median_s: 90, p90_s: 114 }, resolution: { count: 1, median_s: 600, p90_s: 600 } });
+  assert.equal(byAgent[agents.a.id].name, 'agent-a');
+  assert.deepEqual(byAgent[agents.b.id].first_response, { count: 1, median_s: 300, p90_s: 300 });
+  assert.deepEqual(byAgent[agents.b.id].resolution, { count: 1, median_s: 1200, p90_s: 1200 });
+  assert.equal(byAgent[agents.b.id].open_assigned, 1);
+  assert.deepEqual(s.per_day, [
+    { day: '2020-03-01', created: 2, open: 0, resolved: 2, closed: 0,
+      first_response: { count: 2, median_s: 90, p90_s: 114 },
+      resolution: { count: 2, median_s: 900, p90_s: 1140 } },
+    { day: '2020-03-02', created: 3, open: 2, resolved: 0, closed: 1,
+      first_response: { count: 1, median_s: 300, p90_s: 300 },
+      resolution: { count: 0, median_s: null, p90_s: null } },
+  ]);
+  // an empty window, the default window, and a reader with system.read only
+  const empty = await srv.request('GET', '/api/v1/concierge/stats?from=2019-01-01&to=2019-01-02', { token: admin });
+  assert.equal(empty.status, 200, empty.text);
+  assert.equal(empty.body.counts.total, 0);
+  assert.deepEqual(empty.body.per_agent, []);
+  assert.deepEqual(empty.body.first_response, { count: 0, median_s: null, p90_s: null });
+  const role = await srv.request('POST', '/api/v1/roles', { token: admin,
+    json: { name: uniq('READERS').toUpperCase().replace(/-/g, '_'), permissions: ['system.read'] } });
+  assert.equal(role.status, 201, role.text);
+  const reader = await makeAgent(srv, admin, 'reader', role.body.name);
+  const d = await srv.request('GET', '/api/v1/concierge/stats', { token: reader.token });
+  assert.equal(d.status, 200, d.text);
+  assert.ok(d.body.counts.total >= 1);
+  assert.ok(Date.parse(d.body.to) - Date.parse(d.body.from) === 30 * 86400e3);
+  // malformed windows
+  for (const qs of ['from=yesterday', 'from=2020-02-31', 'to=2020-13-01', 'from=2020-03-02&to=2020-03-01',
+    'from=2020-03-01T25:00:00Z', `from=${'1'.repeat(50)}`]) {
+    const e = assertEnvelope(assert, await srv.request('GET', `/api/v1/concierge/stats?${qs}`, { token: admin }),
+      400, 'VALIDATION_ERROR');
+    assert.ok(['from', 'to'].includes(e.errors[0].field), qs);
+  }
+});
+
+test('reminders: the periodic sweep reminds once per waiting period', async () => {
+  // reminder_after 600 s, a sweep every second.  Time passes for one
+  // query by moving all its timestamps 11 minutes into the past.
+  const R = await startServer({ plugins: { ...TEST_PLUGINS,
+    concierge: { reminder_after: '600', reminder_interval: '1', create_rate_ip: '0' } } });
+  let ws;
+  try {
+    const token = await R.login();
+    const agent = await makeAgent(R, token, 'reminded');
+    const passTime = (id) => Promise.all([
+      sql(R, `UPDATE concierge_queries SET created_at = created_at - interval '11 minutes',
+        assigned_at = assigned_at - interval '11 minutes' WHERE id = $1`, [id]),
+      sql(R, `UPDATE concierge_messages SET created_at = created_at - interval '11 minutes'
+        WHERE query_id = $1`, [id])]);
+    const sweeps = async () => (await sql(R, `SELECT count(*)::int AS n FROM jobs
+      WHERE kind = 'concierge.reminders' AND status = 'done'`))[0].n;
+    const moreSweeps = async (n) => {
+      const start = await sweeps();
+      await poll(async () => (await sweeps()) >= start + n, { timeout: 20000 });
+    };
+    const reminders = (id) => ws.events().filter((f) => f.event === 'concierge.reminder' && f.data.query_id === id);
+
+    ws = await ready(R, agent.token);
+    assert.equal((await ws.subscribe('agents')).type, 'subscribed');
+    assert.equal((await ws.subscribe(`user:${agent.id}`)).type, 'subscribed');
+    const q1 = await openQuery(uniq('rem'), 'anyone there?', R);
+    const young = await openQuery(uniq('rem'), 'just asked', R);
+    const id = q1.q.id;
+
+    // unaccepted for 11 minutes: one reminder to all agents, then no more
+    await passTime(id);
+    let ev = await ws.next(isEvent('concierge.reminder', (f) => f.data.query_id === id), 20000, 'unaccepted');
+    assert.equal(ev.room, 'agents');
+    assert.equal(ev.data.reason, 'UNACCEPTED');
+    assert.equal(ev.data.assigned_to, null);
+    await moreSweeps(3);
+    assert.equal(reminders(id).length, 1);
+    assert.equal(reminders(young.q.id).length, 0, 'a young query is not reminded');
+
+    // accepted; the donor writes and waits 11 minutes: the assignee is reminded once
+    let r = await R.request('PATCH', `${DQ}/${id}/accept`, { token: agent.token });
+    assert.equal(r.status, 200, r.text);
+    await moreSweeps(2);
+    assert.equal(reminders(id).length, 1, 'accepting starts a new wait');
+    r = await R.request('POST', `${DQ}/${id}/messages`, { token: q1.token, json: { content: 'hello?' } });
     assert.equal(r.status, 201, r.text);
-    const ev = await a.waitFor((f) => f.type === 'event' && f.event === 'concierge.message.created', 'message');
-    assert.equal(ev.room, room);
-    assert.equal(ev.data.content, 'ping from staff');
-  } finally { a.terminate(); b.terminate(); }
+    await passTime(id);
+    ev = await ws.next(isEvent('concierge.reminder', (f) => f.data.query_id === id), 20000, 'unanswered');
+    assert.equal(ev.room, `user:${agent.id}`);
+    assert.equal(ev.data.reason, 'UNANSWERED');
+    assert.equal(ev.data.assigned_to, agent.id);
+    await moreSweeps(3);
+    assert.equal(reminders(id).length, 2);
+
+    // answered: however long it then waits, nobody is reminded
+    r = await R.request('POST', `${DQ}/${id}/messages`, { token: agent.token, json: { content: 'here' } });
+    assert.equal(r.status, 201, r.text);
+    await passTime(id);
+    await moreSweeps(3);
+    assert.equal(reminders(id).length, 2);
+
+    // the donor writes again: a new wait, a new reminder
+    r = await R.request('POST', `${DQ}/${id}/messages`, { token: q1.token, json: { content: 'and now?' } });
+    await passTime(id);
+    ev = await ws.next(isEvent('concierge.reminder', (f) => f.data.query_id === id && f.data.reason === 'UNANSWERED'),
+      20000, 'second unanswered');
+    await moreSweeps(3);
+    assert.equal(reminders(id).length, 3);
+
+    // resolved queries are never reminded
+    assert.equal((await R.request('PATCH', `${DQ}/${id}/resolve`, { token: agent.token })).status, 200);
+    await passTime(id);
+    await moreSweeps(3);
+    assert.equal(reminders(id).length, 3);
+    const [row] = await sql(R, 'SELECT reminder_count FROM concierge_queries WHERE id = $1', [id]);
+    assert.equal(row.reminder_count, 3);
+  } finally { ws?.close(); await R.stop(); }
+});
+
+test('opening queries is rate limited per client address and per donor', async () => {
+  const L = await startServer({ host: { trusted_proxies: '127.0.0.1' },
+    plugins: { ...TEST_PLUGINS, concierge: { create_rate_ip: '3', create_rate_donor: '2', create_rate_window: '600' } } });
+  try {
+    const open = (donorId, ip) => L.request('POST', DQ, { headers: { 'x-forwarded-for': ip },
+      json: { donor: 'Rate', donor_id: donorId, content: 'hi' } });
+    const x = uniq('x');
+    assert.equal((await open(x, '10.0.0.1')).status, 201);
+    assert.equal((await open(x, '10.0.0.2')).status, 201);
+    let r = await open(x, '10.0.0.3');
+    assertEnvelope(assert, r, 429, 'RATE_LIMITED');
+    assert.ok(Number(r.headers.get('retry-after')) >= 1, 'Retry-After');
+    for (const d of ['a', 'b', 'c']) assert.equal((await open(uniq(d), '10.0.0.4')).status, 201);
+    r = await open(uniq('d'), '10.0.0.4');
+    assertEnvelope(assert, r, 429, 'RATE_LIMITED');
+    assert.ok(Number(r.headers.get('retry-after')) >= 1, 'Retry-After');
+    assert.equal((await open(uniq('d'), '10.0.0.5')).status, 201);
+    const [row] = await sql(L, 'SELECT count(*)::int AS n FROM concierge_queries');
+    assert.equal(row.n, 6, 'refused requests wrote nothing');
+  } finally { await L.stop(); }
 });
