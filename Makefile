@@ -109,6 +109,7 @@ UNIT_DEPS_test_validate	:= src/validate.c src/text.c
 UNIT_DEPS_test_conf	:= src/conf.c src/text.c
 UNIT_DEPS_test_abi	:= src/abi.c
 UNIT_DEPS_test_ratelimit	:= src/ratelimit.c
+UNIT_DEPS_test_seal	:= src/seal.c src/text.c
 
 .SECONDEXPANSION:
 $(B)/tests/test_%: tests/unit/test_%.c $$(UNIT_DEPS_test_$$*) $(wildcard src/*.h) \

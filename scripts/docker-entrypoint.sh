@@ -9,6 +9,10 @@
 #   DATABASE_URL     libpq URL or conninfo (required)
 #   SB_JWT_SECRET    JWT signing secret (required: a generated one would differ per
 #                    container and change on every restart)
+#   SB_DATA_KEY      the key plugins seal stored secrets with (meeting tokens,
+#                    provider credentials): at least 32 characters, stable and
+#                    identical across replicas; without it such plugins answer 503
+#   SB_<PLUGIN>_<KEY> any plugin setting, e.g. SB_CALLS_DAILY_API_KEY
 #   SB_ADMIN_PASSWORD, SB_CONFIG   passed through to the host (SB_CONFIG defaults to
 #                    conf/switchboard.conf of the application; mount your own copy)
 #   PORT             listening port (default 8080)
@@ -45,6 +49,7 @@ serve() {
 	local src rundir kore conf
 	(($(id -u) != 0)) || die "refusing to run Kore as root with -n -r: run the image as its default user (switchboard)"
 	[[ -n ${DATABASE_URL:-} ]] || die "DATABASE_URL is not set (a libpq URL or conninfo of the PostgreSQL server)"
+	[[ -n ${SB_DATA_KEY:-} ]] || echo "switchboard: SB_DATA_KEY is not set: plugins that store secrets will answer 503" >&2
 	[[ -n ${SB_JWT_SECRET:-} ]] || die "SB_JWT_SECRET is not set (e.g. openssl rand -hex 32; keep it stable and identical across replicas)"
 
 	cd "$APP"

@@ -8,7 +8,8 @@
 # Ctrl-C stops everything this script started.
 #
 # Knobs: DATABASE_URL, PORT (8080), SB_BIND (127.0.0.1), SB_ADMIN_PASSWORD,
-# SB_JWT_SECRET, SB_CONFIG (conf/switchboard.conf), SB_WORKERS.
+# SB_JWT_SECRET, SB_DATA_KEY, SB_CONFIG (conf/switchboard.conf), SB_WORKERS,
+# and SB_<PLUGIN>_<KEY> for any plugin setting (e.g. SB_CALLS_DAILY_API_KEY).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -37,6 +38,11 @@ secret() {
 if [[ -z ${SB_JWT_SECRET:-} ]]; then
 	SB_JWT_SECRET=$(secret jwt_secret)
 	export SB_JWT_SECRET
+fi
+# The key plugins seal stored secrets with: losing it loses them.
+if [[ -z ${SB_DATA_KEY:-} ]]; then
+	SB_DATA_KEY=$(secret data_key)
+	export SB_DATA_KEY
 fi
 
 started_pg=0

@@ -161,24 +161,6 @@ random_token(char *out, size_t outlen)
 	OPENSSL_cleanse(raw, sizeof(raw));
 }
 
-void
-sb_base64url(const unsigned char *in, size_t len, char *out, size_t outlen)
-{
-	char	*buf;
-	int	 n, i, o;
-
-	if ((buf = malloc(4 * ((len + 2) / 3) + 1)) == NULL)
-		fatalx("malloc");
-	n = EVP_EncodeBlock((unsigned char *)buf, in, (int)len);
-	for (i = o = 0; i < n && (size_t)o + 1 < outlen; i++) {
-		if (buf[i] == '=')
-			break;
-		out[o++] = buf[i] == '+' ? '-' : buf[i] == '/' ? '_' : buf[i];
-	}
-	out[o] = '\0';
-	free(buf);
-}
-
 /* ------------------------------------------------------------------------
  * JWTs
  */

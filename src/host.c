@@ -246,6 +246,12 @@ settings_load(void)
 		fatalx("SB_JWT_SECRET must be set to at least 32 characters "
 		    "(`make run` generates one into var/secrets)");
 
+	/* Optional: without it plugins cannot seal secrets (seal.c). */
+	sb_settings.data_key = env_or("SB_DATA_KEY", NULL);
+	if (sb_settings.data_key != NULL && strlen(sb_settings.data_key) < 32)
+		fatalx("SB_DATA_KEY must be at least 32 characters (`make "
+		    "run` generates one into var/secrets)");
+
 	sb_settings.admin_password = env_or("SB_ADMIN_PASSWORD", NULL);
 	sb_settings.assets_dir = sb_strdup(host_conf("assets_dir", "assets"));
 	sb_settings.plugin_dir = sb_strdup(host_conf("plugin_dir",

@@ -286,6 +286,7 @@ req_finish(struct sb_req *req)
 	access_log(req, req->started);
 	sb_router_match_clear(req->match);
 	json_decref(req->body);
+	free(req->raw);
 	json_decref(req->query);
 	json_decref(req->perms);
 	json_decref(req->user);
@@ -511,6 +512,62 @@ is_json_type(const char *ctype)
 }
 
 /*
+ * The whole body into req->raw, once (NUL-terminated, raw_len bytes), for
+ * JSON parsing and for sb_req_body().  The route's size limit was checked
+ * before.  0, or -1 out of memory, or -2 when the body came short.
+ */
+static int
+slurp(struct sb_req *req)
+{
+	size_t		len;
+	ssize_t		r;
+
+	if (req->raw_read)
+		return (0);
+	req->raw_read = 1;
+	if (req->http == NULL || (len = req->http->http_body_length) == 0)
+		return (0);
+	if ((req->raw = malloc(len + 1)) == NULL)
+		return (-1);
+	r = http_body_read(req->http, req->raw, len);
+	if (r < 0 || (size_t)r != len) {
+		free(req->raw);
+		req->raw = NULL;
+		return (-2);
+	}
+	req->raw[len] = '\0';
+	req->raw_len = len;
+	return (0);
+}
+
+/* slurp(), answering its failures.  -1 after answering. */
+static int
+read_raw(struct sb_req *req)
+{
+	switch (slurp(req)) {
+	case -1:
+		sb_respond_error(req, 503, "UNAVAILABLE", "out of memory",
+		    NULL);
+		return (-1);
+	case -2:
+		sb_respond_error(req, 400, "VALIDATION_ERROR", "incomplete "
+		    "request body", NULL);
+		return (-1);
+	}
+	return (0);
+}
+
+/* The raw body for a handler (webhook signatures); NULL when there is
+ * none or it could not be read whole. */
+const void *
+sb_req_body(struct sb_req *req, size_t *len)
+{
+	(void)slurp(req);
+	*len = req->raw_len;
+	return (req->raw);
+}
+
+/*
  * The body of a route with a schema: limits, media type, strict JSON
  * (duplicate keys refused), an object, then the field table.
  */
@@ -520,7 +577,6 @@ read_body(struct sb_req *req)
 	struct http_request	*http = req->http;
 	const char		*ctype;
 	size_t			 limit, len;
-	ssize_t			 r;
 	char			*buf;
 	json_error_t		 jerr;
 	json_t			*errors;
@@ -548,22 +604,12 @@ read_body(struct sb_req *req)
 		return (-1);
 	}
 
-	len = http->http_body_length;
-	if ((buf = malloc(len + 1)) == NULL) {
-		sb_respond_error(req, 503, "UNAVAILABLE", "out of memory",
-		    NULL);
+	if (read_raw(req) == -1)
 		return (-1);
-	}
-	r = http_body_read(http, buf, len);
-	if (r < 0 || (size_t)r != len) {
-		free(buf);
-		sb_respond_error(req, 400, "VALIDATION_ERROR", "incomplete "
-		    "request body", NULL);
-		return (-1);
-	}
+	len = req->raw_len;
+	buf = req->raw;
 
 	req->body = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-	free(buf);
 	if (req->body == NULL) {
 		char	msg[256];
 

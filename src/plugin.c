@@ -554,21 +554,52 @@ sb_permission_exists(const char *name)
 	return (0);
 }
 
+/* "SB_" plugin "_" key, upper-cased, anything else as '_'. */
+static const char *
+env_name(const char *plugin, const char *key, char *buf, size_t len)
+{
+	size_t	i;
+	char	c;
+
+	snprintf(buf, len, "SB_%s_%s", plugin, key);
+	for (i = 0; buf[i] != '\0'; i++) {
+		c = buf[i];
+		if (c >= 'a' && c <= 'z')
+			buf[i] = (char)(c - 'a' + 'A');
+		else if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+			buf[i] = '_';
+	}
+	return (buf);
+}
+
+/* A key's effective value: SB_<PLUGIN>_<KEY> from the environment (so that
+ * secrets need not be written into the file), the [plugin <name>] section,
+ * or the declared default. */
+static const char *
+config_value(const struct sb_plugin *p, const struct sb_config_key *k)
+{
+	const char	*v;
+	char		 buf[256];
+
+	if ((v = getenv(env_name(p->name, k->key, buf, sizeof(buf)))) != NULL)
+		return (v);
+	snprintf(buf, sizeof(buf), "plugin %s", p->name);
+	if ((v = sb_conf_get(sb_config, buf, k->key)) != NULL)
+		return (v);
+	return (k->default_value);
+}
+
 /* Declared keys with their effective values; secrets are never shown. */
 static json_t *
 describe_config(const struct sb_plugin *p)
 {
 	const struct sb_config_key	*k;
 	const char			*v;
-	char				 section[128];
 	json_t				*o;
 
 	o = json_object();
-	snprintf(section, sizeof(section), "plugin %s", p->name);
 	for (k = p->config_keys; k != NULL && k->key != NULL; k++) {
-		v = sb_conf_get(sb_config, section, k->key);
-		if (v == NULL)
-			v = k->default_value;
+		v = config_value(p, k);
 		if ((k->flags & SB_CONF_SECRET) && v != NULL)
 			v = "********";
 		json_object_set_new(o, k->key, v != NULL ? json_string(v) :
@@ -937,8 +968,6 @@ static const char *
 api_config_get(struct sb_plugin *p, const char *key)
 {
 	const struct sb_config_key	*k;
-	const char			*v;
-	char				section[128];
 
 	if (p == NULL || key == NULL)
 		return (NULL);
@@ -947,10 +976,7 @@ api_config_get(struct sb_plugin *p, const char *key)
 		    "config key %s", p->name, key);
 		return (NULL);
 	}
-	snprintf(section, sizeof(section), "plugin %s", p->name);
-	if ((v = sb_conf_get(sb_config, section, key)) != NULL)
-		return (v);
-	return (k->default_value);
+	return (config_value(p, k));
 }
 
 static long long
@@ -1091,6 +1117,24 @@ api_donor_token(struct sb_plugin *p, const char *donor_id, const char *name)
 	return (sb_auth_donor_token(donor_id, name));
 }
 
+/* Sealing is keyed by the plugin's id, never by its (configurable) name. */
+static char *
+api_seal(struct sb_plugin *p, const void *plain, size_t len)
+{
+	return (p == NULL ? NULL : sb_seal(p->d.id, plain, len));
+}
+
+static char *
+api_unseal(struct sb_plugin *p, const char *sealed, size_t *len)
+{
+	if (p == NULL) {
+		if (len != NULL)
+			*len = 0;
+		return (NULL);
+	}
+	return (sb_unseal(p->d.id, sealed, len));
+}
+
 static int
 api_publish(struct sb_plugin *p, const char *name, int version, json_t *data)
 {
@@ -1194,4 +1238,7 @@ const struct sb_host_api sb_api = {
 	.job_done = sb_job_done,
 	.job_retry = sb_job_retry,
 	.job_fail = sb_job_fail,
+	.seal = api_seal,
+	.unseal = api_unseal,
+	.req_body = sb_req_body,
 };

@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 
 #include "switchboard/plugin.h"
+#include "text.h"
 
 struct http_request;
 struct sb_router;
@@ -31,6 +32,7 @@ struct sb_settings {
 	char		*config_path;
 	char		*database_url;
 	char		*jwt_secret;
+	char		*data_key;	/* SB_DATA_KEY or NULL (seal.c) */
 	char		*jwt_issuer;
 	char		*jwt_audience;
 	char		*admin_password;	/* from SB_ADMIN_PASSWORD */
@@ -153,6 +155,9 @@ struct sb_req {
 	char			id[64];
 	char			ip[64];
 	json_t			*body;
+	char			*raw;		/* the body as received, or NULL */
+	size_t			raw_len;
+	int			raw_read;	/* the body was read (raw set) */
 	json_t			*query;		/* object of decoded strings */
 	struct sb_principal	principal;
 	char			*principal_name;
@@ -263,7 +268,6 @@ const char *sb_auth_password_problem(const char *pw, const char *username);
 char	*sb_auth_donor_token(const char *donor_id, const char *name);
 int	sb_auth_revoke_sessions(int64_t user_id, int64_t keep,
 	    const char *reason);
-void	sb_base64url(const unsigned char *, size_t, char *, size_t);
 extern const struct sb_route	sb_auth_routes[];
 
 /* --- users.c, roles.c, apikeys.c: identity management. --- */
@@ -349,5 +353,11 @@ void	sb_seccomp_collect(void);
 char	*sb_strdup(const char *);
 int64_t	sb_now_ms(void);
 void	sb_random_hex(char *out, size_t bytes);
+
+const void *sb_req_body(struct sb_req *, size_t *);
+
+/* seal.c: secrets at rest, per plugin id (see plugin.h "seal"). */
+char	*sb_seal(const char *plugin_id, const void *, size_t);
+char	*sb_unseal(const char *plugin_id, const char *sealed, size_t *len);
 
 #endif

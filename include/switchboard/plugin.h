@@ -47,7 +47,7 @@ extern "C" {
 #endif
 
 #define SB_ABI_MAJOR		1
-#define SB_ABI_MINOR		1	/* 1.1: SB_ROUTE_DONOR, "a.b|c.d" */
+#define SB_ABI_MINOR		1	/* 1.1: SB_ROUTE_DONOR, "a.b|c.d", seal */
 
 /* The one symbol a plugin exports. */
 #define SB_PLUGIN_ENTRY_SYMBOL	"sb_plugin_entry"
@@ -473,8 +473,25 @@ struct sb_host_api {
 	void	(*respond_raw)(struct sb_req *, int status,
 		    const char *content_type, const void *data, size_t len);
 
+	/* --- Secrets at rest (ABI 1.1; any process).  AES-256-GCM under a
+	 * key derived for this plugin (HKDF-SHA256, info = the plugin id)
+	 * from the host's data key (SB_DATA_KEY).  seal() returns text
+	 * "v1.<base64url(nonce | ciphertext | tag)>" to store, unseal() the
+	 * plaintext (NUL-terminated; length in *len when len is not NULL).
+	 * Both return NULL on failure: unseal() when the text was not sealed
+	 * by this plugin with this key, or was altered.  Caller frees the
+	 * result with free().  Never log either side. --- */
+	char	*(*seal)(struct sb_plugin *, const void *plain, size_t len);
+	char	*(*unseal)(struct sb_plugin *, const char *sealed, size_t *len);
+
+	/* --- The raw request body (ABI 1.1; worker, inside a handler), as
+	 * received, for signature checks over exact bytes (webhooks).
+	 * Borrowed; *len set; NULL with *len 0 when there is none.  Routes
+	 * with a field table get the same bytes their JSON came from. --- */
+	const void *(*req_body)(struct sb_req *, size_t *len);
+
 	/* Room for minor versions to grow without moving anything. */
-	void	*spare[32];
+	void	*spare[29];
 };
 
 /* True when the host provides slot `f` (a later-minor slot may be absent). */

@@ -33,3 +33,18 @@ test('an undeclared key is warned about, and no secret is ever logged', async ()
     /\[plugin probe\] tokne is not a key the plugin declares/.test(l.msg)));
   assert.ok(!srv.output.includes(SECRET));
 });
+
+test('SB_<PLUGIN>_<KEY> in the environment overrides the file, and stays secret', async () => {
+  const ENV_SECRET = 'probe-secret-from-env-777';
+  const s = await startServer({
+    plugins: { example: { greeting: 'from the file' }, probe: { ...TEST_PLUGINS.probe, token: 'file-secret' } },
+    env: { SB_EXAMPLE_GREETING: 'from the environment', SB_PROBE_TOKEN: ENV_SECRET } });
+  try {
+    assert.deepEqual((await s.request('GET', '/api/v1/example/hello')).body, { message: 'from the environment' });
+    const r = await s.request('GET', '/api/v1/plugins', { token: await s.login() });
+    const byName = Object.fromEntries(r.body.data.map((p) => [p.name, p]));
+    assert.equal(byName.example.config.greeting, 'from the environment');
+    assert.equal(byName.probe.config.token, '********');
+    assert.ok(!r.text.includes(ENV_SECRET) && !s.output.includes(ENV_SECRET));
+  } finally { await s.stop(); }
+});
