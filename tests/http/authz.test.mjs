@@ -22,13 +22,10 @@
 // "permission" without one, fails the suite.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { startServer, TEST_PLUGINS, BUILD } from './lib/harness.mjs';
+import { startServer, allPlugins } from './lib/harness.mjs';
 
 // Every product plugin that is built joins the matrix.
-const PLUGINS = { ...TEST_PLUGINS };
-for (const name of ['audit', 'concierge'])
-  if (existsSync(`${BUILD}/plugins/${name}.so`)) PLUGINS[name] = {};
+const PLUGINS = allPlugins();
 const ACCESS = ['public', 'staff', 'authenticated', 'donor', 'permission'];
 const MISSING_ID = '999999';
 const USER_PASSWORD = 'matrix-password-0123';

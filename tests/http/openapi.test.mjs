@@ -2,12 +2,12 @@
 // viewer and the static assets it is served with.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, assertEnvelope } from './lib/harness.mjs';
+import { startServer, assertEnvelope, allPlugins } from './lib/harness.mjs';
 import { rawRequest } from './lib/helpers.mjs';
 
 let srv, doc, plugins;
 before(async () => {
-  srv = await startServer();
+  srv = await startServer({ plugins: allPlugins() });
   const token = await srv.login();
   const r = await srv.request('GET', '/api/v1/plugins', { token });
   assert.equal(r.status, 200, r.text);

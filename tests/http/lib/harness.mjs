@@ -3,7 +3,7 @@
 // scripts/test.sh runs, each server on a free port with a fresh database,
 // and talks to them over HTTP.  Nothing in here reaches into the server.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -52,6 +52,16 @@ export const TEST_PLUGINS = {
   example: {},
   probe: { path: `${BUILD}/tests/plugins/probe.so`, source_dir: `${ROOT}/tests/plugins` },
 };
+
+// TEST_PLUGINS plus every product plugin that is built, for the suites
+// that check every route (the authorisation matrix, OpenAPI).
+export const PRODUCT_PLUGINS = ['audit', 'concierge', 'calls'];
+export function allPlugins() {
+  const out = { ...TEST_PLUGINS };
+  for (const name of PRODUCT_PLUGINS)
+    if (existsSync(`${BUILD}/plugins/${name}.so`)) out[name] = {};
+  return out;
+}
 
 export function testPlugin(name, extra = {}) {
   return { path: `${BUILD}/tests/plugins/${name}.so`, source_dir: `${ROOT}/tests/plugins`, ...extra };
