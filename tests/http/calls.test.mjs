@@ -1,0 +1,440 @@
+// The calls plugin (API.md "Calls"), black box over HTTP and WebSocket
+// against real PostgreSQL and the fake Daily API (tests/fakes/daily.mjs):
+// request -> accept -> tokens for that room only -> status -> end (room
+// deleted); reject; cancel; agent-initiated calls; webhook-driven
+// STARTED/ENDED; the accept race; duplicate requests; donor isolation;
+// tokens never leaked; Daily failures leaving nothing behind; signatures.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { startServer, TEST_PLUGINS, assertEnvelope, pgClient, withDb, databaseUrl } from './lib/harness.mjs';
+import { poll } from './lib/helpers.mjs';
+import { ready } from './lib/wsclient.mjs';
+import { startDaily, sendWebhook, webhookEvent, signWebhook } from '../fakes/daily.mjs';
+
+const C = '/api/v1/communication';
+const WEBHOOK_SECRET = randomBytes(32).toString('base64');
+let srv, daily, admin;
+const agents = {};
+const uniq = (p) => `${p}-${randomBytes(4).toString('hex')}`;
+const isEvent = (name, pred = () => true) => (f) => f.type === 'event' && f.event === name && pred(f);
+
+async function sql(text, params = []) {
+  const c = await pgClient(withDb(databaseUrl(), srv.database));
+  try { return (await c.query(text, params)).rows; } finally { await c.end(); }
+}
+
+async function makeAgent(name) {
+  const username = uniq(name);
+  const password = 'agent-password-0123456789';
+  const r = await srv.request('POST', '/api/v1/users', { token: admin,
+    json: { username, password, name, email: `${username}@example.org`, role: 'AGENT' } });
+  assert.equal(r.status, 201, r.text);
+  return { id: r.body.id, name, token: await srv.login(username, password) };
+}
+
+async function openQuery(server = srv) {
+  const donorId = uniq('donor');
+  const r = await server.request('POST', '/api/v1/donor-queries', {
+    json: { donor: `Donor ${donorId}`, donor_id: donorId, content: 'Can we talk?' } });
+  assert.equal(r.status, 201, r.text);
+  return { q: r.body.query, token: r.body.donor_token, donorId };
+}
+
+async function requestCall(query, mode = 'VIDEO', message) {
+  const r = await srv.request('POST', `${C}/call/${query.q.id}/request`, { token: query.token,
+    json: message === undefined ? { mode } : { mode, message } });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.body.status, 'PENDING');
+  return r.body;
+}
+
+async function accept(query, agent, requestId) {
+  return srv.request('POST', `${C}/call/${query.q.id}/accept-request${requestId ? `/${requestId}` : ''}`,
+    { token: agent.token });
+}
+
+const sessions = (queryId) => sql('SELECT * FROM calls_sessions WHERE query_id = $1 ORDER BY id', [queryId]);
+const webhookUrl = () => `${srv.url}/api/v1/webhooks/daily`;
+
+before(async () => {
+  daily = await startDaily();
+  srv = await startServer({ host: { breaker_failures: '1000' }, plugins: { ...TEST_PLUGINS,
+    concierge: { create_rate_ip: '0', create_rate_donor: '0' },
+    calls: { daily_api_url: daily.url, daily_api_key: daily.apiKey, webhook_secret: WEBHOOK_SECRET,
+      daily_timeout_ms: '1500', room_ttl: '1800' } } });
+  admin = await srv.login();
+  agents.a = await makeAgent('agent-a');
+  agents.b = await makeAgent('agent-b');
+});
+after(async () => { await srv?.stop(); await daily?.close(); });
+
+test('every calls route carries the access API.md gives it', async () => {
+  const r = await srv.request('GET', '/api/v1/plugins', { token: admin });
+  const c = r.body.data.find((p) => p.name === 'calls');
+  assert.equal(c?.state, 'ready', JSON.stringify(c));
+  const got = Object.fromEntries(c.routes.map((x) => [`${x.method} ${x.path}`,
+    x.access === 'permission' ? x.permission : x.access]));
+  assert.deepEqual(got, {
+    [`POST ${C}/call/{query_id}/request`]: 'donor',
+    [`GET ${C}/call/{query_id}/requests`]: 'staff',
+    [`POST ${C}/call/{query_id}/accept-request`]: 'calls.handle',
+    [`POST ${C}/call/{query_id}/accept-request/{request_id}`]: 'calls.handle',
+    [`POST ${C}/call/{query_id}/reject-request/{request_id}`]: 'calls.handle',
+    [`POST ${C}/call/{query_id}/cancel-request/{request_id}`]: 'donor',
+    [`POST ${C}/call/{query_id}`]: 'calls.handle',
+    [`GET ${C}/calls/{query_id}`]: 'authenticated',
+    [`PUT ${C}/call/{room_name}/status`]: 'authenticated',
+    [`POST ${C}/call/{room_name}/end`]: 'authenticated',
+    'POST /api/v1/webhooks/daily': 'public',
+  });
+});
+
+test('request, accept, tokens for that room only, status, end with the room deleted', async () => {
+  const query = await openQuery();
+  assert.equal((await srv.request('PATCH', `/api/v1/donor-queries/${query.q.id}/accept`,
+    { token: agents.a.token })).status, 200);
+  const wsA = await ready(srv, agents.a.token);
+  const wsD = await ready(srv, query.token);
+  try {
+    assert.equal((await wsA.subscribe('agents')).type, 'subscribed');
+    assert.equal((await wsA.subscribe(`user:${agents.a.id}`)).type, 'subscribed');
+    assert.equal((await wsD.subscribe(`query:${query.q.id}`)).type, 'subscribed');
+
+    const req = await requestCall(query, 'VIDEO', 'Could you show me the form?');
+    assert.equal(req.query_id, query.q.id);
+    assert.equal(req.mode, 'VIDEO');
+    assert.equal(req.message, 'Could you show me the form?');
+    await wsA.next(isEvent('calls.request.created', (f) => f.room === 'agents' && f.data.id === req.id),
+      10000, 'request.created on agents');
+    await wsA.next(isEvent('calls.request.created', (f) => f.room === `user:${agents.a.id}`), 10000,
+      'request.created to the assignee');
+
+    let r = await srv.request('GET', `${C}/call/${query.q.id}/requests`, { token: agents.b.token });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.body.data.map((x) => [x.id, x.status]), [[req.id, 'PENDING']]);
+
+    r = await accept(query, agents.a, req.id);
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.request.status, 'ACCEPTED');
+    assert.equal(r.body.request.handled_by, agents.a.id);
+    const s = r.body.session;
+    assert.equal(s.status, 'CREATED');
+    assert.equal(s.mode, 'VIDEO');
+    assert.equal(s.admin_id, agents.a.id);
+    assert.equal(s.request_id, req.id);
+    const adminToken = s.token;
+
+    // the room: private, expiring, for two, as the mode wants
+    const room = daily.rooms.get(s.room_name);
+    assert.ok(room, `room ${s.room_name} exists at Daily`);
+    assert.equal(room.privacy, 'private');
+    assert.equal(s.room_url, room.url);
+    const now = Math.floor(Date.now() / 1000);
+    assert.ok(room.config.exp > now + 1700 && room.config.exp <= now + 1810, `exp ${room.config.exp}`);
+    assert.equal(room.config.max_participants, 2);
+    assert.equal(room.config.enable_screenshare, true);
+    assert.equal(room.config.start_video_off, false);
+
+    // the agent's token: owner, this room only
+    assert.ok(daily.tokenValidFor(adminToken, s.room_name));
+    assert.ok(!daily.tokenValidFor(adminToken, `${s.room_name}x`));
+    assert.equal(daily.decodeToken(adminToken).claims.o, true);
+    assert.ok(Number.isInteger(daily.decodeToken(adminToken).claims.exp));
+
+    // the donor sees its own token only; other staff see none
+    r = await srv.request('GET', `${C}/calls/${query.q.id}`, { token: query.token });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.data.length, 1);
+    const donorToken = r.body.data[0].token;
+    assert.ok(daily.tokenValidFor(donorToken, s.room_name));
+    assert.notEqual(donorToken, adminToken);
+    assert.notEqual(daily.decodeToken(donorToken).claims.o, true);
+    assert.ok(!r.text.includes(adminToken));
+    for (const who of [agents.b.token, admin]) {
+      r = await srv.request('GET', `${C}/calls/${query.q.id}`, { token: who });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.data[0].token, null);
+      assert.ok(!r.text.includes(adminToken) && !r.text.includes(donorToken));
+    }
+    r = await srv.request('GET', `${C}/calls/${query.q.id}`, { token: agents.a.token });
+    assert.equal(r.body.data[0].token, adminToken);
+    assert.ok(!r.text.includes(donorToken));
+
+    // events carry no token; the database holds them sealed
+    const accepted = await wsD.next(isEvent('calls.request.accepted'), 10000, 'request.accepted');
+    assert.equal(accepted.room, `query:${query.q.id}`);
+    for (const f of [...wsA.frames, ...wsD.frames]) {
+      const t = JSON.stringify(f);
+      assert.ok(!t.includes(adminToken) && !t.includes(donorToken), `token in a frame: ${t.slice(0, 200)}`);
+    }
+    const [row] = await sessions(query.q.id);
+    for (const col of ['admin_token', 'donor_token']) {
+      assert.match(row[col], /^v1\./, col);
+      assert.ok(!row[col].includes(adminToken) && !row[col].includes(donorToken));
+    }
+
+    // status: the donor starts it; illegal moves are 409; unknown values 422
+    r = await srv.request('PUT', `${C}/call/${s.room_name}/status`, { token: query.token,
+      json: { status: 'STARTED' } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.status, 'STARTED');
+    assert.ok(r.body.started_at);
+    await wsD.next(isEvent('calls.session.started'), 10000, 'session.started');
+    assertEnvelope(assert, await srv.request('PUT', `${C}/call/${s.room_name}/status`, { token: query.token,
+      json: { status: 'CREATED' } }), 409, 'CONFLICT');
+    assertEnvelope(assert, await srv.request('PUT', `${C}/call/${s.room_name}/status`, { token: query.token,
+      json: { status: 'STARTED' } }), 409, 'CONFLICT');
+    const bogus = await srv.request('PUT', `${C}/call/${s.room_name}/status`, { token: query.token,
+      json: { status: 'BOGUS' } });
+    assertEnvelope(assert, bogus, 422, 'VALIDATION_ERROR');
+
+    // end: the agent ends it; the room is deleted at Daily
+    r = await srv.request('POST', `${C}/call/${s.room_name}/end`, { token: agents.a.token });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.status, 'ENDED');
+    assert.ok(r.body.ended_at);
+    const ended = await wsD.next(isEvent('calls.session.ended'), 10000, 'session.ended');
+    assert.equal(ended.data.message.message_type, 'CALL_ENDED');
+    await poll(() => !daily.rooms.has(s.room_name), { timeout: 15000 });
+    assert.ok(daily.count('DELETE', `/rooms/${s.room_name}`) >= 1);
+    assertEnvelope(assert, await srv.request('POST', `${C}/call/${s.room_name}/end`, { token: agents.a.token }),
+      409, 'CONFLICT');
+
+    // the thread records the call
+    r = await srv.request('GET', `/api/v1/donor-queries/${query.q.id}/messages`, { token: query.token });
+    const types = r.body.data.map((m) => m.message_type);
+    assert.ok(types.includes('CALL_STARTED') && types.includes('CALL_ENDED'), types.join());
+  } finally { wsA.close(); wsD.close(); }
+});
+
+test('reject, donor cancel, and one PENDING request per query', async () => {
+  const query = await openQuery();
+  const base = `${C}/call/${query.q.id}`;
+  const first = await requestCall(query, 'AUDIO');
+  assertEnvelope(assert, await srv.request('POST', `${base}/request`, { token: query.token,
+    json: { mode: 'VIDEO' } }), 409, 'CONFLICT');
+  let r = await srv.request('POST', `${base}/reject-request/${first.id}`, { token: agents.b.token });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.status, 'REJECTED');
+  assert.equal(r.body.handled_by, agents.b.id);
+  assertEnvelope(assert, await srv.request('POST', `${base}/reject-request/${first.id}`, { token: agents.b.token }),
+    409, 'CONFLICT');
+  assertEnvelope(assert, await accept(query, agents.a, first.id), 409, 'CONFLICT');
+
+  const second = await requestCall(query, 'SCREEN');
+  assertEnvelope(assert, await srv.request('POST', `${base}/cancel-request/${second.id}`, { token: agents.a.token }),
+    403, 'FORBIDDEN');
+  r = await srv.request('POST', `${base}/cancel-request/${second.id}`, { token: query.token });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.status, 'CANCELLED');
+  assertEnvelope(assert, await srv.request('POST', `${base}/cancel-request/${second.id}`, { token: query.token }),
+    409, 'CONFLICT');
+  assertEnvelope(assert, await accept(query, agents.a), 404, 'NOT_FOUND');
+
+  // two at once: one PENDING
+  const rs = await Promise.all([1, 2].map(() => srv.request('POST', `${base}/request`, { token: query.token,
+    json: { mode: 'VIDEO' } })));
+  assert.deepEqual(rs.map((x) => x.status).sort(), [201, 409], rs.map((x) => x.text).join('\n'));
+  r = await srv.request('GET', `${base}/requests`, { token: admin });
+  assert.deepEqual(r.body.data.map((x) => x.status).sort(), ['CANCELLED', 'PENDING', 'REJECTED']);
+  assert.equal((await sessions(query.q.id)).length, 0);
+});
+
+test('an agent starts a call directly; AUDIO and SCREEN rooms; one live session per query', async () => {
+  const query = await openQuery();
+  let r = await srv.request('POST', `${C}/call/${query.q.id}`, { token: agents.b.token, json: { mode: 'AUDIO' } });
+  assert.equal(r.status, 201, r.text);
+  const s = r.body.session ?? r.body;
+  assert.equal(s.mode, 'AUDIO');
+  assert.equal(s.admin_id, agents.b.id);
+  assert.equal(s.request_id, null);
+  assert.ok(daily.tokenValidFor(s.token, s.room_name));
+  const room = daily.rooms.get(s.room_name);
+  assert.equal(room.config.start_video_off, true);
+  assert.equal(room.config.enable_screenshare, false);
+  assertEnvelope(assert, await srv.request('POST', `${C}/call/${query.q.id}`, { token: agents.a.token,
+    json: { mode: 'VIDEO' } }), 409, 'CONFLICT');
+  // a staff user who is not in the call may not end it
+  assertEnvelope(assert, await srv.request('POST', `${C}/call/${s.room_name}/end`, { token: agents.a.token }),
+    403, 'FORBIDDEN');
+  r = await srv.request('POST', `${C}/call/${s.room_name}/end`, { token: query.token });
+  assert.equal(r.status, 200, r.text);
+  r = await srv.request('POST', `${C}/call/${query.q.id}`, { token: agents.a.token, json: { mode: 'SCREEN' } });
+  assert.equal(r.status, 201, r.text);
+  const screen = r.body.session ?? r.body;
+  assert.equal(daily.rooms.get(screen.room_name).config.enable_screenshare, true);
+  r = await srv.request('GET', `${C}/calls/${query.q.id}`, { token: query.token });
+  assert.deepEqual(r.body.data.map((x) => x.status), ['CREATED', 'ENDED']);
+});
+
+test('Daily webhooks move sessions to STARTED and ENDED; unsigned, forged, stale and replayed calls are refused', async () => {
+  const query = await openQuery();
+  const r0 = await accept(query, agents.a, (await requestCall(query)).id);
+  assert.equal(r0.status, 201, r0.text);
+  const room = r0.body.session.room_name;
+
+  const started = webhookEvent('meeting.started', room);
+  let r = await sendWebhook(webhookUrl(), WEBHOOK_SECRET, started);
+  assert.equal(r.status, 200, r.text);
+  let [row] = await sessions(query.q.id);
+  assert.equal(row.status, 'STARTED');
+  assert.equal(Math.floor(row.started_at.getTime() / 1000), started.payload.start_ts);
+
+  // the same event again, freshly signed: a replay
+  r = await sendWebhook(webhookUrl(), WEBHOOK_SECRET, started);
+  assert.equal(r.status, 409, r.text);
+
+  // unsigned, wrong secret, altered body, stale timestamp
+  const ended = webhookEvent('meeting.ended', room);
+  const body = JSON.stringify(ended);
+  r = await fetch(webhookUrl(), { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  assert.equal(r.status, 401);
+  r = await sendWebhook(webhookUrl(), randomBytes(32).toString('base64'), ended);
+  assert.equal(r.status, 401, r.text);
+  const headers = signWebhook(WEBHOOK_SECRET, body);
+  r = await fetch(webhookUrl(), { method: 'POST', headers: { 'content-type': 'application/json', ...headers },
+    body: body.replace('meeting.ended', 'meeting.ENDED') });
+  assert.equal(r.status, 401);
+  r = await sendWebhook(webhookUrl(), WEBHOOK_SECRET, ended, { timestamp: Math.floor(Date.now() / 1000) - 3600 });
+  assert.equal(r.status, 401, r.text);
+  assert.equal((await sessions(query.q.id))[0].status, 'STARTED', 'nothing refused changed anything');
+
+  // malformed JSON, signed: 400; an unknown room: acknowledged, ignored
+  r = await sendWebhook(webhookUrl(), WEBHOOK_SECRET, '{"type":');
+  assert.equal(r.status, 400, r.text);
+  r = await sendWebhook(webhookUrl(), WEBHOOK_SECRET, webhookEvent('meeting.ended', 'no-such-room'));
+  assert.equal(r.status, 200, r.text);
+
+  r = await sendWebhook(webhookUrl(), WEBHOOK_SECRET, ended);
+  assert.equal(r.status, 200, r.text);
+  [row] = await sessions(query.q.id);
+  assert.equal(row.status, 'ENDED');
+  await poll(() => !daily.rooms.has(room), { timeout: 15000 });
+  const m = await srv.request('GET', `/api/v1/donor-queries/${query.q.id}/messages`, { token: admin });
+  assert.deepEqual(m.body.data.filter((x) => x.message_type.startsWith('CALL_')).map((x) => x.message_type),
+    ['CALL_STARTED', 'CALL_ENDED']);
+});
+
+test('concurrent accept: one session, one 409', async () => {
+  const query = await openQuery();
+  const req = await requestCall(query);
+  const before = new Set(daily.rooms.keys());
+  daily.fail('/rooms', [{ delayMs: 400 }], { method: 'POST' });
+  const rs = await Promise.all([agents.a, agents.b].map((a) => accept(query, a, req.id)));
+  assert.deepEqual(rs.map((r) => r.status).sort(), [201, 409], rs.map((r) => r.text).join('\n'));
+  assertEnvelope(assert, rs.find((r) => r.status === 409), 409, 'CONFLICT');
+  assert.equal((await sessions(query.q.id)).length, 1);
+  const name = rs.find((r) => r.status === 201).body.session.room_name;
+  assert.deepEqual([...daily.rooms.keys()].filter((n) => !before.has(n)), [name]);
+});
+
+test('Daily failures answer 502, keep the request PENDING and leave no session or room behind', async () => {
+  const query = await openQuery();
+  const req = await requestCall(query);
+  const before = new Set(daily.rooms.keys());
+  const newRooms = () => [...daily.rooms.keys()].filter((n) => !before.has(n));
+
+  // room creation fails
+  daily.fail('/rooms', [{ status: 500 }], { method: 'POST' });
+  let r = await accept(query, agents.a, req.id);
+  assertEnvelope(assert, r, 502, 'UPSTREAM_ERROR');
+  // the room is made, the agent's token fails: the room is deleted again
+  daily.fail('/meeting-tokens', [{ status: 500 }]);
+  r = await accept(query, agents.a, req.id);
+  assertEnvelope(assert, r, 502, 'UPSTREAM_ERROR');
+  // the donor's token fails
+  daily.fail('/meeting-tokens', [{ status: 200, json: { token: 'x' } }, { status: 503 }]);
+  r = await accept(query, agents.a, req.id);
+  assertEnvelope(assert, r, 502, 'UPSTREAM_ERROR');
+  // Daily answers nonsense
+  daily.fail('/rooms', [{ status: 200, json: { hello: 'world' } }], { method: 'POST' });
+  r = await accept(query, agents.a, req.id);
+  assertEnvelope(assert, r, 502, 'UPSTREAM_ERROR');
+  // Daily does not answer at all (daily_timeout_ms 1500)
+  const deletesBefore = daily.requests.filter((x) => x.method === 'DELETE').length;
+  daily.fail('/rooms', [{ hang: true }], { method: 'POST' });
+  r = await accept(query, agents.a, req.id);
+  assertEnvelope(assert, r, 502, 'UPSTREAM_ERROR');
+
+  // nothing half-made: no session, the request still PENDING, every room
+  // made on the way deleted, and the timed-out name deleted to be sure
+  assert.equal((await sessions(query.q.id)).length, 0);
+  const [reqRow] = await sql('SELECT status FROM calls_requests WHERE id = $1', [req.id]);
+  assert.equal(reqRow.status, 'PENDING');
+  await poll(() => newRooms().length === 0, { timeout: 20000 });
+  await poll(() => daily.requests.filter((x) => x.method === 'DELETE').length > deletesBefore, { timeout: 20000 });
+
+  // and it can still be accepted
+  r = await accept(query, agents.a, req.id);
+  assert.equal(r.status, 201, r.text);
+  assert.equal(newRooms().length, 1);
+});
+
+test('donor isolation and staff permissions on every calls route', async () => {
+  const mine = await openQuery();
+  const other = await openQuery();
+  const req = await requestCall(mine);
+  const r0 = await accept(mine, agents.a, req.id);
+  assert.equal(r0.status, 201, r0.text);
+  const room = r0.body.session.room_name;
+  const t = other.token;
+  for (const [m, p, json] of [
+    ['POST', `${C}/call/${mine.q.id}/request`, { mode: 'VIDEO' }],
+    ['POST', `${C}/call/${mine.q.id}/cancel-request/${req.id}`],
+    ['GET', `${C}/calls/${mine.q.id}`],
+    ['PUT', `${C}/call/${room}/status`, { status: 'ENDED' }],
+    ['POST', `${C}/call/${room}/end`]])
+    assertEnvelope(assert, await srv.request(m, p, { token: t, json }), 404, 'NOT_FOUND');
+  for (const [m, p, json] of [
+    ['GET', `${C}/call/${mine.q.id}/requests`],
+    ['POST', `${C}/call/${mine.q.id}/accept-request`],
+    ['POST', `${C}/call/${mine.q.id}/reject-request/${req.id}`],
+    ['POST', `${C}/call/${mine.q.id}`, { mode: 'VIDEO' }]])
+    assertEnvelope(assert, await srv.request(m, p, { token: t, json }), 403, 'FORBIDDEN');
+  // a staff user outside the call may not move it
+  assertEnvelope(assert, await srv.request('PUT', `${C}/call/${room}/status`, { token: agents.b.token,
+    json: { status: 'STARTED' } }), 403, 'FORBIDDEN');
+  // unknown ids and rooms
+  assertEnvelope(assert, await srv.request('POST', `${C}/call/999999999/request`, { token: t,
+    json: { mode: 'VIDEO' } }), 404, 'NOT_FOUND');
+  assertEnvelope(assert, await srv.request('GET', `${C}/calls/abc`, { token: admin }), 404, 'NOT_FOUND');
+  assertEnvelope(assert, await srv.request('POST', `${C}/call/no-such-room/end`, { token: admin }),
+    404, 'NOT_FOUND');
+  // nothing changed
+  const [row] = await sessions(mine.q.id);
+  assert.equal(row.status, 'CREATED');
+  // anonymous callers
+  for (const [m, p] of [['POST', `${C}/call/${mine.q.id}/request`], ['GET', `${C}/calls/${mine.q.id}`],
+    ['POST', `${C}/call/${mine.q.id}/accept-request`]])
+    assertEnvelope(assert, await srv.request(m, p, { json: m === 'GET' ? undefined : {} }), 401, 'UNAUTHENTICATED');
+});
+
+test('validation: modes, message length, closed queries', async () => {
+  const query = await openQuery();
+  const base = `${C}/call/${query.q.id}`;
+  for (const json of [{}, { mode: 'FAX' }, { mode: 7 }, { mode: 'VIDEO', message: 'x'.repeat(1001) }]) {
+    const r = await srv.request('POST', `${base}/request`, { token: query.token, json });
+    assertEnvelope(assert, r, r.status === 400 ? 400 : 422, 'VALIDATION_ERROR');
+  }
+  assertEnvelope(assert, await srv.request('POST', base, { token: admin, json: { mode: 'HOLOGRAM' } }),
+    422, 'VALIDATION_ERROR');
+  assert.equal((await srv.request('POST', `/api/v1/donor-queries/${query.q.id}/donor-close`,
+    { token: query.token })).status, 200);
+  assertEnvelope(assert, await srv.request('POST', `${base}/request`, { token: query.token,
+    json: { mode: 'VIDEO' } }), 409, 'CONFLICT');
+  assertEnvelope(assert, await srv.request('POST', base, { token: admin, json: { mode: 'VIDEO' } }),
+    409, 'CONFLICT');
+  const [n] = await sql('SELECT count(*)::int AS n FROM calls_requests WHERE query_id = $1', [query.q.id]);
+  assert.equal(n.n, 0);
+});
+
+test('without a Daily API key the plugin answers 503 and says why', async () => {
+  const s = await startServer({ plugins: { ...TEST_PLUGINS, concierge: { create_rate_ip: '0' }, calls: {} } });
+  try {
+    const query = await openQuery(s);
+    const r = await s.request('POST', `${C}/call/${query.q.id}`, { token: await s.login(), json: { mode: 'VIDEO' } });
+    const e = assertEnvelope(assert, r, 503, 'UNAVAILABLE');
+    assert.match(e.message, /daily_api_key/);
+  } finally { await s.stop(); }
+});
