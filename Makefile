@@ -143,6 +143,7 @@ sanitize:
 bench: build $(B)/bench/bare.so
 	bench/run.sh
 	bench/jobs.sh
+	bench/concierge.sh
 
 fuzz:
 	scripts/fuzz.sh
