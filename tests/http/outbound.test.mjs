@@ -133,6 +133,19 @@ test('the deferred answer is logged when it is sent', async () => {
   assert.equal(line.plugin, 'outbound');
 });
 
+test('a deferred POST with an empty body may take longer than the header timeout', async () => {
+  // Kore left its 10 s header timer running for a request with
+  // Content-Length: 0, so such a request still waiting on an upstream
+  // after 10 s was answered 408 (patches/kore/0004).
+  up.script('/late', [{ status: 200, json: { late: true }, delay_ms: 10500 }]);
+  const r = await rawRequest(srv.port, { method: 'POST', timeout: 20000,
+    path: `/api/v1/outbound/fetch-query?url=${encodeURIComponent(`${up.url}/late`)}&timeout_ms=15000`,
+    headers: { 'content-length': '0' } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.status, 200);
+  assert.deepEqual(JSON.parse(r.body.body), { late: true });
+});
+
 test('a timeout is an error, not a hang; an unreachable upstream is an error', async () => {
   up.script('/slow', [{ status: 200, body: 'late', delay_ms: 3000 }]);
   const r = await fetchOk(srv, { url: `${up.url}/slow`, timeout_ms: 300, upstream: 'slow-1' });

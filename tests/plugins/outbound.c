@@ -6,6 +6,7 @@
  * {status, body, error, retry_after, elapsed_ms, content_type, x_upstream}.
  * A request http_send() refuses is answered 400 at once.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <switchboard/plugin.h>
@@ -93,11 +94,32 @@ outbound_fetch(struct sb_req *req)
 	}
 }
 
+/* POST with an empty body: GET ?url= (timeout_ms=), answered deferred. */
+static void
+outbound_fetch_query(struct sb_req *req)
+{
+	struct sb_http_request	 r;
+	const char		*t = api->req_query(req, "timeout_ms");
+
+	memset(&r, 0, sizeof(r));
+	r.method = "GET";
+	r.url = api->req_query(req, "url");
+	r.timeout_ms = t != NULL ? (unsigned int)strtoul(t, NULL, 10) : 0;
+	api->req_defer(req);
+	if (r.url == NULL || api->http_send(api->req_plugin(req), &r,
+	    outbound_fetched, req) != SB_OK)
+		api->respond_error(req, 400, "VALIDATION_ERROR", "the request "
+		    "was refused by http_send", NULL);
+}
+
 static const struct sb_route routes[] = {
 	{ .method = "POST", .path = "/api/v1/outbound/fetch",
 	  .flags = SB_ROUTE_PUBLIC, .handler = outbound_fetch,
 	  .summary = "Make an outbound call; answer with its result",
 	  .body = fetch_body },
+	{ .method = "POST", .path = "/api/v1/outbound/fetch-query",
+	  .flags = SB_ROUTE_PUBLIC, .handler = outbound_fetch_query,
+	  .summary = "GET ?url= with an empty request body" },
 	SB_ROUTE_END
 };
 
