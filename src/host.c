@@ -78,6 +78,7 @@ kore_parent_configure(int argc, char **argv)
 		fatalx("cannot create the metrics table");
 	if (sb_httpc_parent_init() == -1)
 		fatalx("cannot set up outbound HTTP (see the log above)");
+	sb_mail_parent_init();
 
 	/* Job settings and the node's job counters (shared mapping). */
 	if (sb_jobs_parent_init() == -1)

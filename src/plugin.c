@@ -1241,4 +1241,5 @@ const struct sb_host_api sb_api = {
 	.seal = api_seal,
 	.unseal = api_unseal,
 	.req_body = sb_req_body,
+	.mail_send = sb_mail_send,
 };

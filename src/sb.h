@@ -296,6 +296,11 @@ const char *sb_http_header(const struct sb_http_response *, const char *);
 json_t	*sb_httpc_breakers(void);	/* for /readyz: {upstream: state} */
 void	sb_req_defer(struct sb_req *);
 
+/* --- mail.c: outbound mail over SMTP, one thread per transfer. --- */
+void	sb_mail_parent_init(void);	/* after sb_httpc_parent_init() */
+int	sb_mail_send(struct sb_plugin *, const struct sb_mail *, sb_mail_cb,
+	    void *);
+
 /* --- jobs.c: durable jobs in PostgreSQL. --- */
 int	sb_jobs_parent_init(void);	/* settings, shared counters */
 void	sb_jobs_worker_init(void);	/* after sb_plugin_worker_init() */

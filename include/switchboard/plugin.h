@@ -47,7 +47,7 @@ extern "C" {
 #endif
 
 #define SB_ABI_MAJOR		1
-#define SB_ABI_MINOR		1	/* 1.1: SB_ROUTE_DONOR, "a.b|c.d", seal */
+#define SB_ABI_MINOR		1	/* 1.1: SB_ROUTE_DONOR, "a.b|c.d", seal, req_body, mail_send */
 
 /* The one symbol a plugin exports. */
 #define SB_PLUGIN_ENTRY_SYMBOL	"sb_plugin_entry"
@@ -252,6 +252,42 @@ struct sb_http_response {
 };
 
 typedef void (*sb_http_cb)(struct sb_plugin *, const struct sb_http_response *,
+    void *arg);
+
+/*
+ * Outbound mail (ABI 1.1): one message over SMTP, asynchronous like
+ * http_send: the transfer runs on a host thread (libcurl's SMTP blocks
+ * where its HTTP does not) and the callback runs exactly once, later, on
+ * the worker's event loop, never inside mail_send.  Everything is copied.  `message`
+ * is the complete RFC 5322 message (headers, blank line, body) with CRLF
+ * line ends; the host does not rewrite it.  smtp:// with `starttls` set
+ * requires STARTTLS (the transfer fails if the server does not offer
+ * it); smtps:// is TLS from the start.  TLS peers are verified against
+ * the host's CA bundle.
+ */
+struct sb_mail {
+	const char		*url;		/* smtp://host:port or smtps://host:port */
+	int			starttls;	/* 1: require STARTTLS on smtp:// */
+	const char		*username;	/* NULL: no AUTH */
+	const char		*password;
+	const char		*from;		/* envelope sender (MAIL FROM) */
+	const char *const	*to;		/* envelope recipients (RCPT TO) */
+	size_t			nto;		/* 1..100 */
+	const char		*message;	/* RFC 5322, CRLF */
+	size_t			message_len;
+	unsigned int		timeout_ms;	/* whole exchange; 0: 30 s */
+	void			*spare[4];
+};
+
+struct sb_mail_result {
+	int			ok;		/* 1: the server accepted the message */
+	long			smtp_code;	/* last SMTP reply code, 0 if none */
+	const char		*error;		/* NULL when ok */
+	unsigned int		elapsed_ms;
+	void			*spare[4];
+};
+
+typedef void (*sb_mail_cb)(struct sb_plugin *, const struct sb_mail_result *,
     void *arg);
 
 /*
@@ -490,8 +526,13 @@ struct sb_host_api {
 	 * with a field table get the same bytes their JSON came from. --- */
 	const void *(*req_body)(struct sb_req *, size_t *len);
 
+	/* --- Outbound mail (ABI 1.1; worker).  SB_OK, or SB_ERROR when the
+	 * mail is malformed (then cb is never called).  See struct sb_mail. */
+	int	(*mail_send)(struct sb_plugin *, const struct sb_mail *,
+		    sb_mail_cb cb, void *arg);
+
 	/* Room for minor versions to grow without moving anything. */
-	void	*spare[29];
+	void	*spare[28];
 };
 
 /* True when the host provides slot `f` (a later-minor slot may be absent). */
