@@ -696,6 +696,23 @@ seed_schedules(void)
 	sb_db_free(r);
 }
 
+/*
+ * A job went to the dead letter: the host event jobs.dead {id, kind,
+ * attempts, last_error}, for whoever must hear of it (the notifications
+ * plugin mails the admins).  Columns of row `row` of r.
+ */
+static void
+dead_event(struct sb_db_res *r, int row, int c_id, int c_kind, int c_att,
+    int c_err)
+{
+	sb_host_event("jobs.dead", json_pack("{s:I, s:s, s:i, s:s?}",
+	    "id", (json_int_t)strtoll(sb_db_value(r, row, c_id), NULL, 10),
+	    "kind", sb_db_value(r, row, c_kind),
+	    "attempts", atoi(sb_db_value(r, row, c_att)),
+	    "last_error", PQgetisnull(r->res, row, c_err) ? NULL :
+	    sb_db_value(r, row, c_err)));
+}
+
 static void
 reclaim(void)
 {
@@ -712,7 +729,8 @@ reclaim(void)
 	    "j.attempts || ': ' || coalesce(j.locked_by, '?') || ' died or "
 	    "run() did not finish in time', finished_at = CASE WHEN "
 	    "j.attempts >= j.max_attempts THEN now() END, updated_at = now() "
-	    "FROM x WHERE j.id = x.id RETURNING j.id, j.status", 0, NULL);
+	    "FROM x WHERE j.id = x.id RETURNING j.id, j.status, j.kind, "
+	    "j.attempts, j.last_error", 0, NULL);
 	if (db_failed(r, "reclaiming expired leases")) {
 		sb_db_free(r);
 		return;
@@ -721,8 +739,10 @@ reclaim(void)
 	for (i = 0; i < n; i++) {
 		v = sb_db_value(r, i, 1);
 		counter_add(&shm->reclaimed, 1);
-		if (v != NULL && strcmp(v, "dead") == 0)
+		if (v != NULL && strcmp(v, "dead") == 0) {
 			counter_add(&shm->dead, 1);
+			dead_event(r, i, 0, 2, 3, 4);
+		}
 		sb_log(SB_LOG_WARN, "jobs", "job %s: lease expired, %s",
 		    sb_db_value(r, i, 0), v != NULL && strcmp(v, "dead") == 0 ?
 		    "dead (no attempts left)" : "queued again");
@@ -1085,11 +1105,14 @@ sb_job_retry(struct sb_job *job, const char *error, unsigned int retry_after)
 	    "left($4, 2000), lease_until = NULL, finished_at = CASE WHEN "
 	    "attempts >= max_attempts THEN now() END, updated_at = now() "
 	    "WHERE id = $1::bigint AND runs = $2::int AND status = 'running' "
-	    "AND locked_by = $5 RETURNING status", 5, params);
+	    "AND locked_by = $5 RETURNING status, id, kind, attempts, "
+	    "last_error", 5, params);
 	if (!db_failed(r, "retrying a job") && sb_db_rows(r) == 1) {
 		st = sb_db_value(r, 0, 0);
 		counter_add(strcmp(st, "dead") == 0 ? &shm->dead :
 		    &shm->retried, 1);
+		if (strcmp(st, "dead") == 0)
+			dead_event(r, 0, 1, 2, 3, 4);
 	} else if (r->ok) {
 		counter_add(&shm->lost, 1);
 	}
@@ -1117,10 +1140,12 @@ sb_job_fail(struct sb_job *job, const char *error)
 	r = sb_db_query("UPDATE jobs SET status = 'dead', last_error = "
 	    "left($3, 2000), lease_until = NULL, finished_at = now(), "
 	    "updated_at = now() WHERE id = $1::bigint AND runs = $2::int AND "
-	    "status = 'running' AND locked_by = $4 RETURNING id", 4, params);
-	if (!db_failed(r, "failing a job") && sb_db_rows(r) == 1)
+	    "status = 'running' AND locked_by = $4 RETURNING id, kind, "
+	    "attempts, last_error", 4, params);
+	if (!db_failed(r, "failing a job") && sb_db_rows(r) == 1) {
 		counter_add(&shm->dead, 1);
-	else if (r->ok)
+		dead_event(r, 0, 0, 1, 2, 3);
+	} else if (r->ok)
 		counter_add(&shm->lost, 1);
 	sb_db_free(r);
 	job_free(job);

@@ -85,6 +85,9 @@ static const struct sb_field create_body[] = {
 	{ .name = "content", .type = SB_T_STRING,
 	  .flags = SB_F_REQUIRED | SB_F_NONEMPTY, .min_len = 1,
 	  .max_len = 4000, .description = "The question (first message)" },
+	{ .name = "fcm_token", .type = SB_T_STRING, .flags = SB_F_NULLABLE,
+	  .min_len = 1, .max_len = 4096, .description = "The donor app's FCM "
+	  "registration token, for replies and call pushes (never returned)" },
 	SB_FIELD_END
 };
 
@@ -455,6 +458,7 @@ q_create(struct sb_req *req)
 	params[2] = jstr(body, "test");
 	params[3] = jstr(body, "stage");
 	params[4] = jstr(body, "device");
+	params[5] = jstr(body, "fcm_token");
 	if (who->kind == SB_ACTOR_DONOR && (who->donor_id == NULL ||
 	    strcmp(who->donor_id, params[1]) != 0)) {
 		api->respond_error(req, 403, "FORBIDDEN", "a donor may only "
@@ -477,8 +481,8 @@ q_create(struct sb_req *req)
 		return;
 	}
 	r = api->db_query(p, "INSERT INTO concierge_queries (donor, donor_id, "
-	    "test, stage, device) VALUES ($1, $2, $3, $4, $5) RETURNING "
-	    Q_COLS, 5, params);
+	    "test, stage, device, donor_fcm_token) VALUES ($1, $2, $3, $4, $5, "
+	    "$6) RETURNING " Q_COLS, 6, params);
 	if (!api->db_ok(r) || api->db_rows(r) != 1) {
 		api->db_free(r);
 		api->db_rollback(p);

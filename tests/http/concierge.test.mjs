@@ -609,3 +609,21 @@ test('opening queries is rate limited per client address and per donor', async (
     assert.equal(row.n, 6, 'refused requests wrote nothing');
   } finally { await L.stop(); }
 });
+
+test('a donor app\'s FCM token is stored with the query and never returned', async () => {
+  const fcm = `fcm-${randomBytes(24).toString('hex')}`;
+  const donorId = uniq('dev');
+  const r = await srv.request('POST', DQ, { json: { donor: 'App', donor_id: donorId, content: 'hi', fcm_token: fcm } });
+  assert.equal(r.status, 201, r.text);
+  assert.ok(!r.text.includes(fcm));
+  for (const [path, token] of [[`${DQ}/${r.body.query.id}`, admin], [`${DQ}/mine`, r.body.donor_token],
+    [`${DQ}?q=${donorId}`, admin]]) {
+    const g = await srv.request('GET', path, { token });
+    assert.equal(g.status, 200, g.text);
+    assert.ok(!g.text.includes(fcm), path);
+  }
+  const [row] = await sql(srv, 'SELECT donor_fcm_token FROM concierge_queries WHERE id = $1', [r.body.query.id]);
+  assert.equal(row.donor_fcm_token, fcm);
+  const bad = await srv.request('POST', DQ, { json: { donor: 'App', donor_id: donorId, content: 'hi', fcm_token: 42 } });
+  assertEnvelope(assert, bad, 422, 'VALIDATION_ERROR');
+});
