@@ -92,7 +92,7 @@ $(HOST_SO): $(HOST_OBJ)
 # Each plugins/<name>/ has a Makefile.inc naming its sources (<name>_SRC).
 include $(wildcard plugins/*/Makefile.inc)
 
-$(B)/plugins/%.so: include/switchboard/plugin.h
+$(B)/plugins/%.so: include/switchboard/plugin.h include/switchboard/helpers.h
 	@mkdir -p $(dir $@)
 	@echo "CC $@"
 	@$(CC) $(PLUGIN_CFLAGS) $($*_CFLAGS) -o $@ $($*_SRC) \
@@ -148,10 +148,10 @@ bench: build $(B)/bench/bare.so
 fuzz:
 	scripts/fuzz.sh
 
-install: include/switchboard/plugin.h
+install: include/switchboard/plugin.h include/switchboard/helpers.h
 	install -d $(DESTDIR)$(PREFIX)/include/switchboard
-	install -m 0644 include/switchboard/plugin.h \
-		$(DESTDIR)$(PREFIX)/include/switchboard/plugin.h
+	install -m 0644 include/switchboard/plugin.h include/switchboard/helpers.h \
+		$(DESTDIR)$(PREFIX)/include/switchboard/
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	sed -e 's|@PREFIX@|$(PREFIX)|g' \
 	    -e 's|@VERSION@|$(VERSION)|g' switchboard.pc.in \

@@ -22,11 +22,11 @@
 #include <openssl/rand.h>
 
 #include <switchboard/plugin.h>
+#include <switchboard/helpers.h>
 
 static const struct sb_host_api	*api;
 
-#define TS(c)	"to_char(" c " AT TIME ZONE 'UTC', " \
-		"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define TS(c)	SB_SQL_TS(c)
 #define R_COLS	"id, query_id, mode, message, status, handled_by, " \
 		TS("created_at") " AS created_at, " \
 		TS("updated_at") " AS updated_at"
@@ -226,38 +226,11 @@ err_query(struct sb_req *req)
 	api->respond_error(req, 404, "NOT_FOUND", "no such query", NULL);
 }
 
-static json_t *
-field_error(const char *field, const char *code, const char *msg)
-{
-	return (json_pack("[{s:s,s:s,s:s}]", "field", field, "code", code,
-	    "message", msg));
-}
-
-static json_int_t
-jint(json_t *o, const char *k)
-{
-	json_t	*v = json_object_get(o, k);
-
-	return (json_is_integer(v) ? json_integer_value(v) : 0);
-}
-
-static const char *
-jstr(json_t *o, const char *k)
-{
-	return (json_string_value(json_object_get(o, k)));
-}
-
 /* A positive id of at most 18 digits, or NULL. */
 static const char *
 param_id(struct sb_req *req, const char *name)
 {
-	const char	*id = api->req_param(req, name);
-	char		*end;
-
-	if (id == NULL || *id == '\0' || strlen(id) > 18 ||
-	    strtoll(id, &end, 10) <= 0 || *end != '\0')
-		return (NULL);
-	return (id);
+	return (sb_positive_id(api->req_param(req, name)));
 }
 
 /* Daily's room-name alphabet; ours are "sb-q<id>-<hex>". */
@@ -339,8 +312,8 @@ query_for(struct sb_req *req)
 	q = api->db_rows(r) == 1 ? api->db_row_json(r, 0) : NULL;
 	api->db_free(r);
 	if (q == NULL || (who->kind == SB_ACTOR_DONOR &&
-	    (who->donor_id == NULL || jstr(q, "donor_id") == NULL ||
-	    strcmp(who->donor_id, jstr(q, "donor_id")) != 0))) {
+	    (who->donor_id == NULL || sb_jstr(q, "donor_id") == NULL ||
+	    strcmp(who->donor_id, sb_jstr(q, "donor_id")) != 0))) {
 		json_decref(q);
 		err_query(req);
 		return (NULL);
@@ -354,9 +327,9 @@ query_callable(struct sb_req *req, json_t *q, int new_session)
 {
 	char	msg[128];
 
-	if (!OPEN_QUERY(jstr(q, "status"))) {
+	if (!OPEN_QUERY(sb_jstr(q, "status"))) {
 		snprintf(msg, sizeof(msg), "no calls on a query that is %s",
-		    jstr(q, "status") != NULL ? jstr(q, "status") : "gone");
+		    sb_jstr(q, "status") != NULL ? sb_jstr(q, "status") : "gone");
 		api->respond_error(req, 409, "CONFLICT", msg, NULL);
 		return (0);
 	}
@@ -448,7 +421,7 @@ request_conflict(struct sb_req *req, const char *rid, const char *qid)
 			snprintf(msg, sizeof(msg), "the call request is %s",
 			    api->db_value(r, 0, 0));
 		api->respond_error(req, 409, "CONFLICT", msg,
-		    field_error("status", "CONFLICT",
+		    sb_field_error("status", "CONFLICT",
 		    api->db_value(r, 0, 0)));
 	}
 	api->db_free(r);
@@ -497,7 +470,7 @@ request_close(struct sb_req *req, const char *status, const char *event)
 	}
 	row = api->db_row_json(r, 0);
 	api->db_free(r);
-	publish_call(p, jint(row, "query_id"), 0, event, row);
+	publish_call(p, sb_jint(row, "query_id"), 0, event, row);
 	api->respond_json(req, 200, row);
 }
 
@@ -520,11 +493,11 @@ r_create(struct sb_req *req)
 	json_decref(q);
 	params[0] = api->req_param(req, "query_id");
 	params[1] = who->donor_id;
-	params[2] = jstr(body, "mode");
-	params[3] = jstr(body, "message");
+	params[2] = sb_jstr(body, "mode");
+	params[3] = sb_jstr(body, "message");
 	if (mode_parse(params[2]) == -1) {
 		api->respond_error(req, 422, "VALIDATION_ERROR", "the request "
-		    "body has invalid fields", field_error("mode",
+		    "body has invalid fields", sb_field_error("mode",
 		    "INVALID_CHOICE", "one of VIDEO, AUDIO, SCREEN"));
 		return;
 	}
@@ -545,7 +518,7 @@ r_create(struct sb_req *req)
 	}
 	row = api->db_row_json(r, 0);
 	api->db_free(r);
-	publish_call(p, jint(row, "query_id"), 0, "calls.request.created",
+	publish_call(p, sb_jint(row, "query_id"), 0, "calls.request.created",
 	    row);
 	api->respond_json(req, 201, row);
 }
@@ -629,11 +602,11 @@ call_new(struct sb_req *req, json_t *q, enum mode mode)
 	c->p = api->req_plugin(req);
 	c->req = req;
 	c->mode = mode;
-	c->query_id = jint(q, "id");
+	c->query_id = sb_jint(q, "id");
 	c->admin_id = who->id;
 	c->admin_name = staff_name(c->p, who);
-	c->donor_id = strdup(jstr(q, "donor_id"));
-	c->donor_name = strdup(jstr(q, "donor"));
+	c->donor_id = strdup(sb_jstr(q, "donor_id"));
+	c->donor_name = strdup(sb_jstr(q, "donor"));
 	if (c->admin_name == NULL || c->donor_id == NULL ||
 	    c->donor_name == NULL) {
 		call_free(c);
@@ -726,7 +699,7 @@ r_accept(struct sb_req *req)
 	}
 	row = api->db_row_json(r, 0);
 	api->db_free(r);
-	mode = mode_parse(jstr(row, "mode"));
+	mode = mode_parse(sb_jstr(row, "mode"));
 	if ((c = call_new(req, q, mode == -1 ? MODE_VIDEO :
 	    (enum mode)mode)) == NULL) {
 		/* Answered; let the next accept have it at once. */
@@ -782,18 +755,18 @@ session_out(struct sb_plugin *p, json_t *row, const struct sb_principal *who)
 	json_object_del(s, "donor_id");
 	if (who == NULL)
 		return (s);
-	d = jstr(row, "donor_id");
+	d = sb_jstr(row, "donor_id");
 	if (who->kind == SB_ACTOR_DONOR && who->donor_id != NULL &&
 	    d != NULL && strcmp(who->donor_id, d) == 0)
-		sealed = jstr(row, "donor_token");
-	else if (who->kind == SB_ACTOR_USER && who->id == jint(row,
+		sealed = sb_jstr(row, "donor_token");
+	else if (who->kind == SB_ACTOR_USER && who->id == sb_jint(row,
 	    "admin_id"))
-		sealed = jstr(row, "admin_token");
+		sealed = sb_jstr(row, "admin_token");
 	plain = sealed != NULL ? api->unseal(p, sealed, NULL) : NULL;
 	if (sealed != NULL && plain == NULL)
 		api->log(p, SB_LOG_WARN, "session %lld: a meeting token does "
 		    "not unseal (data key changed?)",
-		    (long long)jint(row, "id"));
+		    (long long)sb_jint(row, "id"));
 	json_object_set_new(s, "token", plain != NULL ? json_string(plain) :
 	    json_null());
 	free(plain);
@@ -817,7 +790,7 @@ session_apply(struct sb_plugin *p, json_t *row, const char *to,
 	json_t			*s, *m, *minutes;
 	int			 mode, ended = strcmp(to, "ENDED") == 0;
 
-	snprintf(id, sizeof(id), "%lld", (long long)jint(row, "id"));
+	snprintf(id, sizeof(id), "%lld", (long long)sb_jint(row, "id"));
 	params[0] = id;
 	params[1] = to;
 	params[2] = at;
@@ -836,7 +809,7 @@ session_apply(struct sb_plugin *p, json_t *row, const char *to,
 	s = api->db_row_json(r, 0);
 	api->db_free(r);
 
-	mode = mode_parse(jstr(s, "mode"));
+	mode = mode_parse(sb_jstr(s, "mode"));
 	minutes = json_object_get(s, "minutes");
 	if (ended && json_is_integer(minutes))
 		snprintf(content, sizeof(content), "%s ended (%lld min)",
@@ -848,7 +821,7 @@ session_apply(struct sb_plugin *p, json_t *row, const char *to,
 		    ended ? "ended" : "started");
 	json_object_del(s, "minutes");
 
-	snprintf(id, sizeof(id), "%lld", (long long)jint(s, "query_id"));
+	snprintf(id, sizeof(id), "%lld", (long long)sb_jint(s, "query_id"));
 	params[0] = id;
 	params[1] = content;
 	params[2] = ended ? "CALL_ENDED" : "CALL_STARTED";
@@ -863,7 +836,7 @@ session_apply(struct sb_plugin *p, json_t *row, const char *to,
 	m = api->db_row_json(r, 0);
 	api->db_free(r);
 	json_object_set_new(s, "message", m);
-	if (ended && enqueue_delete(p, jstr(s, "room_name")) == -1) {
+	if (ended && enqueue_delete(p, sb_jstr(s, "room_name")) == -1) {
 		json_decref(s);
 		return (NULL);
 	}
@@ -878,8 +851,8 @@ session_publish(struct sb_plugin *p, json_t *s)
 
 	if ((data = session_out(p, s, NULL)) == NULL)
 		return;
-	publish_call(p, jint(s, "query_id"), jint(s, "admin_id"),
-	    strcmp(jstr(s, "status"), "ENDED") == 0 ? "calls.session.ended" :
+	publish_call(p, sb_jint(s, "query_id"), sb_jint(s, "admin_id"),
+	    strcmp(sb_jstr(s, "status"), "ENDED") == 0 ? "calls.session.ended" :
 	    "calls.session.started", data);
 	json_decref(data);
 }
@@ -929,7 +902,7 @@ session_move(struct sb_req *req, const char *to)
 		return;
 	}
 	cur = session_lock(p, room, &dberr);
-	d = cur != NULL ? jstr(cur, "donor_id") : NULL;
+	d = cur != NULL ? sb_jstr(cur, "donor_id") : NULL;
 	if (dberr || cur == NULL || (who->kind == SB_ACTOR_DONOR &&
 	    (who->donor_id == NULL || d == NULL ||
 	    strcmp(who->donor_id, d) != 0))) {
@@ -943,19 +916,19 @@ session_move(struct sb_req *req, const char *to)
 		return;
 	}
 	if (who->kind != SB_ACTOR_DONOR && (who->kind != SB_ACTOR_USER ||
-	    who->id != jint(cur, "admin_id"))) {
+	    who->id != sb_jint(cur, "admin_id"))) {
 		api->db_rollback(p);
 		json_decref(cur);
 		api->respond_error(req, 403, "FORBIDDEN", "only the call's "
 		    "participants may change it", NULL);
 		return;
 	}
-	if (!session_legal(jstr(cur, "status"), to)) {
+	if (!session_legal(sb_jstr(cur, "status"), to)) {
 		api->db_rollback(p);
 		snprintf(msg, sizeof(msg), "cannot move a call that is %s to "
-		    "%s", jstr(cur, "status"), to);
+		    "%s", sb_jstr(cur, "status"), to);
 		api->respond_error(req, 409, "CONFLICT", msg,
-		    field_error("status", "CONFLICT", jstr(cur, "status")));
+		    sb_field_error("status", "CONFLICT", sb_jstr(cur, "status")));
 		json_decref(cur);
 		return;
 	}
@@ -981,7 +954,7 @@ session_move(struct sb_req *req, const char *to)
 static void
 s_status(struct sb_req *req)
 {
-	const char	*to = jstr(api->req_json(req), "status");
+	const char	*to = sb_jstr(api->req_json(req), "status");
 	int		 i;
 
 	for (i = 0; session_statuses[i] != NULL; i++) {
@@ -990,7 +963,7 @@ s_status(struct sb_req *req)
 	}
 	if (session_statuses[i] == NULL) {
 		api->respond_error(req, 422, "VALIDATION_ERROR", "the request "
-		    "body has invalid fields", field_error("status",
+		    "body has invalid fields", sb_field_error("status",
 		    "INVALID_CHOICE", "one of CREATED, STARTED, ENDED"));
 		return;
 	}
@@ -1010,9 +983,9 @@ s_start(struct sb_req *req)
 	struct call	*c;
 	int		 mode;
 
-	if ((mode = mode_parse(jstr(api->req_json(req), "mode"))) == -1) {
+	if ((mode = mode_parse(sb_jstr(api->req_json(req), "mode"))) == -1) {
 		api->respond_error(req, 422, "VALIDATION_ERROR", "the request "
-		    "body has invalid fields", field_error("mode",
+		    "body has invalid fields", sb_field_error("mode",
 		    "INVALID_CHOICE", "one of VIDEO, AUDIO, SCREEN"));
 		return;
 	}
@@ -1202,8 +1175,8 @@ call_room_done(struct sb_plugin *p, const struct sb_http_response *res,
 		call_fail(c, 502, "UPSTREAM_ERROR", msg);
 		return;
 	}
-	name = jstr(o, "name");
-	url = jstr(o, "url");
+	name = sb_jstr(o, "name");
+	url = sb_jstr(o, "url");
 	if (name == NULL || strcmp(name, c->room) != 0 || url == NULL ||
 	    (strncmp(url, "https://", 8) != 0 &&
 	    strncmp(url, "http://", 7) != 0)) {
@@ -1234,7 +1207,7 @@ call_token_parse(struct call *c, const struct sb_http_response *res)
 		call_fail(c, 502, "UPSTREAM_ERROR", msg);
 		return (NULL);
 	}
-	if ((t = jstr(o, "token")) == NULL || *t == '\0') {
+	if ((t = sb_jstr(o, "token")) == NULL || *t == '\0') {
 		json_decref(o);
 		call_fail(c, 502, "UPSTREAM_ERROR", "Daily: no token");
 		return (NULL);
@@ -1302,7 +1275,7 @@ call_finish(struct call *c)
 		return;
 	}
 	snprintf(qid, sizeof(qid), "%lld", (long long)c->query_id);
-	snprintf(rid, sizeof(rid), "%lld", (long long)jint(c->request, "id"));
+	snprintf(rid, sizeof(rid), "%lld", (long long)sb_jint(c->request, "id"));
 	snprintf(uid, sizeof(uid), "%lld", (long long)c->admin_id);
 	snprintf(exp, sizeof(exp), "%lld", c->exp);
 	params[0] = qid;
@@ -1416,7 +1389,7 @@ call_fail(struct call *c, int status, const char *code, const char *msg)
 
 	if (c->request != NULL) {
 		snprintf(rid, sizeof(rid), "%lld",
-		    (long long)jint(c->request, "id"));
+		    (long long)sb_jint(c->request, "id"));
 		snprintf(uid, sizeof(uid), "%lld", (long long)c->admin_id);
 		params[0] = rid;
 		params[1] = uid;
@@ -1558,14 +1531,14 @@ webhook(struct sb_req *req)
 		    "must be a JSON object", NULL);
 		return;
 	}
-	id = jstr(ev, "id");
-	type = jstr(ev, "type");
+	id = sb_jstr(ev, "id");
+	type = sb_jstr(ev, "type");
 	if (id == NULL || *id == '\0' || strlen(id) > 255 || type == NULL) {
 		json_decref(ev);
 		api->respond_error(req, 422, "VALIDATION_ERROR", "the event "
 		    "needs a string id and type", type == NULL ?
-		    field_error("type", "REQUIRED", "a string") :
-		    field_error("id", "INVALID", "a string of 1 to 255 "
+		    sb_field_error("type", "REQUIRED", "a string") :
+		    sb_field_error("id", "INVALID", "a string of 1 to 255 "
 		    "characters"));
 		return;
 	}
@@ -1575,14 +1548,14 @@ webhook(struct sb_req *req)
 	else if (strcmp(type, "meeting.ended") == 0)
 		to = "ENDED";
 	if (to != NULL) {
-		room = jstr(payload, "room");
+		room = sb_jstr(payload, "room");
 		tskey = strcmp(to, "STARTED") == 0 ? "start_ts" : "end_ts";
 		snprintf(field, sizeof(field), "payload.%s", tskey);
 		if (webhook_ts(payload, tskey, atbuf, sizeof(atbuf),
 		    &at) == -1) {
 			json_decref(ev);
 			api->respond_error(req, 422, "VALIDATION_ERROR",
-			    "invalid event time", field_error(field,
+			    "invalid event time", sb_field_error(field,
 			    "INVALID_TYPE", "unix seconds"));
 			return;
 		}
@@ -1616,7 +1589,7 @@ webhook(struct sb_req *req)
 	if (room != NULL && room_name_valid(room)) {
 		cur = session_lock(p, room, &dberr);
 		if (!dberr && cur != NULL &&
-		    session_legal(jstr(cur, "status"), to) &&
+		    session_legal(sb_jstr(cur, "status"), to) &&
 		    (s = session_apply(p, cur, to, at)) == NULL)
 			dberr = 1;
 	}
@@ -1646,7 +1619,7 @@ delete_room_run(struct sb_job *job)
 	const char	*room;
 	char		 path[192];
 
-	room = jstr(api->job_payload(job), "room_name");
+	room = sb_jstr(api->job_payload(job), "room_name");
 	if (!room_name_valid(room)) {
 		api->job_fail(job, "payload.room_name is not a room name");
 		return;

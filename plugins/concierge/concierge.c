@@ -11,11 +11,11 @@
 #include <string.h>
 
 #include <switchboard/plugin.h>
+#include <switchboard/helpers.h>
 
 static const struct sb_host_api	*api;
 
-#define TS(c)	"to_char(" c " AT TIME ZONE 'UTC', " \
-		"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define TS(c)	SB_SQL_TS(c)
 #define Q_COLS	"id, donor, donor_id, test, stage, device, status, " \
 		"assigned_to, resolved_by, transferred_to_user_id, " \
 		"transfer_note, " TS("created_at") " AS created_at, " \
@@ -183,24 +183,11 @@ err_404(struct sb_req *req)
 	api->respond_error(req, 404, "NOT_FOUND", "no such query", NULL);
 }
 
-static json_t *
-field_error(const char *field, const char *code, const char *msg)
-{
-	return (json_pack("[{s:s,s:s,s:s}]", "field", field, "code", code,
-	    "message", msg));
-}
-
 /* A positive id of at most 18 digits, or NULL. */
 static const char *
 param_id(struct sb_req *req, const char *name)
 {
-	const char	*id = api->req_param(req, name);
-	char		*end;
-
-	if (id == NULL || strlen(id) > 18 || strtoll(id, &end, 10) <= 0 ||
-	    *end != '\0')
-		return (NULL);
-	return (id);
+	return (sb_positive_id(api->req_param(req, name)));
 }
 
 /* Load one query (optionally FOR UPDATE).  NULL: not found or *dberr. */
@@ -263,20 +250,6 @@ query_for(struct sb_req *req, int for_update)
 	return (q);
 }
 
-static json_int_t
-jint(json_t *o, const char *k)
-{
-	json_t	*v = json_object_get(o, k);
-
-	return (json_is_integer(v) ? json_integer_value(v) : 0);
-}
-
-static const char *
-jstr(json_t *o, const char *k)
-{
-	return (json_string_value(json_object_get(o, k)));
-}
-
 /*
  * The state machine: is `a` legal on a query in state `status` with
  * assignee `assigned` (0: none)?
@@ -305,11 +278,11 @@ conflict(struct sb_req *req, json_t *q, const char *what)
 	char	msg[256];
 
 	snprintf(msg, sizeof(msg), "cannot %s a query that is %s%s", what,
-	    jstr(q, "status") ? jstr(q, "status") : "?",
-	    jint(q, "assigned_to") ? " and assigned" : "");
+	    sb_jstr(q, "status") ? sb_jstr(q, "status") : "?",
+	    sb_jint(q, "assigned_to") ? " and assigned" : "");
 	api->respond_error(req, 409, "CONFLICT", msg,
 	    json_pack("[{s:s,s:s,s:s}]", "field", "status", "code",
-	    "CONFLICT", "message", jstr(q, "status") ? jstr(q, "status") :
+	    "CONFLICT", "message", sb_jstr(q, "status") ? sb_jstr(q, "status") :
 	    ""));
 }
 
@@ -373,7 +346,7 @@ apply_change(struct sb_req *req, const char *sql, int n,
 	}
 	q = api->db_row_json(r, 0);
 	api->db_free(r);
-	snprintf(qid, sizeof(qid), "%lld", (long long)jint(q, "id"));
+	snprintf(qid, sizeof(qid), "%lld", (long long)sb_jint(q, "id"));
 	m = message_insert(p, qid, sysmsg, "SYSTEM", "SYSTEM", NULL);
 	if (m == NULL || api->db_commit(p) != SB_OK) {
 		json_decref(m);
@@ -382,8 +355,8 @@ apply_change(struct sb_req *req, const char *sql, int n,
 		err_db(req);
 		return;
 	}
-	publish_query(p, jint(q, "id"), "concierge.message.created", m);
-	publish_query(p, jint(q, "id"), event, q);
+	publish_query(p, sb_jint(q, "id"), "concierge.message.created", m);
+	publish_query(p, sb_jint(q, "id"), event, q);
 	if (notify_user > 0) {
 		snprintf(room, sizeof(room), "user:%lld",
 		    (long long)notify_user);
@@ -422,14 +395,14 @@ query_transition(struct sb_req *req, enum action a)
 		    "donor may close a query", NULL);
 		return (NULL);
 	}
-	if (!transition_legal(jstr(q, "status"), jint(q, "assigned_to"), a)) {
+	if (!transition_legal(sb_jstr(q, "status"), sb_jint(q, "assigned_to"), a)) {
 		api->db_rollback(p);
 		conflict(req, q, verbs[a]);
 		json_decref(q);
 		return (NULL);
 	}
 	if ((a == A_RESOLVE || a == A_TRANSFER) &&
-	    jint(q, "assigned_to") != who->id &&
+	    sb_jint(q, "assigned_to") != who->id &&
 	    !api->req_allowed(req, "queries.manage")) {
 		api->db_rollback(p);
 		json_decref(q);
@@ -453,12 +426,12 @@ q_create(struct sb_req *req)
 	char				*token, qid[32], key[160], ra[16];
 	unsigned int			 retry;
 
-	params[0] = jstr(body, "donor");
-	params[1] = jstr(body, "donor_id");
-	params[2] = jstr(body, "test");
-	params[3] = jstr(body, "stage");
-	params[4] = jstr(body, "device");
-	params[5] = jstr(body, "fcm_token");
+	params[0] = sb_jstr(body, "donor");
+	params[1] = sb_jstr(body, "donor_id");
+	params[2] = sb_jstr(body, "test");
+	params[3] = sb_jstr(body, "stage");
+	params[4] = sb_jstr(body, "device");
+	params[5] = sb_jstr(body, "fcm_token");
 	if (who->kind == SB_ACTOR_DONOR && (who->donor_id == NULL ||
 	    strcmp(who->donor_id, params[1]) != 0)) {
 		api->respond_error(req, 403, "FORBIDDEN", "a donor may only "
@@ -491,8 +464,8 @@ q_create(struct sb_req *req)
 	}
 	q = api->db_row_json(r, 0);
 	api->db_free(r);
-	snprintf(qid, sizeof(qid), "%lld", (long long)jint(q, "id"));
-	m = message_insert(p, qid, jstr(body, "content"), "QUERY", "DONOR",
+	snprintf(qid, sizeof(qid), "%lld", (long long)sb_jint(q, "id"));
+	m = message_insert(p, qid, sb_jstr(body, "content"), "QUERY", "DONOR",
 	    params[1]);
 	if (m == NULL || api->db_commit(p) != SB_OK) {
 		json_decref(m);
@@ -503,7 +476,7 @@ q_create(struct sb_req *req)
 	}
 	token = api->donor_token(p, params[1], params[0]);
 	api->publish_room(p, "agents", "concierge.query.created", 1, q);
-	publish_query(p, jint(q, "id"), "concierge.message.created", m);
+	publish_query(p, sb_jint(q, "id"), "concierge.message.created", m);
 	json_decref(m);
 	api->respond_json(req, 201, json_pack("{s:o,s:s?}", "query", q,
 	    "donor_token", token));
@@ -524,7 +497,7 @@ parse_limit(struct sb_req *req, long long *limit, const char **cursor)
 		v = strtoll(l, &end, 10);
 		if (*l == '\0' || *end != '\0' || v < 1 || v > 200) {
 			api->respond_error(req, 400, "VALIDATION_ERROR",
-			    "invalid limit", field_error("limit",
+			    "invalid limit", sb_field_error("limit",
 			    "OUT_OF_RANGE", "limit must be 1..200"));
 			return (-1);
 		}
@@ -534,7 +507,7 @@ parse_limit(struct sb_req *req, long long *limit, const char **cursor)
 		v = strtoll(c, &end, 10);
 		if (*c == '\0' || *end != '\0' || v < 1 || strlen(c) > 18) {
 			api->respond_error(req, 400, "VALIDATION_ERROR",
-			    "invalid cursor", field_error("cursor",
+			    "invalid cursor", sb_field_error("cursor",
 			    "INVALID", "unknown cursor"));
 			return (-1);
 		}
@@ -565,7 +538,7 @@ respond_list(struct sb_req *req, struct sb_db_res *r, long long limit)
 	}
 	if (n > limit && row != NULL) {
 		snprintf(next, sizeof(next), "%lld",
-		    (long long)jint(row, "id"));
+		    (long long)sb_jint(row, "id"));
 		api->respond_json(req, 200, json_pack("{s:o,s:s}", "data",
 		    data, "next_cursor", next));
 	} else
@@ -610,7 +583,7 @@ list_queries(struct sb_req *req, const char *status, const char *donor_id)
 				break;
 		if (statuses[i] == NULL) {
 			api->respond_error(req, 400, "VALIDATION_ERROR",
-			    "unknown status", field_error("status",
+			    "unknown status", sb_field_error("status",
 			    "INVALID_CHOICE", "one of IN_PROGRESS, RESOLVED, "
 			    "TRANSFERRED, CLOSED"));
 			return;
@@ -620,7 +593,7 @@ list_queries(struct sb_req *req, const char *status, const char *donor_id)
 	if (assigned != NULL && (*assigned == '\0' || strlen(assigned) > 18 ||
 	    (strtoll(assigned, &end, 10), *end != '\0'))) {
 		api->respond_error(req, 400, "VALIDATION_ERROR",
-		    "invalid assigned_to", field_error("assigned_to",
+		    "invalid assigned_to", sb_field_error("assigned_to",
 		    "INVALID_TYPE", "must be an integer"));
 		return;
 	}
@@ -629,7 +602,7 @@ list_queries(struct sb_req *req, const char *status, const char *donor_id)
 		q = NULL;
 	if (q != NULL && strlen(q) > 200) {
 		api->respond_error(req, 400, "VALIDATION_ERROR",
-		    "search text too long", field_error("q", "TOO_LONG",
+		    "search text too long", sb_field_error("q", "TOO_LONG",
 		    "at most 200 characters"));
 		return;
 	}
@@ -763,8 +736,8 @@ q_accept(struct sb_req *req)
 		err_db(req);
 		return;
 	}
-	publish_query(p, jint(q, "id"), "concierge.message.created", m);
-	publish_query(p, jint(q, "id"), "concierge.query.accepted", q);
+	publish_query(p, sb_jint(q, "id"), "concierge.message.created", m);
+	publish_query(p, sb_jint(q, "id"), "concierge.query.accepted", q);
 	json_decref(m);
 	api->respond_json(req, 200, q);
 }
@@ -803,7 +776,7 @@ q_transfer(struct sb_req *req)
 	json_int_t			 to_id;
 	int				 ok;
 
-	to_id = jint(body, "to_user_id");
+	to_id = sb_jint(body, "to_user_id");
 	snprintf(to, sizeof(to), "%lld", (long long)to_id);
 	if ((q = query_transition(req, A_TRANSFER)) == NULL)
 		return;
@@ -824,13 +797,13 @@ q_transfer(struct sb_req *req)
 	if (!ok) {
 		api->db_rollback(p);
 		api->respond_error(req, 422, "VALIDATION_ERROR", "cannot "
-		    "transfer to that user", field_error("to_user_id",
+		    "transfer to that user", sb_field_error("to_user_id",
 		    "INVALID", "not an active user who handles queries"));
 		return;
 	}
 	params[0] = api->req_param(req, "id");
 	params[1] = to;
-	params[2] = jstr(body, "note");
+	params[2] = sb_jstr(body, "note");
 	snprintf(msg, sizeof(msg), "Query transferred by %s to user %s",
 	    who->name ? who->name : "staff", to);
 	apply_change(req, "UPDATE concierge_queries SET status = "
@@ -902,13 +875,13 @@ m_list(struct sb_req *req)
 
 	if ((q = query_for(req, 0)) == NULL)
 		return;
-	snprintf(qid, sizeof(qid), "%lld", (long long)jint(q, "id"));
+	snprintf(qid, sizeof(qid), "%lld", (long long)sb_jint(q, "id"));
 	json_decref(q);
 	after = api->req_query(req, "after_id");
 	if (after != NULL && (*after == '\0' || strlen(after) > 18 ||
 	    (strtoll(after, &end, 10), *end != '\0'))) {
 		api->respond_error(req, 400, "VALIDATION_ERROR",
-		    "invalid after_id", field_error("after_id",
+		    "invalid after_id", sb_field_error("after_id",
 		    "INVALID_TYPE", "must be an integer"));
 		return;
 	}
@@ -941,14 +914,14 @@ m_create(struct sb_req *req)
 	}
 	if ((q = query_for(req, 0)) == NULL)
 		return;
-	st = jstr(q, "status");
+	st = sb_jstr(q, "status");
 	if (st == NULL || strcmp(st, "RESOLVED") == 0 ||
 	    strcmp(st, "CLOSED") == 0) {
 		conflict(req, q, "post to");
 		json_decref(q);
 		return;
 	}
-	snprintf(qid, sizeof(qid), "%lld", (long long)jint(q, "id"));
+	snprintf(qid, sizeof(qid), "%lld", (long long)sb_jint(q, "id"));
 	json_decref(q);
 	if (who->kind == SB_ACTOR_DONOR) {
 		sender_type = "DONOR";
@@ -958,13 +931,13 @@ m_create(struct sb_req *req)
 		snprintf(uid, sizeof(uid), "%lld", (long long)who->id);
 		sender_id = uid;
 	}
-	m = message_insert(p, qid, jstr(api->req_json(req), "content"),
+	m = message_insert(p, qid, sb_jstr(api->req_json(req), "content"),
 	    "CHAT", sender_type, sender_id);
 	if (m == NULL) {
 		err_db(req);
 		return;
 	}
-	publish_query(p, jint(m, "query_id"), "concierge.message.created", m);
+	publish_query(p, sb_jint(m, "query_id"), "concierge.message.created", m);
 	api->respond_json(req, 201, m);
 }
 
@@ -978,7 +951,7 @@ static void
 publish_reminder(struct sb_plugin *p, json_t *row)
 {
 	char		room[48];
-	json_int_t	assignee = jint(row, "assigned_to");
+	json_int_t	assignee = sb_jint(row, "assigned_to");
 
 	if (assignee > 0)
 		snprintf(room, sizeof(room), "user:%lld", (long long)assignee);
@@ -1004,7 +977,7 @@ q_send_reminder(struct sb_req *req)
 
 	if ((q = query_for(req, 0)) == NULL)
 		return;
-	if (!transition_legal(jstr(q, "status"), jint(q, "assigned_to"),
+	if (!transition_legal(sb_jstr(q, "status"), sb_jint(q, "assigned_to"),
 	    A_CLOSE)) {
 		conflict(req, q, "send a reminder for");
 		json_decref(q);
@@ -1139,7 +1112,7 @@ stats_param(struct sb_req *req, const char *name, const char **out)
 	*out = api->req_query(req, name);
 	if (*out != NULL && (strlen(*out) > 40 || !timestamp_shape(*out))) {
 		api->respond_error(req, 400, "VALIDATION_ERROR", "invalid "
-		    "timestamp", field_error(name, "INVALID", "a date "
+		    "timestamp", sb_field_error(name, "INVALID", "a date "
 		    "(YYYY-MM-DD) or an RFC 3339 timestamp"));
 		return (-1);
 	}
@@ -1223,7 +1196,7 @@ c_stats(struct sb_req *req)
 		api->db_free(r);
 		if (bad)
 			api->respond_error(req, 400, "VALIDATION_ERROR",
-			    "invalid timestamp", field_error(params[0] != NULL ?
+			    "invalid timestamp", sb_field_error(params[0] != NULL ?
 			    "from" : "to", "INVALID", "not a valid date or "
 			    "time"));
 		else
@@ -1233,7 +1206,7 @@ c_stats(struct sb_req *req)
 	if (strcmp(api->db_value(r, 0, 1), "t") != 0) {
 		api->db_free(r);
 		api->respond_error(req, 400, "VALIDATION_ERROR", "from must be "
-		    "before to", field_error("from", "OUT_OF_RANGE",
+		    "before to", sb_field_error("from", "OUT_OF_RANGE",
 		    "must be before to"));
 		return;
 	}

@@ -23,13 +23,13 @@
 #include <string.h>
 
 #include <switchboard/plugin.h>
+#include <switchboard/helpers.h>
 
 #include "notifications.h"
 
 static const struct sb_host_api	*api;
 
-#define TS(c)	"to_char(" c " AT TIME ZONE 'UTC', " \
-		"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define TS(c)	SB_SQL_TS(c)
 /* An inbox entry as the API shows it. */
 #define I_COLS	"id, event, title, body, data, " \
 		"read_at IS NOT NULL AS read, " TS("read_at") " AS read_at, " \
@@ -248,12 +248,6 @@ static const struct sb_route routes[] = {
 
 /* ---- helpers ---- */
 
-static const char *
-jstr(json_t *o, const char *k)
-{
-	return (json_string_value(json_object_get(o, k)));
-}
-
 /* data.<k> as decimal text into buf when it is a positive integer. */
 static const char *
 jid(json_t *o, const char *k, char *buf, size_t len)
@@ -289,15 +283,15 @@ rule_applies(const struct rule *r, const char *name, const char *source,
 	if (source != NULL && r->room != NULL && (room == NULL ||
 	    strncmp(room, r->room, strlen(r->room)) != 0))
 		return (0);
-	if (r->sender_type != NULL && !eq(jstr(data, "sender_type"),
+	if (r->sender_type != NULL && !eq(sb_jstr(data, "sender_type"),
 	    r->sender_type))
 		return (0);
-	if (r->message_type != NULL && !eq(jstr(data, "message_type"),
+	if (r->message_type != NULL && !eq(sb_jstr(data, "message_type"),
 	    r->message_type))
 		return (0);
 	if (r->target == T_ADMINS) {
 		/* Our own dead jobs: never (a dead mail would mail again). */
-		kind = jstr(data, "kind");
+		kind = sb_jstr(data, "kind");
 		if (kind == NULL || strncmp(kind, "notifications.", 14) == 0)
 			return (0);
 	}
@@ -431,8 +425,8 @@ event_vars(struct sb_plugin *p, const char *name, const char *id,
 	}
 	json_object_set_new(vars, "event", json_string(name));
 	json_object_set_new(vars, "event_id", json_string(id));
-	if (jstr(data, "content") != NULL &&
-	    (s = notifications_snippet(jstr(data, "content"),
+	if (sb_jstr(data, "content") != NULL &&
+	    (s = notifications_snippet(sb_jstr(data, "content"),
 	    SNIPPET_MAX)) != NULL) {
 		json_object_set_new(vars, "snippet", json_string(s));
 		free(s);
@@ -480,9 +474,9 @@ inbox_data(json_t *data, json_t *vars)
 		    json_is_boolean(v))
 			json_object_set(out, k, v);
 	}
-	if (jstr(vars, "query_id") != NULL)
+	if (sb_jstr(vars, "query_id") != NULL)
 		json_object_set_new(out, "query_id", json_integer(strtoll(
-		    jstr(vars, "query_id"), NULL, 10)));
+		    sb_jstr(vars, "query_id"), NULL, 10)));
 	return (out);
 }
 
@@ -494,10 +488,10 @@ push_data(const char *name, const char *id, json_t *vars, json_t *item)
 	char	 nid[32];
 
 	out = json_pack("{s:s, s:s}", "event", name, "event_id", id);
-	if (jstr(vars, "query_id") != NULL)
+	if (sb_jstr(vars, "query_id") != NULL)
 		json_object_set(out, "query_id", json_object_get(vars,
 		    "query_id"));
-	if (jstr(vars, "id") != NULL)
+	if (sb_jstr(vars, "id") != NULL)
 		json_object_set(out, "id", json_object_get(vars, "id"));
 	if (item != NULL) {
 		snprintf(nid, sizeof(nid), "%lld", (long long)
@@ -688,8 +682,8 @@ fanout_run(struct sb_job *job)
 
 	memset(&f, 0, sizeof(f));
 	f.p = api->job_plugin(job);
-	f.name = jstr(payload, "name");
-	f.id = jstr(payload, "id");
+	f.name = sb_jstr(payload, "name");
+	f.id = sb_jstr(payload, "id");
 	f.data = json_object_get(payload, "data");
 	if (f.name == NULL || f.id == NULL || !json_is_object(f.data)) {
 		api->job_fail(job, "malformed payload");
