@@ -24,14 +24,10 @@
 #   make bench                   (runs this after bench/jobs.sh)
 #   BENCH_DURATION=10s BENCH_WARMUP=5s bench/concierge.sh
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
-cd "$ROOT"
-export SB_VAR=$ROOT/build/bench-var
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DUR=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-5s}
-OUT=$ROOT/build/bench-out
 MSG="Thank you, we are looking into it."
-mkdir -p "$OUT" "$SB_VAR/chroot"
 [[ -f build/plugins/concierge.so ]] || { echo "bench: build first (make build)" >&2; exit 1; }
 for t in wrk pgbench; do
 	command -v $t >/dev/null || { echo "bench: $t is not installed (make deps)" >&2; exit 1; }
@@ -43,25 +39,7 @@ case $DUR in
 esac
 [[ $secs =~ ^[0-9]+$ ]] || { echo "bench: BENCH_DURATION must be <n>s or <n>m" >&2; exit 1; }
 
-pid=
-db=sbbench_concierge_$$
-cleanup() {
-	if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi
-	scripts/pg.sh psql -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-	scripts/pg.sh stop >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-sandbox=()
-if [[ $(id -u) -eq 0 ]]; then export SB_CHROOT=$SB_VAR/chroot; else export SB_CHROOT=""; sandbox=(-n -r); fi
-
-scripts/pg.sh start >/dev/null
-base=$(scripts/pg.sh url)
-scripts/pg.sh psql -qc "CREATE DATABASE $db" >/dev/null
-export DATABASE_URL=${base/dbname=switchboard/dbname=$db}
-export SB_JWT_SECRET=bench-secret-0123456789abcdef0123456789abcdef
-export SB_ADMIN_PASSWORD=bench-admin-password
+bench_init concierge
 
 cat > "$OUT/concierge.conf" <<CONF
 [host]
@@ -73,15 +51,7 @@ enabled = yes
 path = $ROOT/build/plugins/concierge.so
 source_dir = $ROOT/plugins/concierge
 CONF
-PORT=$port SB_WORKERS=2 SB_PIDFILE=$OUT/concierge.pid scripts/kore-conf.sh kore.conf > "$OUT/concierge-kore.conf"
-SB_CONFIG=$OUT/concierge.conf build/kore -f "${sandbox[@]}" -c "$OUT/concierge-kore.conf" > "$OUT/concierge.log" 2>&1 &
-pid=$!
-up=
-for _ in $(seq 1 100); do
-	curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null && { up=1; break; }
-	sleep 0.1
-done
-[[ -n $up ]] || { echo "bench: the server did not come up:" >&2; cat "$OUT/concierge.log" >&2; exit 1; }
+bench_start concierge
 
 # Log in, open a query as a donor, accept it as admin.  Prints the access
 # token, the query id and the session id in the token's claims.

@@ -21,36 +21,14 @@
 #   make bench                   (runs this after bench/run.sh)
 #   BENCH_JOBS=20000 BENCH_BATCH=500 BENCH_CLIENTS=2 bench/jobs.sh
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
-cd "$ROOT"
-export SB_VAR=$ROOT/build/bench-var
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 JOBS=${BENCH_JOBS:-20000}
 DUR=${BENCH_DURATION:-10s}
 BATCH=${BENCH_BATCH:-500}
 CLIENTS=${BENCH_CLIENTS:-2}
-OUT=$ROOT/build/bench-out
-mkdir -p "$OUT" "$SB_VAR/chroot"
 [[ -f build/tests/plugins/jobber.so ]] || { echo "bench: build first (make build)" >&2; exit 1; }
 
-pid=
-db=sbbench_jobs_$$
-cleanup() {
-	if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi
-	scripts/pg.sh psql -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-	scripts/pg.sh stop >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-sandbox=()
-if [[ $(id -u) -eq 0 ]]; then export SB_CHROOT=$SB_VAR/chroot; else export SB_CHROOT=""; sandbox=(-n -r); fi
-
-scripts/pg.sh start >/dev/null
-base=$(scripts/pg.sh url)
-scripts/pg.sh psql -qc "CREATE DATABASE $db" >/dev/null
-export DATABASE_URL=${base/dbname=switchboard/dbname=$db}
-export SB_JWT_SECRET=bench-secret-0123456789abcdef0123456789abcdef
-export SB_ADMIN_PASSWORD=bench-admin-password
+bench_init jobs
 
 cat > "$OUT/jobs.conf" <<CONF
 [host]
@@ -61,13 +39,7 @@ rate_limit = 0
 path = $ROOT/build/tests/plugins/jobber.so
 source_dir = $ROOT/tests/plugins
 CONF
-PORT=$port SB_WORKERS=2 SB_PIDFILE=$OUT/jobs.pid scripts/kore-conf.sh kore.conf > "$OUT/jobs-kore.conf"
-SB_CONFIG=$OUT/jobs.conf build/kore -f "${sandbox[@]}" -c "$OUT/jobs-kore.conf" > "$OUT/jobs.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-	curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null && break
-	sleep 0.1
-done
+bench_start jobs
 
 python3 - "$port" "$JOBS" "$BATCH" "$CLIENTS" "$SB_ADMIN_PASSWORD" <<'PY'
 import json, sys, threading, time, urllib.request
