@@ -323,38 +323,57 @@ publish_query(struct sb_plugin *p, json_int_t id, const char *event,
 }
 
 /*
- * Apply a state change inside an open transaction: q is the locked row.
- * sql is the UPDATE (params: $1 id, then extra), returning Q_COLS.  On
- * success commits, records a SYSTEM message, publishes, answers 200.
+ * Inside an open transaction: the one query row r returned (Q_COLS; r is
+ * freed here) gets its message, and the transaction commits.  0 with *qp
+ * and *mp set (the caller owns both), or -1 after rolling back and
+ * answering 503.
  */
-static void
-apply_change(struct sb_req *req, const char *sql, int n,
-    const char *const *params, const char *sysmsg, const char *event,
-    json_int_t notify_user)
+static int
+commit_with_message(struct sb_req *req, struct sb_db_res *r,
+    const char *content, const char *type, const char *sender_type,
+    const char *sender_id, json_t **qp, json_t **mp)
 {
 	struct sb_plugin	*p = api->req_plugin(req);
-	struct sb_db_res	*r;
 	json_t			*q, *m;
-	char			 qid[32], room[48];
+	char			 qid[32];
 
-	r = api->db_query(p, sql, n, params);
 	if (!api->db_ok(r) || api->db_rows(r) != 1) {
 		api->db_free(r);
 		api->db_rollback(p);
 		err_db(req);
-		return;
+		return (-1);
 	}
 	q = api->db_row_json(r, 0);
 	api->db_free(r);
 	snprintf(qid, sizeof(qid), "%lld", (long long)sb_jint(q, "id"));
-	m = message_insert(p, qid, sysmsg, "SYSTEM", "SYSTEM", NULL);
+	m = message_insert(p, qid, content, type, sender_type, sender_id);
 	if (m == NULL || api->db_commit(p) != SB_OK) {
 		json_decref(m);
 		json_decref(q);
 		api->db_rollback(p);
 		err_db(req);
-		return;
+		return (-1);
 	}
+	*qp = q;
+	*mp = m;
+	return (0);
+}
+
+/*
+ * A state change whose UPDATE returned r inside an open transaction:
+ * record the SYSTEM message, commit, publish, answer 200.
+ */
+static void
+finish_change(struct sb_req *req, struct sb_db_res *r, const char *sysmsg,
+    const char *event, json_int_t notify_user)
+{
+	struct sb_plugin	*p = api->req_plugin(req);
+	json_t			*q, *m;
+	char			 room[48];
+
+	if (commit_with_message(req, r, sysmsg, "SYSTEM", "SYSTEM", NULL, &q,
+	    &m) == -1)
+		return;
 	publish_query(p, sb_jint(q, "id"), "concierge.message.created", m);
 	publish_query(p, sb_jint(q, "id"), event, q);
 	if (notify_user > 0) {
@@ -364,6 +383,20 @@ apply_change(struct sb_req *req, const char *sql, int n,
 	}
 	json_decref(m);
 	api->respond_json(req, 200, q);
+}
+
+/*
+ * Apply a state change inside an open transaction (the query locked by
+ * query_transition()): sql is the UPDATE (params: $1 id, then extra),
+ * returning Q_COLS.
+ */
+static void
+apply_change(struct sb_req *req, const char *sql, int n,
+    const char *const *params, const char *sysmsg, const char *event,
+    json_int_t notify_user)
+{
+	finish_change(req, api->db_query(api->req_plugin(req), sql, n, params),
+	    sysmsg, event, notify_user);
 }
 
 /*
@@ -423,7 +456,7 @@ q_create(struct sb_req *req)
 	json_t				*body = api->req_json(req), *q, *m;
 	struct sb_db_res		*r;
 	const char			*params[6];
-	char				*token, qid[32], key[160], ra[16];
+	char				*token, key[160], ra[16];
 	unsigned int			 retry;
 
 	params[0] = sb_jstr(body, "donor");
@@ -456,24 +489,9 @@ q_create(struct sb_req *req)
 	r = api->db_query(p, "INSERT INTO concierge_queries (donor, donor_id, "
 	    "test, stage, device, donor_fcm_token) VALUES ($1, $2, $3, $4, $5, "
 	    "$6) RETURNING " Q_COLS, 6, params);
-	if (!api->db_ok(r) || api->db_rows(r) != 1) {
-		api->db_free(r);
-		api->db_rollback(p);
-		err_db(req);
+	if (commit_with_message(req, r, sb_jstr(body, "content"), "QUERY",
+	    "DONOR", params[1], &q, &m) == -1)
 		return;
-	}
-	q = api->db_row_json(r, 0);
-	api->db_free(r);
-	snprintf(qid, sizeof(qid), "%lld", (long long)sb_jint(q, "id"));
-	m = message_insert(p, qid, sb_jstr(body, "content"), "QUERY", "DONOR",
-	    params[1]);
-	if (m == NULL || api->db_commit(p) != SB_OK) {
-		json_decref(m);
-		json_decref(q);
-		api->db_rollback(p);
-		err_db(req);
-		return;
-	}
 	token = api->donor_token(p, params[1], params[0]);
 	api->publish_room(p, "agents", "concierge.query.created", 1, q);
 	publish_query(p, sb_jint(q, "id"), "concierge.message.created", m);
@@ -685,7 +703,7 @@ q_accept(struct sb_req *req)
 	const struct sb_principal	*who = api->req_principal(req);
 	struct sb_db_res		*r;
 	const char			*id = param_id(req, "id"), *params[2];
-	json_t				*q, *m;
+	json_t				*q;
 	char				 uid[32], msg[128];
 	int				 dberr;
 
@@ -705,13 +723,8 @@ q_accept(struct sb_req *req)
 	    "$1::bigint AND "
 	    "status = 'IN_PROGRESS' AND assigned_to IS NULL RETURNING "
 	    Q_COLS, 2, params);
-	if (!api->db_ok(r)) {
-		api->db_free(r);
-		api->db_rollback(p);
-		err_db(req);
-		return;
-	}
-	if (api->db_rows(r) == 0) {
+	/* Nothing updated: gone, or no longer acceptable. */
+	if (api->db_ok(r) && api->db_rows(r) == 0) {
 		api->db_free(r);
 		api->db_rollback(p);
 		q = query_load(p, id, 0, &dberr);
@@ -724,22 +737,9 @@ q_accept(struct sb_req *req)
 		json_decref(q);
 		return;
 	}
-	q = api->db_row_json(r, 0);
-	api->db_free(r);
 	snprintf(msg, sizeof(msg), "Query accepted by %s",
 	    who->name ? who->name : uid);
-	m = message_insert(p, id, msg, "SYSTEM", "SYSTEM", NULL);
-	if (m == NULL || api->db_commit(p) != SB_OK) {
-		json_decref(m);
-		json_decref(q);
-		api->db_rollback(p);
-		err_db(req);
-		return;
-	}
-	publish_query(p, sb_jint(q, "id"), "concierge.message.created", m);
-	publish_query(p, sb_jint(q, "id"), "concierge.query.accepted", q);
-	json_decref(m);
-	api->respond_json(req, 200, q);
+	finish_change(req, r, msg, "concierge.query.accepted", 0);
 }
 
 static void
