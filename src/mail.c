@@ -8,11 +8,12 @@
  * libcurl's SMTP code waits for two replies with a blocking poll inside
  * the multi interface, the one to the end of the message (smtp_done) and
  * the one to QUIT (smtp_disconnect); a known libcurl limitation (curl
- * issue 8555, "More non-blocking" in its TODO).  On Kore's multi handle
- * that wait would stop the whole worker: measured here with libcurl
- * 7.88, one curl_multi_perform() call lasted 3.5 s against a server that
- * took 2 s to accept the message and 1.5 s to answer QUIT.  So each mail
- * is one curl_easy_perform() on a thread of its own (at most
+ * issue 8555, still among its planned non-blocking work).  On Kore's
+ * multi handle that wait would stop the whole worker: measured here
+ * with libcurl 7.88, one curl_multi_perform() call lasted 3.5 s against
+ * a server that took 2 s to accept the message and 1.5 s to answer
+ * QUIT.  So each mail is one curl_easy_perform() on a thread of its own
+ * (at most
  * THREADS_MAX per worker, the rest wait in a queue), and the thread
  * hands the finished mail back to the event loop through a datagram
  * socket pair Kore polls.  The thread touches nothing of Kore's: only
