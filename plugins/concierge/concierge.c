@@ -376,6 +376,9 @@ finish_change(struct sb_req *req, struct sb_db_res *r, const char *sysmsg,
 		return;
 	publish_query(p, sb_jint(q, "id"), "concierge.message.created", m);
 	publish_query(p, sb_jint(q, "id"), event, q);
+	/* Every agent's queues move with it (an accepted query leaves
+	 * everyone's unassigned list): the consoles listen on agents. */
+	api->publish_room(p, "agents", event, 1, q);
 	if (notify_user > 0) {
 		snprintf(room, sizeof(room), "user:%lld",
 		    (long long)notify_user);
@@ -859,6 +862,7 @@ q_delete(struct sb_req *req)
 	    10));
 	publish_query(p, json_integer_value(json_object_get(data, "id")),
 	    "concierge.query.deleted", data);
+	api->publish_room(p, "agents", "concierge.query.deleted", 1, data);
 	json_decref(data);
 	api->respond_raw(req, 204, NULL, NULL, 0);
 }
@@ -1284,15 +1288,16 @@ concierge_setup(struct sb_plugin *p, const struct sb_host_api *host)
 	    api->event_declare(p, "concierge.query.created",
 	    "A donor opened a query (room agents)") != SB_OK ||
 	    api->event_declare(p, "concierge.query.accepted",
-	    "A query was accepted (room query:{id})") != SB_OK ||
+	    "A query was accepted (query:{id}, agents)") != SB_OK ||
 	    api->event_declare(p, "concierge.query.transferred",
-	    "A query was transferred (query:{id}, user:{to})") != SB_OK ||
+	    "A query was transferred (query:{id}, agents, "
+	    "user:{to})") != SB_OK ||
 	    api->event_declare(p, "concierge.query.resolved",
-	    "A query was resolved (query:{id})") != SB_OK ||
+	    "A query was resolved (query:{id}, agents)") != SB_OK ||
 	    api->event_declare(p, "concierge.query.closed",
-	    "The donor closed a query (query:{id})") != SB_OK ||
+	    "The donor closed a query (query:{id}, agents)") != SB_OK ||
 	    api->event_declare(p, "concierge.query.deleted",
-	    "A query was deleted (query:{id})") != SB_OK ||
+	    "A query was deleted (query:{id}, agents)") != SB_OK ||
 	    api->event_declare(p, "concierge.message.created",
 	    "A message was posted (query:{id})") != SB_OK ||
 	    api->event_declare(p, "concierge.reminder", "A query is waiting "

@@ -116,6 +116,10 @@ test('lifecycle over HTTP and WebSocket: create, accept, chat, transfer, resolve
     const acc = await wsD.next(isEvent('concierge.query.accepted'), 10000, 'accepted (donor)');
     assert.equal(acc.room, room);
     assert.equal(acc.data.assigned_to, agents.a.id);
+    // ... and on agents, where every console's queues listen.
+    const accAgents = await wsA.next(isEvent('concierge.query.accepted', (f) => f.room === 'agents'),
+      10000, 'accepted (agents)');
+    assert.equal(accAgents.data.id, q.id);
     const sys = await wsD.next(isEvent('concierge.message.created', (f) => f.data.message_type === 'SYSTEM'),
       10000, 'SYSTEM message');
     assert.match(sys.data.content, /accepted/);
