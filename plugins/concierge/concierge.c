@@ -1135,7 +1135,8 @@ stats_param(struct sb_req *req, const char *name, const char **out)
  * response is creation to the first staff chat message, resolution is
  * creation to resolve.  Per agent: queries assigned now, the first
  * responses they gave and the queries they resolved; per UTC day of
- * creation.  One statement, one snapshot.
+ * creation; and the messages written in the window per UTC day and
+ * sender type.  One statement, one snapshot.
  */
 static void
 c_stats(struct sb_req *req)
@@ -1174,7 +1175,13 @@ c_stats(struct sb_req *req)
 	    "count(*) FILTER (WHERE status = 'RESOLVED') AS resolved, "
 	    "count(*) FILTER (WHERE status = 'CLOSED') AS closed, "
 	    PCT("fr", "fr IS NOT NULL") " AS first_response, "
-	    PCT("rs", "rs IS NOT NULL") " AS resolution FROM w GROUP BY 1) "
+	    PCT("rs", "rs IS NOT NULL") " AS resolution FROM w GROUP BY 1), "
+	    "pm AS (SELECT to_char(m.created_at AT TIME ZONE 'UTC', "
+	    "'YYYY-MM-DD') AS day, count(*) AS total, count(*) FILTER (WHERE "
+	    "m.sender_type = 'DONOR') AS donor, count(*) FILTER (WHERE "
+	    "m.sender_type = 'STAFF') AS staff, count(*) FILTER (WHERE "
+	    "m.sender_type = 'SYSTEM') AS system FROM concierge_messages m, "
+	    "w0 WHERE m.created_at >= w0.f AND m.created_at < w0.t GROUP BY 1) "
 	    "SELECT json_build_object("
 	    "'from', (SELECT " TS("f") " FROM w0), "
 	    "'to', (SELECT " TS("t") " FROM w0), "
@@ -1192,7 +1199,9 @@ c_stats(struct sb_req *req)
 	    "'per_agent', coalesce((SELECT json_agg(pa ORDER BY pa.user_id) "
 	    "FROM pa), '[]'), "
 	    "'per_day', coalesce((SELECT json_agg(pd ORDER BY pd.day) FROM "
-	    "pd), '[]'))::text, (SELECT f < t FROM w0) AS ordered", 2, params);
+	    "pd), '[]'), "
+	    "'messages_per_day', coalesce((SELECT json_agg(pm ORDER BY "
+	    "pm.day) FROM pm), '[]'))::text, (SELECT f < t FROM w0) AS ordered", 2, params);
 	if (!api->db_ok(r)) {
 		/* Class 22 (data exception): a date PostgreSQL refuses. */
 		st = api->db_sqlstate(r);

@@ -462,6 +462,9 @@ test('statistics: counts, first-response and resolution times per agent and per 
   await place(q3, '2020-03-02T09:00:00Z', 300, null);
   await place(q4, '2020-03-02T10:00:00Z', null, null);
   await place(q5, '2020-03-02T23:59:59Z', null, null);
+  // Each thread is written on its query's day.
+  await sql(srv, `UPDATE concierge_messages m SET created_at = q.created_at FROM concierge_queries q
+    WHERE q.id = m.query_id AND q.id = ANY($1::bigint[])`, [[q1, q2, q3, q4, q5]]);
 
   const r = await srv.request('GET', '/api/v1/concierge/stats?from=2020-03-01&to=2020-03-03T00:00:00Z',
     { token: admin });
@@ -489,6 +492,13 @@ test('statistics: counts, first-response and resolution times per agent and per 
     { day: '2020-03-02', created: 3, open: 2, resolved: 0, closed: 1,
       first_response: { count: 1, median_s: 300, p90_s: 300 },
       resolution: { count: 0, median_s: null, p90_s: null } },
+  ]);
+  // q1: the question, accepted, two answers, resolved; q2: the question,
+  // accepted, the donor, an answer, transferred, an answer, resolved.
+  // q3: question, accepted, answer; q4: question; q5: question, closed.
+  assert.deepEqual(s.messages_per_day, [
+    { day: '2020-03-01', total: 12, donor: 3, staff: 4, system: 5 },
+    { day: '2020-03-02', total: 6, donor: 3, staff: 1, system: 2 },
   ]);
   // an empty window, the default window, and a reader with system.read only
   const empty = await srv.request('GET', '/api/v1/concierge/stats?from=2019-01-01&to=2019-01-02', { token: admin });
