@@ -10,6 +10,7 @@ PKGS=(
 	postgresql
 	libcmocka-dev valgrind wrk clang libclang-rt-14-dev
 	curl ca-certificates openssl
+	chromium fonts-dejavu-core
 )
 
 missing=()

@@ -6,7 +6,8 @@
 #   layers: C unit tests (cmocka, normal and ASan/UBSan builds) -> the
 #           unit tests under valgrind -> black-box HTTP tests (node --test)
 #           against the normal build -> the same black-box suite against
-#           the ASan/UBSan build (SB_TEST_SANITIZE=0 skips it).
+#           the ASan/UBSan build (SB_TEST_SANITIZE=0 skips it) -> the
+#           console end to end in headless Chromium (tests/browser/).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -70,12 +71,12 @@ export SB_TEST_DATABASE_URL
 trap 'scripts/pg.sh stop >/dev/null 2>&1 || true' EXIT
 
 run_node() {
-	local build=$1 tap=$RESULTS/http-$2.tap
-	say "black-box HTTP tests against $build"
+	local build=$1 tap=$RESULTS/$3-$2.tap dir=tests/$3/
+	say "black-box $3 tests against $build"
 	SB_BUILD=$build node --test --test-concurrency=1 \
 		--test-reporter=spec --test-reporter-destination=stdout \
 		--test-reporter=tap --test-reporter-destination="$tap" \
-		tests/http/
+		"$dir"
 	local rc=$?
 	local p f
 	p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$tap" | tail -n1)
@@ -88,10 +89,14 @@ run_node() {
 	fi
 }
 
-run_node build normal
+run_node build normal http
 if [[ ${SB_TEST_SANITIZE:-1} != 0 ]]; then
-	run_node build/asan asan
+	run_node build/asan asan http
 fi
+# The console end to end in headless Chromium (screenshots under
+# $RESULTS/screenshots), against the normal build.
+rm -rf "$RESULTS/screenshots"
+run_node build normal browser
 
 echo
 echo "$passed passed, $failed failed"

@@ -32,6 +32,7 @@ let panels = [];		// from GET /api/v1/console/panels
 let cleanup = null;
 let shell = null;		// {nav, main, status}
 let mountSeq = 0;
+let statusListener = null;
 
 const allowed = (s) => s.any.length === 0 || s.any.some((p) => session.can(p));
 const visibleScreens = () => SCREENS.filter(allowed);
@@ -104,11 +105,13 @@ async function renderShell() {
     status.dataset.state = socket.status;
     status.textContent = socket.status === 'live' ? 'Live' : socket.status === 'connecting' ? 'Reconnecting…' : 'Offline';
   };
+  if (statusListener) socket.removeEventListener('status', statusListener);
+  statusListener = showStatus;
   socket.addEventListener('status', showStatus);
   showStatus();
 
   const bell = h('a', { href: '#/inbox', class: 'bell', 'data-testid': 'bell', 'aria-label': 'Notifications' },
-    h('span', { 'aria-hidden': 'true' }, '🔔'), h('span', { class: 'badge', 'data-testid': 'bell-count', hidden: true }));
+    bellIcon(), h('span', { class: 'badge', 'data-testid': 'bell-count', hidden: true }));
   const nav = h('nav', { class: 'sidenav', 'aria-label': 'Main' });
   const main = h('main', { id: 'main', tabindex: '-1' });
   const menuBtn = h('button', { type: 'button', class: 'menu-toggle', 'aria-expanded': 'false', 'aria-controls': 'sidenav',
@@ -128,6 +131,21 @@ async function renderShell() {
   socket.start();
   watchInbox(bell);
   route();
+}
+
+// An inline SVG (no icon font, no emoji font needed).
+function bellIcon() {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('width', '20');
+  svg.setAttribute('height', '20');
+  svg.setAttribute('aria-hidden', 'true');
+  const path = document.createElementNS(NS, 'path');
+  path.setAttribute('d', 'M12 22a2.5 2.5 0 0 0 2.5-2.5h-5A2.5 2.5 0 0 0 12 22zm7-6V11a7 7 0 0 0-5.5-6.84V3a1.5 1.5 0 0 0-3 0v1.16A7 7 0 0 0 5 11v5l-2 2v1h18v-1z');
+  path.setAttribute('fill', 'currentColor');
+  svg.append(path);
+  return svg;
 }
 
 function drawNav() {
@@ -150,6 +168,7 @@ function drawNav() {
 
 // The bell: unread count, kept live from user:{me}.
 let inboxOff = null;
+let inboxRefresh = null;
 function watchInbox(bell) {
   const badge = bell.querySelector('.badge');
   const refresh = async () => {
@@ -165,6 +184,8 @@ function watchInbox(bell) {
   inboxOff = socket.subscribe(`user:${session.user.id}`, (f) => {
     if (f.event.startsWith('notifications.')) refresh();
   });
+  window.removeEventListener('sb:inbox-changed', inboxRefresh);
+  inboxRefresh = refresh;
   window.addEventListener('sb:inbox-changed', refresh);
   refresh();
 }
@@ -226,6 +247,11 @@ function notFound(root) {
 /* ------------------------------------------------------------------ start */
 
 session.addEventListener('token', (e) => socket.reauth(e.detail));
+// The server ends a socket whose credentials died (logout elsewhere, a
+// password reset, deactivation): ask the API whether the session lives.
+socket.addEventListener('error', (e) => {
+  if (e.detail?.code === 'UNAUTHENTICATED' && session.signedIn) session.reloadUser().catch(() => {});
+});
 session.addEventListener('change', () => (session.signedIn ? renderShell() : renderLogin('You are signed out.')));
 session.addEventListener('expired', () => renderLogin('Your session has expired. Sign in again.'));
 window.addEventListener('hashchange', route);
