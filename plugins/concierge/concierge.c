@@ -44,6 +44,7 @@ static void	m_list(struct sb_req *);
 static void	m_create(struct sb_req *);
 static void	q_send_reminder(struct sb_req *);
 static void	c_stats(struct sb_req *);
+static void	c_agents(struct sb_req *);
 static void	reminders_run(struct sb_job *);
 
 static const struct sb_config_key config_keys[] = {
@@ -153,6 +154,10 @@ static struct sb_route routes[] = {
 	  .flags = SB_ROUTE_AUTHENTICATED, .handler = m_create,
 	  .summary = "Post a message", .body = message_body,
 	  .body_max = 16384 },
+	{ .method = "GET", .path = "/api/v1/concierge/agents",
+	  .permission = "queries.handle|queries.manage", .handler = c_agents,
+	  .summary = "Active staff who can take a query (transfer targets): "
+	  "id, username, name" },
 	{ .method = "GET", .path = "/api/v1/concierge/stats",
 	  .permission = "queries.manage|system.read", .handler = c_stats,
 	  .summary = "Counts, first-response and resolution times per "
@@ -1121,6 +1126,35 @@ stats_param(struct sb_req *req, const char *name, const char **out)
 		return (-1);
 	}
 	return (0);
+}
+
+/*
+ * The colleagues a query can go to: active users whose role holds
+ * queries.handle (or SUPER_ADMIN), the same test transfer applies.  An
+ * agent holds no users.manage, so this is the directory the console's
+ * transfer dialog and thread names use; it says no more than a name.
+ */
+static void
+c_agents(struct sb_req *req)
+{
+	struct sb_plugin	*p = api->req_plugin(req);
+	struct sb_db_res	*r;
+	json_t			*out;
+
+	r = api->db_query(p, "SELECT coalesce(json_agg(json_build_object("
+	    "'id', u.id, 'username', u.username, 'name', u.name) ORDER BY "
+	    "u.name, u.id), '[]')::text FROM users u JOIN roles r ON r.id = "
+	    "u.role_id WHERE u.is_active AND (r.name = 'SUPER_ADMIN' OR "
+	    "'queries.handle' = ANY (r.permissions))", 0, NULL);
+	if (!api->db_ok(r) || api->db_rows(r) != 1 ||
+	    (out = json_loads(api->db_value(r, 0, 0), 0, NULL)) == NULL) {
+		api->db_free(r);
+		err_db(req);
+		return;
+	}
+	api->db_free(r);
+	api->respond_json(req, 200, json_pack("{s:o, s:n}", "data", out,
+	    "next_cursor"));
 }
 
 /* Median and p90 of the seconds in column v over rows passing cond. */

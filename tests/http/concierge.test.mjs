@@ -76,6 +76,7 @@ test('every concierge route carries the access API.md gives it', async () => {
     [`GET ${DQ}/{id}/messages`]: 'authenticated',
     [`POST ${DQ}/{id}/messages`]: 'authenticated',
     'GET /api/v1/concierge/stats': 'queries.manage|system.read',
+    'GET /api/v1/concierge/agents': 'queries.handle|queries.manage',
   });
   for (const e of ['concierge.query.created', 'concierge.query.accepted', 'concierge.query.transferred',
     'concierge.query.resolved', 'concierge.query.closed', 'concierge.query.deleted',
@@ -264,6 +265,29 @@ test('donor isolation on every donor-reachable route', async () => {
   // staff routes that only donors may use
   assertEnvelope(assert, await srv.request('GET', `${DQ}/mine`, { token: agents.a.token }), 403, 'FORBIDDEN');
   assertEnvelope(assert, await srv.request('POST', `${base}/donor-close`, { token: admin }), 403, 'FORBIDDEN');
+});
+
+test('the transfer directory: active staff who can take a query, to agents only', async () => {
+  const name = uniq('noperm');
+  const nobodyId = await createUnprivilegedUser(srv, name);
+  const gone = await makeAgent(srv, admin, 'agent-gone');
+  const me = await srv.request('GET', '/api/v1/users/me', { token: gone.token });
+  assert.equal((await srv.request('DELETE', `/api/v1/users/${me.body.id}`, { token: admin })).status, 200);
+
+  const r = await srv.request('GET', '/api/v1/concierge/agents', { token: agents.a.token });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.next_cursor, null);
+  const ids = r.body.data.map((u) => u.id);
+  assert.ok(ids.includes(agents.a.id) && ids.includes(agents.b.id), JSON.stringify(r.body));
+  assert.ok(!ids.includes(nobodyId), 'a user whose role cannot handle queries is not listed');
+  assert.ok(!ids.includes(me.body.id), 'a deactivated agent is not listed');
+  const a = r.body.data.find((u) => u.id === agents.a.id);
+  assert.deepEqual(Object.keys(a).sort(), ['id', 'name', 'username'], 'a name and no more');
+  assert.equal(a.name, 'agent-a');
+
+  assertEnvelope(assert, await srv.request('GET', '/api/v1/concierge/agents',
+    { token: await srv.login(name) }), 403, 'FORBIDDEN');
+  assertEnvelope(assert, await srv.request('GET', '/api/v1/concierge/agents'), 401, 'UNAUTHENTICATED');
 });
 
 test('staff without queries.handle may read but not act', async () => {
