@@ -87,6 +87,10 @@ export class Socket extends EventTarget {
         try { fn(f); } catch (e) { setTimeout(() => { throw e; }); }
       }
       this.dispatchEvent(new CustomEvent('event', { detail: f }));
+    } else if (f.type === 'subscribed') {
+      // From here on the room's events reach us: a view that catches up
+      // now (messages after the last id it saw) misses nothing.
+      this.dispatchEvent(new CustomEvent('subscribed', { detail: f.room }));
     } else if (f.type === 'error') {
       this.dispatchEvent(new CustomEvent('error', { detail: f }));
       if (f.room && this.rooms.has(f.room)) this.rooms.delete(f.room);
