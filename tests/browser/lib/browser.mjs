@@ -55,7 +55,8 @@ export async function signIn(page, username, password) {
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByTestId('whoami').waitFor();
+  // attached, not visible: a narrow screen hides the name.
+  await page.getByTestId('whoami').waitFor({ state: 'attached' });
   await page.locator('[data-testid=ws-status][data-state=live]').waitFor();
 }
 

@@ -31,7 +31,8 @@ export async function startStack({ host = {}, plugins = {} } = {}) {
     // A staff user made through the API: {id, username, password, name}.
     async user(role = 'AGENT', name = role.toLowerCase()) {
       const username = uniq(name);
-      const r = await srv.request('POST', '/api/v1/users', { token: admin,
+      // A fresh token: a suite may shorten the access lifetime.
+      const r = await srv.request('POST', '/api/v1/users', { token: await srv.login(),
         json: { username, password: PASSWORD, name: `${name} ${username.slice(-6)}`, email: `${username}@example.org`, role } });
       assert.equal(r.status, 201, r.text);
       return { id: r.body.id, username, password: PASSWORD, name: r.body.name };
