@@ -54,13 +54,14 @@ RUN rm -rf build var node_modules \
 # Stage exactly what the runtime image ships, in the repository's layout, so that
 # relative paths in kore.conf (load ./build/switchboard.so) and conf/ keep working.
 # (A COPY with plugins/*/migrations would flatten the plugin directories;
-# plugins/*/templates are the notification mails.)
+# plugins/*/templates are the notification mails; plugins/*/console are the
+# web-console panels' files, read from the plugin's source dir at start.)
 RUN set -eu; \
     mkdir -p /out/build /out/scripts; \
     cp -a build/kore build/switchboard.so /out/build/; \
     if [ -d build/plugins ]; then cp -a build/plugins /out/build/; fi; \
     cp -a assets migrations conf kore.conf /out/; \
-    for d in plugins/*/migrations plugins/*/templates; do \
+    for d in plugins/*/migrations plugins/*/templates plugins/*/console; do \
 	if [ -d "$d" ]; then cp -a --parents "$d" /out/; fi; \
     done; \
     cp -a scripts/docker-entrypoint.sh scripts/kore-conf.sh /out/scripts/

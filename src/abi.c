@@ -7,6 +7,9 @@
  * lacks); the descriptor must be at least as large as the first ABI 1.0
  * descriptor and, at the host's own minor, exactly the host's size; the
  * identity fields and the setup slot are mandatory.
+ *
+ * Also the shape of a console panel (ABI 1.2): what can be told from its
+ * strings alone.  Whether its files exist is the loader's (plugin.c).
  */
 
 #include <ctype.h>
@@ -17,9 +20,14 @@
 
 /* Size of the descriptor as ABI 1.0 defined it: it may only grow. */
 #define SB_DESC_SIZE_1_0	sizeof(struct sb_plugin_desc)
+/* Size of a console panel as ABI 1.2 defined it. */
+#define SB_PANEL_SIZE_1_2	sizeof(struct sb_console_panel)
 
 static int	valid_id(const char *);
 static int	valid_name(const char *);
+static int	valid_panel_id(const char *);
+static int	valid_label(const char *);
+static int	valid_script(const char *);
 
 int
 sb_abi_check(const struct sb_plugin_desc *d, uint16_t host_major,
@@ -114,4 +122,114 @@ valid_name(const char *name)
 			return (0);
 	}
 	return (1);
+}
+
+/*
+ * A panel's strings.  The script becomes part of a URL the console imports
+ * and a path under the panel's dir, so it is held to a plain relative path:
+ * segments of [A-Za-z0-9_.-] not starting with a dot (no "..", and no
+ * dotfile, which the asset loader would not serve), ending in .js or .mjs.
+ */
+int
+sb_abi_panel_check(const struct sb_console_panel *c, char *err, size_t errlen)
+{
+	if (c == NULL) {
+		snprintf(err, errlen, "console panel is NULL");
+		return (-1);
+	}
+	if (c->size < SB_PANEL_SIZE_1_2) {
+		snprintf(err, errlen, "console panel size %zu is smaller than "
+		    "ABI 1.2's %zu", c->size, SB_PANEL_SIZE_1_2);
+		return (-1);
+	}
+	if (!valid_panel_id(c->id)) {
+		snprintf(err, errlen, "console panel id \"%s\" is not "
+		    "[a-z][a-z0-9-]{0,31}", c->id != NULL ? c->id : "(null)");
+		return (-1);
+	}
+	if (!valid_label(c->label)) {
+		snprintf(err, errlen, "console panel %s: label must be 1 to 40 "
+		    "bytes of UTF-8 without control characters", c->id);
+		return (-1);
+	}
+	if (c->dir == NULL || *c->dir == '\0') {
+		snprintf(err, errlen, "console panel %s: no dir", c->id);
+		return (-1);
+	}
+	if (!valid_script(c->script)) {
+		snprintf(err, errlen, "console panel %s: script \"%s\" must be "
+		    "a relative path inside dir ([A-Za-z0-9_.-] segments, no "
+		    "\"..\", no leading \"/\" or \".\") ending in .js or .mjs",
+		    c->id, c->script != NULL ? c->script : "(null)");
+		return (-1);
+	}
+	if (c->permission != NULL && *c->permission == '\0') {
+		snprintf(err, errlen, "console panel %s: permission is empty "
+		    "(NULL means every staff user)", c->id);
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+valid_panel_id(const char *id)
+{
+	const char	*p;
+
+	if (id == NULL || !islower((unsigned char)*id) || strlen(id) > 32)
+		return (0);
+	for (p = id; *p != '\0'; p++) {
+		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
+		    *p != '-')
+			return (0);
+	}
+	return (1);
+}
+
+/* The label is shown as text and sent as JSON: jansson refuses invalid
+ * UTF-8, which is the check wanted here. */
+static int
+valid_label(const char *label)
+{
+	const unsigned char	*p;
+	json_t			*s;
+	size_t			 len;
+
+	if (label == NULL || (len = strlen(label)) == 0 || len > 40)
+		return (0);
+	for (p = (const unsigned char *)label; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			return (0);
+	}
+	if ((s = json_string(label)) == NULL)
+		return (0);
+	json_decref(s);
+	return (1);
+}
+
+static int
+valid_script(const char *script)
+{
+	const char	*p, *seg;
+	size_t		 len;
+
+	if (script == NULL || (len = strlen(script)) == 0 || len > 200 ||
+	    strstr(script, "..") != NULL)
+		return (0);
+	for (seg = p = script; ; p++) {
+		if (*p == '/' || *p == '\0') {
+			/* Empty, ".", ".." and dotfiles are all refused. */
+			if (p == seg || *seg == '.')
+				return (0);
+			if (*p == '\0')
+				break;
+			seg = p + 1;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.' &&
+		    *p != '-')
+			return (0);
+	}
+	return ((len > 3 && strcmp(script + len - 3, ".js") == 0) ||
+	    (len > 4 && strcmp(script + len - 4, ".mjs") == 0));
 }

@@ -3,7 +3,9 @@
  * the sandbox, and held in memory with a strong ETag per file: serving
  * needs no file system inside the chroot and no syscall beyond the send.
  * A change to assets/ therefore needs a restart (as does any change to
- * the host; Kore 4.1's SIGHUP reload is destructive).
+ * the host; Kore 4.1's SIGHUP reload is destructive).  Plugins' console
+ * panels (ABI 1.2) are loaded the same way under /plugins/<name>, so this
+ * file stays the one place that serves static files.
  */
 
 #include <sys/stat.h>
@@ -31,6 +33,9 @@ struct asset {
 
 static struct asset	*assets = NULL;
 static size_t		 nassets = 0, total = 0;
+static int		 prefixed = 0;	/* loading a panel: skip URLs taken */
+
+static struct asset	*lookup(const char *);
 
 static const struct {
 	const char	*ext;
@@ -121,10 +126,18 @@ walk(const char *fs, const char *url, int depth)
 		snprintf(upath, sizeof(upath), "%s/%s", url, de->d_name);
 		if (stat(fpath, &st) == -1)
 			continue;
-		if (S_ISDIR(st.st_mode))
+		if (S_ISDIR(st.st_mode)) {
 			rc = walk(fpath, upath, depth + 1);
-		else if (S_ISREG(st.st_mode))
+		} else if (S_ISREG(st.st_mode)) {
+			/* First come, first served: a panel never shadows
+			 * the console or an earlier panel. */
+			if (prefixed && lookup(upath) != NULL) {
+				sb_log(SB_LOG_WARN, "assets", "%s skipped: %s "
+				    "is already served", fpath, upath);
+				continue;
+			}
 			rc = add_file(fpath, upath, (size_t)st.st_size);
+		}
 		if (rc == -1)
 			break;
 	}
@@ -140,6 +153,45 @@ sb_assets_load(const char *dir)
 	sb_log(SB_LOG_INFO, "assets", "%zu files (%zu bytes) from %s",
 	    nassets, total, dir);
 	return (0);
+}
+
+int
+sb_assets_load_prefix(const char *dir, const char *url_prefix)
+{
+	size_t	mark, bytes;
+	int	rc;
+
+	mark = sb_assets_mark();
+	bytes = total;
+	prefixed = 1;
+	rc = walk(dir, url_prefix, 0);
+	prefixed = 0;
+	if (rc == -1) {
+		sb_assets_release(mark);
+		return (-1);
+	}
+	sb_log(SB_LOG_INFO, "assets", "%zu files (%zu bytes) from %s at %s/",
+	    nassets - mark, total - bytes, dir, url_prefix);
+	return (0);
+}
+
+/* A plugin whose panels fail to load leaves none of its files behind:
+ * what was loaded since the mark is dropped. */
+size_t
+sb_assets_mark(void)
+{
+	return (nassets);
+}
+
+void
+sb_assets_release(size_t mark)
+{
+	while (nassets > mark) {
+		nassets--;
+		total -= assets[nassets].len;
+		free(assets[nassets].path);
+		free(assets[nassets].data);
+	}
 }
 
 static struct asset *

@@ -53,6 +53,10 @@ static int		 plugin_setup(struct sb_plugin *);
 static void		 plugin_load_section(const char *, void *);
 static int		 routes_check(struct sb_plugin *, char *, size_t);
 static int		 routes_clash(struct sb_plugin *, char *, size_t);
+static int		 permission_known(struct sb_plugin *, const char *,
+			    char *, size_t);
+static int		 panels_commit(struct sb_plugin *, char *, size_t);
+static void		 panel_free(struct sb_panel *);
 static int		 in_setup(struct sb_plugin *, const char *);
 
 /* Keys of a [plugin x] section that belong to the loader, not the plugin. */
@@ -88,6 +92,7 @@ plugin_new(const char *name)
 	p->migrations = json_array();
 	TAILQ_INIT(&p->routes);
 	TAILQ_INIT(&p->perms);
+	TAILQ_INIT(&p->panels);
 	TAILQ_INSERT_TAIL(&sb_plugins, p, list);
 	return (p);
 }
@@ -111,6 +116,7 @@ plugin_unload(struct sb_plugin *p)
 {
 	struct sb_route_entry	*r;
 	struct sb_perm		*perm;
+	struct sb_panel		*c;
 	struct sb_sub		*s, *next;
 
 	while ((r = TAILQ_FIRST(&p->routes)) != NULL) {
@@ -122,6 +128,10 @@ plugin_unload(struct sb_plugin *p)
 		free(perm->name);
 		free(perm->description);
 		free(perm);
+	}
+	while ((c = TAILQ_FIRST(&p->panels)) != NULL) {
+		TAILQ_REMOVE(&p->panels, c, list);
+		panel_free(c);
 	}
 	for (s = TAILQ_FIRST(&staged_subs); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, list);
@@ -378,6 +388,11 @@ plugin_setup(struct sb_plugin *p)
 			plugin_fail(p, "%s", err);
 			return (-1);
 		}
+		/* Last, because it is the one step that loads something. */
+		if (panels_commit(p, err, sizeof(err)) == -1) {
+			plugin_fail(p, "%s", err);
+			return (-1);
+		}
 	}
 
 	TAILQ_FOREACH(r, &p->routes, list) {
@@ -613,7 +628,8 @@ sb_plugin_describe(const struct sb_plugin *p)
 {
 	struct sb_route_entry	*r;
 	struct sb_perm		*perm;
-	json_t			*o, *routes, *perms, *deps;
+	struct sb_panel		*c;
+	json_t			*o, *routes, *perms, *deps, *panels;
 	const char *const	*d;
 
 	routes = json_array();
@@ -633,8 +649,11 @@ sb_plugin_describe(const struct sb_plugin *p)
 	deps = json_array();
 	for (d = p->d.depends; d != NULL && *d != NULL; d++)
 		json_array_append_new(deps, json_string(*d));
+	panels = json_array();
+	TAILQ_FOREACH(c, &p->panels, list)
+		json_array_append_new(panels, sb_panel_json(p, c, 0));
 
-	o = json_pack("{s:s, s:s?, s:s?, s:s?, s:s, s:o, s:o, s:O, s:o}",
+	o = json_pack("{s:s, s:s?, s:s?, s:s?, s:s, s:o, s:o, s:O, s:o, s:o}",
 	    "name", p->name,
 	    "id", p->d.id,
 	    "version", p->d.version,
@@ -643,7 +662,8 @@ sb_plugin_describe(const struct sb_plugin *p)
 	    "routes", routes,
 	    "permissions", perms,
 	    "events", p->events,
-	    "depends", deps);
+	    "depends", deps,
+	    "console_panels", panels);
 	if (o == NULL)
 		return (json_object());
 	if (p->d.abi_major != 0) {
@@ -661,6 +681,23 @@ sb_plugin_describe(const struct sb_plugin *p)
 	json_object_set_new(o, "config", describe_config(p));
 	json_object_set_new(o, "requests", json_integer((json_int_t)
 	    p->requests));
+	return (o);
+}
+
+/* A console panel as /api/v1/plugins (without "plugin") and
+ * /api/v1/console/panels (with it) show it. */
+json_t *
+sb_panel_json(const struct sb_plugin *p, const struct sb_panel *c,
+    int with_plugin)
+{
+	json_t	*o;
+
+	o = with_plugin ? json_pack("{s:s}", "plugin", p->name) : json_object();
+	json_object_set_new(o, "id", json_string(c->id));
+	json_object_set_new(o, "label", json_string(c->label));
+	json_object_set_new(o, "script", json_string(c->url));
+	json_object_set_new(o, "permission", c->permission != NULL ?
+	    json_string(c->permission) : json_null());
 	return (o);
 }
 
@@ -736,47 +773,58 @@ out:
 	return (rc);
 }
 
+/*
+ * Is every alternative of "a.b|c.d" registered, or staged by p?  If not,
+ * the first unknown one is copied into bad.
+ */
+static int
+permission_known(struct sb_plugin *p, const char *permission, char *bad,
+    size_t badlen)
+{
+	struct sb_perm	*perm;
+	const char	*alt, *bar;
+	char		 name[65];	/* valid_permission: <= 64 */
+	size_t		 len;
+	int		 found;
+
+	for (alt = permission; ; alt = bar + 1) {
+		if ((bar = strchr(alt, '|')) == NULL)
+			bar = alt + strlen(alt);
+		len = (size_t)(bar - alt);
+		found = 0;
+		if (len > 0 && len < sizeof(name)) {
+			memcpy(name, alt, len);
+			name[len] = '\0';
+			found = sb_permission_exists(name);
+			TAILQ_FOREACH(perm, &p->perms, list) {
+				if (strcmp(perm->name, name) == 0)
+					found = 1;
+			}
+		}
+		if (!found) {
+			snprintf(bad, badlen, "%.*s", (int)len, alt);
+			return (0);
+		}
+		if (*bar == '\0')
+			return (1);
+	}
+}
+
 static int
 routes_check(struct sb_plugin *p, char *err, size_t errlen)
 {
 	struct sb_route_entry	*e;
-	struct sb_perm		*perm;
-	int			found;
+	char			 bad[128];
 
 	if (routes_clash(p, err, errlen) == -1)
 		return (-1);
 	TAILQ_FOREACH(e, &p->routes, list) {
-		const char	*alt, *bar;
-		char		 name[65];	/* valid_permission: <= 64 */
-		size_t		 len;
-
-		if (e->route->permission == NULL)
+		if (e->route->permission == NULL ||
+		    permission_known(p, e->route->permission, bad, sizeof(bad)))
 			continue;
-		/* Each alternative of "a.b|c.d" must be known. */
-		for (alt = e->route->permission; ; alt = bar + 1) {
-			if ((bar = strchr(alt, '|')) == NULL)
-				bar = alt + strlen(alt);
-			len = (size_t)(bar - alt);
-			found = 0;
-			if (len > 0 && len < sizeof(name)) {
-				memcpy(name, alt, len);
-				name[len] = '\0';
-				found = sb_permission_exists(name);
-				TAILQ_FOREACH(perm, &p->perms, list) {
-					if (strcmp(perm->name, name) == 0)
-						found = 1;
-				}
-			}
-			if (!found) {
-				snprintf(err, errlen, "route %s %s requires "
-				    "undeclared permission %.*s",
-				    e->route->method, e->route->path,
-				    (int)len, alt);
-				return (-1);
-			}
-			if (*bar == '\0')
-				break;
-		}
+		snprintf(err, errlen, "route %s %s requires undeclared "
+		    "permission %s", e->route->method, e->route->path, bad);
+		return (-1);
 	}
 	return (0);
 }
@@ -933,6 +981,136 @@ api_migrations_add(struct sb_plugin *p, const char *dir)
 		snprintf(path, sizeof(path), "%s/%s", p->dir, dir);
 	json_array_append_new(p->migrations, json_string(path));
 	return (SB_OK);
+}
+
+static void
+panel_free(struct sb_panel *c)
+{
+	free(c->id);
+	free(c->label);
+	free(c->dir);
+	free(c->script);
+	free(c->url);
+	free(c->permission);
+	free(c);
+}
+
+/*
+ * Console panels (ABI 1.2).  The strings are checked by abi.c; here, that
+ * the files are there and that the panel does not collide with one the
+ * plugin declared before.  Everything is copied: the plugin's struct may
+ * live on its stack.
+ */
+static int
+api_console_panel_add(struct sb_plugin *p, const struct sb_console_panel *in)
+{
+	struct sb_console_panel	 decl;
+	struct sb_panel		*c, *other;
+	struct stat		 st;
+	char			 err[256], dir[PATH_MAX], path[PATH_MAX];
+	char			 url[PATH_MAX];
+	size_t			 len;
+
+	if (!in_setup(p, "console_panel_add"))
+		return (SB_ERROR);
+	if (sb_abi_panel_check(in, err, sizeof(err)) == -1) {
+		setup_error(p, "%s", err);
+		return (SB_ERROR);
+	}
+	/* Only the fields this host knows (a later minor may grow it). */
+	memcpy(&decl, in, sizeof(decl));
+
+	if (*decl.dir == '/')
+		len = (size_t)snprintf(dir, sizeof(dir), "%s", decl.dir);
+	else
+		len = (size_t)snprintf(dir, sizeof(dir), "%s/%s", p->dir,
+		    decl.dir);
+	if (len >= sizeof(dir)) {
+		setup_error(p, "console panel %s: dir is too long", decl.id);
+		return (SB_ERROR);
+	}
+	/* "console" and "console/" are one dir (loaded once). */
+	while (len > 1 && dir[len - 1] == '/')
+		dir[--len] = '\0';
+	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		setup_error(p, "console panel %s: dir %s is not a directory",
+		    decl.id, dir);
+		return (SB_ERROR);
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, decl.script);
+	if (stat(path, &st) == -1 || !S_ISREG(st.st_mode)) {
+		setup_error(p, "console panel %s: script %s is not a file",
+		    decl.id, path);
+		return (SB_ERROR);
+	}
+	snprintf(url, sizeof(url), "/plugins/%s/%s", p->name, decl.script);
+
+	TAILQ_FOREACH(other, &p->panels, list) {
+		if (strcmp(other->id, decl.id) == 0) {
+			setup_error(p, "console panel %s is declared twice",
+			    decl.id);
+			return (SB_ERROR);
+		}
+		/* Every dir is served under the same prefix. */
+		if (strcmp(other->url, url) == 0 &&
+		    strcmp(other->dir, dir) != 0) {
+			setup_error(p, "console panels %s and %s would both be "
+			    "served at %s", other->id, decl.id, url);
+			return (SB_ERROR);
+		}
+	}
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatalx("calloc");
+	c->id = sb_strdup(decl.id);
+	c->label = sb_strdup(decl.label);
+	c->dir = sb_strdup(dir);
+	c->script = sb_strdup(decl.script);
+	c->url = sb_strdup(url);
+	c->permission = decl.permission != NULL ?
+	    sb_strdup(decl.permission) : NULL;
+	TAILQ_INSERT_TAIL(&p->panels, c, list);
+	return (SB_OK);
+}
+
+/*
+ * After setup(): a panel's permission may be declared after the panel,
+ * so it is checked here, like a route's.  Then each distinct dir is read
+ * into memory (the workers cannot read the file system); a failure here
+ * fails the plugin, and every file it loaded is dropped with it.
+ */
+static int
+panels_commit(struct sb_plugin *p, char *err, size_t errlen)
+{
+	struct sb_panel	*c, *seen;
+	char		 bad[128], prefix[128];
+	size_t		 mark;
+
+	TAILQ_FOREACH(c, &p->panels, list) {
+		if (c->permission == NULL ||
+		    permission_known(p, c->permission, bad, sizeof(bad)))
+			continue;
+		snprintf(err, errlen, "console panel %s requires undeclared "
+		    "permission %s", c->id, bad);
+		return (-1);
+	}
+	snprintf(prefix, sizeof(prefix), "/plugins/%s", p->name);
+	mark = sb_assets_mark();
+	TAILQ_FOREACH(c, &p->panels, list) {
+		TAILQ_FOREACH(seen, &p->panels, list) {
+			if (seen == c || strcmp(seen->dir, c->dir) == 0)
+				break;
+		}
+		if (seen != c)
+			continue;	/* that dir is loaded already */
+		if (sb_assets_load_prefix(c->dir, prefix) == -1) {
+			sb_assets_release(mark);
+			snprintf(err, errlen, "console panel %s: cannot read "
+			    "%s", c->id, c->dir);
+			return (-1);
+		}
+	}
+	return (0);
 }
 
 static int
@@ -1242,4 +1420,5 @@ const struct sb_host_api sb_api = {
 	.unseal = api_unseal,
 	.req_body = sb_req_body,
 	.mail_send = sb_mail_send,
+	.console_panel_add = api_console_panel_add,
 };

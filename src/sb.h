@@ -100,13 +100,25 @@ struct sb_sub {
 };
 TAILQ_HEAD(sb_sub_list, sb_sub);
 
+/* A console panel (ABI 1.2), copied from the plugin's declaration. */
+struct sb_panel {
+	TAILQ_ENTRY(sb_panel)	list;
+	char			*id;
+	char			*label;
+	char			*dir;		/* resolved: absolute or cwd-relative */
+	char			*script;	/* relative to dir */
+	char			*url;		/* "/plugins/<name>/<script>" */
+	char			*permission;	/* or NULL: every staff user */
+};
+TAILQ_HEAD(sb_panel_list, sb_panel);
+
 struct sb_plugin {
 	TAILQ_ENTRY(sb_plugin)	list;
 	struct sb_plugin_desc	d;		/* normalised copy */
 	void			*handle;	/* dlopen, NULL for the host */
 	char			*path;
 	char			*name;		/* config section name */
-	char			*dir;		/* plugin source dir (migrations) */
+	char			*dir;		/* plugin source dir (migrations, panels) */
 	enum sb_plugin_state	state;
 	char			error[256];
 	int			required;
@@ -115,6 +127,7 @@ struct sb_plugin {
 	const struct sb_config_key *config_keys;
 	struct sb_route_list	routes;
 	struct sb_perm_list	perms;		/* staged until setup succeeds */
+	struct sb_panel_list	panels;		/* console panels, in order */
 	json_t			*events;	/* declared: [{name,description}] */
 	json_t			*migrations;	/* [dir, ...] */
 	long			*seccomp;
@@ -136,6 +149,8 @@ void	sb_plugin_worker_fini(void);
 void	sb_plugin_report_failures(void);
 struct sb_plugin *sb_plugin_host(const struct sb_route *routes);
 json_t	*sb_plugin_describe(const struct sb_plugin *);
+json_t	*sb_panel_json(const struct sb_plugin *, const struct sb_panel *,
+	    int with_plugin);
 const char *sb_plugin_state_name(enum sb_plugin_state);
 const char *sb_route_access(const struct sb_route *);
 
@@ -143,9 +158,12 @@ const char *sb_route_access(const struct sb_route *);
 				    SB_ROUTE_AUTHENTICATED | SB_ROUTE_DONOR)
 int	sb_permission_exists(const char *name);
 
-/* abi.c: the pure ABI checks of a descriptor (unit-tested). */
+/* abi.c: the pure ABI checks of a descriptor and of a console panel's
+ * strings (unit-tested). */
 int	sb_abi_check(const struct sb_plugin_desc *, uint16_t host_major,
 	    uint16_t host_minor, char *err, size_t errlen);
+int	sb_abi_panel_check(const struct sb_console_panel *, char *err,
+	    size_t errlen);
 
 /* --- http.c: the request path. --- */
 struct sb_req {
@@ -349,6 +367,12 @@ const char *sb_cluster_node(void);
 
 /* --- assets.c: the console's static files, held in memory. --- */
 int	sb_assets_load(const char *dir);
+/* dir's files served under url_prefix ("/plugins/example"), all or
+ * none; a URL already served is kept and the file skipped.  mark/release
+ * drop everything loaded since the mark. */
+int	sb_assets_load_prefix(const char *dir, const char *url_prefix);
+size_t	sb_assets_mark(void);
+void	sb_assets_release(size_t mark);
 int	sb_assets_serve(struct sb_req *, const char *path);
 
 /* --- seccomp.c --- */

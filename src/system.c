@@ -1,6 +1,7 @@
 /*
- * The host's own routes: liveness, readiness, the plugin registry and the
- * OpenAPI document generated from the route registry.
+ * The host's own routes: liveness, readiness, the plugin registry, the
+ * console panels plugins contribute and the OpenAPI document generated
+ * from the route registry.
  */
 
 #include <kore/kore.h>
@@ -16,6 +17,7 @@ static void	sys_healthz(struct sb_req *);
 static void	sys_readyz(struct sb_req *);
 static json_t	*upstreams_check(void);
 static void	sys_plugins(struct sb_req *);
+static void	sys_console_panels(struct sb_req *);
 static void	sys_openapi(struct sb_req *);
 
 const struct sb_route sb_system_routes[] = {
@@ -30,6 +32,17 @@ const struct sb_route sb_system_routes[] = {
 	  .permission = "system.read", .handler = sys_plugins,
 	  .summary = "Loaded plugins with their state, routes, permissions "
 	  "and events" },
+	{ .method = "GET", .path = "/api/v1/console/panels",
+	  .flags = SB_ROUTE_STAFF, .handler = sys_console_panels,
+	  .summary = "Console panels the caller may see (ABI 1.2), in plugin "
+	  "load order, then declaration order",
+	  .response_schema = "{\"type\":\"object\",\"properties\":{"
+	  "\"data\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
+	  "\"required\":[\"plugin\",\"id\",\"label\",\"script\","
+	  "\"permission\"],\"properties\":{\"plugin\":{\"type\":\"string\"},"
+	  "\"id\":{\"type\":\"string\"},\"label\":{\"type\":\"string\"},"
+	  "\"script\":{\"type\":\"string\"},\"permission\":{\"type\":"
+	  "[\"string\",\"null\"]}}}},\"next_cursor\":{\"type\":\"null\"}}}" },
 	{ .method = "GET", .path = "/api/v1/openapi.json",
 	  .flags = SB_ROUTE_PUBLIC, .handler = sys_openapi,
 	  .summary = "This API as OpenAPI 3.1, generated from the route "
@@ -140,6 +153,33 @@ sys_plugins(struct sb_req *req)
 	data = json_array();
 	TAILQ_FOREACH(p, &sb_plugins, list)
 		json_array_append_new(data, sb_plugin_describe(p));
+	sb_respond_json(req, 200, json_pack("{s:o, s:n}", "data", data,
+	    "next_cursor"));
+}
+
+/*
+ * A panel's permission only hides its navigation entry: its files are
+ * static and public like the console's, and what the panel shows comes
+ * from routes that check permissions themselves.  A plugin that is not
+ * ready in this worker (init() failed, a migration failed) shows none.
+ */
+static void
+sys_console_panels(struct sb_req *req)
+{
+	struct sb_plugin	*p;
+	struct sb_panel		*c;
+	json_t			*data;
+
+	data = json_array();
+	TAILQ_FOREACH(p, &sb_plugins, list) {
+		if (p->state != SB_PLUGIN_READY)
+			continue;
+		TAILQ_FOREACH(c, &p->panels, list) {
+			if (sb_req_allowed(req, c->permission))
+				json_array_append_new(data,
+				    sb_panel_json(p, c, 1));
+		}
+	}
 	sb_respond_json(req, 200, json_pack("{s:o, s:n}", "data", data,
 	    "next_cursor"));
 }

@@ -10,9 +10,10 @@
  * Lifecycle, by process:
  *   parent  dlopen(RTLD_NOW|RTLD_LOCAL) -> sb_plugin_entry() -> ABI checks
  *           -> setup(p, api): declare routes, permissions, events, config
- *              keys, migrations, seccomp allowances.  No I/O but reading
- *              configuration.  Runs before the workers fork, so every
- *              declaration is inherited by every worker.
+ *              keys, migrations, seccomp allowances, console panels.
+ *              No I/O but reading configuration.  Runs before the
+ *              workers fork, so every declaration is inherited by every
+ *              worker.
  *   parent  host applies the plugin's migrations (advisory lock, checksums).
  *   worker  init(p): per-worker runtime state.  The worker is already
  *           chrooted, unprivileged and inside the seccomp sandbox.
@@ -47,7 +48,8 @@ extern "C" {
 #endif
 
 #define SB_ABI_MAJOR		1
-#define SB_ABI_MINOR		1	/* 1.1: SB_ROUTE_DONOR, "a.b|c.d", seal, req_body, mail_send */
+#define SB_ABI_MINOR		2	/* 1.1: SB_ROUTE_DONOR, "a.b|c.d", seal, req_body, mail_send
+					 * 1.2: console_panel_add */
 
 /* The one symbol a plugin exports. */
 #define SB_PLUGIN_ENTRY_SYMBOL	"sb_plugin_entry"
@@ -320,6 +322,29 @@ struct sb_job_opts {
 };
 
 /*
+ * Web-console panels (ABI 1.2).  A panel is a navigation entry in the
+ * console plus an ES module the console imports when the entry is chosen
+ * (docs/PLUGINS.md, "Console panels", has the module's contract).  The
+ * host reads every file of `dir` into memory before the workers fork and
+ * serves it at /plugins/<plugin name>/<path inside dir>, like the
+ * console's own assets; GET /api/v1/console/panels lists the panels the
+ * caller may see.  Everything is copied: the struct may live on the stack.
+ */
+struct sb_console_panel {
+	size_t			size;		/* sizeof(struct sb_console_panel) */
+	const char		*id;		/* [a-z][a-z0-9-]{0,31}, unique in the plugin */
+	const char		*label;		/* navigation text, 1..40 bytes of UTF-8 */
+	const char		*dir;		/* static files: relative to the plugin's
+						 * source dir (like migrations_add) or absolute */
+	const char		*script;	/* the module, a file inside dir: "panel.js",
+						 * "js/panel.mjs"; no "..", no leading "/" */
+	const char		*permission;	/* NULL: every staff user; else only holders
+						 * see the entry (registered by the end of
+						 * setup(); "a.b|c.d" allowed) */
+	void			*spare[4];
+};
+
+/*
  * WebSocket rooms.  A plugin owns a room prefix ("query" owns "query:42")
  * and decides who may subscribe: the authoriser returns 1 to allow.  The
  * host owns "agents" (all staff) and "user" ("user:7": that user).
@@ -531,8 +556,16 @@ struct sb_host_api {
 	int	(*mail_send)(struct sb_plugin *, const struct sb_mail *,
 		    sb_mail_cb cb, void *arg);
 
+	/* --- Console panels (ABI 1.2; setup).  Declares a web-console
+	 * panel; see struct sb_console_panel.  SB_ERROR (and setup fails)
+	 * for a bad id, label or script, a duplicate id, a dir that is not
+	 * a directory or a script that is not a file in it.  The panel and
+	 * its files are staged and committed with the plugin. --- */
+	int	(*console_panel_add)(struct sb_plugin *,
+		    const struct sb_console_panel *);
+
 	/* Room for minor versions to grow without moving anything. */
-	void	*spare[28];
+	void	*spare[27];
 };
 
 /* True when the host provides slot `f` (a later-minor slot may be absent). */

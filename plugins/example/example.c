@@ -4,7 +4,8 @@
  * It shows every part of the ABI a typical plugin uses: a descriptor made
  * with SB_PLUGIN(), routes with {params}, a permission, a declarative body
  * schema, configuration keys, its own migration, database access with
- * bound parameters, and an event it publishes and subscribes to.
+ * bound parameters, an event it publishes and subscribes to, and a web
+ * console panel (console/panel.js, ABI 1.2).
  *
  * It builds in the tree (make) and out of tree against the installed
  * header alone:
@@ -51,6 +52,18 @@ static const struct sb_route routes[] = {
 	SB_ROUTE_END
 };
 
+/* The console loads console/panel.js from /plugins/example/panel.js; only
+ * callers holding example.read see the entry (the panel itself checks
+ * example.write before it offers to save). */
+static const struct sb_console_panel notes_panel = {
+	.size = sizeof(struct sb_console_panel),
+	.id = "notes",
+	.label = "Example notes",
+	.dir = "console",
+	.script = "panel.js",
+	.permission = "example.read",
+};
+
 static const struct sb_config_key config[] = {
 	{ .key = "greeting", .default_value = "Hello",
 	  .description = "What GET /api/v1/example/hello says" },
@@ -70,7 +83,8 @@ example_setup(struct sb_plugin *p, const struct sb_host_api *host)
 	    api->migrations_add(p, "migrations") != SB_OK ||
 	    api->event_declare(p, "example.note.created",
 	    "A note was created") != SB_OK ||
-	    api->subscribe(p, "example.*", example_on_note, NULL) != SB_OK)
+	    api->subscribe(p, "example.*", example_on_note, NULL) != SB_OK ||
+	    api->console_panel_add(p, &notes_panel) != SB_OK)
 		return (SB_ERROR);
 	return (SB_OK);
 }

@@ -11,11 +11,11 @@ import { createUnprivilegedUser, poll } from './lib/helpers.mjs';
 // descriptor states it.
 const BAD = {
   bad_major: { reason: /ABI major/, abi: '2.0' },
-  newer_minor: { reason: /upgrade the host/, abi: '1.2' },
-  no_setup: { reason: /missing mandatory slot setup/, abi: '1.1' },
-  fail_init: { reason: /init\(\) failed/, abi: '1.1' },
-  dup_id: { reason: /duplicate plugin id/, abi: '1.1' },
-  clash: { reason: /route clash/, abi: '1.1' },
+  newer_minor: { reason: /upgrade the host/, abi: '1.3' },
+  no_setup: { reason: /missing mandatory slot setup/, abi: '1.2' },
+  fail_init: { reason: /init\(\) failed/, abi: '1.2' },
+  dup_id: { reason: /duplicate plugin id/, abi: '1.2' },
+  clash: { reason: /route clash/, abi: '1.2' },
 };
 
 let srv, token;
@@ -87,10 +87,11 @@ test('GET /api/v1/plugins lists every plugin with its state and declarations', a
     assert.ok(byName[name], `${name} is listed`);
 
   for (const p of r.body.data) {
-    for (const k of ['id', 'version', 'abi', 'state', 'error', 'routes', 'permissions', 'events'])
+    for (const k of ['id', 'version', 'abi', 'state', 'error', 'routes', 'permissions', 'events', 'console_panels'])
       assert.ok(k in p, `${p.name} has ${k}`);
     assert.ok(['ready', 'failed', 'disabled'].includes(p.state), `${p.name}: ${p.state}`);
-    assert.ok(Array.isArray(p.routes) && Array.isArray(p.permissions) && Array.isArray(p.events));
+    assert.ok(Array.isArray(p.routes) && Array.isArray(p.permissions) && Array.isArray(p.events) &&
+      Array.isArray(p.console_panels));
     // An id is either known (non-empty) or null, never a placeholder.
     assert.ok(p.id === null || (typeof p.id === 'string' && p.id.length > 0), `${p.name} id ${JSON.stringify(p.id)}`);
     assert.ok(p.version === null || (typeof p.version === 'string' && p.version.length > 0),
@@ -102,7 +103,7 @@ test('GET /api/v1/plugins lists every plugin with its state and declarations', a
   assert.equal(ex.state, 'ready');
   assert.equal(ex.id, 'io.switchboard.example');
   assert.equal(ex.version, '1.0.0');
-  assert.equal(ex.abi, '1.1');
+  assert.equal(ex.abi, '1.2');
   assert.deepEqual(ex.routes.map((x) => `${x.method} ${x.path}`).sort(), [
     'GET /api/v1/example/hello', 'GET /api/v1/example/notes/{id}', 'POST /api/v1/example/notes']);
   assert.deepEqual([...ex.permissions].sort(), ['example.read', 'example.write']);

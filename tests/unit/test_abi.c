@@ -1,5 +1,6 @@
 /*
- * Unit tests for the plugin descriptor checks (src/abi.c).
+ * Unit tests for the plugin descriptor checks and the console panel
+ * checks (src/abi.c).
  */
 
 #include <stdarg.h>
@@ -192,6 +193,99 @@ test_api_has(void **state)
 	assert_false(SB_API_HAS(&api, publish));	/* NULL slot */
 }
 
+static struct sb_console_panel
+good_panel(void)
+{
+	struct sb_console_panel	c;
+
+	memset(&c, 0, sizeof(c));
+	c.size = sizeof(c);
+	c.id = "notes";
+	c.label = "Example notes";
+	c.dir = "console";
+	c.script = "panel.js";
+	return (c);
+}
+
+static void
+test_panel(void **state)
+{
+	struct sb_console_panel	c;
+	char			err[256];
+	size_t			i;
+	const char		*good_ids[] = { "a", "notes-2", "x0123456789"
+				    "012345678901234567890" };	/* 32 */
+	const char		*bad_ids[] = { NULL, "", "Notes", "2notes",
+				    "-x", "a_b", "a.b", "x0123456789"
+				    "0123456789012345678901" };
+	const char		*good_scripts[] = { "panel.js", "panel.mjs",
+				    "js/panel.js", "a-b_c.1.js" };
+	const char		*bad_scripts[] = { NULL, "", "../x.js",
+				    "a/../x.js", "x..js", "/abs.js", "./x.js",
+				    ".hidden.js", "a//b.js", "a/.b/c.js", "panel",
+				    "panel.css", "panel.js/", ".js", "p anel.js",
+				    "p%2e.js", "p?.js" };
+	const char		*bad_labels[] = { NULL, "",
+				    "01234567890123456789012345678901234567890",
+				    "tab\there", "bad \xff utf8", "cut \xc3" };
+
+	(void)state;
+	c = good_panel();
+	assert_int_equal(sb_abi_panel_check(&c, err, sizeof(err)), 0);
+	c.permission = "example.read|system.read";
+	assert_int_equal(sb_abi_panel_check(&c, err, sizeof(err)), 0);
+	c.permission = "";
+	assert_int_equal(sb_abi_panel_check(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "permission"));
+
+	assert_int_equal(sb_abi_panel_check(NULL, err, sizeof(err)), -1);
+	c = good_panel();
+	c.size = offsetof(struct sb_console_panel, spare);
+	assert_int_equal(sb_abi_panel_check(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "smaller"));
+
+	for (i = 0; i < sizeof(good_ids) / sizeof(good_ids[0]); i++) {
+		c = good_panel();
+		c.id = good_ids[i];
+		assert_int_equal(sb_abi_panel_check(&c, err, sizeof(err)), 0);
+	}
+	for (i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+		c = good_panel();
+		c.id = bad_ids[i];
+		assert_int_equal(sb_abi_panel_check(&c, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "id"));
+	}
+	for (i = 0; i < sizeof(good_scripts) / sizeof(good_scripts[0]); i++) {
+		c = good_panel();
+		c.script = good_scripts[i];
+		assert_int_equal(sb_abi_panel_check(&c, err, sizeof(err)), 0);
+	}
+	for (i = 0; i < sizeof(bad_scripts) / sizeof(bad_scripts[0]); i++) {
+		c = good_panel();
+		c.script = bad_scripts[i];
+		assert_int_equal(sb_abi_panel_check(&c, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "script"));
+	}
+	for (i = 0; i < sizeof(bad_labels) / sizeof(bad_labels[0]); i++) {
+		c = good_panel();
+		c.label = bad_labels[i];
+		assert_int_equal(sb_abi_panel_check(&c, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "label"));
+	}
+	/* 40 bytes, not characters: "é" is two. */
+	c = good_panel();
+	c.label = "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9";
+	assert_int_equal(sb_abi_panel_check(&c, err, sizeof(err)), 0);
+	c.dir = NULL;
+	assert_int_equal(sb_abi_panel_check(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "dir"));
+	c.dir = "";
+	assert_int_equal(sb_abi_panel_check(&c, err, sizeof(err)), -1);
+}
+
 int
 main(void)
 {
@@ -204,6 +298,7 @@ main(void)
 		cmocka_unit_test(test_identity),
 		cmocka_unit_test(test_mandatory_setup),
 		cmocka_unit_test(test_api_has),
+		cmocka_unit_test(test_panel),
 	};
 
 	return (cmocka_run_group_tests_name("abi", tests, NULL, NULL));
