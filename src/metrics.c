@@ -227,20 +227,84 @@ metrics_prometheus(struct sb_req *req)
 	kore_buf_cleanup(&b);
 }
 
+/*
+ * One ready plugin's own figures (its descriptor's stats hook) into
+ * entry.stats; its messages_per_day added into days (day -> count).
+ */
+static void
+plugin_stats(struct sb_plugin *p, json_t *entry, json_t *days)
+{
+	json_t		*out, *list, *d, *have;
+	const char	*day;
+	size_t		 i;
+
+	if (p->state != SB_PLUGIN_READY || p->d.stats == NULL)
+		return;
+	out = json_object();
+	if (p->d.stats(p, out) != SB_OK) {
+		json_decref(out);
+		return;
+	}
+	list = json_object_get(out, "messages_per_day");
+	json_array_foreach(list, i, d) {
+		day = json_string_value(json_object_get(d, "day"));
+		if (day == NULL || strlen(day) != 10 ||
+		    !json_is_integer(json_object_get(d, "count")))
+			continue;
+		have = json_object_get(days, day);
+		json_object_set_new(days, day, json_integer(
+		    json_integer_value(have) + json_integer_value(
+		    json_object_get(d, "count"))));
+	}
+	json_object_set_new(entry, "stats", out);
+}
+
+static int
+day_cmp(const void *a, const void *b)
+{
+	return (strcmp(*(const char *const *)a, *(const char *const *)b));
+}
+
+/* {"2026-11-20": 3, ...} as [{"day","count"}], oldest first. */
+static json_t *
+days_list(json_t *days)
+{
+	json_t		*out, *v;
+	const char	*day, **keys;
+	size_t		 n, i;
+
+	out = json_array();
+	if ((n = json_object_size(days)) == 0 ||
+	    (keys = calloc(n, sizeof(*keys))) == NULL)
+		return (out);
+	i = 0;
+	json_object_foreach(days, day, v)
+		keys[i++] = day;
+	qsort(keys, n, sizeof(*keys), day_cmp);
+	for (i = 0; i < n; i++)
+		json_array_append_new(out, json_pack("{s:s, s:O}", "day",
+		    keys[i], "count", json_object_get(days, keys[i])));
+	free(keys);
+	return (out);
+}
+
 static void
 metrics_stats(struct sb_req *req)
 {
 	struct sb_plugin	*p;
-	json_t			*plugins, *http, *body, *jobs;
+	json_t			*plugins, *http, *body, *jobs, *entry, *days;
 	int			 idx;
 
 	plugins = json_array();
+	days = json_object();
 	TAILQ_FOREACH(p, &sb_plugins, list) {
 		idx = plugin_index(p);
-		json_array_append_new(plugins, json_pack("{s:s, s:s, s:I}",
+		entry = json_pack("{s:s, s:s, s:I}",
 		    "name", p->name, "state", sb_plugin_state_name(p->state),
 		    "requests", (json_int_t)(idx >= 0 && m != NULL ?
-		    load(&m->plugin_requests[idx]) : 0)));
+		    load(&m->plugin_requests[idx]) : 0));
+		plugin_stats(p, entry, days);
+		json_array_append_new(plugins, entry);
 	}
 	http = json_object();
 	if (m != NULL) {
@@ -261,5 +325,8 @@ metrics_stats(struct sb_req *req)
 	    "plugins", plugins, "http", http);
 	if ((jobs = sb_jobs_metrics()) != NULL)
 		json_object_set_new(body, "jobs", jobs);
+	/* API.md: daily message counts, every plugin's added up. */
+	json_object_set_new(body, "messages_per_day", days_list(days));
+	json_decref(days);
 	sb_respond_json(req, 200, body);
 }

@@ -162,6 +162,7 @@ plugin_unload(struct sb_plugin *p)
 		p->d.init = NULL;
 		p->d.fini = NULL;
 		p->d.health = NULL;
+		p->d.stats = NULL;
 		dlclose(p->handle);
 		p->handle = NULL;
 	}
@@ -292,6 +293,8 @@ plugin_load_section(const char *section, void *arg)
 	 * missing tail stays zero (NULL slots). */
 	memset(&p->d, 0, sizeof(p->d));
 	memcpy(&p->d, d, d->size < sizeof(p->d) ? d->size : sizeof(p->d));
+	if (p->d.abi_minor < 2)
+		p->d.stats = NULL;	/* a 1.0/1.1 spare slot, not a hook */
 
 	if (strcmp(p->d.name, name) != 0) {
 		plugin_fail(p, "descriptor name \"%s\" does not match its "

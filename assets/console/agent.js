@@ -255,6 +255,8 @@ function queuePane(ctx, currentId) {
     }
     let at = list.firstElementChild;
     for (const q of sorted) {
+      // Lists carry the question's start; a query heard live does not.
+      if (typeof q.preview === 'string' && !previews.has(q.id)) previews.set(q.id, q.preview.split('\n')[0]);
       let li = t.rows.get(q.id);
       if (!li || li.dataset.version !== versionOf(q)) {
         const fresh = queueItem(q);
@@ -304,8 +306,8 @@ function queuePane(ctx, currentId) {
     return li;
   }
 
-  // First lines, a few at a time, once per query (the first message
-  // never changes).
+  // First lines of queries that came without one (heard live), a few at
+  // a time, once per query (the first message never changes).
   const wanted = [];
   let fetching = 0;
   function wantPreviews(ids) {

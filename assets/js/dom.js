@@ -103,3 +103,22 @@ export function dialog(title, body, actions = []) {
   d.showModal();
   return { el: d, close };
 }
+
+// A failed form submission: the message in alertEl, and each field error
+// of the envelope beside its control (aria-invalid), cleared on the next
+// try.  "scopes[2]" is the scopes control; a name several controls share
+// (a group of checkboxes) keeps its error in the message only.
+export function showErrors(form, alertEl, err) {
+  for (const old of form.querySelectorAll('.field-error')) old.remove();
+  for (const c of form.querySelectorAll('[aria-invalid]')) c.removeAttribute('aria-invalid');
+  alertEl.textContent = err ? errorText(err) : '';
+  if (!err) return;
+  for (const e of err.errors || []) {
+    const name = String(e.field || '').replace(/\[\d+\]$/, '');
+    const ctls = name ? form.querySelectorAll(`[name="${CSS.escape(name)}"]`) : [];
+    if (ctls.length !== 1) continue;
+    const ctl = ctls[0];
+    ctl.setAttribute('aria-invalid', 'true');
+    (ctl.closest('.field, .check') || ctl.parentElement).append(h('small', { class: 'field-error' }, e.message));
+  }
+}

@@ -49,7 +49,7 @@ extern "C" {
 
 #define SB_ABI_MAJOR		1
 #define SB_ABI_MINOR		2	/* 1.1: SB_ROUTE_DONOR, "a.b|c.d", seal, req_body, mail_send
-					 * 1.2: console_panel_add */
+					 * 1.2: console_panel_add, desc.stats */
 
 /* The one symbol a plugin exports. */
 #define SB_PLUGIN_ENTRY_SYMBOL	"sb_plugin_entry"
@@ -600,8 +600,14 @@ struct sb_plugin_desc {
 	void			(*fini)(struct sb_plugin *);
 	/* Worker, for /readyz: SB_OK when ready; may add keys to detail. */
 	int			(*health)(struct sb_plugin *, json_t *detail);
+	/* Worker, for GET /api/v1/stats (ABI 1.2; optional): add the
+	 * plugin's figures to out, shown as its "stats".  A plugin that
+	 * carries messages reports "messages_per_day": [{"day":
+	 * "YYYY-MM-DD", "count": n}] over the last 14 UTC days; the host
+	 * adds those up across plugins.  SB_ERROR: nothing is shown. */
+	int			(*stats)(struct sb_plugin *, json_t *out);
 
-	void			*spare[8];
+	void			*spare[7];
 };
 
 typedef const struct sb_plugin_desc *(*sb_plugin_entry_fn)(void);

@@ -646,7 +646,12 @@ list_queries(struct sb_req *req, const char *status, const char *donor_id)
 	params[3] = cursor;
 	params[4] = lim;
 	params[5] = donor_id;
-	r = api->db_query(p, "SELECT " Q_COLS " FROM concierge_queries WHERE "
+	/* preview: the start of the donor's question, so a queue shows it
+	 * without a request per query (one index probe per row). */
+	r = api->db_query(p, "SELECT " Q_COLS ", (SELECT left(m.content, "
+	    "140) FROM concierge_messages m WHERE m.query_id = "
+	    "concierge_queries.id ORDER BY m.id LIMIT 1) AS preview FROM "
+	    "concierge_queries WHERE "
 	    "($1::text IS NULL OR status = $1) AND "
 	    "($2::bigint IS NULL OR assigned_to = $2::bigint) AND "
 	    "($3::text IS NULL OR (donor || ' ' || donor_id || ' ' || "
@@ -1349,10 +1354,41 @@ concierge_setup(struct sb_plugin *p, const struct sb_host_api *host)
 	return (SB_OK);
 }
 
+/*
+ * GET /api/v1/stats: the thread messages of the last 14 UTC days (the
+ * host adds every plugin's up) and the queries open now.
+ */
+static int
+concierge_stats(struct sb_plugin *p, json_t *out)
+{
+	struct sb_db_res	*r;
+	json_t			*o;
+
+	r = api->db_query(p, "SELECT json_build_object('messages_per_day', "
+	    "coalesce((SELECT json_agg(json_build_object('day', d.day, "
+	    "'count', d.n) ORDER BY d.day) FROM (SELECT to_char(created_at "
+	    "AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*) AS n FROM "
+	    "concierge_messages WHERE created_at >= date_trunc('day', now() "
+	    "AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '13 days' "
+	    "GROUP BY 1) d), '[]'), 'open_queries', (SELECT count(*) FROM "
+	    "concierge_queries WHERE status IN ('IN_PROGRESS', "
+	    "'TRANSFERRED')))::text", 0, NULL);
+	if (!api->db_ok(r) || api->db_rows(r) != 1 ||
+	    (o = json_loads(api->db_value(r, 0, 0), 0, NULL)) == NULL) {
+		api->db_free(r);
+		return (SB_ERROR);
+	}
+	api->db_free(r);
+	json_object_update(out, o);
+	json_decref(o);
+	return (SB_OK);
+}
+
 SB_PLUGIN(
 	.id = "io.switchboard.concierge",
 	.name = "concierge",
 	.version = "1.0.0",
 	.summary = "Donor queries and their messages",
 	.setup = concierge_setup,
+	.stats = concierge_stats,
 )

@@ -290,6 +290,26 @@ test('the transfer directory: active staff who can take a query, to agents only'
   assertEnvelope(assert, await srv.request('GET', '/api/v1/concierge/agents'), 401, 'UNAUTHENTICATED');
 });
 
+test('GET /api/v1/stats adds up the daily message counts (API.md) from the plugin', async () => {
+  const today = new Date().toISOString().slice(0, 10);
+  const count = async () => {
+    const r = await srv.request('GET', '/api/v1/stats', { token: admin });
+    assert.equal(r.status, 200, r.text);
+    const c = r.body.plugins.find((x) => x.name === 'concierge');
+    assert.ok(Array.isArray(c.stats.messages_per_day), JSON.stringify(c));
+    assert.deepEqual(r.body.messages_per_day, c.stats.messages_per_day, 'the only plugin with messages');
+    assert.ok(r.body.messages_per_day.every((d, i, a) => i === 0 || a[i - 1].day < d.day), 'oldest first');
+    assert.ok(r.body.messages_per_day.length <= 14);
+    return { n: r.body.messages_per_day.find((d) => d.day === today)?.count ?? 0, open: c.stats.open_queries };
+  };
+  const before = await count();
+  const { q, token } = await openQuery(uniq('stats'));	// the question: one message
+  assert.equal((await srv.request('POST', `${DQ}/${q.id}/messages`, { token, json: { content: 'and more' } })).status, 201);
+  const after = await count();
+  assert.equal(after.n, before.n + 2);
+  assert.equal(after.open, before.open + 1);
+});
+
 test('staff without queries.handle may read but not act', async () => {
   const { q } = await openQuery(uniq('d'));
   const base = `${DQ}/${q.id}`;
@@ -393,6 +413,13 @@ test('filters and search: status, assigned_to, q over donor, donor_id, test and 
   let r = await srv.request('GET', `${DQ}?q=${encodeURIComponent(word)}`, { token: admin });
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(r.body.data.map((x) => x.id), [b.q.id]);
+  // A list item previews the question (not the later message), cut at 140.
+  assert.equal(r.body.data[0].preview, 'How do I book?');
+  const long = await srv.request('POST', DQ, { json: { donor: 'Long', donor_id: uniq('d'), content: `${'x'.repeat(150)} ${word}` } });
+  assert.equal(long.status, 201, long.text);
+  r = await srv.request('GET', `${DQ}?q=${encodeURIComponent(word)}`, { token: admin });
+  assert.equal(r.body.data.find((x) => x.id === long.body.query.id).preview, 'x'.repeat(140));
+  assert.deepEqual(r.body.data.map((x) => x.id).sort(), [b.q.id, long.body.query.id].sort());
   r = await srv.request('GET', `${DQ}?q=${encodeURIComponent(a.q.donor_id.toUpperCase())}`, { token: admin });
   assert.deepEqual(r.body.data.map((x) => x.id), [a.q.id]);
   // LIKE wildcards are literal

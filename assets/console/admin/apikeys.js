@@ -3,23 +3,9 @@
 // server returns at creation is shown once, in this screen's DOM only:
 // it is not kept in any variable that outlives the screen, nor in
 // storage, and leaving the screen forgets it.
-import { h, clear, field, fmtTime, errorText, dialog } from '/js/dom.js';
+import { h, clear, field, fmtTime, errorText, dialog, showErrors } from '/js/dom.js';
 import { qs } from '/js/api.js';
 import { permissionPicker } from './roles.js';
-
-function showErrors(form, alertEl, err) {
-  for (const old of form.querySelectorAll('.field-error')) old.remove();
-  for (const c of form.querySelectorAll('[aria-invalid]')) c.removeAttribute('aria-invalid');
-  alertEl.textContent = err ? errorText(err) : '';
-  if (!err) return;
-  for (const e of err.errors || []) {
-    const name = String(e.field || '').replace(/\[\d+\]$/, '');
-    const ctl = name ? form.querySelector(`[name="${CSS.escape(name)}"]`) : null;
-    if (!ctl || ctl.type === 'checkbox') continue;
-    ctl.setAttribute('aria-invalid', 'true');
-    (ctl.closest('.field') || ctl.parentElement).append(h('small', { class: 'field-error' }, e.message));
-  }
-}
 
 // datetime-local (the user's local time) -> RFC 3339 UTC, whole seconds.
 export function localToRfc3339(value) {

@@ -2,21 +2,8 @@
 // filtered by actor, action (exact, or a prefix ending in *), target and
 // a time window, newest first with "Load more"; and "Verify chain",
 // which walks the whole chain on the server (GET /api/v1/audit/verify).
-import { h, clear, field, fmtTime, errorText } from '/js/dom.js';
+import { h, clear, field, fmtTime, errorText, showErrors } from '/js/dom.js';
 import { qs } from '/js/api.js';
-
-function showErrors(form, alertEl, err) {
-  for (const old of form.querySelectorAll('.field-error')) old.remove();
-  for (const c of form.querySelectorAll('[aria-invalid]')) c.removeAttribute('aria-invalid');
-  alertEl.textContent = err ? errorText(err) : '';
-  if (!err) return;
-  for (const e of err.errors || []) {
-    const ctl = e.field ? form.querySelector(`[name="${CSS.escape(e.field)}"]`) : null;
-    if (!ctl) continue;
-    ctl.setAttribute('aria-invalid', 'true');
-    (ctl.closest('.field') || ctl.parentElement).append(h('small', { class: 'field-error' }, e.message));
-  }
-}
 
 // datetime-local -> RFC 3339 UTC ('' stays '').
 function toUtc(v) {

@@ -3,21 +3,7 @@
 // the plugin that registered it).  SUPER_ADMIN holds everything and is
 // not editable; the built-ins ADMIN and AGENT keep their names and cannot
 // be deleted; a role still assigned to users cannot be deleted either.
-import { h, clear, field, errorText, dialog } from '/js/dom.js';
-
-function showErrors(form, alertEl, err) {
-  for (const old of form.querySelectorAll('.field-error')) old.remove();
-  for (const c of form.querySelectorAll('[aria-invalid]')) c.removeAttribute('aria-invalid');
-  alertEl.textContent = err ? errorText(err) : '';
-  if (!err) return;
-  for (const e of err.errors || []) {
-    const name = String(e.field || '').replace(/\[\d+\]$/, '');
-    const ctl = name ? form.querySelector(`[name="${CSS.escape(name)}"]`) : null;
-    if (!ctl || ctl.type === 'checkbox') continue;
-    ctl.setAttribute('aria-invalid', 'true');
-    (ctl.closest('.field') || ctl.parentElement).append(h('small', { class: 'field-error' }, e.message));
-  }
-}
+import { h, clear, field, errorText, dialog, showErrors } from '/js/dom.js';
 
 // Permissions grouped by plugin, host first.
 export function groupPermissions(perms) {

@@ -3,25 +3,11 @@
 // (DELETE deactivates; the server refuses the last active super-admin
 // with 409, shown as it says).  Roles come from GET /api/v1/roles when
 // the caller may read them; otherwise the role is typed.
-import { h, clear, field, fmtTime, errorText, dialog } from '/js/dom.js';
+import { h, clear, field, fmtTime, errorText, dialog, showErrors } from '/js/dom.js';
 import { qs } from '/js/api.js';
 
 // Field errors of the envelope next to their controls; the whole error
 // in the form's alert line.
-function showErrors(form, alertEl, err) {
-  for (const old of form.querySelectorAll('.field-error')) old.remove();
-  for (const c of form.querySelectorAll('[aria-invalid]')) c.removeAttribute('aria-invalid');
-  alertEl.textContent = err ? errorText(err) : '';
-  if (!err) return;
-  for (const e of err.errors || []) {
-    const name = String(e.field || '').replace(/\[\d+\]$/, '');
-    const ctl = name ? form.querySelector(`[name="${CSS.escape(name)}"]`) : null;
-    if (!ctl) continue;
-    ctl.setAttribute('aria-invalid', 'true');
-    (ctl.closest('.field, .check') || ctl.parentElement).append(h('small', { class: 'field-error' }, e.message));
-  }
-}
-
 const BUILTIN_ROLES = ['SUPER_ADMIN', 'ADMIN', 'AGENT'];
 
 export function mount(root, ctx) {
