@@ -7,7 +7,8 @@
 #           unit tests under valgrind -> black-box HTTP tests (node --test)
 #           against the normal build -> the same black-box suite against
 #           the ASan/UBSan build (SB_TEST_SANITIZE=0 skips it) -> the
-#           console end to end in headless Chromium (tests/browser/).
+#           console end to end in headless Chromium (tests/browser/),
+#           on both builds.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -94,9 +95,13 @@ if [[ ${SB_TEST_SANITIZE:-1} != 0 ]]; then
 	run_node build/asan asan http
 fi
 # The console end to end in headless Chromium (screenshots under
-# $RESULTS/screenshots), against the normal build.
+# $RESULTS/screenshots): the normal build, then the ASan/UBSan one, so
+# the flows the console drives run under the sanitizers too.
 rm -rf "$RESULTS/screenshots"
 run_node build normal browser
+if [[ ${SB_TEST_SANITIZE:-1} != 0 ]]; then
+	run_node build/asan asan browser
+fi
 
 echo
 echo "$passed passed, $failed failed"
