@@ -1133,6 +1133,21 @@ stats_param(struct sb_req *req, const char *name, const char **out)
 	return (0);
 }
 
+/* One row, one column of JSON text (a parameterless statement), parsed;
+ * NULL when the database failed. */
+static json_t *
+query_json(struct sb_plugin *p, const char *sql)
+{
+	struct sb_db_res	*r;
+	json_t			*out = NULL;
+
+	r = api->db_query(p, sql, 0, NULL);
+	if (api->db_ok(r) && api->db_rows(r) == 1 && !api->db_isnull(r, 0, 0))
+		out = json_loads(api->db_value(r, 0, 0), 0, NULL);
+	api->db_free(r);
+	return (out);
+}
+
 /*
  * The colleagues a query can go to: active users whose role holds
  * queries.handle (or SUPER_ADMIN), the same test transfer applies.  An
@@ -1142,22 +1157,17 @@ stats_param(struct sb_req *req, const char *name, const char **out)
 static void
 c_agents(struct sb_req *req)
 {
-	struct sb_plugin	*p = api->req_plugin(req);
-	struct sb_db_res	*r;
-	json_t			*out;
+	json_t	*out;
 
-	r = api->db_query(p, "SELECT coalesce(json_agg(json_build_object("
-	    "'id', u.id, 'username', u.username, 'name', u.name) ORDER BY "
-	    "u.name, u.id), '[]')::text FROM users u JOIN roles r ON r.id = "
-	    "u.role_id WHERE u.is_active AND (r.name = 'SUPER_ADMIN' OR "
-	    "'queries.handle' = ANY (r.permissions))", 0, NULL);
-	if (!api->db_ok(r) || api->db_rows(r) != 1 ||
-	    (out = json_loads(api->db_value(r, 0, 0), 0, NULL)) == NULL) {
-		api->db_free(r);
+	out = query_json(api->req_plugin(req), "SELECT coalesce(json_agg("
+	    "json_build_object('id', u.id, 'username', u.username, 'name', "
+	    "u.name) ORDER BY u.name, u.id), '[]')::text FROM users u JOIN "
+	    "roles r ON r.id = u.role_id WHERE u.is_active AND (r.name = "
+	    "'SUPER_ADMIN' OR 'queries.handle' = ANY (r.permissions))");
+	if (out == NULL) {
 		err_db(req);
 		return;
 	}
-	api->db_free(r);
 	api->respond_json(req, 200, json_pack("{s:o, s:n}", "data", out,
 	    "next_cursor"));
 }
@@ -1361,10 +1371,9 @@ concierge_setup(struct sb_plugin *p, const struct sb_host_api *host)
 static int
 concierge_stats(struct sb_plugin *p, json_t *out)
 {
-	struct sb_db_res	*r;
-	json_t			*o;
+	json_t	*o;
 
-	r = api->db_query(p, "SELECT json_build_object('messages_per_day', "
+	o = query_json(p, "SELECT json_build_object('messages_per_day', "
 	    "coalesce((SELECT json_agg(json_build_object('day', d.day, "
 	    "'count', d.n) ORDER BY d.day) FROM (SELECT to_char(created_at "
 	    "AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*) AS n FROM "
@@ -1372,13 +1381,9 @@ concierge_stats(struct sb_plugin *p, json_t *out)
 	    "AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '13 days' "
 	    "GROUP BY 1) d), '[]'), 'open_queries', (SELECT count(*) FROM "
 	    "concierge_queries WHERE status IN ('IN_PROGRESS', "
-	    "'TRANSFERRED')))::text", 0, NULL);
-	if (!api->db_ok(r) || api->db_rows(r) != 1 ||
-	    (o = json_loads(api->db_value(r, 0, 0), 0, NULL)) == NULL) {
-		api->db_free(r);
+	    "'TRANSFERRED')))::text");
+	if (o == NULL)
 		return (SB_ERROR);
-	}
-	api->db_free(r);
 	json_object_update(out, o);
 	json_decref(o);
 	return (SB_OK);
