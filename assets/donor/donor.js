@@ -33,7 +33,9 @@ session.addEventListener('expired', () => {
     + 'Please start a new conversation; our team can still see your earlier messages.' });
 });
 
-socket.addEventListener('ready', () => conv?.onReady());
+// Once the server has taken query:{id} (again, after a reconnect), events
+// flow: catching up from that moment on misses nothing said meanwhile.
+socket.addEventListener('subscribed', (e) => { if (conv && e.detail === `query:${conv.id}`) conv.onReady(); });
 socket.addEventListener('status', () => conv?.onSocketStatus());
 // The gateway refused the token (it expired while the page was open): an
 // HTTP request settles it, and a 401 there ends the session properly.
@@ -636,7 +638,7 @@ function openConversation(initial) {
   }
 
   c.onReady = () => {
-    // After a (re)connect: whatever happened while the line was down.
+    // After a (re)subscription: whatever happened while the line was down.
     catchUp();
     refreshQuery();
     loadCalls();
