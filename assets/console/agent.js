@@ -127,11 +127,13 @@ function queuePane(ctx, currentId) {
     t.loading = null;
     t.loaded = false;
     t.state = t.sources().map((s) => ({ ...s, cursor: null, done: false }));
-    t.count = h('span', { class: 'count', 'aria-hidden': 'true' }, '…');
-    t.desc = h('span', { class: 'sr-only', id: `tab-${t.key}-desc` }, 'loading');
+    // The name is the visible text plus a word for screen readers:
+    // "Unassigned 3 queries".
+    t.count = h('span', { class: 'count' }, '…');
+    t.desc = h('span', { class: 'sr-only' }, ' loading');
     t.tab = h('button', {
       type: 'button', role: 'tab', id: `tab-${t.key}`, 'aria-controls': 'queue-panel',
-      'aria-label': t.label, 'aria-describedby': t.desc.id, 'data-tab': t.key,
+      'data-tab': t.key,
       on: { click: () => select(t.key, false), keydown: tabKeys },
     }, h('span', { class: 'label' }, t.label), ' ', t.count, t.desc);
     tablist.append(t.tab);
@@ -243,7 +245,7 @@ function queuePane(ctx, currentId) {
     const text = t.loaded ? `${n}${moreLeft ? '+' : ''}` : '…';
     t.count.textContent = text;
     t.count.dataset.count = String(n);
-    t.desc.textContent = t.loaded ? `${text} ${n === 1 ? 'query' : 'queries'}` : 'loading';
+    t.desc.textContent = t.loaded ? ` ${n === 1 && !moreLeft ? 'query' : 'queries'}` : ' loading';
   }
 
   function renderList(t) {

@@ -67,7 +67,7 @@ function forgive(w, from, patterns) {
 }
 
 const item = (page, text) => page.locator('[role=tabpanel] [data-testid=queue-item]', { hasText: text });
-const tab = (page, name) => page.getByRole('tab', { name, exact: true });
+const tab = (page, name) => page.getByRole('tab', { name: new RegExp(`^${name} (\\d+\\+?|…) `) });
 const agentStatus = (page, status) => page.locator(`[data-testid=query-status][data-status=${status}]`);
 
 async function gotoQueues(page) {

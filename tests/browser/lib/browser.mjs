@@ -22,8 +22,10 @@ export async function launch() {
 }
 
 // A browser context (its own storage: one person) with one page on base.
-export async function open(browser, base, { name = 'page', viewport } = {}) {
-  const context = await browser.newContext({ baseURL: base, viewport: viewport ?? { width: 1280, height: 860 } });
+// bypassCSP: only for injecting a test tool (axe-core) into the page.
+export async function open(browser, base, { name = 'page', viewport, bypassCSP = false } = {}) {
+  const context = await browser.newContext({ baseURL: base, viewport: viewport ?? { width: 1280, height: 860 },
+    bypassCSP });
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push(`[${name}] uncaught: ${e.stack || e.message}`));
