@@ -85,8 +85,9 @@ trap 'exit 130' INT TERM
 cat <<MSG
 
   Switchboard is starting on http://${SB_BIND:-127.0.0.1}:$PORT/
-  Log in as "admin": the password is SB_ADMIN_PASSWORD if you set it, or
-  printed below the first time. From a shell:
+  Open the console there and sign in as "admin": the password is
+  SB_ADMIN_PASSWORD if you set it, or printed below the first time.
+  Donors: http://127.0.0.1:$PORT/donor   From a shell:
     curl -s http://127.0.0.1:$PORT/api/v1/auth/login \\
       -H 'content-type: application/json' \\
       -d '{"username":"admin","password":"..."}'
