@@ -122,3 +122,19 @@ export function showErrors(form, alertEl, err) {
     (ctl.closest('.field, .check') || ctl.parentElement).append(h('small', { class: 'field-error' }, e.message));
   }
 }
+
+// A destructive step confirmed in a dialog: run() does it; an error it
+// throws stays in the dialog (role=alert) and the dialog stays open.
+export function confirmAction(title, text, label, run, alertAttrs = {}) {
+  const alertEl = h('p', { class: 'error', role: 'alert', ...alertAttrs });
+  return dialog(title, [h('p', null, text), alertEl], [{ label, class: 'danger', onClick: async () => {
+    alertEl.textContent = '';
+    try {
+      await run();
+      return true;
+    } catch (err) {
+      alertEl.textContent = errorText(err);
+      return false;
+    }
+  } }]);
+}

@@ -3,7 +3,7 @@
 // server returns at creation is shown once, in this screen's DOM only:
 // it is not kept in any variable that outlives the screen, nor in
 // storage, and leaving the screen forgets it.
-import { h, clear, field, fmtTime, errorText, dialog, showErrors } from '/js/dom.js';
+import { h, clear, field, fmtTime, errorText, showErrors, confirmAction } from '/js/dom.js';
 import { qs } from '/js/api.js';
 import { permissionPicker } from './roles.js';
 
@@ -161,19 +161,12 @@ export function mount(root, ctx) {
   }
 
   function revoke(k) {
-    const alertEl = h('p', { class: 'error', role: 'alert' });
-    dialog(`Revoke ${k.name}?`, [h('p', null, `Requests with the key sbk_${k.prefix}_… are refused from now on. This cannot be undone.`), alertEl],
-      [{ label: 'Revoke', class: 'danger', onClick: async () => {
-        try {
-          await api.del(`/api/v1/api-keys/${k.id}`);
-          ctx.toast(`${k.name} revoked`);
-          if (alive) load(true);
-          return true;
-        } catch (err) {
-          alertEl.textContent = errorText(err);
-          return false;
-        }
-      } }]);
+    confirmAction(`Revoke ${k.name}?`, `Requests with the key sbk_${k.prefix}_… are refused from now on. This cannot be undone.`,
+      'Revoke', async () => {
+        await api.del(`/api/v1/api-keys/${k.id}`);
+        ctx.toast(`${k.name} revoked`);
+        if (alive) load(true);
+      });
   }
 
   const permsReady = (async () => {

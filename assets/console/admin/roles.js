@@ -3,7 +3,7 @@
 // the plugin that registered it).  SUPER_ADMIN holds everything and is
 // not editable; the built-ins ADMIN and AGENT keep their names and cannot
 // be deleted; a role still assigned to users cannot be deleted either.
-import { h, clear, field, errorText, dialog, showErrors } from '/js/dom.js';
+import { h, clear, field, errorText, showErrors, confirmAction } from '/js/dom.js';
 
 // Permissions grouped by plugin, host first.
 export function groupPermissions(perms) {
@@ -133,19 +133,11 @@ export function mount(root, ctx) {
   }
 
   function remove(r) {
-    const alertEl = h('p', { class: 'error', role: 'alert' });
-    dialog(`Delete role ${r.name}?`, [h('p', null, 'The role is removed for good. No user holds it.'), alertEl],
-      [{ label: 'Delete', class: 'danger', onClick: async () => {
-        try {
-          await api.del(`/api/v1/roles/${r.id}`);
-          ctx.toast(`Role ${r.name} deleted`);
-          if (alive) load();
-          return true;
-        } catch (err) {
-          alertEl.textContent = errorText(err);
-          return false;
-        }
-      } }]);
+    confirmAction(`Delete role ${r.name}?`, 'The role is removed for good. No user holds it.', 'Delete', async () => {
+      await api.del(`/api/v1/roles/${r.id}`);
+      ctx.toast(`Role ${r.name} deleted`);
+      if (alive) load();
+    });
   }
 
   const permsReady = (async () => {

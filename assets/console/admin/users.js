@@ -3,7 +3,7 @@
 // (DELETE deactivates; the server refuses the last active super-admin
 // with 409, shown as it says).  Roles come from GET /api/v1/roles when
 // the caller may read them; otherwise the role is typed.
-import { h, clear, field, fmtTime, errorText, dialog, showErrors } from '/js/dom.js';
+import { h, clear, field, fmtTime, errorText, dialog, showErrors, confirmAction } from '/js/dom.js';
 import { qs } from '/js/api.js';
 
 // Field errors of the envelope next to their controls; the whole error
@@ -202,22 +202,13 @@ export function mount(root, ctx) {
   }
 
   function deactivate(u, tr) {
-    const alertEl = h('p', { class: 'error', role: 'alert', 'data-testid': 'deactivate-error' });
-    dialog(`Deactivate ${u.username}?`, [
-      h('p', null, `${u.username} will be signed out at once and can no longer sign in. The account and its history stay; it can be reactivated later.`),
-      alertEl,
-    ], [{ label: 'Deactivate', class: 'danger', onClick: async () => {
-      alertEl.textContent = '';
-      try {
+    confirmAction(`Deactivate ${u.username}?`,
+      `${u.username} will be signed out at once and can no longer sign in. The account and its history stay; it can be reactivated later.`,
+      'Deactivate', async () => {
         const fresh = await api.del(`/api/v1/users/${u.id}`);
         if (alive && tr.isConnected) replace(tr, fresh);
         ctx.toast(`${u.username} deactivated`);
-        return true;
-      } catch (err) {
-        alertEl.textContent = errorText(err);
-        return false;
-      }
-    } }]);
+      }, { 'data-testid': 'deactivate-error' });
   }
 
   async function reactivate(u, tr) {
