@@ -29,6 +29,11 @@
 #include "router.h"
 #include "ratelimit.h"
 #include "image.h"
+#include "edge.h"
+
+_Static_assert(SB_EDGE_CHUNKED == HTTP_HEAD_CHUNKED &&
+    SB_EDGE_EXPECT_CONTINUE == HTTP_HEAD_EXPECT_CONTINUE,
+    "the edge's flags are Kore's head hook flags");
 
 void	kore_parent_configure(int, char **);
 void	kore_parent_teardown(void);
@@ -55,6 +60,10 @@ kore_parent_configure(int argc, char **argv)
 	(void)argv;
 
 	settings_load();
+
+	/* The HTTP edge (patches/kore/0006): head rules, route body limits. */
+	http_head_hook = sb_edge_head;
+	http_body_max_hook = sb_http_body_max;
 
 	if (sb_assets_load(sb_settings.assets_dir) == -1)
 		fatalx("cannot load assets from %s", sb_settings.assets_dir);

@@ -42,7 +42,8 @@ static void	metrics_prometheus(struct sb_req *);
 static void	metrics_stats(struct sb_req *);
 
 const struct sb_route sb_metrics_routes[] = {
-	{ .method = "GET", .path = "/metrics", .flags = SB_ROUTE_PUBLIC,
+	{ .method = "GET", .path = "/metrics",
+	  .flags = SB_ROUTE_PUBLIC | SB_ROUTE_PROBE,
 	  .handler = metrics_prometheus,
 	  .summary = "Prometheus metrics: open from loopback, otherwise "
 	  "metrics.read" },

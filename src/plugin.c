@@ -848,6 +848,12 @@ api_routes_add(struct sb_plugin *p, const struct sb_route *routes)
 			    rt->method, rt->path ? rt->path : "(null)");
 			return (SB_ERROR);
 		}
+		if ((rt->flags & SB_ROUTE_PROBE) && p != sb_host_plugin) {
+			setup_error(p, "route %s %s: only the host's probes "
+			    "are outside the request budget", rt->method,
+			    rt->path);
+			return (SB_ERROR);
+		}
 		access = rt->flags & SB_ROUTE_ACCESS_MASK;
 		if ((rt->permission != NULL) + (access == SB_ROUTE_PUBLIC) +
 		    (access == SB_ROUTE_STAFF) +

@@ -156,6 +156,10 @@ const char *sb_route_access(const struct sb_route *);
 
 #define SB_ROUTE_ACCESS_MASK	(SB_ROUTE_PUBLIC | SB_ROUTE_STAFF | \
 				    SB_ROUTE_AUTHENTICATED | SB_ROUTE_DONOR)
+/* Host routes only: a probe (/healthz, /readyz, /metrics) outside the
+ * per-caller request budget, so a balancer polling from one address
+ * never sees a healthy node as dead.  Plugins may not set it. */
+#define SB_ROUTE_PROBE		0x80000000u
 int	sb_permission_exists(const char *name);
 
 /* abi.c: the pure ABI checks of a descriptor and of a console panel's
@@ -206,6 +210,8 @@ int	sb_http_dispatch(struct http_request *);
 const char *sb_req_ip(struct sb_req *);
 const char *sb_req_path(struct sb_req *);
 void	sb_http_worker_init(void);
+/* The body limit of the route a request goes to (Kore's body hook). */
+size_t	sb_http_body_max(struct http_request *);
 void	sb_respond_error(struct sb_req *, int status, const char *code,
 	    const char *message, json_t *errors);
 void	sb_respond_json(struct sb_req *, int status, json_t *body);

@@ -21,11 +21,13 @@ static void	sys_console_panels(struct sb_req *);
 static void	sys_openapi(struct sb_req *);
 
 const struct sb_route sb_system_routes[] = {
-	{ .method = "GET", .path = "/healthz", .flags = SB_ROUTE_PUBLIC,
+	{ .method = "GET", .path = "/healthz",
+	  .flags = SB_ROUTE_PUBLIC | SB_ROUTE_PROBE,
 	  .handler = sys_healthz, .summary = "Liveness",
 	  .response_schema = "{\"type\":\"object\",\"properties\":"
 	  "{\"status\":{\"const\":\"ok\"}}}" },
-	{ .method = "GET", .path = "/readyz", .flags = SB_ROUTE_PUBLIC,
+	{ .method = "GET", .path = "/readyz",
+	  .flags = SB_ROUTE_PUBLIC | SB_ROUTE_PROBE,
 	  .handler = sys_readyz,
 	  .summary = "Readiness: the database and every enabled plugin" },
 	{ .method = "GET", .path = "/api/v1/plugins",
