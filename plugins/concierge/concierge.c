@@ -256,18 +256,26 @@ query_for(struct sb_req *req, int for_update)
 }
 
 /*
- * The state machine: is `a` legal on a query in state `status` with
- * assignee `assigned` (0: none)?
+ * The state machine: is `a` by `caller` legal on a query in state `status`
+ * with assignee `assigned` (0: none)?  Whether the caller may make a legal
+ * change to a query someone else holds is query_transition()'s question.
  */
 static int
-transition_legal(const char *status, json_int_t assigned, enum action a)
+transition_legal(const char *status, json_int_t assigned, json_int_t caller,
+    enum action a)
 {
 	int	open_ = strcmp(status, "IN_PROGRESS") == 0;
 	int	xfer = strcmp(status, "TRANSFERRED") == 0;
 
 	switch (a) {
 	case A_ACCEPT:
-		return (open_ && assigned == 0);
+		/* A transfer makes the target the assignee, so the target
+		 * must still be able to take the query; only someone else
+		 * holding it is a conflict (API.md).  The caller's own
+		 * IN_PROGRESS query is legal too: q_accept() answers it
+		 * without a change. */
+		return ((open_ && assigned == 0) ||
+		    ((open_ || xfer) && assigned == caller));
 	case A_RESOLVE:
 	case A_TRANSFER:
 		return ((open_ && assigned != 0) || xfer);
@@ -436,7 +444,8 @@ query_transition(struct sb_req *req, enum action a)
 		    "donor may close a query", NULL);
 		return (NULL);
 	}
-	if (!transition_legal(sb_jstr(q, "status"), sb_jint(q, "assigned_to"), a)) {
+	if (!transition_legal(sb_jstr(q, "status"), sb_jint(q, "assigned_to"),
+	    who->id, a)) {
 		api->db_rollback(p);
 		conflict(req, q, verbs[a]);
 		json_decref(q);
@@ -709,50 +718,44 @@ q_get(struct sb_req *req)
 		api->respond_json(req, 200, q);
 }
 
+/*
+ * Accept through query_transition() like every other change: the row lock
+ * it takes makes a second accept wait for the first to commit and then
+ * judge the row the first left, so of two agents accepting at once one
+ * gets 200 and the other 409.  Accepting a query one already holds in
+ * progress is a no-op (200, no message, no event): a double click or a
+ * retry must not be a conflict nor write the thread twice.  The transfer
+ * target accepting keeps assigned_at, as it has held the query since the
+ * transfer (the reminder wait does not restart).
+ */
 static void
 q_accept(struct sb_req *req)
 {
 	struct sb_plugin		*p = api->req_plugin(req);
 	const struct sb_principal	*who = api->req_principal(req);
-	struct sb_db_res		*r;
-	const char			*id = param_id(req, "id"), *params[2];
+	const char			*params[2];
 	json_t				*q;
 	char				 uid[32], msg[128];
-	int				 dberr;
 
-	if (id == NULL) {
-		err_404(req);
+	if ((q = query_transition(req, A_ACCEPT)) == NULL)
 		return;
-	}
-	snprintf(uid, sizeof(uid), "%lld", (long long)who->id);
-	params[0] = id;
-	params[1] = uid;
-	if (api->db_begin(p) != SB_OK) {
-		err_db(req);
-		return;
-	}
-	r = api->db_query(p, "UPDATE concierge_queries SET assigned_to = "
-	    "$2::bigint, assigned_at = now(), updated_at = now() WHERE id = "
-	    "$1::bigint AND "
-	    "status = 'IN_PROGRESS' AND assigned_to IS NULL RETURNING "
-	    Q_COLS, 2, params);
-	/* Nothing updated: gone, or no longer acceptable. */
-	if (api->db_ok(r) && api->db_rows(r) == 0) {
-		api->db_free(r);
+	if (strcmp(sb_jstr(q, "status"), "IN_PROGRESS") == 0 &&
+	    sb_jint(q, "assigned_to") == who->id) {
 		api->db_rollback(p);
-		q = query_load(p, id, 0, &dberr);
-		if (dberr)
-			err_db(req);
-		else if (q == NULL)
-			err_404(req);
-		else
-			conflict(req, q, "accept");
-		json_decref(q);
+		api->respond_json(req, 200, q);
 		return;
 	}
+	json_decref(q);
+	snprintf(uid, sizeof(uid), "%lld", (long long)who->id);
+	params[0] = api->req_param(req, "id");
+	params[1] = uid;
 	snprintf(msg, sizeof(msg), "Query accepted by %s",
 	    who->name ? who->name : uid);
-	finish_change(req, r, msg, "concierge.query.accepted", 0);
+	apply_change(req, "UPDATE concierge_queries SET status = "
+	    "'IN_PROGRESS', assigned_to = $2::bigint, assigned_at = CASE WHEN "
+	    "assigned_to IS NULL THEN now() ELSE assigned_at END, updated_at = "
+	    "now() WHERE id = $1::bigint RETURNING " Q_COLS, 2, params, msg,
+	    "concierge.query.accepted", 0);
 }
 
 static void
@@ -992,7 +995,7 @@ q_send_reminder(struct sb_req *req)
 	if ((q = query_for(req, 0)) == NULL)
 		return;
 	if (!transition_legal(sb_jstr(q, "status"), sb_jint(q, "assigned_to"),
-	    A_CLOSE)) {
+	    who->id, A_CLOSE)) {
 		conflict(req, q, "send a reminder for");
 		json_decref(q);
 		return;

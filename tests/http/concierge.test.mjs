@@ -355,7 +355,16 @@ test('illegal transitions are 409 with the current state', async () => {
   assertEnvelope(assert, await srv.request('PATCH', `${base}/transfer`, { token: agents.a.token,
     json: { to_user_id: agents.b.id } }), 409, 'CONFLICT');
   assert.equal((await srv.request('PATCH', `${base}/accept`, { token: agents.a.token })).status, 200);
-  assertEnvelope(assert, await srv.request('PATCH', `${base}/accept`, { token: agents.a.token }), 409, 'CONFLICT');
+  // accepting one's own query again changes nothing (API.md: 409 only when
+  // someone else holds it); another agent is refused
+  let r = await srv.request('PATCH', `${base}/accept`, { token: agents.a.token });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.assigned_to, agents.a.id);
+  r = await srv.request('GET', `${base}/messages`, { token: admin });
+  assert.equal(r.body.data.filter((m) => m.message_type === 'SYSTEM').length, 1, 'one accept recorded');
+  e = assertEnvelope(assert, await srv.request('PATCH', `${base}/accept`, { token: agents.b.token }), 409,
+    'CONFLICT');
+  assert.match(e.message, /IN_PROGRESS/);
   // a manager may resolve what another agent holds
   assert.equal((await srv.request('PATCH', `${base}/resolve`, { token: admin })).status, 200);
   e = assertEnvelope(assert, await srv.request('PATCH', `${base}/resolve`, { token: admin }), 409, 'CONFLICT');
@@ -369,6 +378,121 @@ test('illegal transitions are 409 with the current state', async () => {
     assertEnvelope(assert, await srv.request('PATCH', `${DQ}/${id}/accept`, { token: admin }), 404, 'NOT_FOUND');
   assert.equal((await srv.request('DELETE', base, { token: admin })).status, 204);
   assertEnvelope(assert, await srv.request('DELETE', base, { token: admin }), 404, 'NOT_FOUND');
+});
+
+// Issue 13: a transfer makes the target the assignee with status
+// TRANSFERRED; the target accepting takes it (IN_PROGRESS, still theirs),
+// and only an agent other than the assignee is refused.
+test('transfer then accept: the target accepts, answers and resolves', async () => {
+  const { q, token } = await openQuery(uniq('d'));
+  const base = `${DQ}/${q.id}`;
+  const ws = await ready(srv, token);
+  try {
+    assert.equal((await ws.subscribe(`query:${q.id}`)).type, 'subscribed');
+    let r = await srv.request('PATCH', `${base}/accept`, { token: agents.a.token });
+    assert.equal(r.status, 200, r.text);
+    r = await srv.request('PATCH', `${base}/transfer`, { token: agents.a.token,
+      json: { to_user_id: agents.b.id, note: 'yours now' } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.status, 'TRANSFERRED');
+    const assignedAt = async () => (await sql(srv, 'SELECT assigned_at FROM concierge_queries WHERE id = $1',
+      [q.id]))[0].assigned_at.getTime();
+    const handedOver = await assignedAt();
+
+    r = await srv.request('PATCH', `${base}/accept`, { token: agents.b.token });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.status, 'IN_PROGRESS');
+    assert.equal(r.body.assigned_to, agents.b.id);
+    // the last transfer stays on record; the note is for the new assignee
+    assert.equal(r.body.transferred_to_user_id, agents.b.id);
+    assert.equal(r.body.transfer_note, 'yours now');
+    const ev = await ws.next(isEvent('concierge.query.accepted', (f) => f.data.assigned_to === agents.b.id),
+      10000, 'accepted by the target');
+    assert.equal(ev.data.status, 'IN_PROGRESS');
+    const sys = await ws.next(isEvent('concierge.message.created', (f) => f.data.message_type === 'SYSTEM' &&
+      /accepted by agent-b/.test(f.data.content)), 10000, 'the accept in the thread');
+    assert.equal(sys.data.query_id, q.id);
+    // B has held it since the transfer: the reminder wait does not restart
+    assert.equal(await assignedAt(), handedOver);
+
+    // it left B's "transferred" queue and is among B's queries in progress
+    r = await srv.request('GET', `${DQ}/transferred?assigned_to=${agents.b.id}`, { token: agents.b.token });
+    assert.ok(!r.body.data.some((x) => x.id === q.id), 'no longer waiting as a transfer');
+    r = await srv.request('GET', `${DQ}?status=IN_PROGRESS&assigned_to=${agents.b.id}`, { token: agents.b.token });
+    assert.ok(r.body.data.some((x) => x.id === q.id), 'in progress with B');
+
+    r = await srv.request('POST', `${base}/messages`, { token: agents.b.token, json: { content: 'B here' } });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.sender_id, String(agents.b.id));
+    await ws.next(isEvent('concierge.message.created', (f) => f.data.content === 'B here'), 10000, 'B\'s answer');
+
+    r = await srv.request('PATCH', `${base}/resolve`, { token: agents.b.token });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.status, 'RESOLVED');
+    assert.equal(r.body.resolved_by, agents.b.id);
+    r = await srv.request('GET', `${base}/messages`, { token });
+    assert.deepEqual(r.body.data.map((m) => m.message_type),
+      ['QUERY', 'SYSTEM', 'SYSTEM', 'SYSTEM', 'CHAT', 'SYSTEM']);
+  } finally { ws.close(); }
+});
+
+test('transfer then accept: anyone but the target is 409, and the previous assignee loses the query', async () => {
+  const c = await makeAgent(srv, admin, 'agent-c');
+  const transferred = async () => {
+    const { q } = await openQuery(uniq('d'));
+    const base = `${DQ}/${q.id}`;
+    assert.equal((await srv.request('PATCH', `${base}/accept`, { token: agents.a.token })).status, 200);
+    const r = await srv.request('PATCH', `${base}/transfer`, { token: agents.a.token,
+      json: { to_user_id: agents.b.id } });
+    assert.equal(r.status, 200, r.text);
+    return base;
+  };
+  const systemCount = async (base) => (await srv.request('GET', `${base}/messages`, { token: admin }))
+    .body.data.filter((m) => m.message_type === 'SYSTEM').length;
+
+  // a third agent, the previous assignee and a manager may not take it
+  let base = await transferred();
+  for (const t of [c.token, agents.a.token, admin]) {
+    const e = assertEnvelope(assert, await srv.request('PATCH', `${base}/accept`, { token: t }), 409, 'CONFLICT');
+    assert.match(e.message, /TRANSFERRED/);
+  }
+  let r = await srv.request('GET', base, { token: admin });
+  assert.equal(r.body.status, 'TRANSFERRED');
+  assert.equal(r.body.assigned_to, agents.b.id);
+  assert.equal(await systemCount(base), 2, 'refused accepts leave no trace');
+
+  // once B accepted: C still 409; A may neither resolve nor transfer
+  assert.equal((await srv.request('PATCH', `${base}/accept`, { token: agents.b.token })).status, 200);
+  assertEnvelope(assert, await srv.request('PATCH', `${base}/accept`, { token: c.token }), 409, 'CONFLICT');
+  assertEnvelope(assert, await srv.request('PATCH', `${base}/resolve`, { token: agents.a.token }), 403, 'FORBIDDEN');
+  assertEnvelope(assert, await srv.request('PATCH', `${base}/transfer`, { token: agents.a.token,
+    json: { to_user_id: c.id } }), 403, 'FORBIDDEN');
+  // accepting again is a no-op for the assignee: 200, nothing recorded
+  r = await srv.request('PATCH', `${base}/accept`, { token: agents.b.token });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.assigned_to, agents.b.id);
+  assert.equal(await systemCount(base), 3, 'one accept recorded');
+  // queries.manage may resolve what B holds
+  r = await srv.request('PATCH', `${base}/resolve`, { token: admin });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.status, 'RESOLVED');
+
+  // the target and a third agent at once: the target wins every time
+  for (let round = 0; round < 3; round++) {
+    base = await transferred();
+    const [rb, rc] = await Promise.all([agents.b, c].map((a) =>
+      srv.request('PATCH', `${base}/accept`, { token: a.token })));
+    assert.equal(rb.status, 200, rb.text);
+    assert.equal(rb.body.assigned_to, agents.b.id);
+    assertEnvelope(assert, rc, 409, 'CONFLICT');
+    assert.equal(await systemCount(base), 3, 'one accept recorded');
+  }
+  // the target twice at once (a double click): both 200, one accept recorded
+  base = await transferred();
+  const rs = await Promise.all([1, 2].map(() => srv.request('PATCH', `${base}/accept`, { token: agents.b.token })));
+  assert.deepEqual(rs.map((x) => [x.status, x.body.status, x.body.assigned_to]),
+    [[200, 'IN_PROGRESS', agents.b.id], [200, 'IN_PROGRESS', agents.b.id]], rs.map((x) => x.text).join('\n'));
+  assert.equal(await systemCount(base), 3, 'one accept recorded');
 });
 
 test('validation errors use the envelope', async () => {
