@@ -99,7 +99,9 @@ function queuePane(ctx, currentId) {
       sources: () => [{ path: `${DQ}/in-progress`, params: {} }],
       has: (q) => q.status === 'IN_PROGRESS' && q.assigned_to == null },
     // A transfer makes the target the assignee (status TRANSFERRED), so
-    // "Mine" is every open query assigned to me, transferred or not.
+    // "Mine" is every open query assigned to me, transferred or not;
+    // "Transferred to me" holds those I have not accepted yet (accepting
+    // makes them IN_PROGRESS).
     { key: 'mine', label: 'Mine', empty: 'You have no open queries.',
       sources: () => [{ path: DQ, params: { status: 'IN_PROGRESS', assigned_to: me } },
         { path: DQ, params: { status: 'TRANSFERRED', assigned_to: me } }],
@@ -512,7 +514,12 @@ function queryView(pane, ctx, id, queues) {
     const legalChange = (q.status === 'IN_PROGRESS' && q.assigned_to != null) || q.status === 'TRANSFERRED';
     clear(actions);
     const btn = (label, fn, cls = '') => h('button', { type: 'button', class: cls, disabled: busy, on: { click: fn } }, label);
-    if (handle && q.status === 'IN_PROGRESS' && q.assigned_to == null && !deleted) actions.append(btn('Accept', accept, 'primary'));
+    // Accept takes an unassigned query, or one transferred to me: a
+    // transfer makes me the assignee already, and accepting makes it
+    // IN_PROGRESS, out of "Transferred to me" (API.md accept).
+    const acceptable = (q.status === 'IN_PROGRESS' && q.assigned_to == null)
+      || (q.status === 'TRANSFERRED' && num(q.assigned_to) === me);
+    if (handle && acceptable && !deleted) actions.append(btn('Accept', accept, 'primary'));
     if (handle && legalChange && mineOrManager && !deleted) actions.append(btn('Transfer', transfer));
     if (((handle && num(q.assigned_to) === me) || ctx.can('queries.manage')) && legalChange && !deleted) actions.append(btn('Resolve', resolve));
     if (handle && open) actions.append(btn('Send reminder', remind));
@@ -532,7 +539,7 @@ function queryView(pane, ctx, id, queues) {
     } catch (e) {
       if (e.status === 409) {
         ctx.toast(label === 'accept'
-          ? 'Someone else has already accepted this query. The view has been refreshed.'
+          ? 'Someone else has taken this query. The view has been refreshed.'
           : `${errorText(e)}. The view has been refreshed.`, 'error');
         await reload().catch(() => {});
       } else if (e.status === 404) {

@@ -4,9 +4,9 @@
 //
 //   "A donor (one browser context) opens a query; an agent (another
 //   context) sees it appear without reloading, accepts, and both exchange
-//   messages live; the agent transfers to a second agent who resolves; the
-//   donor requests a call, the agent accepts and both frames point at the
-//   same room."
+//   messages live; the agent transfers to a second agent who accepts and
+//   resolves; the donor requests a call, the agent accepts and both frames
+//   point at the same room."
 //
 // Plus: the agent's socket reconnects and resubscribes after a network
 // drop (stack.relay.drop()), search, and the inbox with the bell.
@@ -153,6 +153,16 @@ test('a donor opens a query; agents accept, chat, transfer, take a call and reso
   await agentStatus(b, 'TRANSFERRED').waitFor();
   await b.getByTestId('transfer-note').getByText('Bob handles swab replacements.').waitFor();
   await b.getByTestId('thread').locator('.msg', { hasText: 'Can I also book a call?' }).waitFor();
+
+  // B takes it over: Accept makes it IN_PROGRESS and B's; it leaves
+  // "Transferred to me" and stays in "Mine".
+  await b.getByRole('button', { name: 'Accept', exact: true }).click();
+  await agentStatus(b, 'IN_PROGRESS').waitFor();
+  await b.getByRole('button', { name: 'Accept', exact: true }).waitFor({ state: 'detached' });
+  await item(b, donor.name).waitFor({ state: 'detached' });
+  await tab(b, 'Mine').click();
+  await item(b, donor.name).waitFor();
+  await donor.page.locator('[data-testid=query-status][data-status=IN_PROGRESS]').waitFor();
 
   // The donor asks for a call while the query is open; B accepts it.
   await donor.page.getByLabel('Call type').selectOption('VIDEO');
