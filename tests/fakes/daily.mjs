@@ -8,6 +8,11 @@
 //   daily.tokens                                  // every issued token, decoded
 //   daily.tokenValidFor(token, 'standup')         // signature + time + room check
 //   daily.advanceTime(120)                        // move the fake's clock (seconds)
+//   POST {daily.url}/webhooks {url}               // registers a webhook the way Daily
+//                                                 // does: only after url answers 200 to
+//                                                 // the verification POST {"test":"test"}
+//   daily.webhooks, daily.webhookChecks           // registered hooks, verification results
+//   await daily.deliver(ev)                       // ev to every registered hook, signed
 //   const ev = webhookEvent('meeting.ended', 'standup');
 //   await sendWebhook('http://127.0.0.1:8888/api/v1/calls/webhook', secret, ev);
 //   await daily.close();
@@ -82,6 +87,14 @@
 //     [WS][WE][G].
 //   * The webhook "hmac" secret is BASE-64 encoded and is what a receiver uses
 //     to verify a webhook's signature [W].
+//   * Meeting-token user_id: "max length is 36 characters" [T] (the config
+//     page; also quoted by third-party Daily clients). A longer one is a 400.
+//   * Registering a webhook (POST /webhooks {url, eventTypes?, hmac?,
+//     basicAuth?, retryType?}) first POSTs a verification body to url; unless
+//     url answers 200 "relatively quickly" (within "a few seconds"), Daily
+//     answers 400 and creates nothing [W]. The body is {"test":"test"}.
+//     The hmac is returned with the webhook; if none is given one is
+//     provisioned [W].
 //
 // NOT CONFIRMED (the stored docs stop short, or say nothing); chosen here:
 //   ? Webhook signing construction. The stored copy of [W] is cut right after
@@ -91,7 +104,22 @@
 //     base64decode(secret), "<timestamp>.<raw body>")). One independent public
 //     receiver of Daily webhooks computes exactly this; another public one
 //     does something else. The timestamp unit (seconds vs ms) is unknown:
-//     seconds are used; pass a timestamp to override.
+//     seconds are used; pass a timestamp (e.g. Date.now(), milliseconds) to
+//     override, and receivers should accept both.
+//   ? Whether the verification POST of a new webhook carries signature
+//     headers: it is sent before the hmac is handed out, so it is sent
+//     unsigned here (opts.signVerification: sign it with the hook's hmac).
+//   ? user_name length: the stored docs give no limit. The fake refuses more
+//     than opts.maxUserName (default 100) characters so an unbounded name is
+//     caught; a client should stay well below it.
+//   ? exp and nbf: documented as unix seconds [RC][T], with no upper bound.
+//     The fake refuses values from 1e11 on (year 5138 in seconds, or any
+//     millisecond timestamp since 1973): such an exp is a unit mistake, and
+//     a room or token that never expires.
+//   ? Counting "characters": the fake counts Unicode code points.
+//   ? The webhook object's fields (uuid, url, hmac, basicAuth, retryType,
+//     eventTypes, state, failedCount, lastMomentPushed, domainId, createdAt,
+//     updatedAt) follow [W]'s response list; GET /webhooks answers an array.
 //   ? meeting.ended id prefix ("met-end-<uuid>" by analogy with "met-sta-").
 //     meeting.ended has no documented "duration" field, so none is added
 //     (pass it in `extra` if a test wants one).
@@ -216,6 +244,49 @@ function checkProps(props, schema, what) {
   return null;
 }
 
+// Limits beyond the JSON types (see the header for which are documented).
+export const ROOM_NAME_MAX = 128;
+export const USER_ID_MAX = 36;
+export const USER_NAME_MAX = 100;
+// From here a "unix seconds" value is a millisecond timestamp by mistake.
+export const SECONDS_LIMIT = 1e11;
+const ROOM_NAME_RE = /^[A-Za-z0-9_-]+$/;
+const chars = (s) => [...s].length;
+
+function checkRoomName(key, name) {
+  if (typeof name !== 'string' || !name.length) return `${key} must be a non-empty string`;
+  if (!ROOM_NAME_RE.test(name)) return `${key} may contain only A-Z, a-z, 0-9, "-" and "_"`;
+  if (name.length > ROOM_NAME_MAX) return `${key} must be at most ${ROOM_NAME_MAX} characters`;
+  return null;
+}
+
+// nbf/exp: whole unix seconds; a millisecond value is refused.
+function checkTimes(props) {
+  for (const key of ['nbf', 'exp']) {
+    if (props[key] !== undefined && (props[key] < 0 || props[key] >= SECONDS_LIMIT)) {
+      return `${key} must be a unix timestamp in seconds`;
+    }
+  }
+  if (props.nbf !== undefined && props.exp !== undefined && props.nbf >= props.exp) {
+    return 'nbf must be before exp';
+  }
+  return null;
+}
+
+function checkTokenLimits(props, maxUserName) {
+  if (props.room_name !== undefined) {
+    const err = checkRoomName('room_name', props.room_name);
+    if (err) return err;
+  }
+  if (props.user_id !== undefined && chars(props.user_id) > USER_ID_MAX) {
+    return `user_id must be at most ${USER_ID_MAX} characters`;
+  }
+  if (props.user_name !== undefined && chars(props.user_name) > maxUserName) {
+    return `user_name must be at most ${maxUserName} characters`;
+  }
+  return checkTimes(props);
+}
+
 // ------------------------------------------------------------------ JWT
 
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
@@ -316,7 +387,6 @@ export async function sendWebhook(targetUrl, secret, event, options = {}) {
 
 // ------------------------------------------------------------ the server
 
-const ROOM_NAME_RE = /^[A-Za-z0-9_-]+$/;
 const DEFAULT_ERROR = {
   400: 'invalid-request-error', 401: 'authentication-error', 403: 'forbidden-error',
   404: 'not-found', 429: 'rate-limit-error',
@@ -328,13 +398,19 @@ function randomRoomName() {
 }
 
 // opts: apiKey, domain (subdomain used in room urls), domainId,
-// maxParticipants (upper bound, default 200), rejectPastExp (default true).
+// maxParticipants (upper bound, default 200), rejectPastExp (default true),
+// maxUserName (default USER_NAME_MAX), webhookVerifyTimeoutMs (how long a
+// new webhook's url may take to answer its verification, default 3000),
+// signVerification (sign that POST with the hook's hmac, default false).
 export async function startDaily(opts = {}) {
   const apiKey = opts.apiKey ?? randomBytes(32).toString('hex');
   const domain = opts.domain ?? 'switchboard-test';
   const domainId = opts.domainId ?? randomUUID();
   const maxParticipants = opts.maxParticipants ?? 200;
   const rejectPastExp = opts.rejectPastExp ?? true;
+  const maxUserName = opts.maxUserName ?? USER_NAME_MAX;
+  const verifyTimeoutMs = opts.webhookVerifyTimeoutMs ?? 3000;
+  const signVerification = opts.signVerification ?? false;
   const signingKey = randomBytes(32);	// private to this fake
   let clockOffsetMs = 0;
   const scripts = [];	// {prefix, method, steps}
@@ -349,6 +425,8 @@ export async function startDaily(opts = {}) {
     requests: [],
     rooms: new Map(),
     tokens: [],	// {token, properties, claims, at}
+    webhooks: new Map(),	// uuid -> webhook object (with its hmac)
+    webhookChecks: [],	// {url, status, ms, error?}: each verification POST
     hanging,
 
     // Script the next responses for requests whose path starts with
@@ -368,6 +446,8 @@ export async function startDaily(opts = {}) {
       daily.requests.length = 0;
       daily.rooms.clear();
       daily.tokens.length = 0;
+      daily.webhooks.clear();
+      daily.webhookChecks.length = 0;
       clockOffsetMs = 0;
     },
 
@@ -393,6 +473,13 @@ export async function startDaily(opts = {}) {
         return { ok: false, reason: 'token is not yet valid (nbf)', claims };
       }
       return { ok: true, claims, properties: claimsToProperties(claims) };
+    },
+
+    // Sends event to every registered webhook, signed with its hmac, as
+    // Daily does when something happens; resolves to sendWebhook() results.
+    deliver(event, options = {}) {
+      return Promise.all([...daily.webhooks.values()].map((h) => sendWebhook(h.url, h.hmac,
+        event, options)));
     },
 
     // True only when token verifies, is inside its nbf/exp window and is
@@ -457,16 +544,8 @@ export async function startDaily(opts = {}) {
     }
     let { name, privacy = 'public', properties = {} } = body;
     if (name !== undefined) {
-      if (typeof name !== 'string' || !name.length) {
-        return error(res, 400, 'invalid-request-error', 'name must be a non-empty string');
-      }
-      if (!ROOM_NAME_RE.test(name)) {
-        return error(res, 400, 'invalid-request-error',
-          'name may contain only A-Z, a-z, 0-9, "-" and "_"');
-      }
-      if (name.length > 128) {
-        return error(res, 400, 'invalid-request-error', 'name must be at most 128 characters');
-      }
+      const err = checkRoomName('name', name);
+      if (err) return error(res, 400, 'invalid-request-error', err);
     } else {
       do name = randomRoomName(); while (daily.rooms.has(name));
     }
@@ -476,7 +555,7 @@ export async function startDaily(opts = {}) {
     if (!isObject(properties)) {
       return error(res, 400, 'invalid-request-error', 'properties must be an object');
     }
-    const bad = checkProps(properties, ROOM_PROPS, 'room');
+    const bad = checkProps(properties, ROOM_PROPS, 'room') ?? checkTimes(properties);
     if (bad) return error(res, 400, 'invalid-request-error', bad);
     const now = nowSec();
     if (properties.exp !== undefined && rejectPastExp && properties.exp <= now) {
@@ -486,10 +565,6 @@ export async function startDaily(opts = {}) {
         && (properties.max_participants < 1 || properties.max_participants > maxParticipants)) {
       return error(res, 400, 'invalid-request-error',
         `max_participants must be between 1 and ${maxParticipants}`);
-    }
-    if (properties.nbf !== undefined && properties.exp !== undefined
-        && properties.nbf >= properties.exp) {
-      return error(res, 400, 'invalid-request-error', 'nbf must be before exp');
     }
     if (properties.meeting_join_hook !== undefined && properties.meeting_join_hook.length > 255) {
       return error(res, 400, 'invalid-request-error', 'meeting_join_hook is limited to 255 characters');
@@ -543,12 +618,9 @@ export async function startDaily(opts = {}) {
     if (!isObject(properties)) {
       return error(res, 400, 'invalid-request-error', 'properties must be an object');
     }
-    const bad = checkProps(properties, TOKEN_PROPS, 'meeting token');
+    const bad = checkProps(properties, TOKEN_PROPS, 'meeting token')
+      ?? checkTokenLimits(properties, maxUserName);
     if (bad) return error(res, 400, 'invalid-request-error', bad);
-    if (properties.nbf !== undefined && properties.exp !== undefined
-        && properties.nbf >= properties.exp) {
-      return error(res, 400, 'invalid-request-error', 'nbf must be before exp');
-    }
     const claims = {};
     for (const [k, v] of Object.entries(properties)) claims[TOKEN_CLAIMS[k] ?? k] = v;
     claims.d = domainId;
@@ -562,6 +634,66 @@ export async function startDaily(opts = {}) {
     const d = daily.decodeToken(token, { ignoreNbf: query.get('ignoreNbf') === 'true' });
     if (!d.ok) return error(res, 400, 'invalid-request-error', d.reason);
     return send(res, 200, d.properties);
+  }
+
+  // Daily's check before it creates a webhook: POST {"test":"test"} to
+  // url, and only a 200 in time will do [W].
+  async function verifyWebhookUrl(url, hmac) {
+    const raw = '{"test":"test"}';
+    const headers = { 'Content-Type': 'application/json',
+      ...(signVerification ? signWebhook(hmac, raw) : {}) };
+    const t0 = Date.now();
+    const check = { url, status: 0, ms: 0 };
+    try {
+      const r = await fetch(url, { method: 'POST', headers, body: raw,
+        signal: AbortSignal.timeout(verifyTimeoutMs) });
+      await r.arrayBuffer();
+      check.status = r.status;
+    } catch (e) {
+      check.error = e.name === 'TimeoutError' ? 'timeout' : String(e.message ?? e);
+    }
+    check.ms = Date.now() - t0;
+    daily.webhookChecks.push(check);
+    return check;
+  }
+
+  async function createWebhook(res, body) {
+    if (!isObject(body)) return error(res, 400, 'invalid-request-error', 'body must be an object');
+    const allowed = ['url', 'eventTypes', 'hmac', 'basicAuth', 'retryType'];
+    for (const k of Object.keys(body)) {
+      if (!allowed.includes(k)) return error(res, 400, 'invalid-request-error', `unknown parameter: ${k}`);
+    }
+    const { url, eventTypes = [], basicAuth = null, retryType = 'circuit-breaker' } = body;
+    let parsed;
+    try { parsed = new URL(url); } catch { parsed = null; }
+    if (typeof url !== 'string' || !parsed || !/^https?:$/.test(parsed.protocol)) {
+      return error(res, 400, 'invalid-request-error', 'url must be an http(s) URL');
+    }
+    if (!Array.isArray(eventTypes) || eventTypes.some((t) => typeof t !== 'string')) {
+      return error(res, 400, 'invalid-request-error', 'eventTypes must be an array of strings');
+    }
+    if (!['circuit-breaker', 'exponential'].includes(retryType)) {
+      return error(res, 400, 'invalid-request-error', 'retryType must be "circuit-breaker" or "exponential"');
+    }
+    if (basicAuth !== null && typeof basicAuth !== 'string') {
+      return error(res, 400, 'invalid-request-error', 'basicAuth must be a string');
+    }
+    let hmac = body.hmac;
+    if (hmac === undefined) hmac = randomBytes(32).toString('base64');
+    else if (typeof hmac !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(hmac)
+        || Buffer.from(hmac, 'base64').length === 0) {
+      return error(res, 400, 'invalid-request-error', 'hmac must be BASE-64 encoded');
+    }
+    const check = await verifyWebhookUrl(url, hmac);
+    if (check.status !== 200) {
+      return error(res, 400, 'invalid-request-error', `the webhook url did not answer 200 to the `
+        + `verification request (${check.error ?? `HTTP ${check.status}`})`);
+    }
+    const at = new Date(nowMs()).toISOString();
+    const hook = { uuid: randomUUID(), url, hmac, basicAuth, retryType, eventTypes, state: 'ACTIVE',
+      failedCount: 0, lastMomentPushed: null, domainId, createdAt: at, updatedAt: at };
+    daily.webhooks.set(hook.uuid, hook);
+    return send(res, 200, structuredClone(hook));
   }
 
   function route(req, res, path, query, body) {
@@ -578,6 +710,19 @@ export async function startDaily(opts = {}) {
       if (m === 'POST') return createToken(res, body);
     } else if ((match = /^\/v1\/meeting-tokens\/([^/]+)\/?$/.exec(path))) {
       if (m === 'GET') return validateToken(res, decodeURIComponent(match[1]), query);
+    } else if (path === '/v1/webhooks' || path === '/v1/webhooks/') {
+      if (m === 'POST') {
+        return createWebhook(res, body).catch((e) => error(res, 500, 'server-error', String(e)));
+      }
+      if (m === 'GET') return send(res, 200, [...daily.webhooks.values()]);
+    } else if ((match = /^\/v1\/webhooks\/([^/]+)\/?$/.exec(path))) {
+      const hook = daily.webhooks.get(decodeURIComponent(match[1]));
+      if (!hook) return error(res, 404, 'not-found', 'no such webhook');
+      if (m === 'GET') return send(res, 200, hook);
+      if (m === 'DELETE') {
+        daily.webhooks.delete(hook.uuid);
+        return send(res, 200, hook);
+      }
     } else {
       return error(res, 404, 'not-found', `no such endpoint: ${m} ${path}`);
     }

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { createHmac } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { startDaily, signWebhook, webhookEvent, sendWebhook } from '../fakes/daily.mjs';
+import { startDaily, signWebhook, webhookEvent, sendWebhook, USER_ID_MAX, USER_NAME_MAX }
+  from '../fakes/daily.mjs';
 
 let daily;
 
@@ -122,13 +123,20 @@ test('invalid room requests are refused with 400 invalid-request-error', async (
     ['unknown top-level parameter', { name: 'x', colour: 'red' }],
     ['bad enum', { properties: { enable_recording: 'tape' } }],
     ['properties not an object', { properties: [] }],
+    ['exp in milliseconds', { properties: { exp: Date.now() + 3600 * 1000 } }],
+    ['nbf in milliseconds', { properties: { nbf: Date.now(), exp: future() } }],
+    ['name with a dot', { name: 'sb.q1' }],
+    ['empty name', { name: '' }],
   ];
   for (const [what, body] of cases) {
     const r = await api('POST', '/rooms', { body });
     assert.equal(r.status, 400, `${what}: ${r.text}`);
+    assert.deepEqual(Object.keys(r.body).sort(), ['error', 'info'], what);
     assert.equal(r.body.error, 'invalid-request-error', what);
     assert.equal(typeof r.body.info, 'string', what);
   }
+  assert.equal((await api('POST', '/rooms', { body: { name: 'a'.repeat(128) } })).status, 200);
+  daily.rooms.clear();
   assert.equal(daily.rooms.size, 0);
 
   const notJson = await api('POST', '/rooms', { raw: '{"name":', headers: { 'content-type': 'application/json' } });
@@ -231,13 +239,33 @@ test('invalid token requests are refused', async () => {
     ['exp as a float', { properties: { room_name: 'a', exp: future() + 0.25 } }],
     ['room_name as a number', { properties: { room_name: 7 } }],
     ['unknown top-level parameter', { room_name: 'a' }],
+    ['user_id of 37 characters', { properties: { room_name: 'a', user_id: 'u'.repeat(37) } }],
+    ['user_id "donor:" + a uuid', { properties: { room_name: 'a',
+      user_id: 'donor:3b241101-e2bb-4255-8caf-4136c566a962' } }],
+    ['user_id as a number', { properties: { room_name: 'a', user_id: 42 } }],
+    ['user_name too long', { properties: { room_name: 'a', user_name: 'n'.repeat(USER_NAME_MAX + 1) } }],
+    ['exp in milliseconds', { properties: { room_name: 'a', exp: Date.now() + 60000 } }],
+    ['room_name with a space', { properties: { room_name: 'a b' } }],
+    ['room_name too long', { properties: { room_name: 'r'.repeat(129) } }],
   ];
   for (const [what, body] of cases) {
     const r = await api('POST', '/meeting-tokens', { body });
     assert.equal(r.status, 400, `${what}: ${r.text}`);
+    assert.deepEqual(Object.keys(r.body).sort(), ['error', 'info'], what);
     assert.equal(r.body.error, 'invalid-request-error', what);
   }
   assert.equal(daily.tokens.length, 0);
+});
+
+test('the limits themselves are allowed: a 36-character user_id, a long name counted in characters', async () => {
+  assert.equal(USER_ID_MAX, 36);
+  // Characters, not bytes or UTF-16 units: each of these is one code point.
+  const name = '\u{1F600}'.repeat(USER_NAME_MAX);
+  const properties = { room_name: 'r'.repeat(128), user_id: 'u'.repeat(36), user_name: name,
+    exp: future() };
+  const r = await api('POST', '/meeting-tokens', { body: { properties } });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(daily.tokens[0].properties, properties);
 });
 
 test('scripted failures: a 500, a delay, a hang, then back to normal', async () => {
@@ -330,4 +358,107 @@ test('webhook events have Daily\'s shape and arrive signed', async () => {
     receiver.closeAllConnections?.();
     await new Promise((r) => receiver.close(r));
   }
+});
+
+// A throwaway webhook receiver: answer(raw) gives the status, or null to
+// never answer. Records every request.
+async function receiver(answer) {
+  const got = [];
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString();
+      got.push({ headers: req.headers, raw });
+      const status = answer(raw);
+      if (status === null) return;
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/hook`,
+    got,
+    close: async () => {
+      server.closeAllConnections?.();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+test('registering a webhook: Daily first POSTs {"test":"test"} and wants a 200', async () => {
+  const rx = await receiver(() => 200);
+  try {
+    const made = await api('POST', '/webhooks', { body: { url: rx.url, eventTypes: ['meeting.started'] } });
+    assert.equal(made.status, 200, made.text);
+    const hook = made.body;
+    assert.match(hook.uuid, /^[0-9a-f-]{36}$/);
+    assert.equal(hook.url, rx.url);
+    assert.equal(hook.state, 'ACTIVE');
+    assert.deepEqual(hook.eventTypes, ['meeting.started']);
+    assert.equal(Buffer.from(hook.hmac, 'base64').length, 32);
+    // the verification: exactly this body, unsigned, before the hook exists
+    assert.equal(rx.got.length, 1);
+    assert.equal(rx.got[0].raw, '{"test":"test"}');
+    assert.equal(rx.got[0].headers['content-type'], 'application/json');
+    assert.equal(rx.got[0].headers['x-webhook-signature'], undefined);
+    assert.equal(daily.webhookChecks.length, 1);
+    assert.equal(daily.webhookChecks[0].status, 200);
+
+    const list = await api('GET', '/webhooks');
+    assert.deepEqual(list.body.map((h) => h.uuid), [hook.uuid]);
+    assert.equal((await api('GET', `/webhooks/${hook.uuid}`)).body.url, rx.url);
+
+    // events reach it signed with the hook's hmac
+    const ev = webhookEvent('meeting.started', 'room-a');
+    const [sent] = await daily.deliver(ev);
+    assert.equal(sent.status, 200);
+    const { headers, raw } = rx.got[1];
+    assert.deepEqual(JSON.parse(raw), ev);
+    assert.equal(headers['x-webhook-signature'], createHmac('sha256', Buffer.from(hook.hmac, 'base64'))
+      .update(`${headers['x-webhook-timestamp']}.${raw}`).digest('base64'));
+
+    // an hmac of one's own is kept
+    const mine = Buffer.from('my own webhook secret').toString('base64');
+    const own = await api('POST', '/webhooks', { body: { url: rx.url, hmac: mine } });
+    assert.equal(own.status, 200, own.text);
+    assert.equal(own.body.hmac, mine);
+
+    assert.equal((await api('DELETE', `/webhooks/${hook.uuid}`)).status, 200);
+    assert.equal((await api('GET', `/webhooks/${hook.uuid}`)).status, 404);
+  } finally { await rx.close(); }
+});
+
+test('a webhook url that refuses the verification, or answers too slowly, is not registered', async () => {
+  for (const status of [401, 422, 204]) {
+    const rx = await receiver(() => status);
+    try {
+      const r = await api('POST', '/webhooks', { body: { url: rx.url } });
+      assert.equal(r.status, 400, r.text);
+      assert.deepEqual(Object.keys(r.body).sort(), ['error', 'info']);
+      assert.equal(r.body.error, 'invalid-request-error');
+      assert.match(r.body.info, new RegExp(`HTTP ${status}`));
+      assert.equal(rx.got.length, 1);
+    } finally { await rx.close(); }
+  }
+  for (const body of [{}, { url: 'not a url' }, { url: 'ftp://example.org/' },
+    { url: 'http://127.0.0.1:1/', hmac: 'not base64!' }, { url: 'http://127.0.0.1:1/', colour: 'red' }]) {
+    const r = await api('POST', '/webhooks', { body });
+    assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+    assert.equal(r.body.error, 'invalid-request-error');
+  }
+  assert.equal(daily.webhooks.size, 0);
+
+  const impatient = await startDaily({ webhookVerifyTimeoutMs: 200 });
+  const rx = await receiver(() => null);
+  try {
+    const r = await fetch(`${impatient.url}/webhooks`, { method: 'POST',
+      headers: { authorization: `Bearer ${impatient.apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ url: rx.url }) });
+    assert.equal(r.status, 400);
+    assert.match((await r.json()).info, /timeout/);
+    assert.equal(impatient.webhookChecks[0].error, 'timeout');
+    assert.equal(impatient.webhooks.size, 0);
+  } finally { await rx.close(); await impatient.close(); }
 });
