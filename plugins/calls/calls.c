@@ -45,6 +45,24 @@ static const struct sb_host_api	*api;
 #define OPEN_QUERY(s)	((s) != NULL && (strcmp((s), "IN_PROGRESS") == 0 || \
 			 strcmp((s), "TRANSFERRED") == 0))
 
+/*
+ * What Daily takes in a meeting token.  user_id: at most 36 characters
+ * (documented), while a donor id may have 100, so a donor's is a digest
+ * (donor_user_id()).  user_name: Daily documents no limit; display names
+ * (up to 200 characters here) are cut well short of any plausible one.
+ */
+#define DAILY_USER_ID_MAX	36
+#define DONOR_DIGEST_CHARS	22	/* base64url: 132 bits of SHA-256 */
+#define USER_NAME_MAX		64	/* characters */
+_Static_assert(sizeof("donor:") - 1 + DONOR_DIGEST_CHARS <= DAILY_USER_ID_MAX,
+    "a donor's user_id must fit Daily's limit");
+_Static_assert(sizeof("staff:-9223372036854775808") - 1 <= DAILY_USER_ID_MAX,
+    "a staff user_id must fit Daily's limit");
+
+/* From here an X-Webhook-Timestamp is in milliseconds (1e11 seconds is
+ * the year 5138; 1e11 milliseconds was in 1973). */
+#define WEBHOOK_TS_MS_FROM	100000000000LL
+
 enum mode { MODE_VIDEO, MODE_AUDIO, MODE_SCREEN };
 
 static const char *const modes[] = { "VIDEO", "AUDIO", "SCREEN", NULL };
@@ -67,6 +85,8 @@ struct call {
 	char			*admin_name;
 	char			*donor_id;
 	char			*donor_name;
+	char			 admin_uid[DAILY_USER_ID_MAX + 1];
+	char			 donor_uid[DAILY_USER_ID_MAX + 1];
 	json_t			*request;	/* claimed request, or NULL */
 	char			 room[64];
 	long long		 exp;		/* unix seconds */
@@ -247,6 +267,53 @@ room_name_valid(const char *s)
 			return (0);
 	}
 	return (1);
+}
+
+/*
+ * A donor's Daily user_id: "donor:" and the first DONOR_DIGEST_CHARS of
+ * base64url(SHA-256(donor_id)).  The same donor gets the same id on every
+ * call (Daily's meeting events can be matched up), the id fits Daily's 36
+ * characters whatever the donor id's length, and the donor id itself is
+ * not handed to Daily.  0, or -1 when hashing fails.
+ */
+static int
+donor_user_id(const char *donor_id, char *out, size_t len)
+{
+	unsigned char	md[EVP_MAX_MD_SIZE];
+	unsigned char	b64[((EVP_MAX_MD_SIZE + 2) / 3) * 4 + 1];
+	unsigned int	mdlen = 0;
+	size_t		i;
+
+	if (len < sizeof("donor:") + DONOR_DIGEST_CHARS ||
+	    EVP_Digest(donor_id, strlen(donor_id), md, &mdlen, EVP_sha256(),
+	    NULL) != 1 || mdlen < 32)
+		return (-1);
+	(void)EVP_EncodeBlock(b64, md, (int)mdlen);
+	for (i = 0; i < DONOR_DIGEST_CHARS; i++) {
+		if (b64[i] == '+')
+			b64[i] = '-';
+		else if (b64[i] == '/')
+			b64[i] = '_';
+	}
+	snprintf(out, len, "donor:%.*s", DONOR_DIGEST_CHARS, (char *)b64);
+	return (0);
+}
+
+/*
+ * Cut s (UTF-8) to at most max characters, before a lead byte, so what
+ * is left is still valid UTF-8 for jansson and Daily.
+ */
+static void
+name_clip(char *s, size_t max)
+{
+	size_t	i, n = 0;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (((unsigned char)s[i] & 0xc0) != 0x80 && n++ == max) {
+			s[i] = '\0';
+			return;
+		}
+	}
 }
 
 static int
@@ -608,12 +675,17 @@ call_new(struct sb_req *req, json_t *q, enum mode mode)
 	c->donor_id = strdup(sb_jstr(q, "donor_id"));
 	c->donor_name = strdup(sb_jstr(q, "donor"));
 	if (c->admin_name == NULL || c->donor_id == NULL ||
-	    c->donor_name == NULL) {
+	    c->donor_name == NULL || donor_user_id(c->donor_id, c->donor_uid,
+	    sizeof(c->donor_uid)) == -1) {
 		call_free(c);
 		api->respond_error(req, 503, "UNAVAILABLE", "out of "
 		    "resources", NULL);
 		return (NULL);
 	}
+	snprintf(c->admin_uid, sizeof(c->admin_uid), "staff:%lld",
+	    (long long)c->admin_id);
+	name_clip(c->admin_name, USER_NAME_MAX);
+	name_clip(c->donor_name, USER_NAME_MAX);
 	for (i = 0; i < sizeof(rnd); i++)
 		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
 	snprintf(c->room, sizeof(c->room), "sb-q%lld-%s",
@@ -1108,17 +1180,12 @@ static int
 call_token(struct call *c, int owner, sb_http_cb cb)
 {
 	json_t	*props, *body;
-	char	 uid[160];
 	int	 rc;
 
-	if (owner)
-		snprintf(uid, sizeof(uid), "staff:%lld",
-		    (long long)c->admin_id);
-	else
-		snprintf(uid, sizeof(uid), "donor:%s", c->donor_id);
 	props = json_pack("{s:s, s:b, s:I, s:s, s:s}", "room_name", c->room,
 	    "is_owner", owner, "exp", (json_int_t)c->exp, "user_name",
-	    owner ? c->admin_name : c->donor_name, "user_id", uid);
+	    owner ? c->admin_name : c->donor_name, "user_id",
+	    owner ? c->admin_uid : c->donor_uid);
 	if (props == NULL)
 		return (SB_ERROR);
 	if (c->mode == MODE_AUDIO)
@@ -1457,6 +1524,29 @@ webhook_signed(const char *ts, const void *body, size_t len, const char *sig)
 }
 
 /*
+ * Daily's check of a webhook URL when the operator registers it: it POSTs
+ * {"test":"test"} (before the operator has the webhook's secret, so it
+ * cannot be relied on to be signed) and creates the webhook only on a
+ * quick 200.  Exactly that object, however spaced, whatever headers
+ * come with it; small, because it is parsed before any signature check.
+ */
+static int
+webhook_verification(const void *body, size_t len)
+{
+	json_t		*o;
+	const char	*v;
+	int		 yes;
+
+	if (body == NULL || len == 0 || len > 64)
+		return (0);
+	o = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+	yes = json_is_object(o) && json_object_size(o) == 1 &&
+	    (v = sb_jstr(o, "test")) != NULL && strcmp(v, "test") == 0;
+	json_decref(o);
+	return (yes);
+}
+
+/*
  * A payload time (unix seconds) as text for to_timestamp() in *res, NULL
  * when absent (now() then); -1 when it is not a plausible time.
  */
@@ -1495,6 +1585,16 @@ webhook(struct sb_req *req)
 	char			 atbuf[32], field[32];
 	int			 dberr, fresh;
 
+	if ((body = api->req_body(req, &len)) == NULL)
+		len = 0;
+	/* Before the secret is even needed: Daily checks the URL before the
+	 * operator can have configured it.  Nothing is read or written. */
+	if (webhook_verification(body, len)) {
+		api->log(p, SB_LOG_DEBUG, "answered Daily's webhook "
+		    "verification request");
+		api->respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+		return;
+	}
 	if (hook_key_len == 0) {
 		api->respond_error(req, 503, "UNAVAILABLE", "calls are not "
 		    "configured: set webhook_secret", NULL);
@@ -1507,16 +1607,19 @@ webhook(struct sb_req *req)
 		    "webhook signature", NULL);
 		return;
 	}
+	/* Unix seconds or milliseconds, as Daily's unit is not documented.
+	 * The signature covers the header as received; only the replay
+	 * window is reckoned in seconds. */
 	for (i = 0; ts[i] >= '0' && ts[i] <= '9'; i++)
 		;
-	t = i > 0 && i <= 12 && ts[i] == '\0' ? strtoll(ts, NULL, 10) : -1;
+	t = i > 0 && i <= 15 && ts[i] == '\0' ? strtoll(ts, NULL, 10) : -1;
+	if (t >= WEBHOOK_TS_MS_FROM)
+		t /= 1000;
 	if (t < 0 || llabs(t - (long long)time(NULL)) > webhook_tolerance) {
 		api->respond_error(req, 401, "UNAUTHENTICATED", "stale or "
 		    "invalid webhook timestamp", NULL);
 		return;
 	}
-	if ((body = api->req_body(req, &len)) == NULL)
-		len = 0;
 	if (!webhook_signed(ts, body != NULL ? body : "", len, sig)) {
 		api->respond_error(req, 401, "UNAUTHENTICATED", "bad webhook "
 		    "signature", NULL);

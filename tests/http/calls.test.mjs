@@ -3,14 +3,16 @@
 // request -> accept -> tokens for that room only -> status -> end (room
 // deleted); reject; cancel; agent-initiated calls; webhook-driven
 // STARTED/ENDED; the accept race; duplicate requests; donor isolation;
-// tokens never leaked; Daily failures leaving nothing behind; signatures.
+// tokens never leaked; Daily failures leaving nothing behind; signatures;
+// donor ids of any allowed length (Daily's 36-character user_id); Daily's
+// webhook verification request; second and millisecond webhook timestamps.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { startServer, TEST_PLUGINS, assertEnvelope, pgClient, withDb, databaseUrl } from './lib/harness.mjs';
 import { poll } from './lib/helpers.mjs';
 import { ready } from './lib/wsclient.mjs';
-import { startDaily, sendWebhook, webhookEvent, signWebhook } from '../fakes/daily.mjs';
+import { startDaily, sendWebhook, webhookEvent, signWebhook, USER_ID_MAX } from '../fakes/daily.mjs';
 
 const C = '/api/v1/communication';
 const WEBHOOK_SECRET = randomBytes(32).toString('base64');
@@ -33,10 +35,9 @@ async function makeAgent(name) {
   return { id: r.body.id, name, token: await srv.login(username, password) };
 }
 
-async function openQuery(server = srv) {
-  const donorId = uniq('donor');
+async function openQuery(server = srv, { donorId = uniq('donor'), donor = `Donor ${donorId}` } = {}) {
   const r = await server.request('POST', '/api/v1/donor-queries', {
-    json: { donor: `Donor ${donorId}`, donor_id: donorId, content: 'Can we talk?' } });
+    json: { donor, donor_id: donorId, content: 'Can we talk?' } });
   assert.equal(r.status, 201, r.text);
   return { q: r.body.query, token: r.body.donor_token, donorId };
 }
@@ -56,6 +57,20 @@ async function accept(query, agent, requestId) {
 
 const sessions = (queryId) => sql('SELECT * FROM calls_sessions WHERE query_id = $1 ORDER BY id', [queryId]);
 const webhookUrl = () => `${srv.url}/api/v1/webhooks/daily`;
+// The meeting-token properties the fake Daily was sent for a room: {staff, donor}.
+function tokensFor(room) {
+  const all = daily.tokens.filter((t) => t.properties.room_name === room);
+  assert.equal(all.length, 2, `two tokens for ${room}`);
+  return { staff: all.find((t) => t.properties.is_owner).properties,
+    donor: all.find((t) => !t.properties.is_owner).properties };
+}
+// Everything a webhook could have changed, to compare before and after.
+const webhookFootprint = async (queryId) => ({
+  events: (await sql('SELECT count(*)::int AS n FROM calls_webhook_events'))[0].n,
+  sessions: await sessions(queryId),
+  messages: (await sql('SELECT count(*)::int AS n FROM concierge_messages WHERE query_id = $1',
+    [queryId]))[0].n,
+});
 
 before(async () => {
   daily = await startDaily();
@@ -316,6 +331,158 @@ test('Daily webhooks move sessions to STARTED and ENDED; unsigned, forged, stale
     ['CALL_STARTED', 'CALL_ENDED']);
 });
 
+test('a donor_id that is a UUID, or 100 characters long, still gets a call: Daily sees a short, stable user_id', async () => {
+  const uuid = randomUUID();
+  const long = `${uniq('d')}-${'x'.repeat(100)}`.slice(0, 100);
+  assert.equal(long.length, 100);
+  const seen = new Map();	// donor_id -> the user_id Daily was given
+  for (const donorId of [uuid, long]) {
+    // the donor's first call: asked for and accepted
+    const first = await openQuery(srv, { donorId });
+    const req = await requestCall(first);
+    let r = await accept(first, agents.a, req.id);
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.request.status, 'ACCEPTED');
+    assert.equal(r.body.session.status, 'CREATED');
+    assert.equal((await sessions(first.q.id)).length, 1);
+    const one = tokensFor(r.body.session.room_name);
+    for (const side of [one.staff, one.donor]) {
+      assert.ok([...side.user_id].length <= USER_ID_MAX, `user_id ${side.user_id}`);
+    }
+    assert.ok(!one.donor.user_id.includes(donorId), 'the donor id itself does not go to Daily');
+    // the derivation the README documents, so it stays stable across versions
+    assert.equal(one.donor.user_id,
+      `donor:${createHash('sha256').update(donorId).digest('base64url').slice(0, 22)}`);
+    assert.equal(one.staff.user_id, `staff:${agents.a.id}`);
+    // the donor's token works for that room
+    r = await srv.request('GET', `${C}/calls/${first.q.id}`, { token: first.token });
+    assert.ok(daily.tokenValidFor(r.body.data[0].token, r.body.data[0].room_name));
+
+    // the same donor on another query, called by another agent: the same user_id
+    const second = await openQuery(srv, { donorId });
+    r = await srv.request('POST', `${C}/call/${second.q.id}`, { token: agents.b.token,
+      json: { mode: 'AUDIO' } });
+    assert.equal(r.status, 201, r.text);
+    const two = tokensFor(r.body.session.room_name);
+    assert.equal(two.donor.user_id, one.donor.user_id);
+    assert.equal(two.staff.user_id, `staff:${agents.b.id}`);
+    seen.set(donorId, one.donor.user_id);
+  }
+  assert.notEqual(seen.get(uuid), seen.get(long), 'different donors, different user_ids');
+});
+
+test('a long donor name reaches Daily cut on a character boundary', async () => {
+  // 200 characters (the most concierge takes) of 1, 2 and 4 bytes in UTF-8
+  const name = [...`A${'\u00e9\u{1F30D}'.repeat(100)}`].slice(0, 200).join('');
+  const query = await openQuery(srv, { donor: name });
+  const r = await accept(query, agents.a, (await requestCall(query)).id);
+  assert.equal(r.status, 201, r.text);
+  const { donor } = tokensFor(r.body.session.room_name);
+  const got = donor.user_name;
+  assert.equal([...got].length, 64);
+  assert.ok(name.startsWith(got), 'a prefix of the name');
+  assert.equal(Buffer.from(got, 'utf8').toString('utf8'), got, 'no half of a character');
+  // a short name goes as it is
+  const short = await openQuery(srv, { donor: 'Zo\u00eb \u{1F30D}' });
+  const r2 = await accept(short, agents.a, (await requestCall(short)).id);
+  assert.equal(r2.status, 201, r2.text);
+  assert.equal(tokensFor(r2.body.session.room_name).donor.user_name, 'Zo\u00eb \u{1F30D}');
+});
+
+test('Daily\'s webhook verification request gets a quick 200 and changes nothing', async () => {
+  const query = await openQuery();
+  const r0 = await accept(query, agents.a, (await requestCall(query)).id);
+  assert.equal(r0.status, 201, r0.text);
+  const room = r0.body.session.room_name;
+  const ws = await ready(srv, agents.a.token);
+  try {
+    assert.equal((await ws.subscribe(`query:${query.q.id}`)).type, 'subscribed');
+    const before = await webhookFootprint(query.q.id);
+
+    // registering the webhook at (the fake) Daily: it POSTs {"test":"test"}
+    // unsigned and creates the webhook only on a quick 200
+    const reg = await fetch(`${daily.url}/webhooks`, { method: 'POST',
+      headers: { authorization: `Bearer ${daily.apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ url: webhookUrl(), hmac: WEBHOOK_SECRET, eventTypes: ['meeting.started'] }) });
+    const hook = await reg.json();
+    assert.equal(reg.status, 200, JSON.stringify(hook));
+    const check = daily.webhookChecks.at(-1);
+    assert.equal(check.status, 200);
+    assert.ok(check.ms < 2000, `answered in ${check.ms} ms`);
+
+    // the same body sent directly: unsigned, with a made-up signature, with
+    // a valid one, and with other spacing
+    const raw = '{"test":"test"}';
+    for (const [headers, body] of [
+      [{}, raw],
+      [{ 'X-Webhook-Signature': 'bm90IGEgc2lnbmF0dXJl', 'X-Webhook-Timestamp': '1' }, raw],
+      [signWebhook(WEBHOOK_SECRET, raw), raw],
+      [{}, '{ "test" : "test" }\n']]) {
+      const t0 = Date.now();
+      const r = await fetch(webhookUrl(), { method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers }, body });
+      assert.equal(r.status, 200, await r.text());
+      assert.ok(Date.now() - t0 < 2000);
+    }
+    assert.deepEqual(await webhookFootprint(query.q.id), before, 'no event id, session or message written');
+
+    // anything else unsigned is still refused
+    for (const body of ['{"test":"test","type":"meeting.started"}', '{"test":"other"}', '{"test":1}',
+      JSON.stringify(webhookEvent('meeting.started', room))]) {
+      const r = await fetch(webhookUrl(), { method: 'POST', headers: { 'content-type': 'application/json' },
+        body });
+      assert.equal(r.status, 401, body);
+    }
+    assert.deepEqual(await webhookFootprint(query.q.id), before);
+
+    // the registered webhook then works: Daily delivers, signed with the hmac
+    const [sent] = await daily.deliver(webhookEvent('meeting.started', room));
+    assert.equal(sent.status, 200, sent.text);
+    await ws.next(isEvent('calls.session.started', (f) => f.data.room_name === room), 10000, 'session.started');
+    // nothing before it moved the session: the started event is the only one
+    assert.equal(ws.frames.filter(isEvent('calls.session.started')).length, 1);
+    assert.equal((await sessions(query.q.id))[0].status, 'STARTED');
+    assert.equal((await fetch(`${daily.url}/webhooks/${hook.uuid}`, { method: 'DELETE',
+      headers: { authorization: `Bearer ${daily.apiKey}` } })).status, 200);
+  } finally { ws.close(); }
+});
+
+test('webhook timestamps in seconds and in milliseconds are both accepted when signed; bad ones still refused', async () => {
+  const query = await openQuery();
+  const r0 = await accept(query, agents.a, (await requestCall(query)).id);
+  assert.equal(r0.status, 201, r0.text);
+  const room = r0.body.session.room_name;
+
+  // milliseconds: refused when stale, forged or altered, and nothing changes
+  const started = webhookEvent('meeting.started', room);
+  const before = await webhookFootprint(query.q.id);
+  let r = await sendWebhook(webhookUrl(), WEBHOOK_SECRET, started, { timestamp: Date.now() - 3600 * 1000 });
+  assert.equal(r.status, 401, r.text);
+  r = await sendWebhook(webhookUrl(), randomBytes(32).toString('base64'), started, { timestamp: Date.now() });
+  assert.equal(r.status, 401, r.text);
+  const body = JSON.stringify(started);
+  const ms = String(Date.now());
+  const signed = signWebhook(WEBHOOK_SECRET, body, ms);
+  // the signature covers the header as sent: the same instant in seconds does not verify
+  r = await fetch(webhookUrl(), { method: 'POST', headers: { 'content-type': 'application/json', ...signed,
+    'X-Webhook-Timestamp': ms.slice(0, -3) }, body });
+  assert.equal(r.status, 401);
+  assert.deepEqual(await webhookFootprint(query.q.id), before);
+
+  // milliseconds, valid
+  r = await fetch(webhookUrl(), { method: 'POST', headers: { 'content-type': 'application/json', ...signed },
+    body });
+  assert.equal(r.status, 200, await r.text());
+  assert.equal((await sessions(query.q.id))[0].status, 'STARTED');
+
+  // seconds, valid
+  r = await sendWebhook(webhookUrl(), WEBHOOK_SECRET, webhookEvent('meeting.ended', room),
+    { timestamp: Math.floor(Date.now() / 1000) });
+  assert.equal(r.status, 200, r.text);
+  assert.equal((await sessions(query.q.id))[0].status, 'ENDED');
+  await poll(() => !daily.rooms.has(room), { timeout: 15000 });
+});
+
 test('concurrent accept: one session, one 409', async () => {
   const query = await openQuery();
   const req = await requestCall(query);
@@ -436,5 +603,14 @@ test('without a Daily API key the plugin answers 503 and says why', async () => 
     const r = await s.request('POST', `${C}/call/${query.q.id}`, { token: await s.login(), json: { mode: 'VIDEO' } });
     const e = assertEnvelope(assert, r, 503, 'UNAVAILABLE');
     assert.match(e.message, /daily_api_key/);
+    // Daily verifies a webhook before it hands out its secret: the check
+    // passes without webhook_secret; a real event does not
+    const hook = `${s.url}/api/v1/webhooks/daily`;
+    let h = await fetch(hook, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: '{"test":"test"}' });
+    assert.equal(h.status, 200);
+    h = await sendWebhook(hook, WEBHOOK_SECRET, webhookEvent('meeting.started', 'sb-q1-00'));
+    assert.equal(h.status, 503, h.text);
+    assert.equal(h.body.code, 'UNAVAILABLE');
   } finally { await s.stop(); }
 });
