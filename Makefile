@@ -110,6 +110,7 @@ UNIT_DEPS_test_conf	:= src/conf.c src/text.c
 UNIT_DEPS_test_abi	:= src/abi.c
 UNIT_DEPS_test_ratelimit	:= src/ratelimit.c
 UNIT_DEPS_test_seal	:= src/seal.c src/text.c
+UNIT_DEPS_test_edge	:= src/edge.c
 
 .SECONDEXPANSION:
 $(B)/tests/test_%: tests/unit/test_%.c $$(UNIT_DEPS_test_$$*) $(wildcard src/*.h) \
@@ -146,7 +147,7 @@ bench: build $(B)/bench/bare.so
 	bench/concierge.sh
 
 fuzz:
-	scripts/fuzz.sh
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} scripts/fuzz.sh
 
 install: include/switchboard/plugin.h include/switchboard/helpers.h
 	install -d $(DESTDIR)$(PREFIX)/include/switchboard

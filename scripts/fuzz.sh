@@ -1,20 +1,52 @@
 #!/usr/bin/env bash
-# Build every libFuzzer harness in tests/fuzz/ and run each for
-# FUZZ_SECONDS (default 30).  Crashes land in build/fuzz/<name>/.
-set -euo pipefail
+# Build the libFuzzer harnesses in tests/fuzz/ and run each for
+# FUZZ_SECONDS (default 30).
+#
+#   scripts/fuzz.sh              every harness
+#   scripts/fuzz.sh edge router  the named ones (tests/fuzz/fuzz_<name>.c)
+#
+# Each harness starts from its committed corpus, tests/fuzz/corpus/<name>/
+# (read only), and writes what it finds new to build/fuzz/<name>/corpus/.
+# A crash, leak or timeout leaves its input in build/fuzz/<name>/ and
+# fails the run; `make test` runs every harness this way (30 s each), and
+# `make fuzz` runs them longer (FUZZ_SECONDS=300 by default there).
+# Refresh the committed corpus from a long run with:
+#   build/fuzz/<name>/fuzz_<name> -merge=1 tests/fuzz/corpus/<name> build/fuzz/<name>/corpus
+set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$ROOT"
 secs=${FUZZ_SECONDS:-30}
 flags=(-std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined
 	-fno-sanitize-recover=all -Iinclude -Isrc $(pkg-config --cflags jansson))
-for h in tests/fuzz/fuzz_*.c; do
-	name=$(basename "$h" .c)
-	sub=${name#fuzz_}
+
+names=("$@")
+if ((${#names[@]} == 0)); then
+	for h in tests/fuzz/fuzz_*.c; do names+=("$(basename "$h" .c)"); done
+	names=("${names[@]#fuzz_}")
+fi
+
+failed=0
+for sub in "${names[@]}"; do
+	name=fuzz_$sub
 	out=build/fuzz/$name
+	seeds=tests/fuzz/corpus/$sub
 	mkdir -p "$out/corpus"
-	clang "${flags[@]}" -o "$out/$name" "$h" "src/$sub.c" src/text.c $(pkg-config --libs jansson)
-	echo "fuzzing $name for ${secs}s"
-	(cd "$out" && "./$name" -max_total_time="$secs" -max_len=8192 corpus >/dev/null 2>"$name.log") ||
-		{ echo "$name found a crash: see $out/$name.log" >&2; exit 1; }
+	if ! clang "${flags[@]}" -o "$out/$name" "tests/fuzz/$name.c" "src/$sub.c" src/text.c \
+	    $(pkg-config --libs jansson); then
+		echo "FAIL fuzz $sub: does not build"
+		failed=$((failed + 1))
+		continue
+	fi
+	dirs=("$out/corpus")
+	[[ -d $seeds ]] && dirs+=("$seeds")
+	if "$out/$name" -max_total_time="$secs" -max_len=8192 -timeout=10 \
+	    -artifact_prefix="$out/" "${dirs[@]}" >"$out/$name.log" 2>&1; then
+		runs=$(sed -nE 's/^Done ([0-9]+) runs.*/\1/p' "$out/$name.log" | tail -n1)
+		echo "ok   fuzz $sub (${secs}s, ${runs:-?} runs)"
+	else
+		echo "FAIL fuzz $sub: a finding, see $out/$name.log and $out/crash-*"
+		tail -n 30 "$out/$name.log"
+		failed=$((failed + 1))
+	fi
 done
-echo "fuzz: no findings"
+((failed == 0))

@@ -4,7 +4,8 @@
 # line "N passed, N failed".
 #
 #   layers: C unit tests (cmocka, normal and ASan/UBSan builds) -> the
-#           unit tests under valgrind -> black-box HTTP tests (node --test)
+#           unit tests under valgrind -> every libFuzzer harness for 30 s
+#           -> black-box HTTP tests (node --test)
 #           against the normal build -> the same black-box suite against
 #           the ASan/UBSan build (SB_TEST_SANITIZE=0 skips it) -> the
 #           console end to end in headless Chromium (tests/browser/),
@@ -60,6 +61,20 @@ for t in build/tests/test_*; do
 		passed=$((passed + 1))
 	else
 		echo "FAIL valgrind $t (see $RESULTS/valgrind-$(basename "$t").log)"
+		failed=$((failed + 1))
+	fi
+done
+
+# --- libFuzzer: every harness in tests/fuzz, bounded ----------------------
+# From the committed corpus, SB_TEST_FUZZ_SECONDS (30) each; a crash, leak
+# or timeout fails.  `make fuzz` runs them longer.
+say "fuzz (libFuzzer, ${SB_TEST_FUZZ_SECONDS:-30}s per harness)"
+for h in tests/fuzz/fuzz_*.c; do
+	sub=$(basename "$h" .c)
+	sub=${sub#fuzz_}
+	if FUZZ_SECONDS=${SB_TEST_FUZZ_SECONDS:-30} scripts/fuzz.sh "$sub"; then
+		passed=$((passed + 1))
+	else
 		failed=$((failed + 1))
 	fi
 done

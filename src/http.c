@@ -76,7 +76,7 @@ static const struct {
 	{ 405, "METHOD_NOT_ALLOWED" },
 	{ 408, "REQUEST_TIMEOUT" },
 	{ 409, "CONFLICT" },
-	{ 411, "VALIDATION_ERROR" },
+	{ 411, "VALIDATION_ERROR" },	/* a chunked request body */
 	{ 413, "PAYLOAD_TOO_LARGE" },
 	{ 414, "URI_TOO_LONG" },
 	{ 415, "UNSUPPORTED_MEDIA_TYPE" },
@@ -99,6 +99,27 @@ sb_error_code_for(int status)
 			return (status_codes[i].code);
 	}
 	return (status >= 500 ? "INTERNAL" : "VALIDATION_ERROR");
+}
+
+/* Every code of the envelope, once each, for the OpenAPI document. */
+json_t *
+sb_error_codes_json(void)
+{
+	json_t	*out;
+	size_t	 i, j;
+
+	out = json_array();
+	for (i = 0; status_codes[i].code != NULL; i++) {
+		for (j = 0; j < i; j++) {
+			if (strcmp(status_codes[j].code,
+			    status_codes[i].code) == 0)
+				break;
+		}
+		if (j == i)
+			json_array_append_new(out,
+			    json_string(status_codes[i].code));
+	}
+	return (out);
 }
 
 void

@@ -223,6 +223,7 @@ const char *sb_req_query(struct sb_req *, const char *);
 const char *sb_req_param(struct sb_req *, const char *);
 int	sb_req_allowed(struct sb_req *, const char *permission);
 const char *sb_error_code_for(int status);
+json_t	*sb_error_codes_json(void);
 int	sb_page_params(struct sb_req *, long long *limit, long long *before);
 void	sb_respond_db_down(struct sb_req *);
 int	sb_req_id(struct sb_req *, const char *param, const char *what,

@@ -198,6 +198,15 @@ error_response(const char *description)
 	    "#/components/schemas/Error"));
 }
 
+static json_t *
+edge_response(const char *name)
+{
+	char	ref[128];
+
+	snprintf(ref, sizeof(ref), "#/components/responses/%s", name);
+	return (json_pack("{s:s}", "$ref", ref));
+}
+
 static void
 add_operation(const char *method, const char *pattern, void *data, void *arg)
 {
@@ -279,6 +288,12 @@ add_operation(const char *method, const char *pattern, void *data, void *arg)
 		json_object_set_new(resp, "403",
 		    error_response("Missing permission"));
 	}
+	/* What the edge may answer on any route (docs/ARCHITECTURE.md,
+	 * "The HTTP edge"). */
+	json_object_set_new(resp, "408", edge_response("RequestTimeout"));
+	json_object_set_new(resp, "413", edge_response("PayloadTooLarge"));
+	json_object_set_new(resp, "414", edge_response("UriTooLong"));
+	json_object_set_new(resp, "431", edge_response("HeadersTooLarge"));
 	json_object_set_new(resp, "default", error_response("Error"));
 	json_object_set_new(op, "responses", resp);
 
@@ -294,7 +309,8 @@ sb_openapi_build(void)
 	sb_router_foreach(sb_routes, add_operation, paths);
 
 	doc = json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s}], s:o, "
-	    "s:{s:{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}, s:{s:o}}, "
+	    "s:{s:{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}, s:{s:o}, "
+	    "s:{s:o, s:o, s:o, s:o}}, "
 	    "s:[{s:[]}, {s:[]}]}",
 	    "openapi", "3.1.0",
 	    "info", "title", "Switchboard API", "version", SB_VERSION,
@@ -309,18 +325,27 @@ sb_openapi_build(void)
 	    "apiKey", "type", "apiKey", "in", "header", "name", "X-API-Key",
 	    "schemas",
 	    "Error", json_pack("{s:s, s:[s, s, s, s, s], s:{s:{s:s}, "
-	    "s:{s:s}, s:{s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, "
+	    "s:{s:s, s:o}, s:{s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, "
 	    "s:{s:s}}}}, s:{s:s}}}",
 	    "type", "object",
 	    "required", "status", "code", "message", "errors", "request_id",
 	    "properties",
 	    "status", "const", "error",
-	    "code", "type", "string",
+	    "code", "type", "string", "enum", sb_error_codes_json(),
 	    "message", "type", "string",
 	    "errors", "type", "array", "items", "type", "object",
 	    "properties", "field", "type", "string", "code", "type", "string",
 	    "message", "type", "string",
 	    "request_id", "type", "string"),
+	    "responses",
+	    "RequestTimeout", error_response("REQUEST_TIMEOUT: the request "
+	    "did not arrive in time; the connection closes"),
+	    "PayloadTooLarge", error_response("PAYLOAD_TOO_LARGE: the body "
+	    "is over the route's limit, refused before it is read"),
+	    "UriTooLong", error_response("URI_TOO_LONG: the request line "
+	    "or query is over the limit; the connection closes"),
+	    "HeadersTooLarge", error_response("HEADERS_TOO_LARGE: a header "
+	    "or the header set is over the limit; the connection closes"),
 	    "security", "bearerAuth", "apiKey");
 	return (doc);
 }
