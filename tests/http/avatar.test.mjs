@@ -205,7 +205,7 @@ test('ETag: If-None-Match gives 304, a replaced avatar a new tag; HEAD has no bo
   assert.equal(g.status, 200);
 
   const h = await rawRequest(srv.port, { method: 'HEAD', path: '/api/v1/users/1/avatar',
-    headers: { authorization: `Bearer ${token}` }, waitAfter: 300 });
+    headers: { authorization: `Bearer ${token}` }, untilClose: true });
   assert.equal(h.status, 200);
   assert.equal(h.raw.length, 0);
   assert.equal(h.headers.etag, etag);

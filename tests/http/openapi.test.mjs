@@ -164,17 +164,17 @@ test('GET / is HTML with an ETag and a CSP; If-None-Match gives 304; HEAD works'
   assert.equal(same.status, 200);
   assert.equal(same.headers.get('etag'), etag);
 
-  const cached = await rawRequest(srv.port, { path: '/', headers: { 'if-none-match': etag }, waitAfter: 200 });
+  const cached = await rawRequest(srv.port, { path: '/', headers: { 'if-none-match': etag }, untilClose: true });
   assert.equal(cached.status, 304);
   assert.equal(cached.raw.length, 0);
   assert.equal(cached.headers.etag, etag);
-  const list = await rawRequest(srv.port, { path: '/', headers: { 'if-none-match': `"nope", ${etag}` }, waitAfter: 100 });
+  const list = await rawRequest(srv.port, { path: '/', headers: { 'if-none-match': `"nope", ${etag}` }, untilClose: true });
   assert.equal(list.status, 304);
   const stale = await srv.request('GET', '/', { headers: { 'if-none-match': '"not-the-etag"' } });
   assert.equal(stale.status, 200);
   assert.equal(stale.text, r.text);
 
-  const head = await rawRequest(srv.port, { method: 'HEAD', path: '/', waitAfter: 200 });
+  const head = await rawRequest(srv.port, { method: 'HEAD', path: '/', untilClose: true });
   assert.equal(head.status, 200);
   assert.equal(head.raw.length, 0);
   assert.equal(head.headers.etag, etag);

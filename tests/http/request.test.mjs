@@ -62,13 +62,13 @@ test('HEAD on a GET route is 200 with the headers and no body', async () => {
   const get = await rawRequest(srv.port, { method: 'GET', path: '/api/v1/example/hello' });
   assert.equal(get.status, 200);
   assert.ok(get.raw.length > 0);
-  const r = await rawRequest(srv.port, { method: 'HEAD', path: '/api/v1/example/hello', waitAfter: 300 });
+  const r = await rawRequest(srv.port, { method: 'HEAD', path: '/api/v1/example/hello', untilClose: true });
   assert.equal(r.status, 200);
   assert.equal(r.raw.length, 0, `HEAD sent a body: ${r.text}`);
   assert.match(r.headers['content-type'], /^application\/json/);
   assert.match(r.headers['x-request-id'], /^[0-9a-f]{32}$/);
   // HEAD follows GET, so a POST-only route refuses it.
-  const h = await rawRequest(srv.port, { method: 'HEAD', path: NOTES, waitAfter: 300 });
+  const h = await rawRequest(srv.port, { method: 'HEAD', path: NOTES, untilClose: true });
   assert.equal(h.status, 405);
   assert.equal(h.raw.length, 0);
   assert.deepEqual(allowList(h.headers.allow).sort(), ['OPTIONS', 'POST']);
@@ -158,7 +158,7 @@ test('a handler that never answers is a 500 INTERNAL envelope without internals,
   assert.equal(e.request_id, 'noresp-1');
   assert.doesNotMatch(r.text, /probe|noresponse|handler|plugin|\.c\b|\.so\b|\/work\//i);
   const line = await poll(() => srv.logs.find((l) => l.component === 'http' && l.level === 'error' &&
-    /noresponse/.test(l.msg)), { timeout: 3000, interval: 50 });
+    /noresponse/.test(l.msg)), { interval: 50 });
   assert.ok(line, 'the host logs which handler did not answer');
   assert.match(line.msg, /probe/);
   // The worker survived.
@@ -275,11 +275,11 @@ test("a body above Kore's global http_body_max (17 MiB) is the 413 JSON envelope
   const before = await noteCount();
   const r = await rawRequest(srv.port, { method: 'POST', path: NOTES,
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    bodyLength: 17 * 1024 * 1024, fill: ' ', timeout: 30000 });
+    bodyLength: 17 * 1024 * 1024, fill: ' ' });
   assertEnvelope(assert, asFetchLike(r), 413, 'PAYLOAD_TOO_LARGE');
   // Also on a route without a body schema and without credentials.
   const r2 = await rawRequest(srv.port, { method: 'POST', path: '/api/v1/nothing-here',
-    headers: { 'content-type': 'application/json' }, bodyLength: 17 * 1024 * 1024, timeout: 30000 });
+    headers: { 'content-type': 'application/json' }, bodyLength: 17 * 1024 * 1024 });
   assertEnvelope(assert, asFetchLike(r2), 413, 'PAYLOAD_TOO_LARGE');
   assert.equal(await noteCount(), before);
   assert.equal((await srv.request('GET', '/healthz')).status, 200);

@@ -160,8 +160,11 @@ export class Server {
     }).filter(Boolean);
   }
 
+  // Waits for the condition (healthy, or exited when a failure is
+  // expected) with a deadline a slow sanitizer build on a loaded machine
+  // cannot miss; a healthy server returns at once.
   async waitReady(expectFailure = false) {
-    const deadline = Date.now() + 30000;
+    const deadline = Date.now() + 60000;
     while (Date.now() < deadline) {
       if (this.exited) {
         if (expectFailure) return;
@@ -206,7 +209,9 @@ export class Server {
   async stop({ keepDatabase = false } = {}) {
     if (!this.exited) {
       this.child.kill('SIGTERM');
-      const t = setTimeout(() => this.child.kill('SIGKILL'), 10000);
+      // A last resort: an orderly stop of the sanitizer build may take a
+      // while on a loaded machine, and a kill loses its reports.
+      const t = setTimeout(() => this.child.kill('SIGKILL'), 30000);
       await this.exitPromise;
       clearTimeout(t);
     }

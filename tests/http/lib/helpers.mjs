@@ -1,13 +1,24 @@
 // Helpers shared by the black-box tests on top of harness.mjs: raw HTTP
 // (for what fetch hides: HEAD bodies, missing Content-Type, huge bodies,
-// one connection per request), forged JWTs, users without permissions,
-// and the test PostgreSQL cluster's start/stop.
+// one connection per request), keep-alive connections pinned to workers,
+// forged JWTs, users without permissions, and the test PostgreSQL
+// cluster's start/stop.
+//
+// Timing rule (issue 13): tests wait for conditions, never for fixed
+// times, and never depend on how fast the machine is.  Every wait here
+// polls for a condition up to a generous deadline (WAIT_MS), which only
+// matters when the condition never comes.
 import { connect } from 'node:net';
 import { createHmac, randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { ROOT, JWT_SECRET, pgClient, withDb, databaseUrl, sleep } from './harness.mjs';
+import { ROOT, JWT_SECRET, ADMIN_PASSWORD, pgClient, withDb, databaseUrl, sleep } from './harness.mjs';
+
+// The deadline of a wait for something that must happen: long enough for
+// the sanitizer build on a loaded two-core machine.  Passing tests never
+// wait this long.
+export const WAIT_MS = 60000;
 
 const execFileP = promisify(execFile);
 
@@ -61,22 +72,24 @@ function parseResponse(buf, { head = false, closed = false } = {}) {
 // One request on its own connection (Connection: close).  `body` is a
 // string/Buffer sent as is; `bodyLength` with no `body` streams that many
 // bytes of `fill` and stops streaming as soon as a response has arrived
-// (a server may answer before reading an oversized body).  `waitAfter`
-// keeps reading that many ms after a complete response, to catch bytes a
-// server should not have sent (e.g. a body after a HEAD response).
+// (a server may answer before reading an oversized body).  `untilClose`
+// keeps reading after a complete response until the server closes the
+// connection (it does right after the response: Connection: close), to
+// catch bytes a server should not have sent (e.g. a body after a HEAD
+// response) whatever the machine's speed.  `localAddress`: the source
+// address (any 127.x.y.z is loopback on Linux): a client address of its
+// own for tests of per-address budgets.
 export function rawRequest(port, { method = 'GET', path = '/', headers = {}, body,
-  bodyLength, fill = 'a', timeout = 20000, waitAfter = 0 } = {}) {
+  bodyLength, fill = 'a', timeout = WAIT_MS, untilClose = false, localAddress } = {}) {
   return new Promise((resolve, reject) => {
-    const sock = connect(port, '127.0.0.1');
+    const sock = connect({ port, host: '127.0.0.1', localAddress });
     const chunks = [];
     let done = false;
     let parsed = null;
-    let afterTimer = null;
     const finish = (err) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      clearTimeout(afterTimer);
       sock.destroy();
       if (err) reject(err); else resolve(parsed);
     };
@@ -85,13 +98,7 @@ export function rawRequest(port, { method = 'GET', path = '/', headers = {}, bod
       try {
         parsed = parseResponse(Buffer.concat(chunks), { head: method === 'HEAD', closed });
       } catch (e) { finish(e); return; }
-      if (parsed && !closed) {
-        if (waitAfter > 0) {
-          if (!afterTimer) afterTimer = setTimeout(() => finish(), waitAfter);
-        } else {
-          finish();
-        }
-      }
+      if (parsed && !closed && !untilClose) finish();
     };
     sock.on('data', (d) => { chunks.push(d); if (!done) tryParse(false); });
     sock.on('end', () => {
@@ -117,8 +124,11 @@ export function rawRequest(port, { method = 'GET', path = '/', headers = {}, bod
       if (!bodyLength) return;
       // A server may refuse the body on its headers alone: give it the
       // chance to answer before streaming (writing into a connection it
-      // already closed loses the answer to EPIPE/ECONNRESET).
-      for (let i = 0; i < 10 && !parsed && !done; i++) await new Promise((r) => setTimeout(r, 50));
+      // already closed loses the answer to EPIPE/ECONNRESET).  Waited for
+      // as a condition (an answer) with a deadline, not a fixed time: a
+      // loaded machine may take a while to answer the headers.
+      const answerBy = Date.now() + Math.min(15000, timeout / 2);
+      while (!parsed && !done && Date.now() < answerBy) await new Promise((r) => setTimeout(r, 20));
       const chunk = Buffer.alloc(64 * 1024, fill);
       let sent = 0;
       while (sent < bodyLength && !done && !parsed && !sock.destroyed) {
@@ -176,8 +186,8 @@ export async function pgCtl(cmd) {
 }
 
 // Poll fn until it returns a truthy value or the time is up; returns the
-// last value.
-export async function poll(fn, { timeout = 15000, interval = 200 } = {}) {
+// last value.  The deadline only matters when the condition never comes.
+export async function poll(fn, { timeout = WAIT_MS, interval = 200 } = {}) {
   const deadline = Date.now() + timeout;
   let v;
   for (;;) {
@@ -195,7 +205,7 @@ export function workerPids(srv) {
 
 // Wait until the log shows `n` worker pids (every worker logs at init when
 // the example plugin is enabled).
-export async function waitWorkerPids(srv, n, timeout = 10000) {
+export async function waitWorkerPids(srv, n, timeout = WAIT_MS) {
   await poll(() => workerPids(srv).length >= n, { timeout, interval: 50 });
   return workerPids(srv);
 }
@@ -236,4 +246,144 @@ export async function burst(port, requests, { password } = {}) {
   })));
   await Promise.all(blockers);
   return answers;
+}
+
+// Wait until the wall clock has passed `t` (ms since the epoch): for
+// lifetimes and cool-downs, which end at a moment, not after some work.
+export async function sleepUntil(t) {
+  for (let left = t - Date.now(); left > 0; left = t - Date.now()) await sleep(Math.min(left, 1000));
+}
+
+// One keep-alive HTTP/1.1 connection, one request at a time: whichever
+// worker accepted it answers everything sent on it.  request() takes what
+// rawRequest() takes (method, path, headers, body) and answers the same
+// shape; it rejects when the connection closes before the answer.
+export class Connection {
+  static open(port, { localAddress } = {}) {
+    return new Promise((resolve, reject) => {
+      const sock = connect({ port, host: '127.0.0.1', localAddress }, () => {
+        sock.off('error', reject);
+        resolve(new Connection(sock, port));
+      });
+      sock.once('error', reject);
+    });
+  }
+
+  constructor(sock, port) {
+    this.sock = sock;
+    this.port = port;
+    this.closed = false;
+    this.used = Date.now();
+    this.buf = Buffer.alloc(0);
+    this.pending = null;
+    sock.on('data', (d) => { this.buf = Buffer.concat([this.buf, d]); this.check(false); });
+    const gone = () => { this.closed = true; this.check(true); };
+    sock.on('end', gone);
+    sock.on('close', gone);
+    sock.on('error', gone);
+  }
+
+  check(closed) {
+    const p = this.pending;
+    if (!p) return;
+    let r;
+    try { r = parseResponse(this.buf, { head: p.method === 'HEAD', closed }); } catch (e) {
+      this.pending = null; p.reject(e); return;
+    }
+    if (r) {
+      this.pending = null;
+      this.buf = Buffer.alloc(0);
+      this.used = Date.now();
+      p.resolve(r);
+    } else if (closed) {
+      this.pending = null;
+      p.reject(new Error(`${p.method} ${p.path}: connection closed before the answer`));
+    }
+  }
+
+  // How long the connection has been idle (the server closes idle ones).
+  idleMs() { return Date.now() - this.used; }
+
+  request({ method = 'GET', path, headers = {}, body } = {}) {
+    if (this.pending) throw new Error('one request at a time');
+    if (this.closed) return Promise.reject(new Error(`${method} ${path}: connection closed`));
+    return new Promise((resolve, reject) => {
+      this.pending = { method, path, resolve, reject };
+      const payload = body === undefined ? null : Buffer.isBuffer(body) ? body : Buffer.from(body);
+      const h = { host: `127.0.0.1:${this.port}`, ...headers };
+      if (payload) h['content-length'] = String(payload.length);
+      let head = `${method} ${path} HTTP/1.1\r\n`;
+      for (const [k, v] of Object.entries(h)) head += `${k}: ${v}\r\n`;
+      this.sock.write(head + '\r\n');
+      if (payload) this.sock.write(payload);
+    });
+  }
+
+  close() { this.closed = true; this.sock.destroy(); }
+}
+
+// The pid of the worker that answered each request id, from the access log
+// (a line per request, written when it is answered).
+export async function accessPids(srv, ids, { timeout = WAIT_MS } = {}) {
+  const want = new Set(ids);
+  let found = new Map();
+  await poll(() => {
+    found = new Map();
+    for (const l of srv.logs) if (l.component === 'access' && want.has(l.request_id)) found.set(l.request_id, l.pid);
+    return found.size === want.size;
+  }, { timeout, interval: 50 });
+  if (found.size !== want.size) throw new Error(`access log lines for ${found.size} of ${want.size} request ids`);
+  return found;
+}
+
+// Keep-alive connections to at least `n` different workers of srv, so a
+// test can send something to a worker of its choice: which worker a new
+// connection lands on is up to Kore's accept lock, so connections are
+// opened in bursts (see burst()) until the access log shows that n
+// workers answered them; the wait is for that condition, with a deadline.
+// request(pid, req) sends on that worker's connection; one that sat idle
+// long enough for the server to close it (http_keepalive_time) is
+// replaced first by a fresh one to the same worker.
+export async function workerConnections(srv, n, { password = ADMIN_PASSWORD, timeout = WAIT_MS } = {}) {
+  const conns = new Map();	// pid -> Connection
+  // Open connections until each wanted pid (or n pids) has one.
+  const find = async (done, deadline) => {
+    while (!done() && Date.now() < deadline) {
+      const blockers = Array.from({ length: 3 }, () => rawRequest(srv.port, {
+        method: 'POST', path: '/api/v1/auth/login', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'admin', password }) }).catch(() => null));
+      await sleep(5);
+      const batch = await Promise.all(Array.from({ length: 24 }, () => Connection.open(srv.port)));
+      const ids = batch.map(() => `pin-${randomBytes(8).toString('hex')}`);
+      const answers = await Promise.all(batch.map((c, i) => c.request({ path: '/healthz',
+        headers: { 'x-request-id': ids[i] } }).catch(() => null)));
+      await Promise.all(blockers);
+      const live = batch.filter((c, i) => answers[i]?.status === 200);
+      const pids = await accessPids(srv, ids.filter((_, i) => answers[i]?.status === 200));
+      for (const c of batch) {
+        const i = batch.indexOf(c);
+        const pid = pids.get(ids[i]);
+        const have = conns.get(pid);
+        if (live.includes(c) && pid !== undefined && (!have || have.closed)) conns.set(pid, c);
+        else c.close();
+      }
+    }
+  };
+  await find(() => [...conns.values()].filter((c) => !c.closed).length >= n, Date.now() + timeout);
+  if (conns.size < n) throw new Error(`connections reached ${conns.size} of ${n} workers`);
+  return {
+    pids: [...conns.keys()].sort((a, b) => a - b),
+    async request(pid, req) {
+      let c = conns.get(pid);
+      if (!c || c.closed || c.idleMs() > 2000) {
+        c?.close();
+        conns.delete(pid);
+        await find(() => conns.get(pid) && !conns.get(pid).closed, Date.now() + timeout);
+        c = conns.get(pid);
+        if (!c) throw new Error(`no connection to worker ${pid} any more`);
+      }
+      return c.request(req);
+    },
+    close() { for (const c of conns.values()) c.close(); },
+  };
 }

@@ -1,8 +1,8 @@
 // A WebSocket client for black-box tests of /ws: it keeps every frame it
 // gets, and next(pred) takes the first not yet taken frame matching pred,
-// waiting for it.
+// waiting for it (up to a generous deadline: WAIT_MS).
 import WebSocket from 'ws';
-import { sleep } from './harness.mjs';
+import { WAIT_MS } from './helpers.mjs';
 
 export class Client {
   constructor(srv, { token, query = true, headers } = {}) {
@@ -34,7 +34,7 @@ export class Client {
 
   send(obj) { this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj)); }
 
-  next(pred, timeout = 10000, what = 'a frame') {
+  next(pred, timeout = WAIT_MS, what = 'a frame') {
     const p = typeof pred === 'string' ? (f) => f.type === pred : pred;
     return new Promise((resolve, reject) => {
       const check = () => {
@@ -64,11 +64,15 @@ export class Client {
 
   async subscribe(room) {
     this.send({ type: 'subscribe', room });
-    return this.next((f) => f.room === room && (f.type === 'subscribed' || f.type === 'error'), 10000, `subscribe ${room}`);
+    return this.next((f) => f.room === room && (f.type === 'subscribed' || f.type === 'error'), WAIT_MS, `subscribe ${room}`);
   }
 
-  waitClose(timeout = 10000) {
-    return Promise.race([this.closedP, sleep(timeout).then(() => { throw new Error(`not closed within ${timeout} ms`); })]);
+  waitClose(timeout = WAIT_MS) {
+    let timer;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`not closed within ${timeout} ms`)), timeout);
+    });
+    return Promise.race([this.closedP, late]).finally(() => clearTimeout(timer));
   }
 
   close() { try { this.ws.terminate(); } catch { /* gone */ } }
@@ -78,7 +82,7 @@ export class Client {
 export async function ready(srv, token, opts = {}) {
   const c = new Client(srv, { token, ...opts });
   await c.opened;
-  c.hello = await c.next('ready', 10000, 'ready');
+  c.hello = await c.next('ready', WAIT_MS, 'ready');
   return c;
 }
 
