@@ -23,8 +23,7 @@ async function records(action) {
 
 async function one(action, pred = () => true) {
   let rows = [];
-  await poll(async () => { rows = (await records(action)).filter(pred); return rows.length > 0; },
-    { timeout: 5000 });
+  await poll(async () => { rows = (await records(action)).filter(pred); return rows.length > 0; });
   assert.equal(rows.length, 1, `${action}: ${JSON.stringify(rows)}`);
   return rows[0];
 }
