@@ -4,8 +4,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { startServer, sleep, ADMIN_PASSWORD } from './lib/harness.mjs';
-import { waitWorkerPids, workerPids, burst } from './lib/helpers.mjs';
+import { startServer, ADMIN_PASSWORD } from './lib/harness.mjs';
+import { waitWorkerPids, workerPids, burst, poll, workerConnections } from './lib/helpers.mjs';
 
 const servers = {};
 before(async () => {
@@ -24,26 +24,14 @@ async function received(srv, token) {
   return r.body.data;
 }
 
-// Poll until every token has a row per worker and nothing changed for a
-// while (late duplicates would show up as a count of 2).
-async function settle(srv, tokens, workers) {
-  const deadline = Date.now() + 15000;
-  let last = null;
-  let stableSince = 0;
-  for (;;) {
-    const snap = {};
-    for (const t of tokens) snap[t] = await received(srv, t);
-    const key = JSON.stringify(snap);
-    const complete = tokens.every((t) => snap[t].length >= workers);
-    if (key === last) {
-      if (complete && Date.now() - stableSince >= 500) return snap;
-    } else {
-      last = key;
-      stableSince = Date.now();
-    }
-    if (Date.now() > deadline) return snap;
-    await sleep(100);
-  }
+// Publish one probe event with this token on a connection pinned to a
+// worker; the answer names the publishing worker.
+async function publishOn(w, pid, token) {
+  const r = await w.request(pid, { method: 'POST', path: '/api/v1/probe/publish',
+    headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
+  assert.equal(r.status, 202, r.text);
+  assert.equal(r.body.pid, pid, 'published by the worker the connection belongs to');
+  return r.body;
 }
 
 for (const workers of [2, 3]) {
@@ -52,27 +40,53 @@ for (const workers of [2, 3]) {
     const pids = await waitWorkerPids(srv, workers);
     assert.equal(pids.length, workers, `worker pids from the log: ${pids}`);
 
-    // Bursts of publishes, spread over the workers (see burst()), until
-    // every worker has published (or enough tries).
     const tokens = [];
     const publishers = new Set();
-    for (let round = 0; round < 6 && (round < 1 || publishers.size < workers); round++) {
-      const batch = Array.from({ length: 20 }, (_, i) => `w${workers}-${round}-${i}-${randomBytes(6).toString('hex')}`);
-      const answers = await burst(srv.port, batch.map((token) => ({ method: 'POST', path: '/api/v1/probe/publish',
-        headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) })),
-      { password: ADMIN_PASSWORD });
-      for (const r of answers) {
-        assert.equal(r.status, 202, r.text);
-        assert.ok(pids.includes(r.body.pid), `publisher ${r.body.pid} is one of the workers ${pids}`);
-        publishers.add(r.body.pid);
-      }
-      tokens.push(...batch);
+    const tok = (tag, i) => `w${workers}-${tag}-${i}-${randomBytes(6).toString('hex')}`;
+    // A burst of publishes at once (see burst()), wherever Kore's accept
+    // lock sends them...
+    const batch = Array.from({ length: 20 }, (_, i) => tok('burst', i));
+    const answers = await burst(srv.port, batch.map((token) => ({ method: 'POST', path: '/api/v1/probe/publish',
+      headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) })),
+    { password: ADMIN_PASSWORD });
+    for (const r of answers) {
+      assert.equal(r.status, 202, r.text);
+      assert.ok(pids.includes(r.body.pid), `publisher ${r.body.pid} is one of the workers ${pids}`);
+      publishers.add(r.body.pid);
     }
-    // Kore's accept lock decides who publishes; at least two must have,
-    // or the test would not show delivery from a worker to the others.
-    assert.ok(publishers.size >= 2, `publishes spread over ${[...publishers]}`);
+    tokens.push(...batch);
 
-    const snap = await settle(srv, tokens, workers);
+    const w = await workerConnections(srv, workers);
+    try {
+      // ...and some from every worker, on a connection pinned to each.
+      for (const pid of w.pids) {
+        for (let i = 0; i < 5; i++) {
+          const token = tok(`w${pid}`, i);
+          publishers.add((await publishOn(w, pid, token)).pid);
+          tokens.push(token);
+        }
+      }
+      assert.deepEqual([...publishers].sort((x, y) => x - y), pids, 'every worker published');
+
+      // Late duplicates would come from a worker handling an event from
+      // the bus again.  Every worker publishes a marker after all of the
+      // above: the bus keeps each publisher's order, so once every worker
+      // has received every marker, it has received every event above as
+      // often as it ever will.
+      const markers = [];
+      for (const pid of w.pids) {
+        const token = tok('marker', pid);
+        await publishOn(w, pid, token);
+        markers.push(token);
+      }
+      assert.ok(await poll(async () => {
+        for (const m of markers) if ((await received(srv, m)).map((x) => x.pid).join() !== pids.join()) return false;
+        return true;
+      }, { interval: 100 }), 'every worker received every marker');
+    } finally { w.close(); }
+
+    const snap = {};
+    for (const token of tokens) snap[token] = await received(srv, token);
     for (const token of tokens) {
       const rows = snap[token];
       assert.deepEqual(rows.map((x) => x.pid), pids, `${token}: received by ${JSON.stringify(rows)}, workers ${pids}`);
