@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startServer, TEST_PLUGINS, assertEnvelope, pgClient, withDb, databaseUrl } from './lib/harness.mjs';
-import { createUnprivilegedUser, poll } from './lib/helpers.mjs';
+import { createUnprivilegedUser, poll, WAIT_MS } from './lib/helpers.mjs';
 import { ready } from './lib/wsclient.mjs';
 
 const DQ = '/api/v1/donor-queries';
@@ -96,7 +96,7 @@ test('lifecycle over HTTP and WebSocket: create, accept, chat, transfer, resolve
     const { q, token } = await openQuery(donorId);
     const base = `${DQ}/${q.id}`;
     const room = `query:${q.id}`;
-    const created = await wsA.next(isEvent('concierge.query.created', (f) => f.data.id === q.id), 10000, 'created');
+    const created = await wsA.next(isEvent('concierge.query.created', (f) => f.data.id === q.id), WAIT_MS, 'created');
     assert.equal(created.room, 'agents');
     assert.equal(created.data.donor_id, donorId);
 
@@ -114,15 +114,15 @@ test('lifecycle over HTTP and WebSocket: create, accept, chat, transfer, resolve
     r = await srv.request('PATCH', `${base}/accept`, { token: agents.a.token });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.assigned_to, agents.a.id);
-    const acc = await wsD.next(isEvent('concierge.query.accepted'), 10000, 'accepted (donor)');
+    const acc = await wsD.next(isEvent('concierge.query.accepted'), WAIT_MS, 'accepted (donor)');
     assert.equal(acc.room, room);
     assert.equal(acc.data.assigned_to, agents.a.id);
     // ... and on agents, where every console's queues listen.
     const accAgents = await wsA.next(isEvent('concierge.query.accepted', (f) => f.room === 'agents'),
-      10000, 'accepted (agents)');
+      WAIT_MS, 'accepted (agents)');
     assert.equal(accAgents.data.id, q.id);
     const sys = await wsD.next(isEvent('concierge.message.created', (f) => f.data.message_type === 'SYSTEM'),
-      10000, 'SYSTEM message');
+      WAIT_MS, 'SYSTEM message');
     assert.match(sys.data.content, /accepted/);
 
     // chat both ways, each side hearing the other on query:{id}
@@ -131,14 +131,14 @@ test('lifecycle over HTTP and WebSocket: create, accept, chat, transfer, resolve
     assert.equal(r.body.sender_type, 'STAFF');
     assert.equal(r.body.sender_id, String(agents.a.id));
     let ev = await wsD.next(isEvent('concierge.message.created', (f) => f.data.content === 'Hello donor'),
-      10000, 'staff message at the donor');
+      WAIT_MS, 'staff message at the donor');
     assert.equal(ev.data.query_id, q.id);
     r = await srv.request('POST', `${base}/messages`, { token, json: { content: 'Hi agent' } });
     assert.equal(r.status, 201, r.text);
     assert.equal(r.body.sender_type, 'DONOR');
     assert.equal(r.body.message_type, 'CHAT');
     ev = await wsA.next(isEvent('concierge.message.created', (f) => f.data.content === 'Hi agent'),
-      10000, 'donor message at the agent');
+      WAIT_MS, 'donor message at the agent');
     assert.equal(ev.room, room);
 
     r = await srv.request('GET', `${base}/messages`, { token });
@@ -166,11 +166,11 @@ test('lifecycle over HTTP and WebSocket: create, accept, chat, transfer, resolve
     assert.equal(r.body.assigned_to, agents.b.id);
     assert.equal(r.body.transferred_to_user_id, agents.b.id);
     assert.equal(r.body.transfer_note, 'over to you');
-    ev = await wsB.next(isEvent('concierge.query.transferred'), 10000, 'transferred at the target');
+    ev = await wsB.next(isEvent('concierge.query.transferred'), WAIT_MS, 'transferred at the target');
     assert.equal(ev.room, `user:${agents.b.id}`);
     assert.equal(ev.data.id, q.id);
     assert.equal(ev.data.transfer_note, 'over to you');
-    await wsD.next(isEvent('concierge.query.transferred'), 10000, 'transferred in the query room');
+    await wsD.next(isEvent('concierge.query.transferred'), WAIT_MS, 'transferred in the query room');
 
     // the previous assignee may no longer resolve; the new one may
     assertEnvelope(assert, await srv.request('PATCH', `${base}/resolve`, { token: agents.a.token }), 403, 'FORBIDDEN');
@@ -178,7 +178,7 @@ test('lifecycle over HTTP and WebSocket: create, accept, chat, transfer, resolve
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.status, 'RESOLVED');
     assert.equal(r.body.resolved_by, agents.b.id);
-    ev = await wsD.next(isEvent('concierge.query.resolved'), 10000, 'resolved');
+    ev = await wsD.next(isEvent('concierge.query.resolved'), WAIT_MS, 'resolved');
     assert.equal(ev.data.resolved_by, agents.b.id);
 
     r = await srv.request('GET', `${DQ}?status=RESOLVED`, { token: agents.b.token });
@@ -199,7 +199,7 @@ test('lifecycle over HTTP and WebSocket: create, accept, chat, transfer, resolve
     // delete: the query room hears it, and the query is gone for everyone
     r = await srv.request('DELETE', base, { token: admin });
     assert.equal(r.status, 204, r.text);
-    ev = await wsD.next(isEvent('concierge.query.deleted'), 10000, 'deleted');
+    ev = await wsD.next(isEvent('concierge.query.deleted'), WAIT_MS, 'deleted');
     assert.equal(ev.data.id, q.id);
     assertEnvelope(assert, await srv.request('GET', base, { token }), 404, 'NOT_FOUND');
     assertEnvelope(assert, await srv.request('GET', base, { token: admin }), 404, 'NOT_FOUND');
@@ -214,7 +214,7 @@ test('donor-close: the owning donor closes, the room hears it, the thread record
     let r = await srv.request('POST', `${DQ}/${q.id}/donor-close`, { token });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.status, 'CLOSED');
-    await ws.next(isEvent('concierge.query.closed', (f) => f.data.id === q.id), 10000, 'closed');
+    await ws.next(isEvent('concierge.query.closed', (f) => f.data.id === q.id), WAIT_MS, 'closed');
     assertEnvelope(assert, await srv.request('POST', `${DQ}/${q.id}/donor-close`, { token }), 409, 'CONFLICT');
     assertEnvelope(assert, await srv.request('PATCH', `${DQ}/${q.id}/accept`, { token: agents.a.token }),
       409, 'CONFLICT');
@@ -582,7 +582,7 @@ test('send-reminder: the assignee, or all agents while unassigned', async () => 
     assert.equal(r.body.query_id, q.id);
     assert.equal(r.body.reason, 'MANUAL');
     assert.equal(r.body.room, 'agents');
-    let ev = await wsA.next(isEvent('concierge.reminder', (f) => f.data.query_id === q.id), 10000, 'reminder');
+    let ev = await wsA.next(isEvent('concierge.reminder', (f) => f.data.query_id === q.id), WAIT_MS, 'reminder');
     assert.equal(ev.room, 'agents');
     assert.equal(ev.data.sent_by, agents.b.id);
 
@@ -590,7 +590,7 @@ test('send-reminder: the assignee, or all agents while unassigned', async () => 
     r = await srv.request('POST', `${base}/send-reminder`, { token: agents.b.token });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.room, `user:${agents.a.id}`);
-    ev = await wsA.next(isEvent('concierge.reminder', (f) => f.data.query_id === q.id), 10000, 'reminder 2');
+    ev = await wsA.next(isEvent('concierge.reminder', (f) => f.data.query_id === q.id), WAIT_MS, 'reminder 2');
     assert.equal(ev.room, `user:${agents.a.id}`);
     assert.equal(ev.data.reminder_count, 2);
 
@@ -714,11 +714,16 @@ test('reminders: the periodic sweep reminds once per waiting period', async () =
         WHERE query_id = $1`, [id])]);
     const sweeps = async () => (await sql(R, `SELECT count(*)::int AS n FROM jobs
       WHERE kind = 'concierge.reminders' AND status = 'done'`))[0].n;
+    // Waited for, not slept: n more sweeps have run to the end.
     const moreSweeps = async (n) => {
       const start = await sweeps();
-      await poll(async () => (await sweeps()) >= start + n, { timeout: 20000 });
+      assert.ok(await poll(async () => (await sweeps()) >= start + n), `${n} more sweeps`);
     };
     const reminders = (id) => ws.events().filter((f) => f.event === 'concierge.reminder' && f.data.query_id === id);
+    // What the sweeps recorded, in the same transaction as their reminders:
+    // once a sweep is done, exact whatever the machine's speed.
+    const recorded = async (id) => (await sql(R, 'SELECT reminder_count FROM concierge_queries WHERE id = $1',
+      [id]))[0].reminder_count;
 
     ws = await ready(R, agent.token);
     assert.equal((await ws.subscribe('agents')).type, 'subscribed');
@@ -729,11 +734,13 @@ test('reminders: the periodic sweep reminds once per waiting period', async () =
 
     // unaccepted for 11 minutes: one reminder to all agents, then no more
     await passTime(id);
-    let ev = await ws.next(isEvent('concierge.reminder', (f) => f.data.query_id === id), 20000, 'unaccepted');
+    let ev = await ws.next(isEvent('concierge.reminder', (f) => f.data.query_id === id), WAIT_MS, 'unaccepted');
     assert.equal(ev.room, 'agents');
     assert.equal(ev.data.reason, 'UNACCEPTED');
     assert.equal(ev.data.assigned_to, null);
     await moreSweeps(3);
+    assert.equal(await recorded(id), 1);
+    assert.equal(await recorded(young.q.id), 0, 'a young query is not reminded');
     assert.equal(reminders(id).length, 1);
     assert.equal(reminders(young.q.id).length, 0, 'a young query is not reminded');
 
@@ -741,15 +748,17 @@ test('reminders: the periodic sweep reminds once per waiting period', async () =
     let r = await R.request('PATCH', `${DQ}/${id}/accept`, { token: agent.token });
     assert.equal(r.status, 200, r.text);
     await moreSweeps(2);
+    assert.equal(await recorded(id), 1, 'accepting starts a new wait');
     assert.equal(reminders(id).length, 1, 'accepting starts a new wait');
     r = await R.request('POST', `${DQ}/${id}/messages`, { token: q1.token, json: { content: 'hello?' } });
     assert.equal(r.status, 201, r.text);
     await passTime(id);
-    ev = await ws.next(isEvent('concierge.reminder', (f) => f.data.query_id === id), 20000, 'unanswered');
+    ev = await ws.next(isEvent('concierge.reminder', (f) => f.data.query_id === id), WAIT_MS, 'unanswered');
     assert.equal(ev.room, `user:${agent.id}`);
     assert.equal(ev.data.reason, 'UNANSWERED');
     assert.equal(ev.data.assigned_to, agent.id);
     await moreSweeps(3);
+    assert.equal(await recorded(id), 2);
     assert.equal(reminders(id).length, 2);
 
     // answered: however long it then waits, nobody is reminded
@@ -757,20 +766,23 @@ test('reminders: the periodic sweep reminds once per waiting period', async () =
     assert.equal(r.status, 201, r.text);
     await passTime(id);
     await moreSweeps(3);
+    assert.equal(await recorded(id), 2);
     assert.equal(reminders(id).length, 2);
 
     // the donor writes again: a new wait, a new reminder
     r = await R.request('POST', `${DQ}/${id}/messages`, { token: q1.token, json: { content: 'and now?' } });
     await passTime(id);
     ev = await ws.next(isEvent('concierge.reminder', (f) => f.data.query_id === id && f.data.reason === 'UNANSWERED'),
-      20000, 'second unanswered');
+      WAIT_MS, 'second unanswered');
     await moreSweeps(3);
+    assert.equal(await recorded(id), 3);
     assert.equal(reminders(id).length, 3);
 
     // resolved queries are never reminded
     assert.equal((await R.request('PATCH', `${DQ}/${id}/resolve`, { token: agent.token })).status, 200);
     await passTime(id);
     await moreSweeps(3);
+    assert.equal(await recorded(id), 3);
     assert.equal(reminders(id).length, 3);
     const [row] = await sql(R, 'SELECT reminder_count FROM concierge_queries WHERE id = $1', [id]);
     assert.equal(row.reminder_count, 3);
@@ -779,7 +791,7 @@ test('reminders: the periodic sweep reminds once per waiting period', async () =
 
 test('opening queries is rate limited per client address and per donor', async () => {
   const L = await startServer({ host: { trusted_proxies: '127.0.0.1' },
-    plugins: { ...TEST_PLUGINS, concierge: { create_rate_ip: '3', create_rate_donor: '2', create_rate_window: '600' } } });
+    plugins: { ...TEST_PLUGINS, concierge: { create_rate_ip: '3', create_rate_donor: '2', create_rate_window: '86400' } } });
   try {
     const open = (donorId, ip) => L.request('POST', DQ, { headers: { 'x-forwarded-for': ip },
       json: { donor: 'Rate', donor_id: donorId, content: 'hi' } });
