@@ -11,8 +11,8 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, appendFileSync, rmSync } 
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { startServer, dropDatabase, assertEnvelope, testPlugin, pgClient, withDb, databaseUrl, ROOT, BUILD,
-  ADMIN_PASSWORD } from './lib/harness.mjs';
-import { pgCtl, poll, burst } from './lib/helpers.mjs';
+} from './lib/harness.mjs';
+import { pgCtl, poll, workerConnections } from './lib/helpers.mjs';
 
 const WORKERS = 2;
 let tmp, plugins, database, srv;
@@ -67,55 +67,55 @@ test('a database-touching request works', async () => {
 test('PostgreSQL going away: 503s and /readyz says why; back without a restart, on every worker', async () => {
   const token = await srv.login();
   const pidsBefore = srv.logs.filter((l) => l.worker !== undefined).map((l) => l.pid);
+  // A connection to each worker, so every worker is seen to go through
+  // the outage and to come back.
+  const w = await workerConnections(srv, WORKERS);
+  const on = (pid, method, path, { headers = {}, json } = {}) => w.request(pid, { method, path,
+    headers: json === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: json === undefined ? undefined : JSON.stringify(json) }).then((r) =>
+    ({ ...r, headers: { get: (k) => r.headers[k.toLowerCase()] ?? null } }));
   let stopped = false;
   try {
-    await pgCtl('stop');
-    stopped = true;
+    try {
+      await pgCtl('stop');
+      stopped = true;
 
-    // Several connections, so more than one worker sees the outage.
-    for (let i = 0; i < 6; i++) {
-      const headers = { connection: 'close' };
-      const ready = await srv.request('GET', '/readyz', { headers });
-      const e = assertEnvelope(assert, ready, 503, 'UNAVAILABLE');
-      const db = e.errors.find((x) => x.field === 'database');
-      assert.ok(db, JSON.stringify(e.errors));
-      assert.equal(db.code, 'UNAVAILABLE');
-      assert.equal(typeof db.message, 'string');
+      for (const pid of w.pids) {
+        const ready = await on(pid, 'GET', '/readyz');
+        const e = assertEnvelope(assert, ready, 503, 'UNAVAILABLE');
+        const db = e.errors.find((x) => x.field === 'database');
+        assert.ok(db, JSON.stringify(e.errors));
+        assert.equal(db.code, 'UNAVAILABLE');
+        assert.equal(typeof db.message, 'string');
 
-      assertEnvelope(assert, await srv.request('GET', '/api/v1/probe/db', { headers }), 503, 'UNAVAILABLE');
-      // Authentication reads the user: unavailable, not "unauthenticated".
-      assertEnvelope(assert, await srv.request('POST', '/api/v1/example/notes',
-        { token, json: { text: 'while down' }, headers }), 503, 'UNAVAILABLE');
-      // Liveness does not depend on the database.
-      assert.equal((await srv.request('GET', '/healthz', { headers })).status, 200);
+        assertEnvelope(assert, await on(pid, 'GET', '/api/v1/probe/db'), 503, 'UNAVAILABLE');
+        // Authentication reads the user: unavailable, not "unauthenticated".
+        assertEnvelope(assert, await on(pid, 'POST', '/api/v1/example/notes',
+          { headers: { authorization: `Bearer ${token}` }, json: { text: 'while down' } }), 503, 'UNAVAILABLE');
+        // Liveness does not depend on the database.
+        assert.equal((await on(pid, 'GET', '/healthz')).status, 200);
+      }
+      assert.equal(srv.exited, null, 'the server is still running');
+    } finally {
+      await pgCtl('start');
     }
-    assert.equal(srv.exited, null, 'the server is still running');
-  } finally {
-    await pgCtl('start');
-  }
-  assert.ok(stopped);
+    assert.ok(stopped);
 
-  // Within a bounded time, without restarting Switchboard.
-  const t0 = Date.now();
-  const back = await poll(async () => {
-    const db = await srv.request('GET', '/api/v1/probe/db', { headers: { connection: 'close' } });
-    const ready = await srv.request('GET', '/readyz', { headers: { connection: 'close' } });
-    return db.status === 200 && ready.status === 200;
-  }, { timeout: 15000, interval: 250 });
-  assert.ok(back, `not back after ${Date.now() - t0} ms:\n${srv.output.split('\n').slice(-20).join('\n')}`);
-
-  // Every worker: bursts of connections spread over the workers; each has
-  // its own connection, so the distinct backend pids count the workers.
-  const backends = new Set();
-  for (let round = 0; round < 8 && backends.size < WORKERS; round++) {
-    const answers = await burst(srv.port, Array.from({ length: 24 }, (_, i) =>
-      ({ path: i % 2 ? '/readyz' : '/api/v1/probe/db' })), { password: ADMIN_PASSWORD });
-    for (const r of answers) {
-      assert.equal(r.status, 200, r.text);
-      if (r.body.backend !== undefined) backends.add(r.body.backend);
+    // Back without restarting Switchboard, on every worker: each has its
+    // own connection, so the distinct backend pids count the workers.
+    // Waited for (the reconnect is the server's business), not timed.
+    const backends = new Set();
+    for (const pid of w.pids) {
+      let db;
+      const back = await poll(async () => {
+        db = await on(pid, 'GET', '/api/v1/probe/db');
+        return db.status === 200 && (await on(pid, 'GET', '/readyz')).status === 200;
+      }, { interval: 250 });
+      assert.ok(back, `worker ${pid} not back:\n${srv.output.split('\n').slice(-20).join('\n')}`);
+      backends.add(db.body.backend);
     }
-  }
-  assert.equal(backends.size, WORKERS, `backends ${[...backends]}`);
+    assert.equal(backends.size, WORKERS, `backends ${[...backends]}`);
+  } finally { w.close(); }
 
   // Writes work again too, and nothing was restarted.
   const note = await srv.request('POST', '/api/v1/example/notes', { token, json: { text: 'after' } });
