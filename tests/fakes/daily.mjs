@@ -741,9 +741,10 @@ export async function startDaily(opts = {}) {
       if (rawBody.length) {
         try { body = JSON.parse(rawBody); } catch { parseError = true; }
       }
-      daily.requests.push({ method: req.method, path, url: req.url,
+      const rec = { method: req.method, path, url: req.url,
         query: Object.fromEntries(u.searchParams), headers: req.headers, body, rawBody,
-        at: Date.now() });
+        at: Date.now(), step: null };
+      daily.requests.push(rec);
 
       const handle = (step) => {
         if (step && step.status !== undefined) {
@@ -763,6 +764,7 @@ export async function startDaily(opts = {}) {
       };
 
       const step = takeStep(req.method, path);
+      rec.step = step ?? null;	// the scripted step it got, if any
       if (step?.hang) {
         hanging.add(res);
         res.on('close', () => hanging.delete(res));

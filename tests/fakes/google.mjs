@@ -540,7 +540,7 @@ export async function startGoogle(opts = {}) {
     // The issued-token record for an access token, or undefined.
     tokenInfo(accessToken) { return issued.get(accessToken); },
     // Resolves when at least n sends (any outcome) were recorded.
-    async waitForSends(n, timeoutMs = 5000) {
+    async waitForSends(n, timeoutMs = 60000) {
       const t0 = Date.now();
       while (google.sends.length < n) {
         if (Date.now() - t0 > timeoutMs) {

@@ -148,7 +148,7 @@ export async function startSmtp(opts = {}) {
     },
     pending() { return script.map((s) => ({ ...s })); },
 
-    async waitForMessages(n, timeoutMs = 5000) {
+    async waitForMessages(n, timeoutMs = 60000) {
       const t0 = Date.now();
       while (smtp.messages.length < n) {
         if (Date.now() - t0 > timeoutMs) {

@@ -16,11 +16,12 @@ import {
   fcmErrorCode, FCM_SCOPE, CLOUD_PLATFORM_SCOPE, JWT_BEARER,
 } from '../fakes/google.mjs';
 import { startSmtp, selfSignedCert, parseMessage } from '../fakes/smtp.mjs';
+import { WAIT_MS } from './lib/helpers.mjs';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sb-fake-google-smtp-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function jsonFetch(url, { method = 'POST', headers = {}, body, timeoutMs = 5000 } = {}) {
+async function jsonFetch(url, { method = 'POST', headers = {}, body, timeoutMs = WAIT_MS } = {}) {
   const res = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
   let json;
@@ -331,7 +332,7 @@ describe('Google OAuth + FCM v1 fake', () => {
 
 // ======================================================================== SMTP
 
-function curl(args, { timeoutMs = 10000 } = {}) {
+function curl(args, { timeoutMs = WAIT_MS } = {}) {
   return new Promise((resolve) => {
     execFile('curl', ['--silent', '--show-error', '--max-time', String(timeoutMs / 1000), ...args],
       { timeout: timeoutMs + 2000 }, (err, stdout, stderr) => {
@@ -363,7 +364,7 @@ function smtpClient(port, { ca } = {}) {
         }
       }
     };
-    const next = (timeoutMs = 3000) => new Promise((res, rej) => {
+    const next = (timeoutMs = WAIT_MS) => new Promise((res, rej) => {
       if (replies.length) { res(replies.shift()); return; }
       if (closed) { rej(new Error('SMTP connection closed')); return; }
       const t = setTimeout(() => rej(new Error('SMTP reply timeout')), timeoutMs);
