@@ -3,6 +3,7 @@
 //   const up = await startUpstream();
 //   up.script('/send', [{ status: 500 }, { status: 500 }, { status: 200, json: { id: 1 } }]);
 //   up.script('/slow', [{ hang: true }]);           // never answers
+//   up.script('/pay', [{ status: 200, answerLost: true }])  // does the work, the answer never leaves
 //   up.script('/later', [{ status: 429, headers: { 'retry-after': '1' } }]);
 //   ... up.requests (every request: method, path, headers, body, at)
 //   ... up.succeededKeys (Idempotency-Key -> number of 2xx answers given)
@@ -56,15 +57,26 @@ export async function startUpstream(opts = {}) {
         res.on('close', () => up.hanging.delete(res));
         return;
       }
-      const send = () => {
-        const status = step.status ?? 200;
-        const out = step.json !== undefined ? JSON.stringify(step.json) : (step.body ?? '');
-        const headers = { 'content-type': step.json !== undefined ? 'application/json' : 'text/plain',
-          ...(step.headers ?? {}) };
+      const status = step.status ?? 200;
+      const out = step.json !== undefined ? JSON.stringify(step.json) : (step.body ?? '');
+      const headers = { 'content-type': step.json !== undefined ? 'application/json' : 'text/plain',
+        ...(step.headers ?? {}) };
+      const done = () => {
         if (key && status >= 200 && status < 300) {
           up.succeededKeys.set(key, (up.succeededKeys.get(key) ?? 0) + 1);
           replays.set(key, { status, headers, body: out });
         }
+      };
+      // The work is done (a success counts, a replay will repeat it) but
+      // the answer never leaves: held like a hang.
+      if (step.answerLost) {
+        done();
+        up.hanging.add(res);
+        res.on('close', () => up.hanging.delete(res));
+        return;
+      }
+      const send = () => {
+        done();
         res.writeHead(status, headers);
         res.end(out);
       };

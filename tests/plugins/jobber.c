@@ -6,7 +6,9 @@
  *                payload.url with api->http_send and the job's key as
  *                Idempotency-Key, and finishes from the callback: 2xx
  *                done, 429/5xx retry (honouring Retry-After), no answer
- *                retry, other 4xx dead.  A 3 s lease, 1 s first backoff.
+ *                retry, other 4xx dead.  A 10 s lease (an attempt on a
+ *                loaded machine must not outlive it), an 8 s call
+ *                timeout, 1 s first backoff.
  *   jobber.sink  done at once (the throughput bench); with payload.record
  *                it first writes a row to jobber_runs (tag, priority),
  *                with payload.tx it does that and job_done() inside its
@@ -45,7 +47,7 @@ static void	jobber_hang(struct sb_job *);
 
 static const struct sb_job_kind kinds[] = {
 	{ .name = "jobber.call", .run = jobber_call, .max_attempts = 5,
-	  .timeout_s = 3, .backoff_s = 1 },
+	  .timeout_s = 10, .backoff_s = 1 },
 	{ .name = "jobber.sink", .run = jobber_sink },
 	{ .name = "jobber.tick", .run = jobber_tick, .interval_s = 1 },
 	{ .name = "jobber.hang", .run = jobber_hang, .max_attempts = 2,
@@ -82,8 +84,8 @@ jobber_call(struct sb_job *job)
 	r.nheaders = 2;
 	r.body = text;
 	r.body_len = text != NULL ? strlen(text) : 0;
-	/* Shorter than the 3 s lease: a hung upstream ends in a retry. */
-	r.timeout_ms = 2500;
+	/* Shorter than the 10 s lease: a hung upstream ends in a retry. */
+	r.timeout_ms = 8000;
 	r.upstream = upstream;
 	if (api->http_send(api->job_plugin(job), &r, jobber_call_done,
 	    job) != SB_OK)
