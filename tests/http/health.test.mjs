@@ -2,6 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, assertEnvelope } from './lib/harness.mjs';
+import { poll } from './lib/helpers.mjs';
 
 let srv;
 before(async () => { srv = await startServer(); });
@@ -41,11 +42,8 @@ test('an unknown route is a 404 envelope', async () => {
 test('one JSON access-log line per request', async () => {
   const r = await srv.request('GET', '/healthz', { headers: { 'x-request-id': 'log-line-check-1' } });
   assert.equal(r.status, 200);
-  let line;
-  for (let i = 0; i < 50 && !line; i++) {
-    line = srv.logs.find((l) => l.component === 'access' && l.request_id === 'log-line-check-1');
-    if (!line) await new Promise((res) => setTimeout(res, 50));
-  }
+  const line = await poll(() => srv.logs.find((l) => l.component === 'access' && l.request_id === 'log-line-check-1'),
+    { interval: 50 });
   assert.ok(line, 'access log line present');
   assert.equal(line.method, 'GET');
   assert.equal(line.path, '/healthz');

@@ -49,8 +49,8 @@ test('the server starts and keeps serving next to refused plugins', async () => 
 
 test('each refused plugin has one structured error log line naming it and the reason', async () => {
   // init() runs in each worker: wait until both have logged.
-  await poll(() => srv.logs.filter((l) => l.component === 'plugin' && /plugin fail_init\b/.test(l.msg)).length >= 2,
-    { timeout: 5000, interval: 50 });
+  assert.ok(await poll(() => srv.logs.filter((l) => l.component === 'plugin' && /plugin fail_init\b/.test(l.msg)).length >= 2,
+    { interval: 50 }), 'both workers logged fail_init');
   const errors = srv.logs.filter((l) => l.component === 'plugin' && l.level === 'error');
   for (const [name, { reason }] of Object.entries(BAD)) {
     const lines = errors.filter((l) => new RegExp(`\\bplugin ${name}\\b`).test(l.msg));
