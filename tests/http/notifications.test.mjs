@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, TEST_PLUGINS, testPlugin, assertEnvelope, pgClient, withDb,
   databaseUrl } from './lib/harness.mjs';
-import { poll } from './lib/helpers.mjs';
+import { poll, WAIT_MS } from './lib/helpers.mjs';
 import { ready } from './lib/wsclient.mjs';
 import { startGoogle, createServiceAccount, fakeDeviceToken, FCM_SCOPE } from '../fakes/google.mjs';
 import { startSmtp, parseMessage } from '../fakes/smtp.mjs';
@@ -79,7 +79,7 @@ async function accept(query, u) {
 
 // Every notifications job finished (done or dead): the fan-out of what
 // happened so far, and every push and mail it enqueued, ran to the end.
-async function settle(server = srv, timeout = 20000) {
+async function settle(server = srv, timeout = WAIT_MS) {
   let rows;
   const ok = await poll(async () => {
     rows = await sql(server, "SELECT kind, status, attempts, last_error FROM jobs WHERE kind LIKE "
@@ -661,13 +661,13 @@ test('email: SMTP down, retried, delivered exactly once when it is back; multipa
       + "'notifications.email' AND idempotency_key LIKE 'email:%:' || $1 ORDER BY id DESC LIMIT 1",
     [String(u.id)]))[0];
     const failing = await poll(async () => { const j = await job(); return j?.attempts >= 2 && j; },
-      { timeout: 20000, interval: 100 });
+      { interval: 100 });
     assert.ok(failing, 'the mail was retried');
     assert.ok(['queued', 'running'].includes(failing.status), failing.status);
     assert.match(failing.last_error, /SMTP/);
     assert.equal((await received(u, 'concierge.query.transferred', query.q.id)).email, 0);
   } finally { await smtp.up(); }
-  await settle(srv, 30000);
+  await settle(srv);
   const got = await received(u, 'concierge.query.transferred', query.q.id);
   assert.equal(got.email, 1, 'delivered exactly once');
   const [job] = await sql(srv, "SELECT status, attempts FROM jobs WHERE kind = 'notifications.email' "
