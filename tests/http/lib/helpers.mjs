@@ -312,6 +312,7 @@ export class Connection {
       const payload = body === undefined ? null : Buffer.isBuffer(body) ? body : Buffer.from(body);
       const h = { host: `127.0.0.1:${this.port}`, ...headers };
       if (payload) h['content-length'] = String(payload.length);
+      else if (['POST', 'PUT', 'PATCH'].includes(method)) h['content-length'] ??= '0';	// as fetch does
       let head = `${method} ${path} HTTP/1.1\r\n`;
       for (const [k, v] of Object.entries(h)) head += `${k}: ${v}\r\n`;
       this.sock.write(head + '\r\n');
