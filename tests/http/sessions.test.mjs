@@ -2,27 +2,30 @@
 // deactivation, password change and admin password reset, on a 3-worker
 // server.  Every revocation must hold at once in every worker: after each
 // revoking action ~20 requests with the old credential go out on
-// connections spread over the workers (burst()), every one must be 401,
-// and the access log must show that more than one worker answered.
+// connections spread over the workers (burst()) and on a connection
+// pinned to each worker, every one must be 401, and the access log must
+// show that every worker answered.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { startServer, assertEnvelope, pgClient, withDb, databaseUrl, ADMIN_PASSWORD } from './lib/harness.mjs';
-import { burst, poll, waitWorkerPids } from './lib/helpers.mjs';
+import { burst, waitWorkerPids, workerConnections, accessPids } from './lib/helpers.mjs';
 
 const WORKERS = 3;
 const PASSWORD = 'a-good-long-password-1';
 const USER_KEYS = ['id', 'username', 'name', 'email', 'role', 'is_active', 'created_at',
   'updated_at', 'last_login_at'].sort();
-let srv, admin;
+let srv, admin, pinned;
 
 before(async () => {
   srv = await startServer({ workers: WORKERS });
   admin = await srv.login();
   const pids = await waitWorkerPids(srv, WORKERS);
   assert.equal(pids.length, WORKERS, `worker pids from the log: ${pids}`);
+  pinned = await workerConnections(srv, WORKERS);
+  assert.deepEqual(pinned.pids, pids);
 });
-after(async () => { await srv?.stop(); });
+after(async () => { pinned?.close(); await srv?.stop(); });
 
 const uniq = (p) => `${p}_${randomBytes(4).toString('hex')}`;
 
@@ -62,48 +65,41 @@ function refreshReq(rt, id) {
     headers: { 'content-type': 'application/json', 'x-request-id': id } };
 }
 
-// The pids of the workers that answered these request ids (access log).
-async function answeringPids(ids) {
-  const want = new Set(ids);
-  let found = new Map();
-  await poll(() => {
-    found = new Map();
-    for (const l of srv.logs) {
-      if (l.component === 'access' && want.has(l.request_id)) found.set(l.request_id, l.pid);
-    }
-    return found.size === want.size;
-  }, { timeout: 5000, interval: 50 });
-  assert.equal(found.size, want.size, `access log lines for ${want.size} request ids, found ${found.size}`);
-  return new Set(found.values());
-}
-
 // Fire `n` requests per credential over connections spread across the
-// workers, in rounds until more than one worker has answered; every answer
-// must have `status`.  creds: [{access}|{refresh}].
+// workers (a burst at once), then each credential on the connection
+// pinned to each worker; every answer must have `status`, and every
+// worker must have answered.  creds: [{access}|{refresh}].
 async function expectEverywhere(creds, status, { n = 20, label = '' } = {}) {
-  const pids = new Set();
-  for (let round = 0; round < 6 && (round < 1 || pids.size < 2); round++) {
-    const reqs = [];
-    const ids = [];
-    for (const c of creds) {
-      for (let i = 0; i < Math.ceil(n / creds.length); i++) {
-        const id = `sess-${randomBytes(8).toString('hex')}`;
-        ids.push(id);
-        reqs.push(c.access !== undefined ? accessReq(c.access, id) : refreshReq(c.refresh, id));
-      }
+  const req = (c, id) => (c.access !== undefined ? accessReq(c.access, id) : refreshReq(c.refresh, id));
+  const check = (a, r, what) => {
+    assert.equal(a.status, status, `${label} ${what} (${r.method ?? 'GET'} ${r.path}) answered ${a.status}: ${a.text}`);
+    if (status === 401) {
+      assert.equal(a.body?.code, 'UNAUTHENTICATED', a.text);
+      assert.equal(a.body?.status, 'error', a.text);
     }
-    const answers = await burst(srv.port, reqs, { password: ADMIN_PASSWORD });
-    answers.forEach((a, i) => {
-      assert.equal(a.status, status, `${label} request ${i} (${reqs[i].method ?? 'GET'} ${reqs[i].path}) ` +
-        `answered ${a.status}: ${a.text}`);
-      if (status === 401) {
-        assert.equal(a.body?.code, 'UNAUTHENTICATED', a.text);
-        assert.equal(a.body?.status, 'error', a.text);
-      }
-    });
-    for (const p of await answeringPids(ids)) pids.add(p);
+  };
+  const reqs = [];
+  for (const c of creds) {
+    for (let i = 0; i < Math.ceil(n / creds.length); i++) reqs.push(req(c, `sess-${randomBytes(8).toString('hex')}`));
   }
-  assert.ok(pids.size >= 2, `${label}: answers came from more than one worker (${[...pids]})`);
+  const answers = await burst(srv.port, reqs, { password: ADMIN_PASSWORD });
+  answers.forEach((a, i) => check(a, reqs[i], `request ${i}`));
+
+  const sent = new Map();
+  for (const pid of pinned.pids) {
+    for (const c of creds) {
+      const id = `sess-${randomBytes(8).toString('hex')}`;
+      sent.set(id, pid);
+      const r = req(c, id);
+      check(await pinned.request(pid, r), r, `on worker ${pid}`);
+    }
+  }
+  const pids = new Set();
+  for (const [id, pid] of await accessPids(srv, [...sent.keys()])) {
+    assert.equal(pid, sent.get(id), `${label}: ${id} answered by the worker it was sent to`);
+    pids.add(pid);
+  }
+  assert.equal(pids.size, WORKERS, `${label}: answers came from every worker (${[...pids]})`);
 }
 
 const expect401 = (creds, label) => expectEverywhere(creds, 401, { label });
