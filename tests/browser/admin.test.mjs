@@ -228,7 +228,7 @@ test('a dead-letter job is retried from the console and runs to done', async () 
   assert.ok(await poll(async () => {
     job = (await api('GET', `/api/v1/jobs/${id}`)).body;
     return job?.status === 'dead';
-  }, { timeout: 20000, interval: 100 }), `job ${id} died: ${JSON.stringify(job)}`);
+  }, { interval: 100 }), `job ${id} died: ${JSON.stringify(job)}`);
   // The upstream recovers.
   up.script(path, [{ status: 200, json: { ok: 1 } }]);
 
@@ -248,7 +248,7 @@ test('a dead-letter job is retried from the console and runs to done', async () 
   await snap(page, 'admin-jobs');
 
   await page.getByRole('button', { name: `Retry job ${id}`, exact: true }).click();
-  await page.locator(`tr[data-job-id="${id}"][data-status=done]`).waitFor({ timeout: 30000 });
+  await page.locator(`tr[data-job-id="${id}"][data-status=done]`).waitFor();
   const done = (await api('GET', `/api/v1/jobs/${id}`)).body;
   assert.equal(done.status, 'done');
   assert.equal(done.attempts, 1);
@@ -284,7 +284,7 @@ test('audit log: verify the chain, filter by action', async () => {
     const acts = await page.locator('tr[data-audit-id]').evaluateAll((rs) => rs.map((r) => r.dataset.action));
     return acts.length > 0 && acts.every((a) => a === 'auth.login.succeeded') ? acts : null;
   };
-  assert.ok(await poll(onlyLogins, { timeout: 15000, interval: 100 }), 'only auth.login.succeeded rows');
+  assert.ok(await poll(onlyLogins, { interval: 100 }), 'only auth.login.succeeded rows');
   await snap(page, 'admin-audit');
   // A prefix.
   await page.getByLabel('Action').fill('users.*');
@@ -292,7 +292,7 @@ test('audit log: verify the chain, filter by action', async () => {
   assert.ok(await poll(async () => {
     const acts = await page.locator('tr[data-audit-id]').evaluateAll((rs) => rs.map((r) => r.dataset.action));
     return acts.length > 0 && acts.every((a) => a.startsWith('users.'));
-  }, { timeout: 15000, interval: 100 }), 'only users.* rows');
+  }, { interval: 100 }), 'only users.* rows');
   // A bad value: the server's 400, next to the form.
   await page.getByLabel('Actor ID').fill('abc');
   await page.getByRole('button', { name: 'Apply' }).click();
@@ -329,7 +329,7 @@ test('users: edit a name, reset a password, deactivate; the last super-admin sta
   await dlg.getByRole('button', { name: 'Set password' }).click();
   await dlg.waitFor({ state: 'detached' });
   assert.ok(await poll(async () => (await api('POST', '/api/v1/auth/login', { token: null,
-    json: { username: u.username, password: fresh } })).status === 200, { timeout: 5000, interval: 100 }));
+    json: { username: u.username, password: fresh } })).status === 200, { interval: 100 }));
   assert.equal((await api('POST', '/api/v1/auth/login', { token: null,
     json: { username: u.username, password: u.password } })).status, 401);
 
@@ -408,7 +408,7 @@ test('dashboard: charts with data; plugins: the registry', async () => {
   await page.getByRole('button', { name: 'Apply' }).click();
   await charts.locator('figure[data-chart="Queries per day"] table tbody tr').first().waitFor();
   assert.ok(await poll(async () => await charts.locator('figure[data-chart="Queries per day"] table tbody tr').count() === 1,
-    { timeout: 10000, interval: 100 }));
+    { interval: 100 }));
 
   // Plugins.
   await goTo(page, 'Plugins');

@@ -9,6 +9,7 @@ import net from 'node:net';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { ROOT } from '../../http/lib/harness.mjs';
+import { WAIT_MS } from '../../http/lib/helpers.mjs';
 
 export const SHOTS = join(ROOT, 'build', 'test-results', 'screenshots');
 const EXECUTABLE = process.env.SB_CHROMIUM || '/usr/bin/chromium';
@@ -32,7 +33,9 @@ export async function open(browser, base, { name = 'page', viewport, bypassCSP =
   page.on('console', (m) => {
     if (m.type() === 'error') problems.push(`[${name}] console.error: ${m.text()}`);
   });
-  page.setDefaultTimeout(15000);
+  // Every waitFor/click waits for its condition up to the common
+  // deadline: the sanitizer build on a loaded machine is slow.
+  page.setDefaultTimeout(WAIT_MS);
   return { context, page, problems, name };
 }
 
