@@ -216,6 +216,8 @@ export async function waitWorkerPids(srv, n, timeout = WAIT_MS) {
 // with a few logins (Argon2id: tens of milliseconds each) while `requests`
 // all connect at once, then send them.  Each request is an object for
 // rawRequest() (method, path, headers, body); answers come back in order.
+// Where they land depends on timing: good for load at once, never proof
+// that every worker was reached (workerConnections() is).
 export async function burst(port, requests, { password } = {}) {
   const blockers = password === undefined ? [] : Array.from({ length: 3 }, () => rawRequest(port, {
     method: 'POST', path: '/api/v1/auth/login', headers: { 'content-type': 'application/json' },
