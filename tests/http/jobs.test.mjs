@@ -74,7 +74,8 @@ async function traceRetries() {
       END IF;
       RETURN NEW;
     END $$`);
-  await db.query('CREATE OR REPLACE TRIGGER test_retry AFTER UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION test_retry()');
+  await db.query('DROP TRIGGER IF EXISTS test_retry ON jobs');
+  await db.query('CREATE TRIGGER test_retry AFTER UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION test_retry()');
 }
 const retryDelays = async (id) => (await db.query(
   'SELECT attempts, delay_ms FROM test_retries WHERE job_id = $1 ORDER BY attempts', [id])).rows;
