@@ -48,8 +48,12 @@ extern "C" {
 #endif
 
 #define SB_ABI_MAJOR		1
-#define SB_ABI_MINOR		2	/* 1.1: SB_ROUTE_DONOR, "a.b|c.d", seal, req_body, mail_send
-					 * 1.2: console_panel_add, desc.stats */
+#define SB_ABI_MINOR		3	/* 1.1: SB_ROUTE_DONOR, "a.b|c.d", seal, req_body, mail_send
+					 * 1.2: console_panel_add, desc.stats
+					 * 1.3: services, privacy hooks, sealed v2 with
+					 *      key ids, blind_index, reseal, phone_e164,
+					 *      list_parse/list_respond, retention_add,
+					 *      desc.privacy_export/erase, desc.rekey */
 
 /* The one symbol a plugin exports. */
 #define SB_PLUGIN_ENTRY_SYMBOL	"sb_plugin_entry"
@@ -355,6 +359,108 @@ struct sb_console_panel {
 typedef int (*sb_room_auth_cb)(struct sb_plugin *, const struct sb_principal *,
     const char *room);
 
+/*
+ * Services between plugins (ABI 1.3).  A plugin exports a table of
+ * functions under a name in setup(); another plugin imports it by name
+ * and minimum version in its own setup() and gets the pointer once that
+ * setup() has returned successfully (never during it).  Model: Redis
+ * modules' ExportSharedAPI/GetSharedAPI, with this ABI's size field.
+ *
+ * Every service table starts with struct sb_service.  A table only grows
+ * at its end; a change that cannot be made by growing is a new name.  An
+ * exporter bumps `version` when it adds slots, and an importer that
+ * needs a slot added later checks SB_SERVICE_HAS().
+ *
+ * The name is "<exporting plugin's name>.<what>" ([a-z][a-z0-9_]* on
+ * both sides, at most 64 bytes): "concierge.thread",
+ * "customers.directory".  The table is borrowed for the life of the
+ * process (a static const), as are its functions.
+ *
+ * The importer must list the exporter's id in its descriptor's `depends`,
+ * so the exporter is set up first.  A service that is not exported, or
+ * older than min_version, fails the importer's setup with a message that
+ * says which; the host and every other plugin keep serving.
+ *
+ * Calls: on the caller's worker, on the worker's one database connection,
+ * so inside the caller's transaction when one is open.  A service
+ * function must therefore never begin, commit or roll back a transaction
+ * itself, and never block.  Its first argument is the calling plugin
+ * (for logging); the exporter uses its own handle, kept from setup(),
+ * for everything it asks of the host.  Ownership is stated per slot in
+ * the service's header (include/switchboard/services/).
+ */
+struct sb_service {
+	uint32_t		size;		/* sizeof the exporter's table */
+	uint32_t		version;	/* >= 1 */
+};
+
+#define SB_SERVICE_HAS(svc, type, f)					\\
+	(offsetof(type, f) < (svc)->hdr.size && (svc)->f != NULL)
+
+/*
+ * The person a privacy request is about (ABI 1.3).  Exactly one kind;
+ * value is the customer id as decimal text, the donor id, or the phone
+ * number in E.164 (already normalised by the host).
+ */
+enum sb_subject_kind {
+	SB_SUBJECT_CUSTOMER = 1,
+	SB_SUBJECT_DONOR,
+	SB_SUBJECT_PHONE
+};
+
+struct sb_subject {
+	size_t			size;		/* sizeof(struct sb_subject) */
+	enum sb_subject_kind	kind;
+	const char		*value;
+	void			*spare[4];
+};
+
+/*
+ * A list request (ABI 1.3): API.md's `?limit=&cursor=` convention.
+ * list_parse() fills it from the query string; the plugin selects
+ * limit + 1 rows after the cursor, newest first, and hands the result to
+ * list_respond(), which answers {data, next_cursor}.
+ */
+#define SB_LIST_ID_CURSOR	0x0001	/* the cursor is a positive bigint
+					 * (keyset on id): anything else is
+					 * 400 before the plugin binds it */
+
+struct sb_list {
+	size_t			size;		/* sizeof(struct sb_list) */
+	long long		limit;		/* 1..200; 50 when absent */
+	const char		*cursor;	/* NULL: the first page.  Borrowed
+						 * from the request */
+	char			limit_plus_one[24]; /* limit + 1 as text, to bind */
+	void			*spare[4];
+};
+
+/*
+ * Turns one row of a list into its JSON (list_respond).  row is the
+ * db_row_json() object, stolen; return the object to show (stolen), or
+ * NULL to leave the row out.
+ */
+typedef json_t *(*sb_list_map_cb)(struct sb_req *, json_t *row, void *arg);
+
+/*
+ * Retention (ABI 1.3).  A plugin declares what it keeps for a limited
+ * time; the operator sets the number of days with the key
+ * "<name>_retention_days" in the plugin's section (declared by the host:
+ * the plugin does not declare it again), 0 keeping everything.  A
+ * periodic host job (once per cluster per [host] retention_interval
+ * seconds) calls purge() with the cutoff, inside a transaction of its
+ * own; purge deletes what is older and returns how many rows it deleted
+ * (-1 on error, which rolls back that purge alone).
+ */
+struct sb_retention {
+	size_t			size;		/* sizeof(struct sb_retention) */
+	const char		*name;		/* [a-z][a-z0-9_]{0,31}, unique in the plugin */
+	unsigned int		default_days;	/* 0: keep until the operator says */
+	const char		*description;
+	/* worker; cutoff: an RFC 3339 UTC time to bind as timestamptz */
+	long long		(*purge)(struct sb_plugin *, const char *cutoff);
+	void			*spare[4];
+};
+
 /* Who is calling. Borrowed from the request. */
 enum sb_actor {
 	SB_ACTOR_ANONYMOUS = 0,
@@ -564,8 +670,63 @@ struct sb_host_api {
 	int	(*console_panel_add)(struct sb_plugin *,
 		    const struct sb_console_panel *);
 
+	/* --- Services (ABI 1.3; setup).  See struct sb_service.  export:
+	 * the table is borrowed forever; SB_ERROR (and setup fails) for a
+	 * bad or foreign name, a duplicate, or a table whose size or
+	 * version is 0.  import: *slot is set when this plugin's setup()
+	 * succeeds; until then it is NULL. --- */
+	int	(*service_export)(struct sb_plugin *, const char *name,
+		    const struct sb_service *table);
+	int	(*service_import)(struct sb_plugin *, const char *name,
+		    uint32_t min_version, const struct sb_service **slot);
+
+	/* --- Sealed personal data (ABI 1.3; any process).  seal() now
+	 * writes "v2.<kid>.<base64url(nonce | ciphertext | tag)>", kid
+	 * naming the data key; unseal() opens v2 under the current or any
+	 * retired key ([host] SB_DATA_KEYS_RETIRED) and v1 under any of
+	 * them.  reseal(): *out = the value sealed again under the current
+	 * key and 1; 0 (and *out NULL) when it already is; -1 when it does
+	 * not open.  Caller frees *out with free(). --- */
+	int	(*reseal)(struct sb_plugin *, const char *sealed, char **out);
+	/* A keyed HMAC-SHA256 of value for equality lookups, as 43
+	 * characters of base64url; caller frees with free().  The key is
+	 * derived per plugin and domain ("phone") from SB_INDEX_KEY, or from
+	 * the data key when that is unset, never the sealing key itself.
+	 * Equal values give equal indexes; nothing else can be learnt
+	 * without the key.  NULL without a key. --- */
+	char	*(*blind_index)(struct sb_plugin *, const char *domain,
+		    const void *value, size_t len);
+
+	/* --- Phone numbers (ABI 1.3; any process).  input as a person
+	 * typed it ("+44 20 7946 0958", "(415) 555-0100") into E.164
+	 * ("+442079460958") in out (at least 17 bytes).  country: ISO
+	 * 3166-1 alpha-2 for numbers written without their country code;
+	 * NULL takes [host] default_country.  SB_OK, or SB_ERROR when it is
+	 * not a possible phone number (then out is ""). --- */
+	int	(*phone_e164)(struct sb_plugin *, const char *input,
+		    const char *country, char *out, size_t outlen);
+
+	/* --- Lists (ABI 1.3; worker, inside a handler).  See struct
+	 * sb_list.  list_parse answers 400 VALIDATION_ERROR (field limit or
+	 * cursor) and returns SB_ERROR for a bad one.  list_respond takes r
+	 * (answers 500 when the query failed), shows at most list->limit
+	 * rows through map (NULL: the row as it is) and sets next_cursor to
+	 * the text of column cursor_column of the last row shown when r has
+	 * more rows than the limit.  A cursor column whose name starts with
+	 * "_" is removed from each row. --- */
+	int	(*list_parse)(struct sb_req *, struct sb_list *,
+		    unsigned int flags);
+	void	(*list_respond)(struct sb_req *, struct sb_db_res *r,
+		    const struct sb_list *, const char *cursor_column,
+		    sb_list_map_cb map, void *arg);
+
+	/* --- Retention (ABI 1.3; setup).  See struct sb_retention; the
+	 * struct is copied, purge borrowed forever. --- */
+	int	(*retention_add)(struct sb_plugin *,
+		    const struct sb_retention *);
+
 	/* Room for minor versions to grow without moving anything. */
-	void	*spare[27];
+	void	*spare[19];
 };
 
 /* True when the host provides slot `f` (a later-minor slot may be absent). */
@@ -577,7 +738,8 @@ struct sb_host_api {
  * static (the host keeps the pointer).  Fill it with SB_PLUGIN().
  *
  * Mandatory: abi_major, abi_minor, size, id, name, version, setup.
- * Optional (NULL): depends, init, fini, health.
+ * Optional (NULL): depends, init, fini, health, stats, privacy_export,
+ * privacy_erase, rekey.
  */
 struct sb_plugin_desc {
 	uint16_t		abi_major;
@@ -607,7 +769,37 @@ struct sb_plugin_desc {
 	 * adds those up across plugins.  SB_ERROR: nothing is shown. */
 	int			(*stats)(struct sb_plugin *, json_t *out);
 
-	void			*spare[7];
+	/*
+	 * Privacy (ABI 1.3; worker; optional).  Every plugin that keeps
+	 * anything about a person answers both; the host's
+	 * /api/v1/privacy routes call each plugin that has them.
+	 * privacy_export: a new JSON object of what the plugin holds on the
+	 * subject (arrays by kind: {"queries": [...], ...}; {} when
+	 * nothing), NULL on error.  privacy_erase: delete (or irreversibly
+	 * scrub) all of it, return how many rows went, -1 on error.  Erase
+	 * runs inside the host's transaction, with every other plugin's:
+	 * it must not begin or commit one.  Neither logs the subject.
+	 */
+	json_t			*(*privacy_export)(struct sb_plugin *,
+				    const struct sb_subject *);
+	long long		(*privacy_erase)(struct sb_plugin *,
+				    const struct sb_subject *);
+
+	/*
+	 * Key rotation (ABI 1.3; worker; optional, required of a plugin
+	 * that seals anything).  Re-seal (api->reseal) at most `batch`
+	 * stored values, continuing from state: a JSON object the plugin
+	 * alone reads and writes ({} at the start; e.g. {"table": "t",
+	 * "after": 812}), which the host stores with the plugin's changes
+	 * in one transaction, so a rotation killed half-way resumes where
+	 * it stopped.  Add the number of values re-sealed to *resealed.
+	 * Return 1 while there is more, 0 when done, -1 on error.  Also
+	 * rewrites blind indexes computed from values it re-seals.
+	 */
+	int			(*rekey)(struct sb_plugin *, json_t *state,
+				    unsigned int batch, unsigned int *resealed);
+
+	void			*spare[4];
 };
 
 typedef const struct sb_plugin_desc *(*sb_plugin_entry_fn)(void);
