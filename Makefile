@@ -66,7 +66,7 @@ build: $(KORE_BIN) $(HOST_SO) $(PLUGIN_SO) $(TPLUGIN_SO) $(UNIT_BIN) assets
 # features file it writes is what every Kore-including object compiles with.
 # The sanitizer build gives Kore itself ASan only: Kore's pool allocator
 # makes misaligned accesses UBSan would stop on.  Our code gets both.
-$(KORE_BIN) $(KORE_FEAT): mk/kore.mk $(wildcard patches/kore/*.patch)
+$(KORE_BIN) $(KORE_FEAT) &: mk/kore.mk $(wildcard patches/kore/*.patch)
 	@rm -rf $(KORE_DIR) && mkdir -p $(B) && cp -r $(KORE_SRC) $(KORE_DIR)
 	@for p in $(sort $(wildcard patches/kore/*.patch)); do \
 		patch -s -d $(KORE_DIR) -p1 < $$p || exit 1; done
