@@ -77,6 +77,8 @@ static const struct {
 	{ "roles.manage", "Create and edit roles and their permissions" },
 	{ "api_keys.manage", "Create and revoke API keys" },
 	{ "donors.impersonate", "Mint donor tokens for an external system" },
+	{ "privacy.manage", "Export and erase a person's data; rotate the "
+	    "data key" },
 	{ NULL, NULL }
 };
 
@@ -163,6 +165,9 @@ plugin_unload(struct sb_plugin *p)
 		p->d.fini = NULL;
 		p->d.health = NULL;
 		p->d.stats = NULL;
+		p->d.privacy_export = NULL;
+		p->d.privacy_erase = NULL;
+		p->d.rekey = NULL;
 		dlclose(p->handle);
 		p->handle = NULL;
 	}
@@ -295,6 +300,11 @@ plugin_load_section(const char *section, void *arg)
 	memcpy(&p->d, d, d->size < sizeof(p->d) ? d->size : sizeof(p->d));
 	if (p->d.abi_minor < 2)
 		p->d.stats = NULL;	/* a 1.0/1.1 spare slot, not a hook */
+	if (p->d.abi_minor < 3) {	/* 1.0-1.2 spare slots, not hooks */
+		p->d.privacy_export = NULL;
+		p->d.privacy_erase = NULL;
+		p->d.rekey = NULL;
+	}
 
 	if (strcmp(p->d.name, name) != 0) {
 		plugin_fail(p, "descriptor name \"%s\" does not match its "
