@@ -47,7 +47,7 @@ export default function mount(root, ctx) {
   const phone = el('input', { type: 'tel', name: 'phone', maxLength: 64, autocomplete: 'off' });
   const tag = el('input', { type: 'text', name: 'tag', maxLength: 64 });
   const searchForm = el('form', { attrs: { role: 'search', 'aria-label': 'Search customers' } },
-    labelled('Name or e-mail', q), labelled('Phone', phone), labelled('Tag', tag),
+    labelled('Search by name or e-mail', q), labelled('Search by phone', phone), labelled('Search by tag', tag),
     el('button', { type: 'submit', textContent: 'Search' }));
   const rows = el('tbody');
   const table = el('table', { dataset: { testid: 'customers-list' } },
