@@ -683,8 +683,8 @@ struct sb_host_api {
 	/* --- Sealed personal data (ABI 1.3; any process).  seal() now
 	 * writes "v2.<kid>.<base64url(nonce | ciphertext | tag)>", kid
 	 * naming the data key; unseal() opens v2 under the current or any
-	 * retired key (SB_DATA_KEYS_RETIRED in the environment) and v1 under any of
-	 * them.  reseal(): *out = the value sealed again under the current
+	 * retired key (SB_DATA_KEYS_RETIRED in the environment) and v1
+	 * under any of them.  reseal(): *out = the value sealed again under the current
 	 * key and 1; 0 (and *out NULL) when it already is; -1 when it does
 	 * not open.  Caller frees *out with free(). --- */
 	int	(*reseal)(struct sb_plugin *, const char *sealed, char **out);
