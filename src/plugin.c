@@ -145,6 +145,7 @@ plugin_unload(struct sb_plugin *p)
 	}
 	sb_jobs_unstage(p);
 	sb_ws_rooms_drop(p);
+	sb_services_unstage(p);
 	json_array_clear(p->events);
 	json_array_clear(p->migrations);
 	free(p->seccomp);
@@ -401,6 +402,11 @@ plugin_setup(struct sb_plugin *p)
 			plugin_fail(p, "%s", err);
 			return (-1);
 		}
+		/* Against committed exports only: what p depends on. */
+		if (sb_services_resolve(p, err, sizeof(err)) == -1) {
+			plugin_fail(p, "%s", err);
+			return (-1);
+		}
 		/* Last, because it is the one step that loads something. */
 		if (panels_commit(p, err, sizeof(err)) == -1) {
 			plugin_fail(p, "%s", err);
@@ -426,6 +432,7 @@ plugin_setup(struct sb_plugin *p)
 	}
 	sb_jobs_commit(p);
 	sb_ws_rooms_commit(p);
+	sb_services_commit(p);
 	p->state = SB_PLUGIN_READY;
 	return (0);
 }
@@ -694,6 +701,7 @@ sb_plugin_describe(const struct sb_plugin *p)
 	json_object_set_new(o, "config", describe_config(p));
 	json_object_set_new(o, "requests", json_integer((json_int_t)
 	    p->requests));
+	json_object_set_new(o, "services", sb_services_json(p));
 	return (o);
 }
 
@@ -1376,6 +1384,38 @@ api_job_kind_add(struct sb_plugin *p, const struct sb_job_kind *k)
 	return (SB_OK);
 }
 
+/* Services (ABI 1.3): services.c keeps the registry. */
+static int
+api_service_export(struct sb_plugin *p, const char *name,
+    const struct sb_service *table)
+{
+	char	err[256];
+
+	if (!in_setup(p, "service_export"))
+		return (SB_ERROR);
+	if (sb_services_export(p, name, table, err, sizeof(err)) == -1) {
+		setup_error(p, "%s", err);
+		return (SB_ERROR);
+	}
+	return (SB_OK);
+}
+
+static int
+api_service_import(struct sb_plugin *p, const char *name,
+    uint32_t min_version, const struct sb_service **slot)
+{
+	char	err[256];
+
+	if (!in_setup(p, "service_import"))
+		return (SB_ERROR);
+	if (sb_services_import(p, name, min_version, slot, err,
+	    sizeof(err)) == -1) {
+		setup_error(p, "%s", err);
+		return (SB_ERROR);
+	}
+	return (SB_OK);
+}
+
 const struct sb_host_api sb_api = {
 	.size = sizeof(struct sb_host_api),
 	.abi_major = SB_ABI_MAJOR,
@@ -1440,4 +1480,8 @@ const struct sb_host_api sb_api = {
 	.req_body = sb_req_body,
 	.mail_send = sb_mail_send,
 	.console_panel_add = api_console_panel_add,
+	.service_export = api_service_export,
+	.service_import = api_service_import,
+	.list_parse = sb_list_parse,
+	.list_respond = sb_list_respond,
 };

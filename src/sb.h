@@ -168,6 +168,28 @@ int	sb_abi_check(const struct sb_plugin_desc *, uint16_t host_major,
 	    uint16_t host_minor, char *err, size_t errlen);
 int	sb_abi_panel_check(const struct sb_console_panel *, char *err,
 	    size_t errlen);
+#define SB_SERVICE_NAME_MAX	64
+int	sb_abi_service_name(const char *name, char *err, size_t errlen);
+int	sb_abi_service_check(const char *plugin, const char *name,
+	    const struct sb_service *table, char *err, size_t errlen);
+
+/* --- services.c: services between plugins (ABI 1.3), parent only.
+ * Staged in setup(), resolved and committed with the plugin. --- */
+int	sb_services_export(struct sb_plugin *, const char *name,
+	    const struct sb_service *, char *err, size_t errlen);
+int	sb_services_import(struct sb_plugin *, const char *name,
+	    uint32_t min_version, const struct sb_service **slot, char *err,
+	    size_t errlen);
+int	sb_services_resolve(struct sb_plugin *, char *err, size_t errlen);
+void	sb_services_commit(struct sb_plugin *);
+void	sb_services_unstage(struct sb_plugin *);
+json_t	*sb_services_json(const struct sb_plugin *);
+
+/* --- lists.c: API.md's list convention for plugins (ABI 1.3). --- */
+int	sb_list_parse(struct sb_req *, struct sb_list *, unsigned int flags);
+void	sb_list_respond(struct sb_req *, struct sb_db_res *,
+	    const struct sb_list *, const char *cursor_column,
+	    sb_list_map_cb map, void *arg);
 
 /* --- http.c: the request path. --- */
 struct sb_req {

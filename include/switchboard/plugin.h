@@ -394,7 +394,7 @@ struct sb_service {
 	uint32_t		version;	/* >= 1 */
 };
 
-#define SB_SERVICE_HAS(svc, type, f)					\\
+#define SB_SERVICE_HAS(svc, type, f)					\
 	(offsetof(type, f) < (svc)->hdr.size && (svc)->f != NULL)
 
 /*
