@@ -98,7 +98,8 @@ $(B)/plugins/%.so: include/switchboard/plugin.h include/switchboard/helpers.h
 	@$(CC) $(PLUGIN_CFLAGS) $($*_CFLAGS) -o $@ $($*_SRC) \
 		$(PLUGIN_LDFLAGS) $($*_LIBS)
 
-$(B)/tests/plugins/%.so: tests/plugins/%.c include/switchboard/plugin.h
+$(B)/tests/plugins/%.so: tests/plugins/%.c include/switchboard/plugin.h \
+    $(wildcard tests/plugins/*.h)
 	@mkdir -p $(dir $@)
 	@echo "CC $@"
 	@$(CC) $(PLUGIN_CFLAGS) -o $@ $< $(PLUGIN_LDFLAGS)
