@@ -150,10 +150,14 @@ bench: build $(B)/bench/bare.so
 fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} scripts/fuzz.sh
 
-install: include/switchboard/plugin.h include/switchboard/helpers.h
+install: include/switchboard/plugin.h include/switchboard/helpers.h \
+    $(wildcard include/switchboard/services/*.h)
 	install -d $(DESTDIR)$(PREFIX)/include/switchboard
 	install -m 0644 include/switchboard/plugin.h include/switchboard/helpers.h \
 		$(DESTDIR)$(PREFIX)/include/switchboard/
+	install -d $(DESTDIR)$(PREFIX)/include/switchboard/services
+	install -m 0644 include/switchboard/services/*.h \
+		$(DESTDIR)$(PREFIX)/include/switchboard/services/
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	sed -e 's|@PREFIX@|$(PREFIX)|g' \
 	    -e 's|@VERSION@|$(VERSION)|g' switchboard.pc.in \
