@@ -10,6 +10,7 @@
 include mk/kore.mk
 
 CC	?= cc
+CXX	?= g++
 PREFIX	?= /usr/local
 B	?= build
 SAN	?=
@@ -22,6 +23,10 @@ WARN	:= -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 	   -Wsign-compare -Wformat=2 -Wno-unused-parameter \
 	   -Wno-format-truncation
 CSTD	:= -std=gnu11 -D_GNU_SOURCE
+# src/*.cc (the libphonenumber shim): the C++-valid subset of WARN.
+CXXSTD	:= -std=gnu++17 -D_GNU_SOURCE
+CXXWARN	:= $(filter-out -Wstrict-prototypes -Wmissing-prototypes,$(WARN))
+PHONE_LIBS	:= -lphonenumber -lprotobuf -lstdc++
 OPT	:= -O2 -g
 ifneq ($(SAN),)
 OPT	:= -O1 -g -fno-omit-frame-pointer -fsanitize=$(SAN) \
@@ -37,7 +42,9 @@ PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 HOST_SRC	:= $(wildcard src/*.c)
-HOST_OBJ	:= $(HOST_SRC:src/%.c=$(B)/obj/%.o)
+HOST_CXX_SRC	:= $(wildcard src/*.cc)
+HOST_OBJ	:= $(HOST_SRC:src/%.c=$(B)/obj/%.o) \
+		   $(HOST_CXX_SRC:src/%.cc=$(B)/obj/%.o)
 HOST_SO		:= $(B)/switchboard.so
 
 PLUGIN_DIRS	:= $(patsubst %/,%,$(dir $(wildcard plugins/*/Makefile.inc)))
@@ -84,9 +91,15 @@ $(B)/obj/%.o: src/%.c $(wildcard src/*.h) include/switchboard/plugin.h $(KORE_FE
 		-DSB_VERSION='"$(VERSION)"' \
 		$(PKG_CFLAGS) -c $< -o $@
 
+# C++ objects include no Kore and no C header but their own (phone.h).
+$(B)/obj/%.o: src/%.cc $(wildcard src/*.h)
+	@mkdir -p $(dir $@)
+	@echo "CXX $<"
+	@$(CXX) $(CXXSTD) $(CXXWARN) $(OPT) -fPIC -Iinclude -Isrc -c $< -o $@
+
 $(HOST_SO): $(HOST_OBJ)
 	@echo "LD $@"
-	@$(CC) -shared $(OPT) -o $@ $(HOST_OBJ) $(PKG_LIBS) -ldl
+	@$(CC) -shared $(OPT) -o $@ $(HOST_OBJ) $(PKG_LIBS) $(PHONE_LIBS) -ldl
 
 # --- Plugins --------------------------------------------------------------
 # Each plugins/<name>/ has a Makefile.inc naming its sources (<name>_SRC).
@@ -112,6 +125,8 @@ UNIT_DEPS_test_abi	:= src/abi.c
 UNIT_DEPS_test_ratelimit	:= src/ratelimit.c
 UNIT_DEPS_test_seal	:= src/seal.c src/text.c
 UNIT_DEPS_test_edge	:= src/edge.c
+UNIT_DEPS_test_phone	:= $(B)/obj/phone.o
+UNIT_LIBS_test_phone	:= $(PHONE_LIBS)
 
 .SECONDEXPANSION:
 $(B)/tests/test_%: tests/unit/test_%.c $$(UNIT_DEPS_test_$$*) $(wildcard src/*.h) \
@@ -119,7 +134,7 @@ $(B)/tests/test_%: tests/unit/test_%.c $$(UNIT_DEPS_test_$$*) $(wildcard src/*.h
 	@mkdir -p $(dir $@)
 	@echo "CC $@"
 	@$(CC) $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc $(PKG_CFLAGS) -o $@ $< \
-		$(UNIT_DEPS_test_$*) -lcmocka $(PKG_LIBS)
+		$(UNIT_DEPS_test_$*) -lcmocka $(PKG_LIBS) $(UNIT_LIBS_test_$*)
 
 # --- Assets: the console and the offline OpenAPI viewer ---------------------
 assets: $(B)/assets.stamp

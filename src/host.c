@@ -56,6 +56,8 @@ int			sb_is_worker = 0;
 void
 kore_parent_configure(int argc, char **argv)
 {
+	char	err[256];
+
 	(void)argc;
 	(void)argv;
 
@@ -70,6 +72,12 @@ kore_parent_configure(int argc, char **argv)
 
 	if (sb_image_init() == -1)
 		fatalx("cannot initialise image processing (libmagic, libvips)");
+
+	/* libphonenumber's metadata and caches, built before the fork. */
+	if (sb_phone_init(sb_settings.default_country, err,
+	    sizeof(err)) == -1)
+		fatalx("[host] %s (SB_DEFAULT_COUNTRY or %s)", err,
+		    sb_settings.config_path);
 
 	/* Shared by every worker of this node: created before the fork. */
 	if (sb_rate_init((size_t)host_conf_int("rate_limit_slots", 65536,
@@ -263,6 +271,9 @@ settings_load(void)
 		    "run` generates one into var/secrets)");
 
 	sb_settings.admin_password = env_or("SB_ADMIN_PASSWORD", NULL);
+	/* Checked against libphonenumber's regions by sb_phone_init(). */
+	sb_settings.default_country = env_or("SB_DEFAULT_COUNTRY",
+	    host_conf("default_country", NULL));
 	sb_settings.assets_dir = sb_strdup(host_conf("assets_dir", "assets"));
 	sb_settings.plugin_dir = sb_strdup(host_conf("plugin_dir",
 	    "build/plugins"));

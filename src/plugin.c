@@ -1416,6 +1416,16 @@ api_service_import(struct sb_plugin *p, const char *name,
 	return (SB_OK);
 }
 
+/* Phone numbers (ABI 1.3): one answer for every plugin (phone.cc). */
+static int
+api_phone_e164(struct sb_plugin *p, const char *input, const char *country,
+    char *out, size_t outlen)
+{
+	(void)p;
+	return (sb_phone_e164(input, country, out, outlen) == 0 ? SB_OK :
+	    SB_ERROR);
+}
+
 const struct sb_host_api sb_api = {
 	.size = sizeof(struct sb_host_api),
 	.abi_major = SB_ABI_MAJOR,
@@ -1484,4 +1494,5 @@ const struct sb_host_api sb_api = {
 	.service_import = api_service_import,
 	.list_parse = sb_list_parse,
 	.list_respond = sb_list_respond,
+	.phone_e164 = api_phone_e164,
 };

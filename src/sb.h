@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 
 #include "switchboard/plugin.h"
+#include "phone.h"
 #include "text.h"
 
 struct http_request;
@@ -33,6 +34,7 @@ struct sb_settings {
 	char		*database_url;
 	char		*jwt_secret;
 	char		*data_key;	/* SB_DATA_KEY or NULL (seal.c) */
+	char		*default_country;	/* phone.cc; NULL: none */
 	char		*jwt_issuer;
 	char		*jwt_audience;
 	char		*admin_password;	/* from SB_ADMIN_PASSWORD */
@@ -413,6 +415,8 @@ int64_t	sb_now_ms(void);
 void	sb_random_hex(char *out, size_t bytes);
 
 const void *sb_req_body(struct sb_req *, size_t *);
+
+/* phone.cc (phone.h): sb_phone_init, sb_phone_e164 (api->phone_e164). */
 
 /* seal.c: secrets at rest, per plugin id (see plugin.h "seal"). */
 char	*sb_seal(const char *plugin_id, const void *, size_t);
