@@ -37,6 +37,8 @@ static char	default_country[3];
 static PhoneNumberUtil	*phone_util(void);
 static int		 region_known(PhoneNumberUtil *, const char *);
 static int		 input_clean(const char *, std::string *);
+static int		 to_e164(PhoneNumberUtil *, const std::string &,
+			    const char *, std::string *);
 
 static PhoneNumberUtil *
 phone_util(void)
@@ -108,6 +110,23 @@ input_clean(const char *in, std::string *out)
 	return (0);
 }
 
+/* Parse for region, keep a POSSIBLE number, format it as E.164. */
+static int
+to_e164(PhoneNumberUtil *util, const std::string &in, const char *region,
+    std::string *out)
+{
+	PhoneNumber	number;
+
+	if (util->Parse(in, region, &number) !=
+	    PhoneNumberUtil::NO_PARSING_ERROR)
+		return (-1);
+	if (util->IsPossibleNumberWithReason(number) !=
+	    PhoneNumberUtil::IS_POSSIBLE)
+		return (-1);
+	util->Format(number, PhoneNumberUtil::E164, out);
+	return (0);
+}
+
 extern "C" int
 sb_phone_init(const char *country, char *err, size_t errlen)
 {
@@ -152,8 +171,7 @@ extern "C" int
 sb_phone_e164(const char *input, const char *country, char *out,
     size_t outlen)
 {
-	PhoneNumber	 number;
-	std::string	 clean, e164;
+	std::string	 clean, e164, again;
 	const char	*region;
 
 	if (out == NULL || outlen == 0)
@@ -173,15 +191,15 @@ sb_phone_e164(const char *input, const char *country, char *out,
 			region = default_country[0] != '\0' ?
 			    default_country : "ZZ";
 		}
-		if (input_clean(input, &clean) == -1)
+		if (input_clean(input, &clean) == -1 ||
+		    to_e164(util, clean, region, &e164) == -1)
 			return (-1);
-		if (util->Parse(clean, region, &number) !=
-		    PhoneNumberUtil::NO_PARSING_ERROR)
+		/* The answer must read back as itself, or a number stored
+		 * and looked up again would not be found: libphonenumber
+		 * keeps a national "0" after some country codes ("+44 0044
+		 * ...") that a second reading strips. */
+		if (to_e164(util, e164, "ZZ", &again) == -1 || again != e164)
 			return (-1);
-		if (util->IsPossibleNumberWithReason(number) !=
-		    PhoneNumberUtil::IS_POSSIBLE)
-			return (-1);
-		util->Format(number, PhoneNumberUtil::E164, &e164);
 	} catch (...) {
 		return (-1);
 	}
