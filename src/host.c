@@ -104,6 +104,8 @@ kore_parent_configure(int argc, char **argv)
 	sb_plugin_parent_init();
 	if (sb_plugin_load_all() == -1)
 		fatalx("a required plugin failed to load (see the log above)");
+	/* The periodic purge of what plugins keep for a limited time. */
+	sb_retention_parent_init();
 
 	if (db_wait_and_migrate() == -1)
 		fatalx("database not ready: cannot start (see the log above)");

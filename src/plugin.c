@@ -144,6 +144,7 @@ plugin_unload(struct sb_plugin *p)
 		free(s);
 	}
 	sb_jobs_unstage(p);
+	sb_retention_unstage(p);
 	sb_ws_rooms_drop(p);
 	sb_services_unstage(p);
 	json_array_clear(p->events);
@@ -350,7 +351,7 @@ warn_unknown_key(const char *key, const char *value, void *arg)
 	const struct sb_config_key	*k;
 
 	(void)value;
-	if (is_loader_key(key))
+	if (is_loader_key(key) || sb_retention_is_key(p, key))
 		return;
 	for (k = p->config_keys; k != NULL && k->key != NULL; k++) {
 		if (strcmp(k->key, key) == 0)
@@ -431,6 +432,7 @@ plugin_setup(struct sb_plugin *p)
 		TAILQ_INSERT_TAIL(&sb_subscriptions, s, list);
 	}
 	sb_jobs_commit(p);
+	sb_retention_commit(p);
 	sb_ws_rooms_commit(p);
 	sb_services_commit(p);
 	p->state = SB_PLUGIN_READY;
@@ -614,14 +616,24 @@ static const char *
 config_value(const struct sb_plugin *p, const struct sb_config_key *k)
 {
 	const char	*v;
-	char		 buf[256];
 
-	if ((v = getenv(env_name(p->name, k->key, buf, sizeof(buf)))) != NULL)
-		return (v);
-	snprintf(buf, sizeof(buf), "plugin %s", p->name);
-	if ((v = sb_conf_get(sb_config, buf, k->key)) != NULL)
+	if ((v = sb_plugin_conf_value(p, k->key)) != NULL)
 		return (v);
 	return (k->default_value);
+}
+
+/* The same without a default, for keys the host declares for a plugin
+ * (retention.c). */
+const char *
+sb_plugin_conf_value(const struct sb_plugin *p, const char *key)
+{
+	const char	*v;
+	char		 buf[256];
+
+	if ((v = getenv(env_name(p->name, key, buf, sizeof(buf)))) != NULL)
+		return (v);
+	snprintf(buf, sizeof(buf), "plugin %s", p->name);
+	return (sb_conf_get(sb_config, buf, key));
 }
 
 /* Declared keys with their effective values; secrets are never shown. */
@@ -1426,6 +1438,21 @@ api_phone_e164(struct sb_plugin *p, const char *input, const char *country,
 	    SB_ERROR);
 }
 
+/* Retention (ABI 1.3): staged like a job kind (retention.c). */
+static int
+api_retention_add(struct sb_plugin *p, const struct sb_retention *decl)
+{
+	char	err[256];
+
+	if (!in_setup(p, "retention_add"))
+		return (SB_ERROR);
+	if (sb_retention_stage(p, decl, err, sizeof(err)) == -1) {
+		setup_error(p, "%s", err);
+		return (SB_ERROR);
+	}
+	return (SB_OK);
+}
+
 const struct sb_host_api sb_api = {
 	.size = sizeof(struct sb_host_api),
 	.abi_major = SB_ABI_MAJOR,
@@ -1495,4 +1522,5 @@ const struct sb_host_api sb_api = {
 	.list_parse = sb_list_parse,
 	.list_respond = sb_list_respond,
 	.phone_e164 = api_phone_e164,
+	.retention_add = api_retention_add,
 };

@@ -416,6 +416,17 @@ void	sb_random_hex(char *out, size_t bytes);
 
 const void *sb_req_body(struct sb_req *, size_t *);
 
+/* --- retention.c: plugins' retention declarations and the periodic
+ * host job "host.retention" (ABI 1.3, retention_add). --- */
+int	sb_retention_stage(struct sb_plugin *, const struct sb_retention *,
+	    char *err, size_t errlen);
+void	sb_retention_commit(struct sb_plugin *);
+void	sb_retention_unstage(struct sb_plugin *);
+int	sb_retention_is_key(const struct sb_plugin *, const char *key);
+void	sb_retention_parent_init(void);	/* after sb_plugin_load_all() */
+/* A plugin key's value from SB_<PLUGIN>_<KEY> or its section, or NULL. */
+const char *sb_plugin_conf_value(const struct sb_plugin *, const char *key);
+
 /* phone.cc (phone.h): sb_phone_init, sb_phone_e164 (api->phone_e164). */
 
 /* seal.c: secrets at rest, per plugin id (see plugin.h "seal"). */

@@ -1049,6 +1049,34 @@ prefs_put(struct sb_req *req)
 
 /* ---- lifecycle ---- */
 
+/* Retention "inbox" (inbox_retention_days): read entries created before
+ * the cutoff go; unread ones stay however old.  Runs in the host's
+ * transaction; returns how many went, -1 on error. */
+static long long
+inbox_purge(struct sb_plugin *p, const char *cutoff)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	long long		 n;
+
+	params[0] = cutoff;
+	r = api->db_query(p, "WITH gone AS (DELETE FROM notifications_inbox "
+	    "WHERE read_at IS NOT NULL AND created_at < $1::timestamptz "
+	    "RETURNING 1) SELECT count(*) FROM gone", 1, params);
+	n = api->db_ok(r) && api->db_rows(r) == 1 ?
+	    strtoll(api->db_value(r, 0, 0), NULL, 10) : -1;
+	api->db_free(r);
+	return (n);
+}
+
+static const struct sb_retention inbox_retention = {
+	.size = sizeof(struct sb_retention),
+	.name = "inbox",
+	.default_days = 0,
+	.description = "Read inbox entries, by age",
+	.purge = inbox_purge,
+};
+
 static int
 notifications_setup(struct sb_plugin *p, const struct sb_host_api *host)
 {
@@ -1081,6 +1109,7 @@ notifications_setup(struct sb_plugin *p, const struct sb_host_api *host)
 	if (api->routes_add(p, routes) != SB_OK ||
 	    api->migrations_add(p, "migrations") != SB_OK ||
 	    api->job_kind_add(p, &fanout_kind) != SB_OK ||
+	    api->retention_add(p, &inbox_retention) != SB_OK ||
 	    api->event_declare(p, "notifications.created", "A new inbox entry "
 	    "(user:{id}; data: the entry)") != SB_OK ||
 	    api->event_declare(p, "notifications.read", "Inbox entries were "
