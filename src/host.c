@@ -102,6 +102,8 @@ kore_parent_configure(int argc, char **argv)
 		fatalx("cannot set up durable jobs");
 
 	sb_plugin_parent_init();
+	if (sb_rekey_parent_init() == -1)
+		fatalx("cannot set up key rotation (see the log above)");
 	if (sb_plugin_load_all() == -1)
 		fatalx("a required plugin failed to load (see the log above)");
 	/* The periodic purge of what plugins keep for a limited time. */
@@ -270,6 +272,20 @@ settings_load(void)
 	sb_settings.data_key = env_or("SB_DATA_KEY", NULL);
 	if (sb_settings.data_key != NULL && strlen(sb_settings.data_key) < 32)
 		fatalx("SB_DATA_KEY must be at least 32 characters (`make "
+		    "run` generates one into var/secrets)");
+	/* Keys values sealed before a rotation may still be under. */
+	if (sb_seal_keys_parse(getenv("SB_DATA_KEYS_RETIRED"),
+	    &sb_settings.data_keys_retired, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if (sb_settings.data_keys_retired[0] != NULL &&
+	    sb_settings.data_key == NULL)
+		fatalx("SB_DATA_KEYS_RETIRED is set but SB_DATA_KEY is not: "
+		    "values are sealed under the current key");
+	/* Optional: blind indexes fall back to the data key (seal.c). */
+	sb_settings.index_key = env_or("SB_INDEX_KEY", NULL);
+	if (sb_settings.index_key != NULL &&
+	    strlen(sb_settings.index_key) < 32)
+		fatalx("SB_INDEX_KEY must be at least 32 characters (`make "
 		    "run` generates one into var/secrets)");
 
 	sb_settings.admin_password = env_or("SB_ADMIN_PASSWORD", NULL);

@@ -218,6 +218,7 @@ sb_plugin_parent_init(void)
 	    sb_api.routes_add(sb_host_plugin, sb_job_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_ws_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_metrics_routes) != SB_OK ||
+	    sb_api.routes_add(sb_host_plugin, sb_rekey_routes) != SB_OK ||
 	    routes_check(sb_host_plugin, err, sizeof(err)) == -1)
 		fatalx("host routes: %s", sb_host_plugin->error);
 	sb_host_plugin->in_setup = 0;
@@ -1353,6 +1354,23 @@ api_unseal(struct sb_plugin *p, const char *sealed, size_t *len)
 }
 
 static int
+api_reseal(struct sb_plugin *p, const char *sealed, char **out)
+{
+	if (out != NULL)
+		*out = NULL;
+	return (p == NULL ? -1 : sb_reseal(p->d.id, sealed, out));
+}
+
+/* Per plugin id and domain: one plugin's indexes never match another's. */
+static char *
+api_blind_index(struct sb_plugin *p, const char *domain, const void *value,
+    size_t len)
+{
+	return (p == NULL ? NULL : sb_blind_index(p->d.id, domain, value,
+	    len));
+}
+
+static int
 api_publish(struct sb_plugin *p, const char *name, int version, json_t *data)
 {
 	return (sb_bus_publish(p, name, version, data) == 0 ? SB_OK :
@@ -1523,4 +1541,6 @@ const struct sb_host_api sb_api = {
 	.list_respond = sb_list_respond,
 	.phone_e164 = api_phone_e164,
 	.retention_add = api_retention_add,
+	.reseal = api_reseal,
+	.blind_index = api_blind_index,
 };

@@ -35,6 +35,8 @@ struct sb_settings {
 	char		*jwt_secret;
 	char		*data_key;	/* SB_DATA_KEY or NULL (seal.c) */
 	char		*default_country;	/* phone.cc; NULL: none */
+	char		**data_keys_retired;	/* SB_DATA_KEYS_RETIRED, NULL-terminated */
+	char		*index_key;	/* SB_INDEX_KEY or NULL (seal.c) */
 	char		*jwt_issuer;
 	char		*jwt_audience;
 	char		*admin_password;	/* from SB_ADMIN_PASSWORD */
@@ -432,5 +434,15 @@ const char *sb_plugin_conf_value(const struct sb_plugin *, const char *key);
 /* seal.c: secrets at rest, per plugin id (see plugin.h "seal"). */
 char	*sb_seal(const char *plugin_id, const void *, size_t);
 char	*sb_unseal(const char *plugin_id, const char *sealed, size_t *len);
+int	sb_reseal(const char *plugin_id, const char *sealed, char **out);
+char	*sb_blind_index(const char *plugin_id, const char *domain,
+	    const void *value, size_t len);
+void	sb_seal_kid(const char *data_key, char kid[9]);
+int	sb_seal_keys_parse(const char *text, char ***out, char *err,
+	    size_t errlen);
+
+/* rekey.c: the key rotation job and its routes (privacy.manage). */
+int	sb_rekey_parent_init(void);	/* after sb_plugin_parent_init() */
+extern const struct sb_route	sb_rekey_routes[];
 
 #endif
