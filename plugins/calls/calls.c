@@ -1951,6 +1951,68 @@ calls_health(struct sb_plugin *p, json_t *detail)
 	return (SB_OK);
 }
 
+/*
+ * Key rotation (desc.rekey): re-seal both meeting tokens of up to `batch`
+ * sessions after state.after, in id order (keyset pagination).  The host
+ * commits the UPDATEs together with the state this leaves.  A token that
+ * opens under no key stays as it is (it could not be shown either).
+ */
+static int
+calls_rekey(struct sb_plugin *p, json_t *state, unsigned int batch,
+    unsigned int *resealed)
+{
+	struct sb_db_res	*r, *u;
+	const char		*params[3];
+	char			 after[32], lim[16], *na, *nd;
+	int			 i, n, ra, rd, rc = -1;
+	long long		 last;
+
+	if (!SB_API_HAS(api, reseal))
+		return (-1);
+	last = json_integer_value(json_object_get(state, "after"));
+	snprintf(after, sizeof(after), "%lld", last);
+	snprintf(lim, sizeof(lim), "%u", batch);
+	params[0] = after;
+	params[1] = lim;
+	r = api->db_query(p, "SELECT id, admin_token, donor_token FROM "
+	    "calls_sessions WHERE id > $1::bigint ORDER BY id LIMIT $2::int",
+	    2, params);
+	if (!api->db_ok(r))
+		goto out;
+	n = api->db_rows(r);
+	for (i = 0; i < n; i++) {
+		ra = api->reseal(p, api->db_value(r, i, 1), &na);
+		rd = api->reseal(p, api->db_value(r, i, 2), &nd);
+		if (ra == -1 || rd == -1)
+			api->log(p, SB_LOG_WARN, "session %s: a meeting token "
+			    "opens under no data key; left as it is",
+			    api->db_value(r, i, 0));
+		if (ra == 1 || rd == 1) {
+			params[0] = api->db_value(r, i, 0);
+			params[1] = na;
+			params[2] = nd;
+			u = api->db_query(p, "UPDATE calls_sessions SET "
+			    "admin_token = coalesce($2, admin_token), "
+			    "donor_token = coalesce($3, donor_token) WHERE id = "
+			    "$1::bigint", 3, params);
+			free(na);
+			free(nd);
+			if (!api->db_ok(u)) {
+				api->db_free(u);
+				goto out;
+			}
+			api->db_free(u);
+			*resealed += (ra == 1) + (rd == 1);
+		}
+		last = strtoll(api->db_value(r, i, 0), NULL, 10);
+	}
+	json_object_set_new(state, "after", json_integer(last));
+	rc = n < (int)batch ? 0 : 1;
+out:
+	api->db_free(r);
+	return (rc);
+}
+
 static int
 calls_setup(struct sb_plugin *p, const struct sb_host_api *host)
 {
@@ -2003,4 +2065,5 @@ SB_PLUGIN(
 	.depends = depends,
 	.setup = calls_setup,
 	.health = calls_health,
+	.rekey = calls_rekey,
 )

@@ -1157,4 +1157,5 @@ SB_PLUGIN(
 	.setup = notifications_setup,
 	.health = notifications_health,
 	.fini = notifications_fini,
+	.rekey = notifications_fcm_rekey,
 )
