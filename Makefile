@@ -6,6 +6,7 @@
 #   make sanitize   the same build with ASan/UBSan into build/asan
 #   make install    public headers + pkg-config file (PREFIX=/usr/local)
 #   make deps       install the Debian packages (idempotent)
+#   make rotate-keys re-seal every sealed value under the current data key
 
 include mk/kore.mk
 
@@ -62,7 +63,7 @@ PLUGIN_CFLAGS	:= $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Iinclude \
 PLUGIN_LDFLAGS	:= -shared $(shell pkg-config --libs jansson)
 
 .PHONY: all build run test sanitize install uninstall deps clean assets \
-	unit bench fuzz check-abi
+	unit bench fuzz check-abi rotate-keys
 
 all: build
 
@@ -153,6 +154,9 @@ run:
 
 test:
 	scripts/test.sh
+
+rotate-keys:
+	scripts/rotate-keys.sh
 
 sanitize:
 	$(MAKE) B=build/asan SAN=address,undefined build

@@ -12,6 +12,11 @@ import assert from 'node:assert/strict';
 import { startServer, testPlugin, createDatabase, dropDatabase, pgClient,
   withDb, databaseUrl, assertEnvelope, DATA_KEY, ADMIN_PASSWORD } from './lib/harness.mjs';
 import { poll, createUnprivilegedUser } from './lib/helpers.mjs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { ROOT } from './lib/harness.mjs';
+
+const execFileP = promisify(execFile);
 
 const KEY_B = 'rotated-data-key-fedcba9876543210fedcba9876543210';
 
@@ -212,6 +217,41 @@ test('a worker killed mid-batch: the rotation completes after the lease, each va
     assert.deepEqual(await check(srv), { total: N, opened: N, current: N, indexed: N });
   } finally {
     await db?.end();
+    await srv?.stop({ keepDatabase: true });
+    await dropDatabase(database);
+  }
+});
+
+test('make rotate-keys starts a rotation through the database and prints progress until done', async () => {
+  const N = 400;
+  const database = await sealUnderA(N);
+  let srv;
+  try {
+    srv = await startServer({ plugins: plugins(), database, host: { rekey_batch: '100' },
+      env: { SB_DATA_KEY: KEY_B, SB_DATA_KEYS_RETIRED: DATA_KEY } });
+    const { stdout } = await execFileP('make', ['-s', 'rotate-keys'],
+      { cwd: ROOT, env: { ...process.env, DATABASE_URL: srv.dbUrl } }).catch((e) => {
+      throw new Error(`make rotate-keys failed: ${e.stdout}${e.stderr}`);
+    });
+    assert.match(stdout, /run \d+ started/);
+    assert.match(stdout, new RegExp(`done: ${N} re-sealed in \\d+ batches; sealer=${N} done`));
+    assert.deepEqual(await check(srv), { total: N, opened: N, current: N, indexed: N });
+    const token = await srv.login();
+    const run = await latest(srv, token);
+    assert.equal(run.status, 'done');
+    assert.match(run.requested_by, /^make rotate-keys/);
+    // While one runs, a second is refused (a run held by a far-future job).
+    const db = await pgClient(srv.dbUrl);
+    try {
+      const { rows: [r] } = await db.query(`INSERT INTO rekey_runs (requested_by) VALUES ('t') RETURNING id`);
+      const { rows: [j] } = await db.query(`INSERT INTO jobs (kind, run_at) VALUES ('host.rekey',
+        now() + interval '1 hour') RETURNING id`);
+      await db.query('UPDATE rekey_runs SET job_id = $2 WHERE id = $1', [r.id, j.id]);
+    } finally { await db.end(); }
+    await assert.rejects(execFileP('make', ['-s', 'rotate-keys'],
+      { cwd: ROOT, env: { ...process.env, DATABASE_URL: srv.dbUrl } }),
+    (e) => /a key rotation is already running/.test(e.stderr));
+  } finally {
     await srv?.stop({ keepDatabase: true });
     await dropDatabase(database);
   }
