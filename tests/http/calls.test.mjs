@@ -187,7 +187,7 @@ test('request, accept, tokens for that room only, status, end with the room dele
     }
     const [row] = await sessions(query.q.id);
     for (const col of ['admin_token', 'donor_token']) {
-      assert.match(row[col], /^v1\./, col);
+      assert.match(row[col], /^v2\.[A-Za-z0-9_-]{8}\./, col);
       assert.ok(!row[col].includes(adminToken) && !row[col].includes(donorToken));
     }
 

@@ -13,6 +13,7 @@ import { startServer, testPlugin, createDatabase, dropDatabase, pgClient,
   withDb, databaseUrl, assertEnvelope, DATA_KEY, ADMIN_PASSWORD } from './lib/harness.mjs';
 import { poll, createUnprivilegedUser } from './lib/helpers.mjs';
 import { execFile } from 'node:child_process';
+import { hkdfSync, createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { ROOT } from './lib/harness.mjs';
 
@@ -254,6 +255,67 @@ test('make rotate-keys starts a rotation through the database and prints progres
   } finally {
     await srv?.stop({ keepDatabase: true });
     await dropDatabase(database);
+  }
+});
+
+// The format, written independently of src/seal.c: the key of a plugin is
+// HKDF-SHA256(data key, "switchboard-seal-v1", plugin id); a value is
+// AES-256-GCM, stored as v1.<b64url(nonce|ct|tag)> (ABI 1.1) or
+// v2.<kid>.<same> with kid = b64url(HMAC-SHA256(data key, label)[0..6]).
+const pluginKey = (key, id) => Buffer.from(hkdfSync('sha256', key, 'switchboard-seal-v1', id, 32));
+const kid = (key) => createHmac('sha256', key).update('switchboard-data-key-id-v1').digest()
+  .subarray(0, 6).toString('base64url');
+function sealV1(key, id, plain) {
+  const nonce = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', pluginKey(key, id), nonce);
+  const ct = Buffer.concat([c.update(plain), c.final()]);
+  return 'v1.' + Buffer.concat([nonce, ct, c.getAuthTag()]).toString('base64url');
+}
+function openV2(key, id, sealed) {
+  const m = /^v2\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]+)$/.exec(sealed);
+  assert.ok(m, sealed);
+  assert.equal(m[1], kid(key));
+  const raw = Buffer.from(m[2], 'base64url');
+  const d = createDecipheriv('aes-256-gcm', pluginKey(key, id), raw.subarray(0, 12));
+  d.setAuthTag(raw.subarray(raw.length - 16));
+  return Buffer.concat([d.update(raw.subarray(12, raw.length - 16)), d.final()]).toString();
+}
+
+test('calls and notifications re-seal their v1 values (meeting tokens, FCM token) under B', async () => {
+  const srv = await startServer({ plugins: { concierge: {}, calls: {}, notifications: {} },
+    env: { SB_DATA_KEY: KEY_B, SB_DATA_KEYS_RETIRED: DATA_KEY } });
+  const db = await pgClient(srv.dbUrl);
+  try {
+    const token = await srv.login();
+    const { rows: [q] } = await db.query(`INSERT INTO concierge_queries (donor, donor_id)
+      VALUES ('D', 'donor-1') RETURNING id`);
+    const CALLS = 'io.switchboard.calls';
+    const NOTIF = 'io.switchboard.notifications';
+    const { rows: [s] } = await db.query(`INSERT INTO calls_sessions (query_id, admin_id, donor_id,
+      room_name, room_url, mode, expires_at, admin_token, donor_token)
+      VALUES ($1, 1, 'donor-1', 'room-1', 'https://x.daily.co/room-1', 'VIDEO', now() + interval '1 hour',
+      $2, $3) RETURNING id`, [q.id, sealV1(DATA_KEY, CALLS, 'admin-meeting-token'),
+      sealV1(DATA_KEY, CALLS, 'donor-meeting-token')]);
+    await db.query(`UPDATE notifications_fcm_auth SET access_token = $1, account = 'sa@x',
+      expires_at = now() + interval '1 hour' WHERE id = 1`, [sealV1(DATA_KEY, NOTIF, 'ya29.access')]);
+
+    const started = await srv.request('POST', '/api/v1/privacy/rekey', { token });
+    assert.equal(started.status, 202, started.text);
+    const run = await waitRun(srv, token, (x) => x.status !== 'running', 'the rotation finished');
+    assert.equal(run.status, 'done', JSON.stringify(run));
+    const by = Object.fromEntries(run.plugins.map((x) => [x.plugin, x]));
+    assert.deepEqual(by.calls, { plugin: 'calls', id: CALLS, resealed: 2, done: true });
+    assert.deepEqual(by.notifications, { plugin: 'notifications', id: NOTIF, resealed: 1, done: true });
+    assert.equal(run.resealed, 3);
+
+    const { rows: [cs] } = await db.query('SELECT admin_token, donor_token FROM calls_sessions WHERE id = $1', [s.id]);
+    assert.equal(openV2(KEY_B, CALLS, cs.admin_token), 'admin-meeting-token');
+    assert.equal(openV2(KEY_B, CALLS, cs.donor_token), 'donor-meeting-token');
+    const { rows: [fa] } = await db.query('SELECT access_token FROM notifications_fcm_auth WHERE id = 1');
+    assert.equal(openV2(KEY_B, NOTIF, fa.access_token), 'ya29.access');
+  } finally {
+    await db.end();
+    await srv.stop();
   }
 });
 
