@@ -643,7 +643,9 @@ struct sb_host_api {
 	/* --- Secrets at rest (ABI 1.1; any process).  AES-256-GCM under a
 	 * key derived for this plugin (HKDF-SHA256, info = the plugin id)
 	 * from the host's data key (SB_DATA_KEY).  seal() returns text
-	 * "v1.<base64url(nonce | ciphertext | tag)>" to store, unseal() the
+	 * "v2.<kid>.<base64url(nonce | ciphertext | tag)>" to store (1.1
+	 * and 1.2 hosts wrote "v1.<...>", without the key id; see reseal
+	 * below), unseal() the
 	 * plaintext (NUL-terminated; length in *len when len is not NULL).
 	 * Both return NULL on failure: unseal() when the text was not sealed
 	 * by this plugin with this key, or was altered.  Caller frees the
