@@ -53,6 +53,7 @@ extern "C" {
 					 * 1.3: services, privacy hooks, sealed v2 with
 					 *      key ids, blind_index, reseal, phone_e164,
 					 *      list_parse/list_respond, retention_add,
+					 *      privacy_erase_all,
 					 *      desc.privacy_export/erase, desc.rekey */
 
 /* The one symbol a plugin exports. */
@@ -727,8 +728,19 @@ struct sb_host_api {
 	int	(*retention_add)(struct sb_plugin *,
 		    const struct sb_retention *);
 
+	/* --- Privacy (ABI 1.3; worker, inside a handler, outside any
+	 * transaction).  Erase the subject in every plugin that has the
+	 * privacy_erase hook, in one transaction, exactly as POST
+	 * /api/v1/privacy/delete does (and audited the same way, as the
+	 * request's caller): for a plugin route that deletes a person (DELETE
+	 * /api/v1/customers/{id}).  SB_OK with *deleted = {"<plugin>": count,
+	 * ...} (caller owns it); SB_ERROR when a plugin failed, and then
+	 * nothing was erased. --- */
+	int	(*privacy_erase_all)(struct sb_req *,
+		    const struct sb_subject *, json_t **deleted);
+
 	/* Room for minor versions to grow without moving anything. */
-	void	*spare[19];
+	void	*spare[18];
 };
 
 /* True when the host provides slot `f` (a later-minor slot may be absent). */
