@@ -24,7 +24,9 @@ FROM debian:${DEBIAN_RELEASE} AS builder
 
 ARG DEBIAN_FRONTEND=noninteractive
 # kore ships the Kore source under /usr/share/kore, from which `make build` builds
-# the curl-enabled build/kore.  `make build` also links the unit tests (cmocka)
+# the curl-enabled build/kore.  libphonenumber-dev (the host's phone-number
+# helper, src/phone.cc) brings protobuf, ICU, abseil and Boost headers; g++
+# comes with build-essential.  `make build` also links the unit tests (cmocka)
 # and builds the console assets (scripts/assets.sh, npm).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
@@ -40,6 +42,7 @@ RUN apt-get update \
 	libmagic-dev \
 	libvips-dev \
 	libargon2-dev \
+	libphonenumber-dev \
 	libcmocka-dev \
 	nodejs \
 	npm \
@@ -70,7 +73,8 @@ RUN set -eu; \
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 
 ARG DEBIAN_FRONTEND=noninteractive
-# Runtime libraries only; curl is for the HEALTHCHECK.
+# Runtime libraries only; curl is for the HEALTHCHECK.  libphonenumber8 pulls
+# in libprotobuf32, libicu72 and libabsl20220623.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
 	libpq5 \
@@ -81,6 +85,7 @@ RUN apt-get update \
 	libmagic1 \
 	libvips42 \
 	libargon2-1 \
+	libphonenumber8 \
 	ca-certificates \
 	curl \
  && rm -rf /var/lib/apt/lists/*

@@ -6,10 +6,12 @@
 #   make sanitize   the same build with ASan/UBSan into build/asan
 #   make install    public headers + pkg-config file (PREFIX=/usr/local)
 #   make deps       install the Debian packages (idempotent)
+#   make rotate-keys re-seal every sealed value under the current data key
 
 include mk/kore.mk
 
 CC	?= cc
+CXX	?= g++
 PREFIX	?= /usr/local
 B	?= build
 SAN	?=
@@ -22,6 +24,10 @@ WARN	:= -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 	   -Wsign-compare -Wformat=2 -Wno-unused-parameter \
 	   -Wno-format-truncation
 CSTD	:= -std=gnu11 -D_GNU_SOURCE
+# src/*.cc (the libphonenumber shim): the C++-valid subset of WARN.
+CXXSTD	:= -std=gnu++17 -D_GNU_SOURCE
+CXXWARN	:= $(filter-out -Wstrict-prototypes -Wmissing-prototypes,$(WARN))
+PHONE_LIBS	:= -lphonenumber -lprotobuf -lstdc++
 OPT	:= -O2 -g
 ifneq ($(SAN),)
 OPT	:= -O1 -g -fno-omit-frame-pointer -fsanitize=$(SAN) \
@@ -37,7 +43,9 @@ PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 HOST_SRC	:= $(wildcard src/*.c)
-HOST_OBJ	:= $(HOST_SRC:src/%.c=$(B)/obj/%.o)
+HOST_CXX_SRC	:= $(wildcard src/*.cc)
+HOST_OBJ	:= $(HOST_SRC:src/%.c=$(B)/obj/%.o) \
+		   $(HOST_CXX_SRC:src/%.cc=$(B)/obj/%.o)
 HOST_SO		:= $(B)/switchboard.so
 
 PLUGIN_DIRS	:= $(patsubst %/,%,$(dir $(wildcard plugins/*/Makefile.inc)))
@@ -55,7 +63,7 @@ PLUGIN_CFLAGS	:= $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Iinclude \
 PLUGIN_LDFLAGS	:= -shared $(shell pkg-config --libs jansson)
 
 .PHONY: all build run test sanitize install uninstall deps clean assets \
-	unit bench fuzz check-abi
+	unit bench fuzz check-abi rotate-keys
 
 all: build
 
@@ -84,9 +92,15 @@ $(B)/obj/%.o: src/%.c $(wildcard src/*.h) include/switchboard/plugin.h $(KORE_FE
 		-DSB_VERSION='"$(VERSION)"' \
 		$(PKG_CFLAGS) -c $< -o $@
 
+# C++ objects include no Kore and no C header but their own (phone.h).
+$(B)/obj/%.o: src/%.cc $(wildcard src/*.h)
+	@mkdir -p $(dir $@)
+	@echo "CXX $<"
+	@$(CXX) $(CXXSTD) $(CXXWARN) $(OPT) -fPIC -Iinclude -Isrc -c $< -o $@
+
 $(HOST_SO): $(HOST_OBJ)
 	@echo "LD $@"
-	@$(CC) -shared $(OPT) -o $@ $(HOST_OBJ) $(PKG_LIBS) -ldl
+	@$(CC) -shared $(OPT) -o $@ $(HOST_OBJ) $(PKG_LIBS) $(PHONE_LIBS) -ldl
 
 # --- Plugins --------------------------------------------------------------
 # Each plugins/<name>/ has a Makefile.inc naming its sources (<name>_SRC).
@@ -98,7 +112,8 @@ $(B)/plugins/%.so: include/switchboard/plugin.h include/switchboard/helpers.h
 	@$(CC) $(PLUGIN_CFLAGS) $($*_CFLAGS) -o $@ $($*_SRC) \
 		$(PLUGIN_LDFLAGS) $($*_LIBS)
 
-$(B)/tests/plugins/%.so: tests/plugins/%.c include/switchboard/plugin.h
+$(B)/tests/plugins/%.so: tests/plugins/%.c include/switchboard/plugin.h \
+    $(wildcard tests/plugins/*.h)
 	@mkdir -p $(dir $@)
 	@echo "CC $@"
 	@$(CC) $(PLUGIN_CFLAGS) -o $@ $< $(PLUGIN_LDFLAGS)
@@ -111,6 +126,8 @@ UNIT_DEPS_test_abi	:= src/abi.c
 UNIT_DEPS_test_ratelimit	:= src/ratelimit.c
 UNIT_DEPS_test_seal	:= src/seal.c src/text.c
 UNIT_DEPS_test_edge	:= src/edge.c
+UNIT_DEPS_test_phone	:= $(B)/obj/phone.o
+UNIT_LIBS_test_phone	:= $(PHONE_LIBS)
 
 .SECONDEXPANSION:
 $(B)/tests/test_%: tests/unit/test_%.c $$(UNIT_DEPS_test_$$*) $(wildcard src/*.h) \
@@ -118,7 +135,7 @@ $(B)/tests/test_%: tests/unit/test_%.c $$(UNIT_DEPS_test_$$*) $(wildcard src/*.h
 	@mkdir -p $(dir $@)
 	@echo "CC $@"
 	@$(CC) $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc $(PKG_CFLAGS) -o $@ $< \
-		$(UNIT_DEPS_test_$*) -lcmocka $(PKG_LIBS)
+		$(UNIT_DEPS_test_$*) -lcmocka $(PKG_LIBS) $(UNIT_LIBS_test_$*)
 
 # --- Assets: the console and the offline OpenAPI viewer ---------------------
 assets: $(B)/assets.stamp
@@ -138,6 +155,9 @@ run:
 test:
 	scripts/test.sh
 
+rotate-keys:
+	scripts/rotate-keys.sh
+
 sanitize:
 	$(MAKE) B=build/asan SAN=address,undefined build
 
@@ -149,10 +169,14 @@ bench: build $(B)/bench/bare.so
 fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} scripts/fuzz.sh
 
-install: include/switchboard/plugin.h include/switchboard/helpers.h
+install: include/switchboard/plugin.h include/switchboard/helpers.h \
+    $(wildcard include/switchboard/services/*.h)
 	install -d $(DESTDIR)$(PREFIX)/include/switchboard
 	install -m 0644 include/switchboard/plugin.h include/switchboard/helpers.h \
 		$(DESTDIR)$(PREFIX)/include/switchboard/
+	install -d $(DESTDIR)$(PREFIX)/include/switchboard/services
+	install -m 0644 include/switchboard/services/*.h \
+		$(DESTDIR)$(PREFIX)/include/switchboard/services/
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	sed -e 's|@PREFIX@|$(PREFIX)|g' \
 	    -e 's|@VERSION@|$(VERSION)|g' switchboard.pc.in \

@@ -31,8 +31,23 @@ for sub in "${names[@]}"; do
 	out=build/fuzz/$name
 	seeds=tests/fuzz/corpus/$sub
 	mkdir -p "$out/corpus"
-	if ! clang "${flags[@]}" -o "$out/$name" "tests/fuzz/$name.c" "src/$sub.c" src/text.c \
-	    $(pkg-config --libs jansson); then
+	# A C++ subsystem (src/phone.cc) is compiled by clang++ with the
+	# same sanitizers and linked with its libraries.
+	srcs=("src/$sub.c" src/text.c)
+	extra=()
+	if [[ -f src/$sub.cc ]]; then
+		srcs=("$out/$sub.o")
+		extra=(-fsanitize-link-c++-runtime -lphonenumber -lprotobuf -lstdc++)
+		if ! clang++ -std=gnu++17 -D_GNU_SOURCE -g -O1 \
+		    -fsanitize=fuzzer-no-link,address,undefined \
+		    -fno-sanitize-recover=all -Isrc -c "src/$sub.cc" -o "$out/$sub.o"; then
+			echo "FAIL fuzz $sub: does not build"
+			failed=$((failed + 1))
+			continue
+		fi
+	fi
+	if ! clang "${flags[@]}" -o "$out/$name" "tests/fuzz/$name.c" "${srcs[@]}" \
+	    $(pkg-config --libs jansson) "${extra[@]}"; then
 		echo "FAIL fuzz $sub: does not build"
 		failed=$((failed + 1))
 		continue

@@ -8,7 +8,7 @@
 # Ctrl-C stops everything this script started.
 #
 # Knobs: DATABASE_URL, PORT (8080), SB_BIND (127.0.0.1), SB_ADMIN_PASSWORD,
-# SB_JWT_SECRET, SB_DATA_KEY, SB_CONFIG (conf/switchboard.conf), SB_WORKERS,
+# SB_JWT_SECRET, SB_DATA_KEY, SB_DATA_KEYS_RETIRED, SB_INDEX_KEY, SB_CONFIG (conf/switchboard.conf), SB_WORKERS,
 # and SB_<PLUGIN>_<KEY> for any plugin setting (e.g. SB_CALLS_DAILY_API_KEY).
 set -euo pipefail
 
@@ -43,6 +43,12 @@ fi
 if [[ -z ${SB_DATA_KEY:-} ]]; then
 	SB_DATA_KEY=$(secret data_key)
 	export SB_DATA_KEY
+fi
+# The key of blind indexes (equality lookups on sealed values): separate
+# from the data key, so that rotating the data key keeps every index.
+if [[ -z ${SB_INDEX_KEY:-} ]]; then
+	SB_INDEX_KEY=$(secret index_key)
+	export SB_INDEX_KEY
 fi
 
 started_pg=0

@@ -10,6 +10,9 @@
  *
  * Also the shape of a console panel (ABI 1.2): what can be told from its
  * strings alone.  Whether its files exist is the loader's (plugin.c).
+ *
+ * And the name and header of a service (ABI 1.3): whether a name is
+ * already taken is the registry's (services.c).
  */
 
 #include <ctype.h>
@@ -28,6 +31,7 @@ static int	valid_name(const char *);
 static int	valid_panel_id(const char *);
 static int	valid_label(const char *);
 static int	valid_script(const char *);
+static int	valid_word(const char *, size_t);
 
 int
 sb_abi_check(const struct sb_plugin_desc *d, uint16_t host_major,
@@ -232,4 +236,86 @@ valid_script(const char *script)
 	}
 	return ((len > 3 && strcmp(script + len - 3, ".js") == 0) ||
 	    (len > 4 && strcmp(script + len - 4, ".mjs") == 0));
+}
+
+/* [a-z][a-z0-9_]* of exactly len bytes (len > 0). */
+static int
+valid_word(const char *s, size_t len)
+{
+	size_t	i;
+
+	if (len == 0 || !islower((unsigned char)s[0]))
+		return (0);
+	for (i = 0; i < len; i++) {
+		if (!islower((unsigned char)s[i]) &&
+		    !isdigit((unsigned char)s[i]) && s[i] != '_')
+			return (0);
+	}
+	return (1);
+}
+
+/*
+ * A service name: "<plugin>.<what>", [a-z][a-z0-9_]* on both sides, one
+ * dot, at most SB_SERVICE_NAME_MAX bytes.  Importers' names are held to
+ * the same shape, so a typo is refused as such rather than as missing.
+ */
+int
+sb_abi_service_name(const char *name, char *err, size_t errlen)
+{
+	const char	*dot;
+	size_t		 len;
+
+	if (name == NULL) {
+		snprintf(err, errlen, "service name is NULL");
+		return (-1);
+	}
+	len = strlen(name);
+	dot = strchr(name, '.');
+	if (len > SB_SERVICE_NAME_MAX || dot == NULL ||
+	    !valid_word(name, (size_t)(dot - name)) ||
+	    !valid_word(dot + 1, len - (size_t)(dot - name) - 1)) {
+		snprintf(err, errlen, "service name \"%.80s\" is not "
+		    "\"<plugin>.<what>\" ([a-z][a-z0-9_]* on both sides, at "
+		    "most %d bytes)", name, SB_SERVICE_NAME_MAX);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * What plugin `plugin` may export under `name`: a well-formed name whose
+ * prefix is its own name, and a table that says its size and version.
+ */
+int
+sb_abi_service_check(const char *plugin, const char *name,
+    const struct sb_service *table, char *err, size_t errlen)
+{
+	size_t	plen;
+
+	if (sb_abi_service_name(name, err, errlen) == -1)
+		return (-1);
+	plen = plugin != NULL ? strlen(plugin) : 0;
+	if (plen == 0 || strncmp(name, plugin, plen) != 0 ||
+	    name[plen] != '.') {
+		snprintf(err, errlen, "service %s must be named after its "
+		    "exporter: \"%s.<what>\"", name,
+		    plugin != NULL ? plugin : "?");
+		return (-1);
+	}
+	if (table == NULL) {
+		snprintf(err, errlen, "service %s has no table", name);
+		return (-1);
+	}
+	if (table->size < sizeof(struct sb_service)) {
+		snprintf(err, errlen, "service %s: table size %u is smaller "
+		    "than its header's %zu", name, table->size,
+		    sizeof(struct sb_service));
+		return (-1);
+	}
+	if (table->version == 0) {
+		snprintf(err, errlen, "service %s: version 0 (versions start "
+		    "at 1)", name);
+		return (-1);
+	}
+	return (0);
 }

@@ -56,6 +56,8 @@ int			sb_is_worker = 0;
 void
 kore_parent_configure(int argc, char **argv)
 {
+	char	err[256];
+
 	(void)argc;
 	(void)argv;
 
@@ -70,6 +72,12 @@ kore_parent_configure(int argc, char **argv)
 
 	if (sb_image_init() == -1)
 		fatalx("cannot initialise image processing (libmagic, libvips)");
+
+	/* libphonenumber's metadata and caches, built before the fork. */
+	if (sb_phone_init(sb_settings.default_country, err,
+	    sizeof(err)) == -1)
+		fatalx("[host] %s (SB_DEFAULT_COUNTRY or %s)", err,
+		    sb_settings.config_path);
 
 	/* Shared by every worker of this node: created before the fork. */
 	if (sb_rate_init((size_t)host_conf_int("rate_limit_slots", 65536,
@@ -94,8 +102,12 @@ kore_parent_configure(int argc, char **argv)
 		fatalx("cannot set up durable jobs");
 
 	sb_plugin_parent_init();
+	if (sb_rekey_parent_init() == -1)
+		fatalx("cannot set up key rotation (see the log above)");
 	if (sb_plugin_load_all() == -1)
 		fatalx("a required plugin failed to load (see the log above)");
+	/* The periodic purge of what plugins keep for a limited time. */
+	sb_retention_parent_init();
 
 	if (db_wait_and_migrate() == -1)
 		fatalx("database not ready: cannot start (see the log above)");
@@ -261,8 +273,25 @@ settings_load(void)
 	if (sb_settings.data_key != NULL && strlen(sb_settings.data_key) < 32)
 		fatalx("SB_DATA_KEY must be at least 32 characters (`make "
 		    "run` generates one into var/secrets)");
+	/* Keys values sealed before a rotation may still be under. */
+	if (sb_seal_keys_parse(getenv("SB_DATA_KEYS_RETIRED"),
+	    &sb_settings.data_keys_retired, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if (sb_settings.data_keys_retired[0] != NULL &&
+	    sb_settings.data_key == NULL)
+		fatalx("SB_DATA_KEYS_RETIRED is set but SB_DATA_KEY is not: "
+		    "values are sealed under the current key");
+	/* Optional: blind indexes fall back to the data key (seal.c). */
+	sb_settings.index_key = env_or("SB_INDEX_KEY", NULL);
+	if (sb_settings.index_key != NULL &&
+	    strlen(sb_settings.index_key) < 32)
+		fatalx("SB_INDEX_KEY must be at least 32 characters (`make "
+		    "run` generates one into var/secrets)");
 
 	sb_settings.admin_password = env_or("SB_ADMIN_PASSWORD", NULL);
+	/* Checked against libphonenumber's regions by sb_phone_init(). */
+	sb_settings.default_country = env_or("SB_DEFAULT_COUNTRY",
+	    host_conf("default_country", NULL));
 	sb_settings.assets_dir = sb_strdup(host_conf("assets_dir", "assets"));
 	sb_settings.plugin_dir = sb_strdup(host_conf("plugin_dir",
 	    "build/plugins"));

@@ -144,7 +144,9 @@ plugin_unload(struct sb_plugin *p)
 		free(s);
 	}
 	sb_jobs_unstage(p);
+	sb_retention_unstage(p);
 	sb_ws_rooms_drop(p);
+	sb_services_unstage(p);
 	json_array_clear(p->events);
 	json_array_clear(p->migrations);
 	free(p->seccomp);
@@ -216,6 +218,7 @@ sb_plugin_parent_init(void)
 	    sb_api.routes_add(sb_host_plugin, sb_job_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_ws_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_metrics_routes) != SB_OK ||
+	    sb_api.routes_add(sb_host_plugin, sb_rekey_routes) != SB_OK ||
 	    routes_check(sb_host_plugin, err, sizeof(err)) == -1)
 		fatalx("host routes: %s", sb_host_plugin->error);
 	sb_host_plugin->in_setup = 0;
@@ -349,7 +352,7 @@ warn_unknown_key(const char *key, const char *value, void *arg)
 	const struct sb_config_key	*k;
 
 	(void)value;
-	if (is_loader_key(key))
+	if (is_loader_key(key) || sb_retention_is_key(p, key))
 		return;
 	for (k = p->config_keys; k != NULL && k->key != NULL; k++) {
 		if (strcmp(k->key, key) == 0)
@@ -401,6 +404,11 @@ plugin_setup(struct sb_plugin *p)
 			plugin_fail(p, "%s", err);
 			return (-1);
 		}
+		/* Against committed exports only: what p depends on. */
+		if (sb_services_resolve(p, err, sizeof(err)) == -1) {
+			plugin_fail(p, "%s", err);
+			return (-1);
+		}
 		/* Last, because it is the one step that loads something. */
 		if (panels_commit(p, err, sizeof(err)) == -1) {
 			plugin_fail(p, "%s", err);
@@ -425,7 +433,9 @@ plugin_setup(struct sb_plugin *p)
 		TAILQ_INSERT_TAIL(&sb_subscriptions, s, list);
 	}
 	sb_jobs_commit(p);
+	sb_retention_commit(p);
 	sb_ws_rooms_commit(p);
+	sb_services_commit(p);
 	p->state = SB_PLUGIN_READY;
 	return (0);
 }
@@ -607,14 +617,24 @@ static const char *
 config_value(const struct sb_plugin *p, const struct sb_config_key *k)
 {
 	const char	*v;
-	char		 buf[256];
 
-	if ((v = getenv(env_name(p->name, k->key, buf, sizeof(buf)))) != NULL)
-		return (v);
-	snprintf(buf, sizeof(buf), "plugin %s", p->name);
-	if ((v = sb_conf_get(sb_config, buf, k->key)) != NULL)
+	if ((v = sb_plugin_conf_value(p, k->key)) != NULL)
 		return (v);
 	return (k->default_value);
+}
+
+/* The same without a default, for keys the host declares for a plugin
+ * (retention.c). */
+const char *
+sb_plugin_conf_value(const struct sb_plugin *p, const char *key)
+{
+	const char	*v;
+	char		 buf[256];
+
+	if ((v = getenv(env_name(p->name, key, buf, sizeof(buf)))) != NULL)
+		return (v);
+	snprintf(buf, sizeof(buf), "plugin %s", p->name);
+	return (sb_conf_get(sb_config, buf, key));
 }
 
 /* Declared keys with their effective values; secrets are never shown. */
@@ -694,6 +714,7 @@ sb_plugin_describe(const struct sb_plugin *p)
 	json_object_set_new(o, "config", describe_config(p));
 	json_object_set_new(o, "requests", json_integer((json_int_t)
 	    p->requests));
+	json_object_set_new(o, "services", sb_services_json(p));
 	return (o);
 }
 
@@ -1333,6 +1354,23 @@ api_unseal(struct sb_plugin *p, const char *sealed, size_t *len)
 }
 
 static int
+api_reseal(struct sb_plugin *p, const char *sealed, char **out)
+{
+	if (out != NULL)
+		*out = NULL;
+	return (p == NULL ? -1 : sb_reseal(p->d.id, sealed, out));
+}
+
+/* Per plugin id and domain: one plugin's indexes never match another's. */
+static char *
+api_blind_index(struct sb_plugin *p, const char *domain, const void *value,
+    size_t len)
+{
+	return (p == NULL ? NULL : sb_blind_index(p->d.id, domain, value,
+	    len));
+}
+
+static int
 api_publish(struct sb_plugin *p, const char *name, int version, json_t *data)
 {
 	return (sb_bus_publish(p, name, version, data) == 0 ? SB_OK :
@@ -1370,6 +1408,63 @@ api_job_kind_add(struct sb_plugin *p, const struct sb_job_kind *k)
 	if (!in_setup(p, "job_kind_add"))
 		return (SB_ERROR);
 	if (sb_jobs_kind_add(p, k, err, sizeof(err)) == -1) {
+		setup_error(p, "%s", err);
+		return (SB_ERROR);
+	}
+	return (SB_OK);
+}
+
+/* Services (ABI 1.3): services.c keeps the registry. */
+static int
+api_service_export(struct sb_plugin *p, const char *name,
+    const struct sb_service *table)
+{
+	char	err[256];
+
+	if (!in_setup(p, "service_export"))
+		return (SB_ERROR);
+	if (sb_services_export(p, name, table, err, sizeof(err)) == -1) {
+		setup_error(p, "%s", err);
+		return (SB_ERROR);
+	}
+	return (SB_OK);
+}
+
+static int
+api_service_import(struct sb_plugin *p, const char *name,
+    uint32_t min_version, const struct sb_service **slot)
+{
+	char	err[256];
+
+	if (!in_setup(p, "service_import"))
+		return (SB_ERROR);
+	if (sb_services_import(p, name, min_version, slot, err,
+	    sizeof(err)) == -1) {
+		setup_error(p, "%s", err);
+		return (SB_ERROR);
+	}
+	return (SB_OK);
+}
+
+/* Phone numbers (ABI 1.3): one answer for every plugin (phone.cc). */
+static int
+api_phone_e164(struct sb_plugin *p, const char *input, const char *country,
+    char *out, size_t outlen)
+{
+	(void)p;
+	return (sb_phone_e164(input, country, out, outlen) == 0 ? SB_OK :
+	    SB_ERROR);
+}
+
+/* Retention (ABI 1.3): staged like a job kind (retention.c). */
+static int
+api_retention_add(struct sb_plugin *p, const struct sb_retention *decl)
+{
+	char	err[256];
+
+	if (!in_setup(p, "retention_add"))
+		return (SB_ERROR);
+	if (sb_retention_stage(p, decl, err, sizeof(err)) == -1) {
 		setup_error(p, "%s", err);
 		return (SB_ERROR);
 	}
@@ -1440,4 +1535,12 @@ const struct sb_host_api sb_api = {
 	.req_body = sb_req_body,
 	.mail_send = sb_mail_send,
 	.console_panel_add = api_console_panel_add,
+	.service_export = api_service_export,
+	.service_import = api_service_import,
+	.list_parse = sb_list_parse,
+	.list_respond = sb_list_respond,
+	.phone_e164 = api_phone_e164,
+	.retention_add = api_retention_add,
+	.reseal = api_reseal,
+	.blind_index = api_blind_index,
 };

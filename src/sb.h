@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 
 #include "switchboard/plugin.h"
+#include "phone.h"
 #include "text.h"
 
 struct http_request;
@@ -33,6 +34,9 @@ struct sb_settings {
 	char		*database_url;
 	char		*jwt_secret;
 	char		*data_key;	/* SB_DATA_KEY or NULL (seal.c) */
+	char		*default_country;	/* phone.cc; NULL: none */
+	char		**data_keys_retired;	/* SB_DATA_KEYS_RETIRED, NULL-terminated */
+	char		*index_key;	/* SB_INDEX_KEY or NULL (seal.c) */
 	char		*jwt_issuer;
 	char		*jwt_audience;
 	char		*admin_password;	/* from SB_ADMIN_PASSWORD */
@@ -168,6 +172,28 @@ int	sb_abi_check(const struct sb_plugin_desc *, uint16_t host_major,
 	    uint16_t host_minor, char *err, size_t errlen);
 int	sb_abi_panel_check(const struct sb_console_panel *, char *err,
 	    size_t errlen);
+#define SB_SERVICE_NAME_MAX	64
+int	sb_abi_service_name(const char *name, char *err, size_t errlen);
+int	sb_abi_service_check(const char *plugin, const char *name,
+	    const struct sb_service *table, char *err, size_t errlen);
+
+/* --- services.c: services between plugins (ABI 1.3), parent only.
+ * Staged in setup(), resolved and committed with the plugin. --- */
+int	sb_services_export(struct sb_plugin *, const char *name,
+	    const struct sb_service *, char *err, size_t errlen);
+int	sb_services_import(struct sb_plugin *, const char *name,
+	    uint32_t min_version, const struct sb_service **slot, char *err,
+	    size_t errlen);
+int	sb_services_resolve(struct sb_plugin *, char *err, size_t errlen);
+void	sb_services_commit(struct sb_plugin *);
+void	sb_services_unstage(struct sb_plugin *);
+json_t	*sb_services_json(const struct sb_plugin *);
+
+/* --- lists.c: API.md's list convention for plugins (ABI 1.3). --- */
+int	sb_list_parse(struct sb_req *, struct sb_list *, unsigned int flags);
+void	sb_list_respond(struct sb_req *, struct sb_db_res *,
+	    const struct sb_list *, const char *cursor_column,
+	    sb_list_map_cb map, void *arg);
 
 /* --- http.c: the request path. --- */
 struct sb_req {
@@ -392,8 +418,31 @@ void	sb_random_hex(char *out, size_t bytes);
 
 const void *sb_req_body(struct sb_req *, size_t *);
 
+/* --- retention.c: plugins' retention declarations and the periodic
+ * host job "host.retention" (ABI 1.3, retention_add). --- */
+int	sb_retention_stage(struct sb_plugin *, const struct sb_retention *,
+	    char *err, size_t errlen);
+void	sb_retention_commit(struct sb_plugin *);
+void	sb_retention_unstage(struct sb_plugin *);
+int	sb_retention_is_key(const struct sb_plugin *, const char *key);
+void	sb_retention_parent_init(void);	/* after sb_plugin_load_all() */
+/* A plugin key's value from SB_<PLUGIN>_<KEY> or its section, or NULL. */
+const char *sb_plugin_conf_value(const struct sb_plugin *, const char *key);
+
+/* phone.cc (phone.h): sb_phone_init, sb_phone_e164 (api->phone_e164). */
+
 /* seal.c: secrets at rest, per plugin id (see plugin.h "seal"). */
 char	*sb_seal(const char *plugin_id, const void *, size_t);
 char	*sb_unseal(const char *plugin_id, const char *sealed, size_t *len);
+int	sb_reseal(const char *plugin_id, const char *sealed, char **out);
+char	*sb_blind_index(const char *plugin_id, const char *domain,
+	    const void *value, size_t len);
+void	sb_seal_kid(const char *data_key, char kid[9]);
+int	sb_seal_keys_parse(const char *text, char ***out, char *err,
+	    size_t errlen);
+
+/* rekey.c: the key rotation job and its routes (privacy.manage). */
+int	sb_rekey_parent_init(void);	/* after sb_plugin_parent_init() */
+extern const struct sb_route	sb_rekey_routes[];
 
 #endif

@@ -53,6 +53,7 @@ extern "C" {
 					 * 1.3: services, privacy hooks, sealed v2 with
 					 *      key ids, blind_index, reseal, phone_e164,
 					 *      list_parse/list_respond, retention_add,
+					 *      privacy_erase_all,
 					 *      desc.privacy_export/erase, desc.rekey */
 
 /* The one symbol a plugin exports. */
@@ -394,7 +395,7 @@ struct sb_service {
 	uint32_t		version;	/* >= 1 */
 };
 
-#define SB_SERVICE_HAS(svc, type, f)					\\
+#define SB_SERVICE_HAS(svc, type, f)					\
 	(offsetof(type, f) < (svc)->hdr.size && (svc)->f != NULL)
 
 /*
@@ -643,7 +644,9 @@ struct sb_host_api {
 	/* --- Secrets at rest (ABI 1.1; any process).  AES-256-GCM under a
 	 * key derived for this plugin (HKDF-SHA256, info = the plugin id)
 	 * from the host's data key (SB_DATA_KEY).  seal() returns text
-	 * "v1.<base64url(nonce | ciphertext | tag)>" to store, unseal() the
+	 * "v2.<kid>.<base64url(nonce | ciphertext | tag)>" to store (1.1
+	 * and 1.2 hosts wrote "v1.<...>", without the key id; see reseal
+	 * below), unseal() the
 	 * plaintext (NUL-terminated; length in *len when len is not NULL).
 	 * Both return NULL on failure: unseal() when the text was not sealed
 	 * by this plugin with this key, or was altered.  Caller frees the
@@ -683,8 +686,8 @@ struct sb_host_api {
 	/* --- Sealed personal data (ABI 1.3; any process).  seal() now
 	 * writes "v2.<kid>.<base64url(nonce | ciphertext | tag)>", kid
 	 * naming the data key; unseal() opens v2 under the current or any
-	 * retired key ([host] SB_DATA_KEYS_RETIRED) and v1 under any of
-	 * them.  reseal(): *out = the value sealed again under the current
+	 * retired key (SB_DATA_KEYS_RETIRED in the environment) and v1
+	 * under any of them.  reseal(): *out = the value sealed again under the current
 	 * key and 1; 0 (and *out NULL) when it already is; -1 when it does
 	 * not open.  Caller frees *out with free(). --- */
 	int	(*reseal)(struct sb_plugin *, const char *sealed, char **out);
@@ -725,8 +728,19 @@ struct sb_host_api {
 	int	(*retention_add)(struct sb_plugin *,
 		    const struct sb_retention *);
 
+	/* --- Privacy (ABI 1.3; worker, inside a handler, outside any
+	 * transaction).  Erase the subject in every plugin that has the
+	 * privacy_erase hook, in one transaction, exactly as POST
+	 * /api/v1/privacy/delete does (and audited the same way, as the
+	 * request's caller): for a plugin route that deletes a person (DELETE
+	 * /api/v1/customers/{id}).  SB_OK with *deleted = {"<plugin>": count,
+	 * ...} (caller owns it); SB_ERROR when a plugin failed, and then
+	 * nothing was erased. --- */
+	int	(*privacy_erase_all)(struct sb_req *,
+		    const struct sb_subject *, json_t **deleted);
+
 	/* Room for minor versions to grow without moving anything. */
-	void	*spare[19];
+	void	*spare[18];
 };
 
 /* True when the host provides slot `f` (a later-minor slot may be absent). */

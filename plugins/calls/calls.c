@@ -8,6 +8,11 @@
  * Daily's webhook or the expiry sweep moves it; every such change writes a
  * CALL_STARTED / CALL_ENDED message into the query's thread, and an ended
  * session's room is deleted at Daily by a durable job.
+ *
+ * The query and its thread belong to concierge: calls reads and writes
+ * them only through concierge's "concierge.thread" service
+ * (<switchboard/services/concierge.h>), which runs on this worker's
+ * connection, so the thread message is part of calls' own transaction.
  */
 
 #include <ctype.h>
@@ -23,8 +28,12 @@
 
 #include <switchboard/plugin.h>
 #include <switchboard/helpers.h>
+#include <switchboard/services/concierge.h>
 
 static const struct sb_host_api	*api;
+/* concierge.thread, set by the host once setup() has succeeded. */
+static const struct sb_service	*thread_svc;
+#define THREAD	((const struct sb_concierge_thread *)thread_svc)
 
 #define TS(c)	SB_SQL_TS(c)
 #define R_COLS	"id, query_id, mode, message, status, handled_by, " \
@@ -39,8 +48,6 @@ static const struct sb_host_api	*api;
 		TS("created_at") " AS created_at, " \
 		TS("updated_at") " AS updated_at, " \
 		"donor_id, admin_token, donor_token"
-#define M_COLS	"id, query_id, content, message_type, sender_type, " \
-		"sender_id, " TS("created_at") " AS created_at"
 
 #define OPEN_QUERY(s)	((s) != NULL && (strcmp((s), "IN_PROGRESS") == 0 || \
 			 strcmp((s), "TRANSFERRED") == 0))
@@ -357,27 +364,22 @@ staff_user(struct sb_req *req)
 static json_t *
 query_for(struct sb_req *req)
 {
+	struct sb_plugin		*p = api->req_plugin(req);
 	const struct sb_principal	*who = api->req_principal(req);
 	struct sb_db_res		*r;
 	const char			*params[1];
 	json_t				*q;
+	int				 dberr;
 
 	if ((params[0] = param_id(req, "query_id")) == NULL) {
 		err_query(req);
 		return (NULL);
 	}
-	r = api->db_query(api->req_plugin(req), "SELECT q.id, q.donor, "
-	    "q.donor_id, q.status, q.assigned_to, EXISTS (SELECT 1 FROM "
-	    "calls_sessions s WHERE s.query_id = q.id AND s.status <> "
-	    "'ENDED') AS live FROM concierge_queries q WHERE q.id = "
-	    "$1::bigint", 1, params);
-	if (!api->db_ok(r)) {
-		api->db_free(r);
+	q = THREAD->query_get(p, strtoll(params[0], NULL, 10), 0, &dberr);
+	if (dberr) {
 		err_db(req);
 		return (NULL);
 	}
-	q = api->db_rows(r) == 1 ? api->db_row_json(r, 0) : NULL;
-	api->db_free(r);
 	if (q == NULL || (who->kind == SB_ACTOR_DONOR &&
 	    (who->donor_id == NULL || sb_jstr(q, "donor_id") == NULL ||
 	    strcmp(who->donor_id, sb_jstr(q, "donor_id")) != 0))) {
@@ -385,6 +387,17 @@ query_for(struct sb_req *req)
 		err_query(req);
 		return (NULL);
 	}
+	r = api->db_query(p, "SELECT EXISTS (SELECT 1 FROM calls_sessions "
+	    "WHERE query_id = $1::bigint AND status <> 'ENDED')", 1, params);
+	if (!api->db_ok(r) || api->db_rows(r) != 1) {
+		api->db_free(r);
+		json_decref(q);
+		err_db(req);
+		return (NULL);
+	}
+	json_object_set_new(q, "live", json_boolean(strcmp(api->db_value(r,
+	    0, 0), "t") == 0));
+	api->db_free(r);
 	return (q);
 }
 
@@ -416,18 +429,14 @@ static void
 publish_call(struct sb_plugin *p, json_int_t qid, json_int_t admin_id,
     const char *event, json_t *data)
 {
-	struct sb_db_res	*r;
-	const char		*params[1];
-	char			 id[32], room[48];
+	json_t			*q;
+	char			 room[48];
 	json_int_t		 assignee = 0;
+	int			 dberr;
 
-	snprintf(id, sizeof(id), "%lld", (long long)qid);
-	params[0] = id;
-	r = api->db_query(p, "SELECT assigned_to FROM concierge_queries "
-	    "WHERE id = $1::bigint", 1, params);
-	if (api->db_rows(r) == 1 && !api->db_isnull(r, 0, 0))
-		assignee = strtoll(api->db_value(r, 0, 0), NULL, 10);
-	api->db_free(r);
+	if ((q = THREAD->query_get(p, qid, 0, &dberr)) != NULL)
+		assignee = sb_jint(q, "assigned_to");
+	json_decref(q);
 
 	snprintf(room, sizeof(room), "query:%lld", (long long)qid);
 	api->publish_room(p, room, event, 1, data);
@@ -593,28 +602,22 @@ r_create(struct sb_req *req)
 static void
 r_list(struct sb_req *req)
 {
-	struct sb_db_res	*r;
-	const char		*params[1];
-	json_t			*q, *data;
-	int			 i;
+	struct sb_list	 list;
+	const char	*params[3];
+	json_t		*q;
 
 	if ((q = query_for(req)) == NULL)
 		return;
 	json_decref(q);
-	params[0] = api->req_param(req, "query_id");
-	r = api->db_query(api->req_plugin(req), "SELECT " R_COLS " FROM "
-	    "calls_requests WHERE query_id = $1::bigint ORDER BY id DESC "
-	    "LIMIT 200", 1, params);
-	if (!api->db_ok(r)) {
-		api->db_free(r);
-		err_db(req);
+	if (api->list_parse(req, &list, SB_LIST_ID_CURSOR) != SB_OK)
 		return;
-	}
-	data = json_array();
-	for (i = 0; i < api->db_rows(r); i++)
-		json_array_append_new(data, api->db_row_json(r, i));
-	api->db_free(r);
-	api->respond_json(req, 200, json_pack("{s:o}", "data", data));
+	params[0] = api->req_param(req, "query_id");
+	params[1] = list.cursor;
+	params[2] = list.limit_plus_one;
+	api->list_respond(req, api->db_query(api->req_plugin(req), "SELECT "
+	    R_COLS " FROM calls_requests WHERE query_id = $1::bigint AND "
+	    "($2::bigint IS NULL OR id < $2::bigint) ORDER BY id DESC LIMIT "
+	    "$3::bigint", 3, params), &list, "id", NULL, NULL);
 }
 
 static void
@@ -893,20 +896,13 @@ session_apply(struct sb_plugin *p, json_t *row, const char *to,
 		    ended ? "ended" : "started");
 	json_object_del(s, "minutes");
 
-	snprintf(id, sizeof(id), "%lld", (long long)sb_jint(s, "query_id"));
-	params[0] = id;
-	params[1] = content;
-	params[2] = ended ? "CALL_ENDED" : "CALL_STARTED";
-	r = api->db_query(p, "INSERT INTO concierge_messages (query_id, "
-	    "content, message_type, sender_type) VALUES ($1::bigint, $2, $3, "
-	    "'SYSTEM') RETURNING " M_COLS, 3, params);
-	if (!api->db_ok(r) || api->db_rows(r) != 1) {
-		api->db_free(r);
+	/* concierge's thread, in this transaction (same connection). */
+	m = THREAD->system_message(p, sb_jint(s, "query_id"), ended ?
+	    "CALL_ENDED" : "CALL_STARTED", content);
+	if (m == NULL) {
 		json_decref(s);
 		return (NULL);
 	}
-	m = api->db_row_json(r, 0);
-	api->db_free(r);
 	json_object_set_new(s, "message", m);
 	if (ended && enqueue_delete(p, sb_jstr(s, "room_name")) == -1) {
 		json_decref(s);
@@ -1077,36 +1073,37 @@ s_start(struct sb_req *req)
 	call_start(c);
 }
 
+/* list_respond's map: a session row as its reader may see it. */
+static json_t *
+s_list_row(struct sb_req *req, json_t *row, void *arg)
+{
+	json_t	*s;
+
+	(void)arg;
+	s = session_out(api->req_plugin(req), row, api->req_principal(req));
+	json_decref(row);
+	return (s);
+}
+
 static void
 s_list(struct sb_req *req)
 {
-	struct sb_plugin		*p = api->req_plugin(req);
-	const struct sb_principal	*who = api->req_principal(req);
-	struct sb_db_res		*r;
-	const char			*params[1];
-	json_t				*q, *data, *row, *s;
-	int				 i;
+	struct sb_list	 list;
+	const char	*params[3];
+	json_t		*q;
 
 	if ((q = query_for(req)) == NULL)
 		return;
 	json_decref(q);
-	params[0] = api->req_param(req, "query_id");
-	r = api->db_query(p, "SELECT " S_COLS " FROM calls_sessions WHERE "
-	    "query_id = $1::bigint ORDER BY id DESC LIMIT 200", 1, params);
-	if (!api->db_ok(r)) {
-		api->db_free(r);
-		err_db(req);
+	if (api->list_parse(req, &list, SB_LIST_ID_CURSOR) != SB_OK)
 		return;
-	}
-	data = json_array();
-	for (i = 0; i < api->db_rows(r); i++) {
-		row = api->db_row_json(r, i);
-		if ((s = session_out(p, row, who)) != NULL)
-			json_array_append_new(data, s);
-		json_decref(row);
-	}
-	api->db_free(r);
-	api->respond_json(req, 200, json_pack("{s:o}", "data", data));
+	params[0] = api->req_param(req, "query_id");
+	params[1] = list.cursor;
+	params[2] = list.limit_plus_one;
+	api->list_respond(req, api->db_query(api->req_plugin(req), "SELECT "
+	    S_COLS " FROM calls_sessions WHERE query_id = $1::bigint AND "
+	    "($2::bigint IS NULL OR id < $2::bigint) ORDER BY id DESC LIMIT "
+	    "$3::bigint", 3, params), &list, "id", s_list_row, NULL);
 }
 
 /* ---- the Daily client ---- */
@@ -1954,6 +1951,68 @@ calls_health(struct sb_plugin *p, json_t *detail)
 	return (SB_OK);
 }
 
+/*
+ * Key rotation (desc.rekey): re-seal both meeting tokens of up to `batch`
+ * sessions after state.after, in id order (keyset pagination).  The host
+ * commits the UPDATEs together with the state this leaves.  A token that
+ * opens under no key stays as it is (it could not be shown either).
+ */
+static int
+calls_rekey(struct sb_plugin *p, json_t *state, unsigned int batch,
+    unsigned int *resealed)
+{
+	struct sb_db_res	*r, *u;
+	const char		*params[3];
+	char			 after[32], lim[16], *na, *nd;
+	int			 i, n, ra, rd, rc = -1;
+	long long		 last;
+
+	if (!SB_API_HAS(api, reseal))
+		return (-1);
+	last = json_integer_value(json_object_get(state, "after"));
+	snprintf(after, sizeof(after), "%lld", last);
+	snprintf(lim, sizeof(lim), "%u", batch);
+	params[0] = after;
+	params[1] = lim;
+	r = api->db_query(p, "SELECT id, admin_token, donor_token FROM "
+	    "calls_sessions WHERE id > $1::bigint ORDER BY id LIMIT $2::int",
+	    2, params);
+	if (!api->db_ok(r))
+		goto out;
+	n = api->db_rows(r);
+	for (i = 0; i < n; i++) {
+		ra = api->reseal(p, api->db_value(r, i, 1), &na);
+		rd = api->reseal(p, api->db_value(r, i, 2), &nd);
+		if (ra == -1 || rd == -1)
+			api->log(p, SB_LOG_WARN, "session %s: a meeting token "
+			    "opens under no data key; left as it is",
+			    api->db_value(r, i, 0));
+		if (ra == 1 || rd == 1) {
+			params[0] = api->db_value(r, i, 0);
+			params[1] = na;
+			params[2] = nd;
+			u = api->db_query(p, "UPDATE calls_sessions SET "
+			    "admin_token = coalesce($2, admin_token), "
+			    "donor_token = coalesce($3, donor_token) WHERE id = "
+			    "$1::bigint", 3, params);
+			free(na);
+			free(nd);
+			if (!api->db_ok(u)) {
+				api->db_free(u);
+				goto out;
+			}
+			api->db_free(u);
+			*resealed += (ra == 1) + (rd == 1);
+		}
+		last = strtoll(api->db_value(r, i, 0), NULL, 10);
+	}
+	json_object_set_new(state, "after", json_integer(last));
+	rc = n < (int)batch ? 0 : 1;
+out:
+	api->db_free(r);
+	return (rc);
+}
+
 static int
 calls_setup(struct sb_plugin *p, const struct sb_host_api *host)
 {
@@ -1965,7 +2024,9 @@ calls_setup(struct sb_plugin *p, const struct sb_host_api *host)
 		return (SB_ERROR);
 	}
 	if (api->config_declare(p, config_keys) != SB_OK ||
-	    calls_config(p) != SB_OK)
+	    calls_config(p) != SB_OK ||
+	    api->service_import(p, SB_CONCIERGE_THREAD, 1, &thread_svc) !=
+	    SB_OK)
 		return (SB_ERROR);
 	if (api->permission_add(p, "calls.handle", "Accept, reject and "
 	    "start calls") != SB_OK ||
@@ -2004,4 +2065,5 @@ SB_PLUGIN(
 	.depends = depends,
 	.setup = calls_setup,
 	.health = calls_health,
+	.rekey = calls_rekey,
 )

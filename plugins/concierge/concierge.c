@@ -3,7 +3,9 @@
  * "Concierge").  A donor opens a query, staff accept, chat, transfer and
  * resolve it; the donor may close it.  Every state change goes through
  * query_transition() and is recorded as a SYSTEM message and published to
- * the query's WebSocket room.
+ * the query's WebSocket room.  Other plugins read a query and append to
+ * its thread through the "concierge.thread" service
+ * (<switchboard/services/concierge.h>), never through these tables.
  */
 
 #include <stdio.h>
@@ -12,8 +14,11 @@
 
 #include <switchboard/plugin.h>
 #include <switchboard/helpers.h>
+#include <switchboard/services/concierge.h>
 
 static const struct sb_host_api	*api;
+/* Our own handle, for the service functions other plugins call. */
+static struct sb_plugin		*self;
 
 #define TS(c)	SB_SQL_TS(c)
 #define Q_COLS	"id, donor, donor_id, test, stage, device, status, " \
@@ -325,6 +330,60 @@ message_insert(struct sb_plugin *p, const char *qid, const char *content,
 	return (m);
 }
 
+/* ---- the concierge.thread service ---- */
+
+static json_t *
+thread_query_get(struct sb_plugin *caller, int64_t query_id,
+    unsigned int flags, int *dberr)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	char			 id[32];
+	json_t			*q = NULL;
+
+	(void)caller;
+	*dberr = 0;
+	if (query_id < 1)
+		return (NULL);
+	snprintf(id, sizeof(id), "%lld", (long long)query_id);
+	params[0] = id;
+	r = api->db_query(self, (flags & SB_CONCIERGE_LOCK) ?
+	    "SELECT id, donor, donor_id, status, assigned_to FROM "
+	    "concierge_queries WHERE id = $1::bigint FOR UPDATE" :
+	    "SELECT id, donor, donor_id, status, assigned_to FROM "
+	    "concierge_queries WHERE id = $1::bigint", 1, params);
+	if (!api->db_ok(r))
+		*dberr = 1;
+	else if (api->db_rows(r) == 1)
+		q = api->db_row_json(r, 0);
+	api->db_free(r);
+	return (q);
+}
+
+static json_t *
+thread_system_message(struct sb_plugin *caller, int64_t query_id,
+    const char *type, const char *content)
+{
+	char	id[32];
+	size_t	len;
+
+	(void)caller;
+	if (query_id < 1 || type == NULL || content == NULL ||
+	    (strcmp(type, "CALL_STARTED") != 0 &&
+	    strcmp(type, "CALL_ENDED") != 0 && strcmp(type, "SYSTEM") != 0) ||
+	    (len = strlen(content)) == 0 || len > 4000)
+		return (NULL);
+	snprintf(id, sizeof(id), "%lld", (long long)query_id);
+	return (message_insert(self, id, content, type, "SYSTEM", NULL));
+}
+
+static const struct sb_concierge_thread thread_service = {
+	.hdr = { .size = sizeof(struct sb_concierge_thread),
+	    .version = SB_CONCIERGE_THREAD_VERSION },
+	.query_get = thread_query_get,
+	.system_message = thread_system_message,
+};
+
 static void
 publish_query(struct sb_plugin *p, json_int_t id, const char *event,
     json_t *data)
@@ -518,70 +577,6 @@ q_create(struct sb_req *req)
 	free(token);
 }
 
-static int
-parse_limit(struct sb_req *req, long long *limit, const char **cursor)
-{
-	const char	*l = api->req_query(req, "limit");
-	const char	*c = api->req_query(req, "cursor");
-	char		*end;
-	long long	 v;
-
-	*limit = 50;
-	*cursor = NULL;
-	if (l != NULL) {
-		v = strtoll(l, &end, 10);
-		if (*l == '\0' || *end != '\0' || v < 1 || v > 200) {
-			api->respond_error(req, 400, "VALIDATION_ERROR",
-			    "invalid limit", sb_field_error("limit",
-			    "OUT_OF_RANGE", "limit must be 1..200"));
-			return (-1);
-		}
-		*limit = v;
-	}
-	if (c != NULL) {
-		v = strtoll(c, &end, 10);
-		if (*c == '\0' || *end != '\0' || v < 1 || strlen(c) > 18) {
-			api->respond_error(req, 400, "VALIDATION_ERROR",
-			    "invalid cursor", sb_field_error("cursor",
-			    "INVALID", "unknown cursor"));
-			return (-1);
-		}
-		*cursor = c;
-	}
-	return (0);
-}
-
-/* Answer {data, next_cursor} from a result ordered by id; takes r and
- * answers the database error when the query failed. */
-static void
-respond_list(struct sb_req *req, struct sb_db_res *r, long long limit)
-{
-	json_t	*data, *row = NULL;
-	int	 i, n;
-	char	 next[32];
-
-	if (!api->db_ok(r)) {
-		api->db_free(r);
-		err_db(req);
-		return;
-	}
-	data = json_array();
-	n = api->db_rows(r);
-	for (i = 0; i < n && i < limit; i++) {
-		row = api->db_row_json(r, i);
-		json_array_append_new(data, row);
-	}
-	if (n > limit && row != NULL) {
-		snprintf(next, sizeof(next), "%lld",
-		    (long long)sb_jint(row, "id"));
-		api->respond_json(req, 200, json_pack("{s:o,s:s}", "data",
-		    data, "next_cursor", next));
-	} else
-		api->respond_json(req, 200, json_pack("{s:o,s:n}", "data",
-		    data, "next_cursor"));
-	api->db_free(r);
-}
-
 /* "%text%" for ILIKE with the text's own %, _ and \\ taken literally. */
 static char *
 like_pattern(const char *text)
@@ -607,9 +602,9 @@ list_queries(struct sb_req *req, const char *status, const char *donor_id)
 {
 	struct sb_plugin	*p = api->req_plugin(req);
 	struct sb_db_res	*r;
-	const char		*params[6], *assigned, *q, *cursor;
-	char			 lim[32], *end, *pattern = NULL;
-	long long		 limit;
+	struct sb_list		 list;
+	const char		*params[6], *assigned, *q;
+	char			*end, *pattern = NULL;
 	int			 i;
 
 	if (status != NULL) {
@@ -641,19 +636,18 @@ list_queries(struct sb_req *req, const char *status, const char *donor_id)
 		    "at most 200 characters"));
 		return;
 	}
+	if (api->list_parse(req, &list, SB_LIST_ID_CURSOR) != SB_OK)
+		return;
 	if (q != NULL && (pattern = like_pattern(q)) == NULL) {
 		api->respond_error(req, 503, "UNAVAILABLE", "out of memory",
 		    NULL);
 		return;
 	}
-	if (parse_limit(req, &limit, &cursor) == -1)
-		return;
-	snprintf(lim, sizeof(lim), "%lld", limit + 1);
 	params[0] = status;
 	params[1] = assigned;
 	params[2] = pattern;
-	params[3] = cursor;
-	params[4] = lim;
+	params[3] = list.cursor;
+	params[4] = list.limit_plus_one;
 	params[5] = donor_id;
 	/* preview: the start of the donor's question, so a queue shows it
 	 * without a request per query (one index probe per row). */
@@ -670,7 +664,7 @@ list_queries(struct sb_req *req, const char *status, const char *donor_id)
 	    "($6::text IS NULL OR donor_id = $6) "
 	    "ORDER BY id DESC LIMIT $5::bigint", 6, params);
 	free(pattern);
-	respond_list(req, r, limit);
+	api->list_respond(req, r, &list, "id", NULL, NULL);
 }
 
 static void
@@ -885,9 +879,9 @@ m_list(struct sb_req *req)
 {
 	struct sb_plugin	*p = api->req_plugin(req);
 	struct sb_db_res	*r;
-	const char		*after, *params[3], *cursor;
-	char			 lim[32], qid[32], *end;
-	long long		 limit;
+	struct sb_list		 list;
+	const char		*after, *params[3];
+	char			 qid[32], *end;
 	json_t			*q;
 
 	if ((q = query_for(req, 0)) == NULL)
@@ -902,18 +896,18 @@ m_list(struct sb_req *req)
 		    "INVALID_TYPE", "must be an integer"));
 		return;
 	}
-	if (parse_limit(req, &limit, &cursor) == -1)
+	if (api->list_parse(req, &list, SB_LIST_ID_CURSOR) != SB_OK)
 		return;
-	if (cursor != NULL)
-		after = cursor;
-	snprintf(lim, sizeof(lim), "%lld", limit + 1);
+	/* Oldest first: the next page is after the last id shown. */
+	if (list.cursor != NULL)
+		after = list.cursor;
 	params[0] = qid;
 	params[1] = after;
-	params[2] = lim;
+	params[2] = list.limit_plus_one;
 	r = api->db_query(p, "SELECT " M_COLS " FROM concierge_messages "
 	    "WHERE query_id = $1::bigint AND ($2::bigint IS NULL OR id > "
 	    "$2::bigint) ORDER BY id ASC LIMIT $3::bigint", 3, params);
-	respond_list(req, r, limit);
+	api->list_respond(req, r, &list, "id", NULL, NULL);
 }
 
 static void
@@ -1317,6 +1311,7 @@ static int
 concierge_setup(struct sb_plugin *p, const struct sb_host_api *host)
 {
 	api = host;
+	self = p;
 	if (api->config_declare(p, config_keys) != SB_OK)
 		return (SB_ERROR);
 	reminder_kind.interval_s = (unsigned int)api->config_int(p,
@@ -1339,6 +1334,8 @@ concierge_setup(struct sb_plugin *p, const struct sb_host_api *host)
 		return (SB_ERROR);
 	}
 	if (api->job_kind_add(p, &reminder_kind) != SB_OK ||
+	    api->service_export(p, SB_CONCIERGE_THREAD, &thread_service.hdr)
+	    != SB_OK ||
 	    api->permission_add(p, "queries.handle", "Accept, answer, "
 	    "transfer and resolve donor queries") != SB_OK ||
 	    api->permission_add(p, "queries.manage", "Manage every donor "

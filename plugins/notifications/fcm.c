@@ -799,3 +799,53 @@ notifications_fcm_fini(void)
 	EVP_PKEY_free(sa_key);
 	sa_key = NULL;
 }
+
+/*
+ * Key rotation (desc.rekey, through notifications.c's descriptor): the
+ * one cached access token, re-sealed under the current data key.  One that
+ * opens under no key is dropped (a cache: the next push fetches another).
+ * The host commits the UPDATE with the rotation's state; nothing to page.
+ */
+int
+notifications_fcm_rekey(struct sb_plugin *p, json_t *state,
+    unsigned int batch, unsigned int *resealed)
+{
+	struct sb_db_res	*r, *u = NULL;
+	const char		*params[1];
+	char			*sealed = NULL;
+	int			 rc;
+
+	(void)state;
+	(void)batch;
+	if (api == NULL || !SB_API_HAS(api, reseal))
+		return (-1);
+	r = api->db_query(p, "SELECT access_token FROM notifications_fcm_auth "
+	    "WHERE id = 1 AND access_token IS NOT NULL FOR UPDATE", 0, NULL);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		return (-1);
+	}
+	if (api->db_rows(r) == 0) {
+		api->db_free(r);
+		return (0);
+	}
+	rc = api->reseal(p, api->db_value(r, 0, 0), &sealed);
+	api->db_free(r);
+	if (rc == 1) {
+		params[0] = sealed;
+		u = api->db_query(p, "UPDATE notifications_fcm_auth SET "
+		    "access_token = $1, updated_at = now() WHERE id = 1", 1,
+		    params);
+		*resealed += 1;
+	} else if (rc == -1)
+		u = api->db_query(p, "UPDATE notifications_fcm_auth SET "
+		    "access_token = NULL, expires_at = NULL, updated_at = now() "
+		    "WHERE id = 1", 0, NULL);
+	free(sealed);
+	if (u != NULL && !api->db_ok(u)) {
+		api->db_free(u);
+		return (-1);
+	}
+	api->db_free(u);
+	return (0);
+}

@@ -768,13 +768,9 @@ n_list(struct sb_req *req)
 {
 	struct sb_plugin		*p = api->req_plugin(req);
 	const struct sb_principal	*who = api->req_principal(req);
-	struct sb_db_res		*r;
-	const char			*unread, *limit_s, *cursor;
-	const char			*params[4];
-	char				 uid[32], lim[32], next[32], *end;
-	long long			 limit = 50, v;
-	json_t				*data, *row = NULL;
-	int				 i, n;
+	struct sb_list			 list;
+	const char			*unread, *params[4];
+	char				 uid[32];
 
 	unread = api->req_query(req, "unread");
 	if (unread != NULL && strcmp(unread, "true") != 0 &&
@@ -784,56 +780,18 @@ n_list(struct sb_req *req)
 		    "true or false"));
 		return;
 	}
-	if ((limit_s = api->req_query(req, "limit")) != NULL) {
-		v = strtoll(limit_s, &end, 10);
-		if (*limit_s == '\0' || *end != '\0' || v < 1 || v > 200) {
-			api->respond_error(req, 400, "VALIDATION_ERROR",
-			    "invalid limit", item_error("limit",
-			    "OUT_OF_RANGE", "limit must be 1..200"));
-			return;
-		}
-		limit = v;
-	}
-	if ((cursor = api->req_query(req, "cursor")) != NULL) {
-		v = strtoll(cursor, &end, 10);
-		if (*cursor == '\0' || *end != '\0' || v < 1 ||
-		    strlen(cursor) > 18) {
-			api->respond_error(req, 400, "VALIDATION_ERROR",
-			    "invalid cursor", item_error("cursor", "INVALID",
-			    "not a cursor this list gave"));
-			return;
-		}
-	}
+	if (api->list_parse(req, &list, SB_LIST_ID_CURSOR) != SB_OK)
+		return;
 	snprintf(uid, sizeof(uid), "%lld", (long long)who->id);
-	snprintf(lim, sizeof(lim), "%lld", limit + 1);
 	params[0] = uid;
 	params[1] = unread;
-	params[2] = cursor;
-	params[3] = lim;
-	r = api->db_query(p, "SELECT " I_COLS " FROM notifications_inbox "
-	    "WHERE user_id = $1::bigint AND ($2::bool IS NULL OR (read_at IS "
-	    "NULL) = $2::bool) AND ($3::bigint IS NULL OR id < $3::bigint) "
-	    "ORDER BY id DESC LIMIT $4::bigint", 4, params);
-	if (!api->db_ok(r)) {
-		api->db_free(r);
-		err_db(req);
-		return;
-	}
-	data = json_array();
-	n = api->db_rows(r);
-	for (i = 0; i < n && i < limit; i++) {
-		row = api->db_row_json(r, i);
-		json_array_append_new(data, row);
-	}
-	api->db_free(r);
-	if (n > limit && row != NULL) {
-		snprintf(next, sizeof(next), "%lld", (long long)
-		    json_integer_value(json_object_get(row, "id")));
-		api->respond_json(req, 200, json_pack("{s:o, s:s}", "data",
-		    data, "next_cursor", next));
-	} else
-		api->respond_json(req, 200, json_pack("{s:o, s:n}", "data",
-		    data, "next_cursor"));
+	params[2] = list.cursor;
+	params[3] = list.limit_plus_one;
+	api->list_respond(req, api->db_query(p, "SELECT " I_COLS " FROM "
+	    "notifications_inbox WHERE user_id = $1::bigint AND ($2::bool IS "
+	    "NULL OR (read_at IS NULL) = $2::bool) AND ($3::bigint IS NULL OR "
+	    "id < $3::bigint) ORDER BY id DESC LIMIT $4::bigint", 4, params),
+	    &list, "id", NULL, NULL);
 }
 
 static void
@@ -1091,6 +1049,34 @@ prefs_put(struct sb_req *req)
 
 /* ---- lifecycle ---- */
 
+/* Retention "inbox" (inbox_retention_days): read entries created before
+ * the cutoff go; unread ones stay however old.  Runs in the host's
+ * transaction; returns how many went, -1 on error. */
+static long long
+inbox_purge(struct sb_plugin *p, const char *cutoff)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	long long		 n;
+
+	params[0] = cutoff;
+	r = api->db_query(p, "WITH gone AS (DELETE FROM notifications_inbox "
+	    "WHERE read_at IS NOT NULL AND created_at < $1::timestamptz "
+	    "RETURNING 1) SELECT count(*) FROM gone", 1, params);
+	n = api->db_ok(r) && api->db_rows(r) == 1 ?
+	    strtoll(api->db_value(r, 0, 0), NULL, 10) : -1;
+	api->db_free(r);
+	return (n);
+}
+
+static const struct sb_retention inbox_retention = {
+	.size = sizeof(struct sb_retention),
+	.name = "inbox",
+	.default_days = 0,
+	.description = "Read inbox entries, by age",
+	.purge = inbox_purge,
+};
+
 static int
 notifications_setup(struct sb_plugin *p, const struct sb_host_api *host)
 {
@@ -1123,6 +1109,7 @@ notifications_setup(struct sb_plugin *p, const struct sb_host_api *host)
 	if (api->routes_add(p, routes) != SB_OK ||
 	    api->migrations_add(p, "migrations") != SB_OK ||
 	    api->job_kind_add(p, &fanout_kind) != SB_OK ||
+	    api->retention_add(p, &inbox_retention) != SB_OK ||
 	    api->event_declare(p, "notifications.created", "A new inbox entry "
 	    "(user:{id}; data: the entry)") != SB_OK ||
 	    api->event_declare(p, "notifications.read", "Inbox entries were "
@@ -1170,4 +1157,5 @@ SB_PLUGIN(
 	.setup = notifications_setup,
 	.health = notifications_health,
 	.fini = notifications_fini,
+	.rekey = notifications_fcm_rekey,
 )

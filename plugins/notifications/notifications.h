@@ -23,6 +23,8 @@ int	notifications_fcm_setup(struct sb_plugin *,
 	    const struct sb_host_api *);
 void	notifications_fcm_health(json_t *);
 void	notifications_fcm_fini(void);
+int	notifications_fcm_rekey(struct sb_plugin *, json_t *, unsigned int,
+	    unsigned int *);
 
 /* mail.c: events is the list of event types that may be mailed (one
  * template pair each), NULL-terminated. */

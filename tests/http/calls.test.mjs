@@ -187,7 +187,7 @@ test('request, accept, tokens for that room only, status, end with the room dele
     }
     const [row] = await sessions(query.q.id);
     for (const col of ['admin_token', 'donor_token']) {
-      assert.match(row[col], /^v1\./, col);
+      assert.match(row[col], /^v2\.[A-Za-z0-9_-]{8}\./, col);
       assert.ok(!row[col].includes(adminToken) && !row[col].includes(donorToken));
     }
 
@@ -616,4 +616,115 @@ test('without a Daily API key the plugin answers 503 and says why', async () => 
     assert.equal(h.status, 503, h.text);
     assert.equal(h.body.code, 'UNAVAILABLE');
   } finally { await s.stop(); }
+});
+
+test('sessions and requests are lists: limit, cursor walk newest first, bad limit or cursor 400', async () => {
+  const query = await openQuery();
+  const made = [];
+  for (const mode of ['VIDEO', 'AUDIO', 'SCREEN']) {
+    const r = await srv.request('POST', `${C}/call/${query.q.id}`, { token: agents.a.token, json: { mode } });
+    assert.equal(r.status, 201, r.text);
+    const s = r.body.session ?? r.body;
+    made.push(s.id);
+    assert.equal((await srv.request('POST', `${C}/call/${s.room_name}/end`, { token: agents.a.token })).status, 200);
+  }
+  // A walk of pages of two: every session once, newest first, then null.
+  const seen = [];
+  let cursor = '';		// an empty cursor is the first page
+  let pages = 0;
+  do {
+    const r = await srv.request('GET', `${C}/calls/${query.q.id}?limit=2&cursor=${cursor}`, { token: query.token });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(Object.keys(r.body).sort(), ['data', 'next_cursor']);
+    assert.ok(r.body.data.length <= 2);
+    for (const s of r.body.data) {
+      assert.ok(!('admin_token' in s) && !('donor_token' in s) && !('donor_id' in s), 'the row is mapped');
+      seen.push(s.id);
+    }
+    cursor = r.body.next_cursor;
+    pages++;
+  } while (cursor !== null);
+  assert.deepEqual(seen, [...made].reverse());
+  assert.equal(pages, 2);
+  let r = await srv.request('GET', `${C}/calls/${query.q.id}`, { token: query.token });
+  assert.equal(r.body.data.length, 3);
+  assert.equal(r.body.next_cursor, null);
+
+  // Requests: one rejected and one pending make two.
+  const first = await requestCall(query);
+  assert.equal((await srv.request('POST', `${C}/call/${query.q.id}/reject-request/${first.id}`,
+    { token: agents.a.token })).status, 200);
+  const second = await requestCall(query, 'AUDIO');
+  r = await srv.request('GET', `${C}/call/${query.q.id}/requests?limit=1`, { token: admin });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.body.data.map((x) => x.id), [second.id]);
+  assert.equal(r.body.next_cursor, String(second.id));
+  r = await srv.request('GET', `${C}/call/${query.q.id}/requests?limit=1&cursor=${r.body.next_cursor}`, { token: admin });
+  assert.deepEqual(r.body.data.map((x) => x.id), [first.id]);
+  assert.equal(r.body.next_cursor, null);
+
+  for (const path of [`${C}/calls/${query.q.id}`, `${C}/call/${query.q.id}/requests`]) {
+    for (const [qs, field] of [['limit=0', 'limit'], ['limit=201', 'limit'], ['limit=x', 'limit'],
+      ['limit=', 'limit'], ['cursor=abc', 'cursor'], ['cursor=0', 'cursor'], ['cursor=-3', 'cursor'],
+      ['cursor=1234567890123456789', 'cursor']]) {
+      const bad = await srv.request('GET', `${path}?${qs}`, { token: admin });
+      const env = assertEnvelope(assert, bad, 400, 'VALIDATION_ERROR');
+      assert.equal(env.errors[0].field, field, `${path}?${qs}`);
+    }
+  }
+});
+
+// The CALL_STARTED / CALL_ENDED message goes through concierge.thread on
+// calls' own connection: a failure injected after the thread write (at
+// COMMIT by a deferred trigger on the message; on the room-deletion job
+// that follows the message) takes the session change and the message back
+// together.
+test('a failure after the thread write rolls back the session change and its CALL_* message together', async () => {
+  const query = await openQuery();
+  let r = await srv.request('POST', `${C}/call/${query.q.id}`, { token: agents.a.token, json: { mode: 'VIDEO' } });
+  assert.equal(r.status, 201, r.text);
+  const s = r.body.session ?? r.body;
+  const qid = Number(query.q.id);
+  assert.ok(Number.isSafeInteger(qid) && qid > 0);
+  assert.match(s.room_name, /^[a-z0-9-]+$/);
+  const callMessages = async () => (await sql("SELECT message_type FROM concierge_messages WHERE query_id = $1 " +
+    "AND message_type LIKE 'CALL_%' ORDER BY id", [qid])).map((m) => m.message_type);
+  const status = async () => (await sessions(qid))[0].status;
+  const fn = `sb_test_fail_${randomBytes(4).toString('hex')}`;
+  await sql(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$`);
+  try {
+    // start: COMMIT fails after the session UPDATE and the message INSERT
+    await sql(`CREATE CONSTRAINT TRIGGER ${fn}_msg AFTER INSERT ON concierge_messages DEFERRABLE INITIALLY ` +
+      `DEFERRED FOR EACH ROW WHEN (NEW.query_id = ${qid}) EXECUTE FUNCTION ${fn}()`);
+    r = await srv.request('PUT', `${C}/call/${s.room_name}/status`, { token: query.token, json: { status: 'STARTED' } });
+    assert.ok(r.status >= 500, `the failed commit is an error: ${r.status} ${r.text}`);
+    assertEnvelope(assert, r, r.status);
+    assert.equal(await status(), 'CREATED', 'the session change was rolled back');
+    assert.deepEqual(await callMessages(), [], 'the CALL_STARTED message was rolled back');
+    await sql(`DROP TRIGGER ${fn}_msg ON concierge_messages`);
+    r = await srv.request('PUT', `${C}/call/${s.room_name}/status`, { token: query.token, json: { status: 'STARTED' } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(await status(), 'STARTED');
+    assert.deepEqual(await callMessages(), ['CALL_STARTED']);
+
+    // end: the room-deletion job insert, after the message, fails
+    await sql(`CREATE TRIGGER ${fn}_job BEFORE INSERT ON jobs FOR EACH ROW WHEN (NEW.kind = 'calls.delete_room' ` +
+      `AND NEW.payload->>'room_name' = '${s.room_name}') EXECUTE FUNCTION ${fn}()`);
+    r = await srv.request('POST', `${C}/call/${s.room_name}/end`, { token: agents.a.token });
+    assert.ok(r.status >= 500, `the failed job insert is an error: ${r.status} ${r.text}`);
+    assertEnvelope(assert, r, r.status);
+    assert.equal(await status(), 'STARTED', 'the session change was rolled back');
+    assert.deepEqual(await callMessages(), ['CALL_STARTED'], 'the CALL_ENDED message was rolled back');
+    await sql(`DROP TRIGGER ${fn}_job ON jobs`);
+    r = await srv.request('POST', `${C}/call/${s.room_name}/end`, { token: agents.a.token });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(await status(), 'ENDED');
+    assert.deepEqual(await callMessages(), ['CALL_STARTED', 'CALL_ENDED']);
+    assert.equal(r.body.message.message_type, 'CALL_ENDED', 'the answer carries the message concierge.thread returned');
+    assert.equal(r.body.message.sender_type, 'SYSTEM');
+  } finally {
+    await sql(`DROP TRIGGER IF EXISTS ${fn}_msg ON concierge_messages`);
+    await sql(`DROP TRIGGER IF EXISTS ${fn}_job ON jobs`);
+    await sql(`DROP FUNCTION IF EXISTS ${fn}()`);
+  }
 });

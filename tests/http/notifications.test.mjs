@@ -199,7 +199,7 @@ test('FCM: many pushes, one token grant with the right assertion; past expiry ex
   }
   // The stored token is sealed, never plaintext.
   const [row] = await sql(srv, 'SELECT access_token, account FROM notifications_fcm_auth');
-  assert.match(row.access_token, /^v1\./);
+  assert.match(row.access_token, /^v2\.[A-Za-z0-9_-]{8}\./);
   assert.ok(!row.access_token.includes(grant.accessToken));
   assert.equal(row.account, sa.json.client_email);
 

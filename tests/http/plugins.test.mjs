@@ -11,11 +11,11 @@ import { createUnprivilegedUser, poll } from './lib/helpers.mjs';
 // descriptor states it.
 const BAD = {
   bad_major: { reason: /ABI major/, abi: '2.0' },
-  newer_minor: { reason: /upgrade the host/, abi: '1.3' },
-  no_setup: { reason: /missing mandatory slot setup/, abi: '1.2' },
-  fail_init: { reason: /init\(\) failed/, abi: '1.2' },
-  dup_id: { reason: /duplicate plugin id/, abi: '1.2' },
-  clash: { reason: /route clash/, abi: '1.2' },
+  newer_minor: { reason: /upgrade the host/, abi: '1.4' },
+  no_setup: { reason: /missing mandatory slot setup/, abi: '1.3' },
+  fail_init: { reason: /init\(\) failed/, abi: '1.3' },
+  dup_id: { reason: /duplicate plugin id/, abi: '1.3' },
+  clash: { reason: /route clash/, abi: '1.3' },
 };
 
 let srv, token;
@@ -103,7 +103,7 @@ test('GET /api/v1/plugins lists every plugin with its state and declarations', a
   assert.equal(ex.state, 'ready');
   assert.equal(ex.id, 'io.switchboard.example');
   assert.equal(ex.version, '1.0.0');
-  assert.equal(ex.abi, '1.2');
+  assert.equal(ex.abi, '1.3');
   assert.deepEqual(ex.routes.map((x) => `${x.method} ${x.path}`).sort(), [
     'GET /api/v1/example/hello', 'GET /api/v1/example/notes/{id}', 'POST /api/v1/example/notes']);
   assert.deepEqual([...ex.permissions].sort(), ['example.read', 'example.write']);

@@ -286,6 +286,102 @@ test_panel(void **state)
 	assert_int_equal(sb_abi_panel_check(&c, err, sizeof(err)), -1);
 }
 
+static void
+test_service_names(void **state)
+{
+	struct sb_service	t = { .size = sizeof(struct sb_service),
+				    .version = 1 };
+	char			err[256];
+	size_t			i;
+	const char		*good_names[] = { "concierge.thread",
+				    "customers.directory", "a.b", "x_1.y_2",
+				    /* 64 bytes */
+				    "concierge.x12345678901234567890123456789"
+				    "012345678901234567890123" };
+	const char		*bad_names[] = { NULL, "", "concierge",
+				    "concierge.", ".thread", "Concierge.thread",
+				    "concierge.Thread", "concierge.thread.v2",
+				    "concierge-x.thread", "1concierge.thread",
+				    "concierge._thread", "concierge.thr ead",
+				    /* 65 bytes */
+				    "concierge.x12345678901234567890123456789"
+				    "0123456789012345678901234" };
+
+	(void)state;
+	for (i = 0; i < sizeof(good_names) / sizeof(good_names[0]); i++) {
+		assert_int_equal(strlen(good_names[i]) <= 64, 1);
+		assert_int_equal(sb_abi_service_name(good_names[i], err,
+		    sizeof(err)), 0);
+	}
+	for (i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+		assert_int_equal(sb_abi_service_name(bad_names[i], err,
+		    sizeof(err)), -1);
+		assert_non_null(strstr(err, "service name"));
+	}
+
+	/* The prefix is the exporter's own name, whole. */
+	assert_int_equal(sb_abi_service_check("concierge", "concierge.thread",
+	    &t, err, sizeof(err)), 0);
+	assert_int_equal(sb_abi_service_check("calls", "concierge.thread",
+	    &t, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "named after its exporter"));
+	assert_int_equal(sb_abi_service_check("concierge", "concierges.thread",
+	    &t, err, sizeof(err)), -1);
+	assert_int_equal(sb_abi_service_check("concierge_x",
+	    "concierge.thread", &t, err, sizeof(err)), -1);
+	assert_int_equal(sb_abi_service_check("concierge", "concierge.Thread",
+	    &t, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "service name"));
+
+	/* The table. */
+	assert_int_equal(sb_abi_service_check("concierge", "concierge.thread",
+	    NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no table"));
+	t.size = 0;
+	assert_int_equal(sb_abi_service_check("concierge", "concierge.thread",
+	    &t, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "size"));
+	t.size = sizeof(t);
+	t.version = 0;
+	assert_int_equal(sb_abi_service_check("concierge", "concierge.thread",
+	    &t, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "version 0"));
+}
+
+/* A service table as an exporter of version 2 declares it. */
+struct svc_v2 {
+	struct sb_service	hdr;
+	int			(*one)(void);
+	int			(*two)(void);
+	void			*spare[2];
+};
+
+static int
+svc_fn(void)
+{
+	return (1);
+}
+
+static void
+test_service_has(void **state)
+{
+	struct svc_v2	t;
+
+	(void)state;
+	memset(&t, 0, sizeof(t));
+	t.hdr.version = 1;
+	/* An older exporter's table ends before `two`. */
+	t.hdr.size = offsetof(struct svc_v2, two);
+	t.one = svc_fn;
+	t.two = svc_fn;
+	assert_true(SB_SERVICE_HAS(&t, struct svc_v2, one));
+	assert_false(SB_SERVICE_HAS(&t, struct svc_v2, two));
+	t.hdr.size = sizeof(t);
+	assert_true(SB_SERVICE_HAS(&t, struct svc_v2, two));
+	t.one = NULL;
+	assert_false(SB_SERVICE_HAS(&t, struct svc_v2, one));
+}
+
 int
 main(void)
 {
@@ -299,6 +395,8 @@ main(void)
 		cmocka_unit_test(test_mandatory_setup),
 		cmocka_unit_test(test_api_has),
 		cmocka_unit_test(test_panel),
+		cmocka_unit_test(test_service_names),
+		cmocka_unit_test(test_service_has),
 	};
 
 	return (cmocka_run_group_tests_name("abi", tests, NULL, NULL));

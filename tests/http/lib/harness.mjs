@@ -13,6 +13,7 @@ export const ROOT = resolve(new URL('../../..', import.meta.url).pathname);
 export const BUILD = resolve(ROOT, process.env.SB_BUILD || 'build');
 export const JWT_SECRET = 'test-secret-0123456789abcdef0123456789abcdef';
 export const DATA_KEY = 'test-data-key-0123456789abcdef0123456789abcdef';
+export const INDEX_KEY = 'test-index-key-0123456789abcdef0123456789abcdef';
 export const ADMIN_PASSWORD = 'admin-password-for-tests';
 const IS_ROOT = process.getuid() === 0;
 
@@ -123,6 +124,7 @@ export async function startServer(opts = {}) {
     DATABASE_URL: dbUrl,
     SB_JWT_SECRET: JWT_SECRET,
     SB_DATA_KEY: DATA_KEY,
+    SB_INDEX_KEY: INDEX_KEY,
     SB_ADMIN_PASSWORD: ADMIN_PASSWORD,
     SB_CONFIG: join(dir, 'switchboard.conf'),
     // verify_asan_link_order=0: stdbuf's LD_PRELOAD comes before the ASan
