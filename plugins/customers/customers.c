@@ -301,7 +301,8 @@ body_patch(struct sb_req *req, json_t *body)
 {
 	json_t		*patch, *v, *tag;
 	const char	*s;
-	char		 e164[32], *sealed = NULL, *index = NULL, *dump;
+	char		 e164[32], field[32], *sealed = NULL, *index = NULL;
+	char		*dump;
 	size_t		 i, n;
 
 	patch = json_object();
@@ -317,8 +318,10 @@ body_patch(struct sb_req *req, json_t *body)
 		json_array_foreach(v, i, tag) {
 			n = strlen(json_string_value(tag));
 			if (n == 0 || n > 64) {
-				err_field(req, 422, "tags", "INVALID_LENGTH",
-				    "every tag has 1 to 64 characters");
+				/* Named like the host's own item errors. */
+				snprintf(field, sizeof(field), "tags[%zu]", i);
+				err_field(req, 422, field, "INVALID_LENGTH",
+				    "a tag has 1 to 64 characters");
 				goto fail;
 			}
 		}
