@@ -488,7 +488,8 @@ customers_timeline(struct sb_req *req)
 		}
 		json_decref(arr);
 	}
-	qsort(items, n, sizeof(*items), item_qsort);
+	if (n > 1)
+		qsort(items, n, sizeof(*items), item_qsort);
 	data = json_array();
 	for (i = 0; i < n && i < (size_t)list.limit; i++)
 		json_array_append(data, items[i].obj);
