@@ -10,8 +10,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { startServer, TEST_PLUGINS, ADMIN_PASSWORD, assertEnvelope, testPlugin, pgClient, withDb,
-  databaseUrl, pgConfig } from './lib/harness.mjs';
+import { startServer, TEST_PLUGINS, ADMIN_PASSWORD, DATA_KEY, assertEnvelope, testPlugin, pgClient, withDb,
+  databaseUrl, pgConfig, createDatabase, dropDatabase } from './lib/harness.mjs';
 import { burst, createUnprivilegedUser, poll, WAIT_MS } from './lib/helpers.mjs';
 
 const C = '/api/v1/customers';
@@ -410,6 +410,69 @@ test('privacy hooks: export and erase by customer id and by phone number', async
   r = await srv.request('POST', '/api/v1/privacy/delete', { token: admin, json: { customer_id: d.id } });
   assert.equal(r.body.deleted.customers, 1);
   assertEnvelope(assert, await srv.request('GET', `${C}/${d.id}`, { token: agentTok }), 404, 'NOT_FOUND');
+});
+
+test('key rotation re-seals phone numbers and WhatsApp ids; they open under the new key alone', async () => {
+  const KEY_B = 'customers-rotated-key-0123456789abcdef0123456789ab';
+  const database = await createDatabase();
+  const plugins = { customers: { default_country: 'IN' } };
+  let s2;
+  try {
+    s2 = await startServer({ plugins, database });
+    let tok = await s2.login();
+    const made = [];
+    for (let i = 0; i < 7; i++) {
+      const n = mobile();
+      const r = await s2.request('POST', C, { token: tok,
+        json: { name: `R${i}`, phone: n.e164, wa_id: i % 2 ? `4477009${String(i).padStart(5, '0')}` : null } });
+      assert.equal(r.status, 201, r.text);
+      made.push(r.body);
+    }
+    await s2.request('POST', C, { token: tok, json: { name: 'No phone' } });
+    const q = async (text) => {
+      const c = await pgClient(withDb(databaseUrl(), database));
+      try { return (await c.query(text)).rows; } finally { await c.end(); }
+    };
+    const underA = await q('SELECT id, phone_sealed, phone_index, wa_id_sealed, wa_id_index FROM customers ORDER BY id');
+    await s2.stop({ keepDatabase: true });
+
+    s2 = await startServer({ plugins, database, host: { rekey_batch: '3' },
+      env: { SB_DATA_KEY: KEY_B, SB_DATA_KEYS_RETIRED: DATA_KEY } });
+    tok = await s2.login();
+    const started = await s2.request('POST', '/api/v1/privacy/rekey', { token: tok });
+    assert.equal(started.status, 202, started.text);
+    let run;
+    await poll(async () => {
+      const r = await s2.request('GET', '/api/v1/privacy/rekey', { token: tok });
+      run = r.body;
+      return r.status === 200 && run.status !== 'running';
+    }, { interval: 100 });
+    assert.equal(run.status, 'done', JSON.stringify(run));
+    const mine = run.plugins.find((x) => x.plugin === 'customers');
+    assert.equal(mine.resealed, 7 + 3, JSON.stringify(run));
+    assert.equal(mine.done, true);
+    await s2.stop({ keepDatabase: true });
+
+    // Every sealed value changed, every index stayed; B alone opens them.
+    const underB = await q('SELECT id, phone_sealed, phone_index, wa_id_sealed, wa_id_index FROM customers ORDER BY id');
+    for (let i = 0; i < underA.length; i++) {
+      assert.equal(underB[i].phone_index, underA[i].phone_index);
+      assert.equal(underB[i].wa_id_index, underA[i].wa_id_index);
+      if (underA[i].phone_sealed) assert.notEqual(underB[i].phone_sealed, underA[i].phone_sealed);
+      if (underA[i].wa_id_sealed) assert.notEqual(underB[i].wa_id_sealed, underA[i].wa_id_sealed);
+    }
+    s2 = await startServer({ plugins, database, env: { SB_DATA_KEY: KEY_B } });
+    tok = await s2.login();
+    for (const c of made) {
+      const g = await s2.request('GET', `${C}/${c.id}`, { token: tok });
+      assert.deepEqual(g.body, c);
+      const f = await s2.request('GET', `${C}?phone=${encodeURIComponent(c.phone)}`, { token: tok });
+      assert.deepEqual(f.body.data.map((x) => x.id), [c.id]);
+    }
+  } finally {
+    await s2?.stop({ keepDatabase: true });
+    await dropDatabase(database);
+  }
 });
 
 // Last: everything above created customers and erased some.
