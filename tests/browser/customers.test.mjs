@@ -4,9 +4,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { launch, open, shot, signIn, assertClean } from './lib/browser.mjs';
 import { startStack, uniq } from './lib/stack.mjs';
 
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 let stack, browser;
 before(async () => {
   stack = await startStack({ plugins: { customers: { default_country: 'IN' } } });
@@ -71,6 +73,46 @@ test('create a customer, find them by phone, export, erase with the typed confir
     { token: stack.admin });
   assert.equal(gone.status, 200, gone.text);
   assert.deepEqual(gone.body.data, []);
+  await w.context.close();
+  assertClean(w);
+});
+
+// axe-core over the panel's states (as tests/browser/a11y.test.mjs does
+// for the console's own screens); the context bypasses the CSP only to
+// inject axe.
+test('the customers panel passes axe: list, form, detail, erase dialog', async () => {
+  const made = await stack.srv.request('POST', '/api/v1/customers', { token: stack.admin,
+    json: { name: uniq('Axe'), phone: `+91 9${String(randomInt(0, 1e9)).padStart(9, '0')}`, tags: ['a11y'] } });
+  assert.equal(made.status, 201, made.text);
+  const w = await open(browser, stack.base, { name: 'a11y-customers', bypassCSP: true });
+  const { page } = w;
+  const audit = async (where) => {
+    if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.addScriptTag({ path: AXE });
+    const r = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+    const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${where}: ${v.id} (${v.impact}) ${v.help}: ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+    assert.deepEqual(bad, [], `accessibility violations on ${where}`);
+  };
+  await signIn(page, 'admin', stack.adminPassword);
+  await page.locator('nav#sidenav a', { hasText: 'Customers' }).click();
+  await page.getByTestId('customers-list').locator('tbody tr').filter({ hasText: made.body.name }).waitFor();
+  await audit('customers list');
+  await page.getByRole('button', { name: 'New customer' }).click();
+  await page.getByLabel('Name', { exact: true }).waitFor();
+  await audit('customers form');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  // Keyboard only: the row's Open button, then the detail.
+  await page.getByRole('button', { name: `Open ${made.body.name}` }).focus();
+  await page.keyboard.press('Enter');
+  await page.getByTestId('customer-detail').filter({ hasText: made.body.phone }).waitFor();
+  await audit('customer detail');
+  await page.getByRole('button', { name: 'Erase', exact: true }).click();
+  await page.getByLabel('Confirmation').waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('id')),
+    await page.getByLabel('Confirmation').getAttribute('id'));
+  await audit('erase dialog');
+  await page.keyboard.press('Escape');
+  await page.getByRole('dialog').waitFor({ state: 'hidden' });
   await w.context.close();
   assertClean(w);
 });
