@@ -567,42 +567,58 @@ c_get(struct sb_req *req)
 
 /*
  * DELETE erases the customer the way POST /api/v1/privacy/delete does
- * for {customer_id}, and answers in its shape, {"deleted": {<plugin>:
- * count}}, so a caller sees what went.  The host has no call for a
- * plugin to start a privacy erase across plugins, so today the count is
- * this plugin's own (README.md, "Privacy").
+ * for {customer_id}: through the host, in every plugin that keeps
+ * anything about them, in one transaction, audited as the caller's act.
+ * It answers that route's shape, {"deleted": {<plugin>: count}}, so the
+ * caller sees what went (README.md, "Why DELETE answers 200").
  */
 static void
 c_delete(struct sb_req *req)
 {
 	struct sb_subject	 subject;
+	struct sb_db_res	*r;
 	const char		*id;
-	long long		 n;
-	json_t			*data;
+	json_t			*deleted = NULL, *data;
+	int			 found;
 
 	if ((id = sb_positive_id(api->req_param(req, "id"))) == NULL) {
 		api->respond_error(req, 404, "NOT_FOUND", "no such customer",
 		    NULL);
 		return;
 	}
+	r = api->db_query(customers_self, "SELECT 1 FROM customers WHERE "
+	    "id = $1::bigint", 1, &id);
+	found = api->db_ok(r) ? api->db_rows(r) : -1;
+	api->db_free(r);
+	if (found == -1) {
+		err_db(req);
+		return;
+	}
+	if (found == 0) {
+		api->respond_error(req, 404, "NOT_FOUND", "no such customer",
+		    NULL);
+		return;
+	}
+	if (!SB_API_HAS(api, privacy_erase_all)) {
+		api->respond_error(req, 503, "UNAVAILABLE", "this host cannot "
+		    "erase a person across plugins", NULL);
+		return;
+	}
 	memset(&subject, 0, sizeof(subject));
 	subject.size = sizeof(subject);
 	subject.kind = SB_SUBJECT_CUSTOMER;
 	subject.value = id;
-	if ((n = customers_privacy_erase(customers_self, &subject)) < 0) {
-		err_db(req);
-		return;
-	}
-	if (n == 0) {
-		api->respond_error(req, 404, "NOT_FOUND", "no such customer",
-		    NULL);
+	if (api->privacy_erase_all(req, &subject, &deleted) != SB_OK) {
+		json_decref(deleted);
+		api->respond_error(req, 503, "UNAVAILABLE", "the erase failed "
+		    "and nothing was erased", NULL);
 		return;
 	}
 	data = json_pack("{s:I}", "id", (json_int_t)strtoll(id, NULL, 10));
 	api->publish(customers_self, "customers.customer.deleted", 1, data);
 	json_decref(data);
-	api->respond_json(req, 200, json_pack("{s:{s:I}}", "deleted",
-	    "customers", (json_int_t)n));
+	api->respond_json(req, 200, json_pack("{s:o}", "deleted",
+	    deleted != NULL ? deleted : json_object()));
 }
 
 /* list_respond's map: a row as the API's customer. */

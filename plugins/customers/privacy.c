@@ -72,8 +72,9 @@ customers_privacy_export(struct sb_plugin *p, const struct sb_subject *s)
 	return (out);
 }
 
-/* Inside the host's transaction (or a statement of its own from DELETE
- * /api/v1/customers/{id}): never begins or commits. */
+/* Inside the host's transaction (POST /api/v1/privacy/delete, or DELETE
+ * /api/v1/customers/{id} through api->privacy_erase_all): never begins
+ * or commits. */
 long long
 customers_privacy_erase(struct sb_plugin *p, const struct sb_subject *s)
 {
