@@ -429,26 +429,38 @@ static void
 publish_call(struct sb_plugin *p, json_int_t qid, json_int_t admin_id,
     const char *event, json_t *data)
 {
-	json_t			*q;
+	json_t			*q, *ev;
 	char			 room[48];
 	json_int_t		 assignee = 0;
 	int			 dberr;
 
 	if ((q = THREAD->query_get(p, qid, 0, &dberr)) != NULL)
 		assignee = sb_jint(q, "assigned_to");
+	/* The event says who had the query when it happened (null: nobody),
+	 * fixed before the caller hears back: a notification fanned out
+	 * after a later accept still goes to the recipients of this moment.
+	 * Without the query (a database error) the key is absent. */
+	if ((ev = json_copy(data)) == NULL) {
+		json_decref(q);
+		return;
+	}
+	if (q != NULL)
+		json_object_set_new(ev, "assigned_to", assignee > 0 ?
+		    json_integer(assignee) : json_null());
 	json_decref(q);
 
 	snprintf(room, sizeof(room), "query:%lld", (long long)qid);
-	api->publish_room(p, room, event, 1, data);
-	api->publish_room(p, "agents", event, 1, data);
+	api->publish_room(p, room, event, 1, ev);
+	api->publish_room(p, "agents", event, 1, ev);
 	if (assignee > 0) {
 		snprintf(room, sizeof(room), "user:%lld", (long long)assignee);
-		api->publish_room(p, room, event, 1, data);
+		api->publish_room(p, room, event, 1, ev);
 	}
 	if (admin_id > 0 && admin_id != assignee) {
 		snprintf(room, sizeof(room), "user:%lld", (long long)admin_id);
-		api->publish_room(p, room, event, 1, data);
+		api->publish_room(p, room, event, 1, ev);
 	}
+	json_decref(ev);
 }
 
 /* The room's deletion at Daily: once per room, whoever asks. */

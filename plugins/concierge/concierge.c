@@ -304,7 +304,15 @@ conflict(struct sb_req *req, json_t *q, const char *what)
 	    ""));
 }
 
-/* Insert a message; returns it (caller owns) or NULL. */
+/*
+ * Insert a message; returns it (caller owns) or NULL, with assigned_to:
+ * the query's assignee as this very statement saw it.  That is the data
+ * of its concierge.message.created event: who had the query when the
+ * message was written, fixed before anyone hears of the message, so that
+ * a notification fanned out later (after an accept or a transfer) still
+ * reaches the assignee of that moment.  A caller answering with the
+ * message drops the key (the message as GET .../messages shows it).
+ */
 static json_t *
 message_insert(struct sb_plugin *p, const char *qid, const char *content,
     const char *type, const char *sender_type, const char *sender_id)
@@ -323,7 +331,8 @@ message_insert(struct sb_plugin *p, const char *qid, const char *content,
 	    "first_response_by = m.sender_id::bigint FROM m WHERE q.id = "
 	    "m.query_id AND m.sender_type = 'STAFF' AND m.message_type = "
 	    "'CHAT' AND q.first_response_at IS NULL) SELECT " M_COLS
-	    " FROM m", 5, params);
+	    ", (SELECT q.assigned_to FROM concierge_queries q WHERE q.id = "
+	    "m.query_id) AS assigned_to FROM m", 5, params);
 	if (api->db_ok(r) && api->db_rows(r) == 1)
 		m = api->db_row_json(r, 0);
 	api->db_free(r);
@@ -364,6 +373,7 @@ static json_t *
 thread_system_message(struct sb_plugin *caller, int64_t query_id,
     const char *type, const char *content)
 {
+	json_t	*m;
 	char	id[32];
 	size_t	len;
 
@@ -374,7 +384,10 @@ thread_system_message(struct sb_plugin *caller, int64_t query_id,
 	    (len = strlen(content)) == 0 || len > 4000)
 		return (NULL);
 	snprintf(id, sizeof(id), "%lld", (long long)query_id);
-	return (message_insert(self, id, content, type, "SYSTEM", NULL));
+	if ((m = message_insert(self, id, content, type, "SYSTEM",
+	    NULL)) != NULL)
+		json_object_del(m, "assigned_to");
+	return (m);
 }
 
 static const struct sb_concierge_thread thread_service = {
@@ -915,7 +928,7 @@ m_create(struct sb_req *req)
 {
 	struct sb_plugin		*p = api->req_plugin(req);
 	const struct sb_principal	*who = api->req_principal(req);
-	json_t				*q, *m;
+	json_t				*q, *m, *out;
 	const char			*st, *sender_type, *sender_id;
 	char				 qid[32], uid[32];
 
@@ -949,7 +962,14 @@ m_create(struct sb_req *req)
 		return;
 	}
 	publish_query(p, sb_jint(m, "query_id"), "concierge.message.created", m);
-	api->respond_json(req, 201, m);
+	out = json_copy(m);
+	json_decref(m);
+	if (out == NULL) {
+		err_db(req);
+		return;
+	}
+	json_object_del(out, "assigned_to");
+	api->respond_json(req, 201, out);
 }
 
 /* ---- reminders ---- */

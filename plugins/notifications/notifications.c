@@ -50,9 +50,6 @@ enum target {
 	T_AGENTS,		/* every agent */
 	T_USER,			/* the user data.<arg> */
 	T_USER_OR_AGENTS,	/* the user data.<arg>; all agents if null */
-	T_ASSIGNEE,		/* the assignee of query data.<arg>; nobody
-				 * while it is unassigned */
-	T_ASSIGNEE_OR_AGENTS,	/* ... all agents while unassigned */
 	T_ADMINS,		/* active SUPER_ADMIN / ADMIN users with an
 				 * email address */
 	T_DONOR			/* query data.<arg>'s donor's device */
@@ -99,11 +96,16 @@ static const struct rule rules[] = {
 	  T_USER_OR_AGENTS, "assigned_to", "query_id", CH_ALL,
 	  CH_STAFF_DEFAULT, "Query waiting",
 	  "Query #{{query_id}} from {{donor}} is waiting ({{reason}})" },
+	/* A query's assignee is the one the event names (data.assigned_to,
+	 * who had it when the message or the request was made), never the
+	 * one the fan-out finds later: a query accepted between the event
+	 * and its fan-out must not make the accepter hear of a message sent
+	 * while nobody had it, and a transfer must not move it. */
 	{ "concierge.message.created", CONCIERGE, "query:", "DONOR", NULL,
-	  T_ASSIGNEE, "query_id", "query_id", CH_ALL, CH_STAFF_DEFAULT,
+	  T_USER, "assigned_to", "query_id", CH_ALL, CH_STAFF_DEFAULT,
 	  "Message from {{donor}}", "{{snippet}}" },
 	{ "calls.request.created", CALLS, "query:", NULL, NULL,
-	  T_ASSIGNEE_OR_AGENTS, "query_id", "query_id", CH_ALL,
+	  T_USER_OR_AGENTS, "assigned_to", "query_id", CH_ALL,
 	  CH_STAFF_DEFAULT, "Call requested",
 	  "{{donor}} asks for a {{mode}} call on query #{{query_id}}" },
 	/* An agent's reply, to the donor's app. */
@@ -159,13 +161,6 @@ static const char *const rcpt_sql[] = {
 	[T_USER_OR_AGENTS] = RCPT_SQL("SELECT arg.v AS id FROM arg WHERE "
 	    "arg.v IS NOT NULL UNION SELECT a.id FROM (" AGENTS_SQL ") a, "
 	    "arg WHERE arg.v IS NULL"),
-	[T_ASSIGNEE] = RCPT_SQL("SELECT q.assigned_to AS id FROM arg, "
-	    "concierge_queries q WHERE q.id = arg.v"),
-	[T_ASSIGNEE_OR_AGENTS] = RCPT_SQL("SELECT q.assigned_to AS id FROM "
-	    "arg, concierge_queries q WHERE q.id = arg.v UNION SELECT a.id "
-	    "FROM (" AGENTS_SQL ") a WHERE EXISTS (SELECT 1 FROM arg, "
-	    "concierge_queries q WHERE q.id = arg.v AND q.assigned_to IS "
-	    "NULL)"),
 	[T_ADMINS] = RCPT_SQL("SELECT u.id FROM users u JOIN roles r ON "
 	    "r.id = u.role_id WHERE r.name IN ('SUPER_ADMIN', 'ADMIN') AND "
 	    "u.email IS NOT NULL"),
@@ -603,8 +598,7 @@ deliver_staff(struct fanout *f, const struct rule *r)
 	params[2] = (r->defaults & INBOX) ? "t" : "f";
 	params[3] = (r->defaults & PUSH) ? "t" : "f";
 	params[4] = (r->defaults & EMAIL) ? "t" : "f";
-	if ((r->target == T_USER || r->target == T_ASSIGNEE ||
-	    r->target == T_ASSIGNEE_OR_AGENTS) && params[1] == NULL)
+	if (r->target == T_USER && params[1] == NULL)
 		return (0);	/* nobody named: nobody to tell */
 	res = api->db_query(f->p, rcpt_sql[r->target], 5, params);
 	if (!api->db_ok(res)) {
