@@ -1409,6 +1409,74 @@ concierge_stats(struct sb_plugin *p, json_t *out)
 	return (SB_OK);
 }
 
+/* ---- privacy (ABI 1.3) ---- */
+
+/*
+ * What concierge holds on a donor: their queries and every message of
+ * those threads (staff replies included: they are part of the donor's
+ * conversation).  The donor's push token is never shown, only whether
+ * one is on file.  Customers and phone numbers: concierge keeps neither.
+ */
+static json_t *
+concierge_privacy_export(struct sb_plugin *p, const struct sb_subject *s)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	json_t			*out = NULL;
+
+	if (s->kind != SB_SUBJECT_DONOR)
+		return (json_object());
+	params[0] = s->value;
+	r = api->db_query(p, "SELECT json_build_object("
+	    "'queries', coalesce((SELECT json_agg(q ORDER BY q.id) FROM "
+	    "(SELECT " Q_COLS ", donor_fcm_token IS NOT NULL AS "
+	    "push_token_on_file FROM concierge_queries WHERE donor_id = $1) "
+	    "q), '[]'), "
+	    "'messages', coalesce((SELECT json_agg(m ORDER BY m.id) FROM "
+	    "(SELECT " M_COLS " FROM concierge_messages WHERE query_id IN "
+	    "(SELECT id FROM concierge_queries WHERE donor_id = $1)) m), "
+	    "'[]'))::text", 1, params);
+	if (api->db_ok(r) && api->db_rows(r) == 1 && !api->db_isnull(r, 0, 0))
+		out = json_loads(api->db_value(r, 0, 0), 0, NULL);
+	api->db_free(r);
+	return (out);
+}
+
+/* One "DELETE ... RETURNING 1" statement's row count, or -1. */
+static long long
+privacy_delete_count(struct sb_plugin *p, const char *sql, const char *v)
+{
+	struct sb_db_res	*r;
+	long long		 n;
+
+	r = api->db_query(p, sql, 1, &v);
+	n = api->db_ok(r) ? api->db_rows(r) : -1;
+	api->db_free(r);
+	return (n);
+}
+
+/*
+ * The messages first, so that they are counted here rather than gone
+ * by ON DELETE CASCADE; then the queries.  Inside the host's
+ * transaction: calls' rows on these queries were erased before this
+ * runs (calls depends on concierge, dependents go first).
+ */
+static long long
+concierge_privacy_erase(struct sb_plugin *p, const struct sb_subject *s)
+{
+	long long	m, q;
+
+	if (s->kind != SB_SUBJECT_DONOR)
+		return (0);
+	if ((m = privacy_delete_count(p, "DELETE FROM concierge_messages "
+	    "WHERE query_id IN (SELECT id FROM concierge_queries WHERE "
+	    "donor_id = $1) RETURNING 1", s->value)) == -1 ||
+	    (q = privacy_delete_count(p, "DELETE FROM concierge_queries "
+	    "WHERE donor_id = $1 RETURNING 1", s->value)) == -1)
+		return (-1);
+	return (m + q);
+}
+
 SB_PLUGIN(
 	.id = "io.switchboard.concierge",
 	.name = "concierge",
@@ -1416,4 +1484,6 @@ SB_PLUGIN(
 	.summary = "Donor queries and their messages",
 	.setup = concierge_setup,
 	.stats = concierge_stats,
+	.privacy_export = concierge_privacy_export,
+	.privacy_erase = concierge_privacy_erase,
 )
