@@ -472,6 +472,12 @@ inbox_data(json_t *data, json_t *vars)
 	if (sb_jstr(vars, "query_id") != NULL)
 		json_object_set_new(out, "query_id", json_integer(strtoll(
 		    sb_jstr(vars, "query_id"), NULL, 10)));
+	/* Whose query it is about, from the event or its query row: the
+	 * privacy hooks find a donor's entries by it. */
+	if (!json_is_string(json_object_get(out, "donor_id")) &&
+	    sb_jstr(vars, "donor_id") != NULL)
+		json_object_set(out, "donor_id", json_object_get(vars,
+		    "donor_id"));
 	return (out);
 }
 
@@ -1139,6 +1145,53 @@ notifications_fini(struct sb_plugin *p)
 	notifications_mail_fini();
 }
 
+/* ---- privacy (ABI 1.3) ---- */
+
+/*
+ * What this plugin holds about a donor: staff inbox entries about the
+ * donor's queries (data.donor_id, see inbox_data()).  Their push tokens
+ * live with their queries in concierge, which exports and erases them;
+ * preferences and the FCM access token are staff's and the plugin's.
+ * Customers and phone numbers: nothing yet.
+ */
+static json_t *
+notifications_privacy_export(struct sb_plugin *p,
+    const struct sb_subject *s)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	json_t			*out = NULL;
+
+	if (s->kind != SB_SUBJECT_DONOR)
+		return (json_object());
+	params[0] = s->value;
+	r = api->db_query(p, "SELECT json_build_object('inbox', coalesce(("
+	    "SELECT json_agg(x ORDER BY x.id) FROM (SELECT user_id, " I_COLS
+	    " FROM notifications_inbox WHERE data->>'donor_id' = $1) x), "
+	    "'[]'))::text", 1, params);
+	if (api->db_ok(r) && api->db_rows(r) == 1 && !api->db_isnull(r, 0, 0))
+		out = json_loads(api->db_value(r, 0, 0), 0, NULL);
+	api->db_free(r);
+	return (out);
+}
+
+static long long
+notifications_privacy_erase(struct sb_plugin *p, const struct sb_subject *s)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	long long		 n;
+
+	if (s->kind != SB_SUBJECT_DONOR)
+		return (0);
+	params[0] = s->value;
+	r = api->db_query(p, "DELETE FROM notifications_inbox WHERE "
+	    "data->>'donor_id' = $1 RETURNING 1", 1, params);
+	n = api->db_ok(r) ? api->db_rows(r) : -1;
+	api->db_free(r);
+	return (n);
+}
+
 static const char *const depends[] = { "io.switchboard.concierge", NULL };
 
 SB_PLUGIN(
@@ -1152,4 +1205,6 @@ SB_PLUGIN(
 	.health = notifications_health,
 	.fini = notifications_fini,
 	.rekey = notifications_fcm_rekey,
+	.privacy_export = notifications_privacy_export,
+	.privacy_erase = notifications_privacy_erase,
 )
