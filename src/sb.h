@@ -334,6 +334,10 @@ extern const struct sb_route	sb_apikey_routes[];
 /* --- avatar.c: staff avatars (image.h: validation and thumbnails). --- */
 extern const struct sb_route	sb_avatar_routes[];
 
+/* --- privacy.c: a person's data, exported and erased through every
+ * plugin's privacy hooks. --- */
+extern const struct sb_route	sb_privacy_routes[];
+
 /* --- system.c: health, readiness, plugins, OpenAPI, docs. --- */
 extern const struct sb_route	sb_system_routes[];
 json_t	*sb_openapi_build(void);
