@@ -1544,4 +1544,5 @@ const struct sb_host_api sb_api = {
 	.retention_add = api_retention_add,
 	.reseal = api_reseal,
 	.blind_index = api_blind_index,
+	.privacy_erase_all = sb_privacy_erase_all,
 };

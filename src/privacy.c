@@ -19,6 +19,7 @@
 
 #include <kore/kore.h>
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,9 @@ static const char *subject_kind_name(enum sb_subject_kind);
 static size_t	utf8_chars(const char *);
 static size_t	plugins_ordered(struct sb_plugin ***, int erase);
 static int	plugin_depth(const struct sb_plugin *, int);
-static int	plugins_unavailable(struct sb_req *, int erase);
+static int	plugins_unavailable(struct sb_req *);
+static int	privacy_erase(const struct sb_subject *, json_t **, int *,
+		    char *, size_t);
 
 static const struct sb_field delete_body[] = {
 	{ .name = "customer_id", .type = SB_T_INT, .flags = SB_F_RANGE,
@@ -282,22 +285,22 @@ plugins_ordered(struct sb_plugin ***out, int erase)
 
 /*
  * A plugin with privacy hooks that is not ready in this worker (its
- * init() failed) would leave the person's data out of an export or in
- * place after an erase: answer 503 rather than a partial result.
+ * init() failed) would leave the person's data out of an export (or in
+ * place after an erase, see privacy_erase()): answer 503 rather than a
+ * partial result.
  */
 static int
-plugins_unavailable(struct sb_req *req, int erase)
+plugins_unavailable(struct sb_req *req)
 {
 	struct sb_plugin	*p;
 	char			 msg[160];
 
 	TAILQ_FOREACH(p, &sb_plugins, list) {
 		if (p == sb_host_plugin || p->state == SB_PLUGIN_READY ||
-		    (erase ? p->d.privacy_erase == NULL :
-		    p->d.privacy_export == NULL))
+		    p->d.privacy_export == NULL)
 			continue;
 		snprintf(msg, sizeof(msg), "plugin %s is not available: "
-		    "nothing was %s", p->name, erase ? "erased" : "exported");
+		    "nothing was exported", p->name);
 		sb_respond_error(req, 503, "UNAVAILABLE", msg, NULL);
 		return (1);
 	}
@@ -320,7 +323,7 @@ privacy_export(struct sb_req *req)
 	    sb_req_query(req, "donor_id"), sb_req_query(req, "phone"), 1,
 	    &subj) == -1)
 		return;
-	if (plugins_unavailable(req, 0))
+	if (plugins_unavailable(req))
 		return;
 
 	plugins = json_object();
@@ -356,46 +359,50 @@ privacy_export(struct sb_req *req)
 	    subj.s.value, "plugins", plugins, "exported_at", at));
 }
 
-static void
-privacy_delete(struct sb_req *req)
+/*
+ * Erase s in every plugin with the hook, in one transaction, audited as
+ * the current request's caller.  0 with *deleted set (caller owns it);
+ * -1 when nothing was erased, with the status to answer (503 or 500) and
+ * a message that names no person.
+ */
+static int
+privacy_erase(const struct sb_subject *s, json_t **deleted, int *status,
+    char *msg, size_t msglen)
 {
-	struct privacy_subject	 subj;
-	struct sb_plugin	**v;
-	json_t			*body, *deleted;
-	const char		*cid;
-	char			 num[32];
+	struct sb_plugin	**v, *p;
+	json_t			*counts;
 	long long		 count;
 	size_t			 n, i;
 
-	body = req->body;
-	cid = NULL;
-	if (json_is_integer(json_object_get(body, "customer_id"))) {
-		snprintf(num, sizeof(num), "%lld", (long long)
-		    json_integer_value(json_object_get(body, "customer_id")));
-		cid = num;
+	*deleted = NULL;
+	*status = 500;
+	TAILQ_FOREACH(p, &sb_plugins, list) {
+		if (p == sb_host_plugin || p->state == SB_PLUGIN_READY ||
+		    p->d.privacy_erase == NULL)
+			continue;
+		*status = 503;
+		snprintf(msg, msglen, "plugin %s is not available: nothing "
+		    "was erased", p->name);
+		return (-1);
 	}
-	if (subject_parse(req, cid, json_string_value(json_object_get(body,
-	    "donor_id")), json_string_value(json_object_get(body, "phone")),
-	    0, &subj) == -1)
-		return;
-	if (plugins_unavailable(req, 1))
-		return;
-
 	if (sb_db_begin() == -1) {
-		sb_respond_db_down(req);
-		return;
+		*status = 503;
+		snprintf(msg, msglen, "the database is unavailable: nothing "
+		    "was erased");
+		return (-1);
 	}
-	deleted = json_object();
+	snprintf(msg, msglen, "the erase failed: nothing was erased");
+	counts = json_object();
 	n = plugins_ordered(&v, 1);
 	for (i = 0; i < n; i++) {
-		count = v[i]->d.privacy_erase(v[i], &subj.s);
+		count = v[i]->d.privacy_erase(v[i], s);
 		if (count < 0) {
 			sb_log(SB_LOG_ERROR, "privacy", "plugin %s could not "
 			    "erase a %s subject: nothing was erased",
-			    v[i]->name, subject_kind_name(subj.s.kind));
+			    v[i]->name, subject_kind_name(s->kind));
 			goto fail;
 		}
-		json_object_set_new(deleted, v[i]->name, json_integer(count));
+		json_object_set_new(counts, v[i]->name, json_integer(count));
 	}
 
 	/*
@@ -413,28 +420,119 @@ privacy_delete(struct sb_req *req)
 		goto fail;
 	}
 	sb_host_event("privacy.erased", json_pack("{s:s, s:s, s:O}",
-	    "target", "privacy", "subject_kind",
-	    subject_kind_name(subj.s.kind), "deleted", deleted));
+	    "target", "privacy", "subject_kind", subject_kind_name(s->kind),
+	    "deleted", counts));
 	if (PQtransactionStatus(sb_db_conn()) != PQTRANS_INTRANS) {
 		sb_log(SB_LOG_ERROR, "privacy", "a statement of the erase "
 		    "failed: nothing was erased");
 		goto fail;
 	}
 	if (sb_db_commit() == -1) {
+		snprintf(msg, msglen, "the erase could not be committed: "
+		    "nothing was erased");
 		free(v);
-		json_decref(deleted);
-		sb_respond_error(req, 500, "INTERNAL", "the erase could not "
-		    "be committed: nothing was erased", NULL);
-		return;
+		json_decref(counts);
+		return (-1);
 	}
 	free(v);
-	sb_respond_json(req, 200, json_pack("{s:o}", "deleted", deleted));
-	return;
+	*deleted = counts;
+	return (0);
 
 fail:
 	sb_db_rollback();
 	free(v);
-	json_decref(deleted);
-	sb_respond_error(req, 500, "INTERNAL", "the erase failed: nothing "
-	    "was erased", NULL);
+	json_decref(counts);
+	return (-1);
+}
+
+static void
+privacy_delete(struct sb_req *req)
+{
+	struct privacy_subject	 subj;
+	json_t			*body, *deleted;
+	const char		*cid;
+	char			 num[32], msg[160];
+	int			 status;
+
+	body = req->body;
+	cid = NULL;
+	if (json_is_integer(json_object_get(body, "customer_id"))) {
+		snprintf(num, sizeof(num), "%lld", (long long)
+		    json_integer_value(json_object_get(body, "customer_id")));
+		cid = num;
+	}
+	if (subject_parse(req, cid, json_string_value(json_object_get(body,
+	    "donor_id")), json_string_value(json_object_get(body, "phone")),
+	    0, &subj) == -1)
+		return;
+	if (privacy_erase(&subj.s, &deleted, &status, msg, sizeof(msg)) == -1) {
+		sb_respond_error(req, status, status == 503 ? "UNAVAILABLE" :
+		    "INTERNAL", msg, NULL);
+		return;
+	}
+	sb_respond_json(req, 200, json_pack("{s:o}", "deleted", deleted));
+}
+
+/*
+ * api->privacy_erase_all (plugin.h): the erase of POST
+ * /api/v1/privacy/delete for a plugin route that deletes a person
+ * (DELETE /api/v1/customers/{id}).  The subject is checked and a phone
+ * number normalised like the route's; the caller answers its request.
+ */
+int
+sb_privacy_erase_all(struct sb_req *req, const struct sb_subject *s,
+    json_t **deleted)
+{
+	struct privacy_subject	 subj;
+	const char		*plugin;
+	char			*end, msg[160];
+	long long		 id;
+	int			 status;
+
+	if (deleted != NULL)
+		*deleted = NULL;
+	plugin = req != NULL && req->plugin != NULL ? req->plugin->name : "?";
+	if (req == NULL || req != sb_current_req || s == NULL ||
+	    deleted == NULL || s->size < offsetof(struct sb_subject, value) +
+	    sizeof(s->value) || s->value == NULL || *s->value == '\0') {
+		sb_log(SB_LOG_ERROR, "privacy", "plugin %s: privacy_erase_all "
+		    "outside its handler, or without a subject", plugin);
+		return (SB_ERROR);
+	}
+	memset(&subj, 0, sizeof(subj));
+	subj.s.size = sizeof(subj.s);
+	subj.s.kind = s->kind;
+	subj.s.value = subj.buf;
+	switch (s->kind) {
+	case SB_SUBJECT_CUSTOMER:
+		id = strtoll(s->value, &end, 10);
+		if (*s->value < '1' || *s->value > '9' || *end != '\0' ||
+		    strlen(s->value) > 16 || id > PRIVACY_ID_MAX)
+			goto bad;
+		snprintf(subj.buf, sizeof(subj.buf), "%lld", id);
+		break;
+	case SB_SUBJECT_DONOR:
+		if (utf8_chars(s->value) > PRIVACY_DONOR_MAX)
+			goto bad;
+		subj.s.value = s->value;
+		break;
+	case SB_SUBJECT_PHONE:
+		if (strlen(s->value) > PRIVACY_PHONE_MAX ||
+		    sb_phone_e164(s->value, NULL, subj.buf,
+		    sizeof(subj.buf)) != 0)
+			goto bad;
+		break;
+	default:
+		goto bad;
+	}
+	if (privacy_erase(&subj.s, deleted, &status, msg, sizeof(msg)) == -1) {
+		sb_log(SB_LOG_ERROR, "privacy", "plugin %s: %s", plugin, msg);
+		return (SB_ERROR);
+	}
+	return (SB_OK);
+
+bad:
+	sb_log(SB_LOG_ERROR, "privacy", "plugin %s: privacy_erase_all with an "
+	    "invalid subject", plugin);
+	return (SB_ERROR);
 }

@@ -6,11 +6,13 @@
 // deleted at Daily); an erase that fails in one plugin erases nothing;
 // the audit records say who asked, the subject's kind and the counts but
 // never the person, and the chain still verifies; bad input is 400/422,
-// no credentials 401, AGENT and ADMIN 403.
+// no credentials 401, AGENT and ADMIN 403.  A plugin route erasing a
+// person through api->privacy_erase_all (test plugin eraser) does the
+// same erase, refused inside a transaction of the caller's.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { startServer, TEST_PLUGINS, assertEnvelope, pgClient, withDb, databaseUrl } from './lib/harness.mjs';
+import { startServer, TEST_PLUGINS, testPlugin, assertEnvelope, pgClient, withDb, databaseUrl } from './lib/harness.mjs';
 import { poll } from './lib/helpers.mjs';
 import { startDaily } from '../fakes/daily.mjs';
 
@@ -104,7 +106,7 @@ before(async () => {
     concierge: { create_rate_ip: '0', create_rate_donor: '0' },
     calls: { daily_api_url: daily.url, daily_api_key: daily.apiKey,
       webhook_secret: randomBytes(32).toString('base64'), daily_timeout_ms: '5000' },
-    notifications: {} } });
+    notifications: {}, eraser: testPlugin('eraser') } });
   admin = await srv.login();
   staff.agent = await makeUser('AGENT');
   staff.admin = await makeUser('ADMIN');
@@ -114,7 +116,7 @@ after(async () => { await srv?.stop(); await daily?.close(); });
 test('the privacy routes need privacy.manage: 401 without credentials, 403 for AGENT and ADMIN', async () => {
   const plugins = await srv.request('GET', '/api/v1/plugins', { token: admin });
   const host = plugins.body.data.find((p) => p.name === 'host');
-  const got = Object.fromEntries(host.routes.filter((x) => x.path.startsWith(P))
+  const got = Object.fromEntries(host.routes.filter((x) => [`${P}/export`, `${P}/delete`].includes(x.path))
     .map((x) => [`${x.method} ${x.path}`, x.permission]));
   assert.deepEqual(got, { [`GET ${P}/export`]: 'privacy.manage', [`POST ${P}/delete`]: 'privacy.manage' });
 
@@ -326,6 +328,38 @@ test('an erase that fails in one plugin erases nothing, in any plugin, and is no
   assert.equal(r.status, 200, r.text);
   assert.equal(r.body.deleted.concierge, before.queries + before.messages);
   assert.deepEqual(await held(d.donorId), { queries: 0, messages: 0, requests: 0, sessions: 0, inbox: 0 });
+  r = await srv.request('GET', '/api/v1/audit/verify', { token: admin });
+  assert.equal(r.body.ok, true, r.text);
+});
+
+test('api->privacy_erase_all: a plugin route erases a person exactly as POST /privacy/delete does', async () => {
+  const viaPlugin = (json) => srv.request('POST', '/api/v1/eraser/erase', { token: admin, json });
+  const d = await donorWithHistory();
+  await poll(async () => (await held(d.donorId)).inbox > 0);
+  await fanoutsSettled();
+  const before = await held(d.donorId);
+
+  // refused with a transaction of the caller's open, or a bad subject: nothing erased
+  assertEnvelope(assert, await viaPlugin({ kind: 'donor', value: d.donorId, in_transaction: true }),
+    500, 'INTERNAL');
+  assertEnvelope(assert, await viaPlugin({ kind: 'phone', value: 'not a number' }), 500, 'INTERNAL');
+  assertEnvelope(assert, await viaPlugin({ kind: 'customer', value: '0' }), 500, 'INTERNAL');
+  assert.deepEqual(await held(d.donorId), before);
+
+  let r = await viaPlugin({ kind: 'donor', value: d.donorId });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.body, { deleted: { calls: before.requests + before.sessions,
+    notifications: before.inbox, concierge: before.queries + before.messages } });
+  assert.deepEqual(await held(d.donorId), { queries: 0, messages: 0, requests: 0, sessions: 0, inbox: 0 });
+  const rid = r.headers.get('x-request-id');
+  const row = (await auditRows('privacy.erased')).find((x) => x.request_id === rid);
+  assert.ok(row, 'audited as the request');
+  assert.equal(row.actor_name, 'admin');
+  assert.deepEqual(row.details.deleted, r.body.deleted);
+  assert.ok(!JSON.stringify(row).includes(d.donorId));
+  r = await viaPlugin({ kind: 'phone', value: '+44 20 7946 0958' });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.body, { deleted: { calls: 0, notifications: 0, concierge: 0 } });
   r = await srv.request('GET', '/api/v1/audit/verify', { token: admin });
   assert.equal(r.body.ok, true, r.text);
 });
