@@ -499,6 +499,13 @@ sb_privacy_erase_all(struct sb_req *req, const struct sb_subject *s,
 		    "outside its handler, or without a subject", plugin);
 		return (SB_ERROR);
 	}
+	if (PQtransactionStatus(sb_db_conn()) == PQTRANS_INTRANS ||
+	    PQtransactionStatus(sb_db_conn()) == PQTRANS_INERROR) {
+		sb_log(SB_LOG_ERROR, "privacy", "plugin %s: privacy_erase_all "
+		    "inside a transaction of its own refused (the erase "
+		    "commits by itself)", plugin);
+		return (SB_ERROR);
+	}
 	memset(&subj, 0, sizeof(subj));
 	subj.s.size = sizeof(subj.s);
 	subj.s.kind = s->kind;

@@ -345,6 +345,8 @@ test('api->privacy_erase_all: a plugin route erases a person exactly as POST /pr
   assertEnvelope(assert, await viaPlugin({ kind: 'phone', value: 'not a number' }), 500, 'INTERNAL');
   assertEnvelope(assert, await viaPlugin({ kind: 'customer', value: '0' }), 500, 'INTERNAL');
   assert.deepEqual(await held(d.donorId), before);
+  assert.ok(srv.logs.some((l) => /privacy_erase_all inside a transaction of its own refused/
+    .test(JSON.stringify(l))));
 
   let r = await viaPlugin({ kind: 'donor', value: d.donorId });
   assert.equal(r.status, 200, r.text);
