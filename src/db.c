@@ -261,12 +261,24 @@ sb_db_begin(void)
 int
 sb_db_commit(void)
 {
-	int	rc;
+	struct sb_db_res	*r;
+	int			 rc;
 
 	if (!in_tx)
 		return (-1);
-	rc = sb_db_exec("COMMIT", 0, NULL);
+	/* COMMIT of a transaction a statement already failed in succeeds
+	 * as a command and answers "ROLLBACK": nothing was committed, and
+	 * the caller must hear it. */
+	r = sb_db_query("COMMIT", 0, NULL);
 	in_tx = 0;
+	rc = r->ok && r->res != NULL &&
+	    strcmp(PQcmdStatus(r->res), "COMMIT") == 0 ? 0 : -1;
+	if (rc == -1)
+		sb_log(SB_LOG_ERROR, "db", "commit failed: %s", !r->ok ?
+		    (r->res != NULL ? PQresultErrorMessage(r->res) :
+		    "no result") : "the transaction had failed and was rolled "
+		    "back");
+	sb_db_free(r);
 	return (rc);
 }
 

@@ -219,6 +219,7 @@ sb_plugin_parent_init(void)
 	    sb_api.routes_add(sb_host_plugin, sb_ws_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_metrics_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_rekey_routes) != SB_OK ||
+	    sb_api.routes_add(sb_host_plugin, sb_privacy_routes) != SB_OK ||
 	    routes_check(sb_host_plugin, err, sizeof(err)) == -1)
 		fatalx("host routes: %s", sb_host_plugin->error);
 	sb_host_plugin->in_setup = 0;
@@ -1543,4 +1544,5 @@ const struct sb_host_api sb_api = {
 	.retention_add = api_retention_add,
 	.reseal = api_reseal,
 	.blind_index = api_blind_index,
+	.privacy_erase_all = sb_privacy_erase_all,
 };

@@ -334,6 +334,12 @@ extern const struct sb_route	sb_apikey_routes[];
 /* --- avatar.c: staff avatars (image.h: validation and thumbnails). --- */
 extern const struct sb_route	sb_avatar_routes[];
 
+/* --- privacy.c: a person's data, exported and erased through every
+ * plugin's privacy hooks. --- */
+extern const struct sb_route	sb_privacy_routes[];
+int	sb_privacy_erase_all(struct sb_req *, const struct sb_subject *,
+	    json_t **deleted);
+
 /* --- system.c: health, readiness, plugins, OpenAPI, docs. --- */
 extern const struct sb_route	sb_system_routes[];
 json_t	*sb_openapi_build(void);

@@ -429,26 +429,38 @@ static void
 publish_call(struct sb_plugin *p, json_int_t qid, json_int_t admin_id,
     const char *event, json_t *data)
 {
-	json_t			*q;
+	json_t			*q, *ev;
 	char			 room[48];
 	json_int_t		 assignee = 0;
 	int			 dberr;
 
 	if ((q = THREAD->query_get(p, qid, 0, &dberr)) != NULL)
 		assignee = sb_jint(q, "assigned_to");
+	/* The event says who had the query when it happened (null: nobody),
+	 * fixed before the caller hears back: a notification fanned out
+	 * after a later accept still goes to the recipients of this moment.
+	 * Without the query (a database error) the key is absent. */
+	if ((ev = json_copy(data)) == NULL) {
+		json_decref(q);
+		return;
+	}
+	if (q != NULL)
+		json_object_set_new(ev, "assigned_to", assignee > 0 ?
+		    json_integer(assignee) : json_null());
 	json_decref(q);
 
 	snprintf(room, sizeof(room), "query:%lld", (long long)qid);
-	api->publish_room(p, room, event, 1, data);
-	api->publish_room(p, "agents", event, 1, data);
+	api->publish_room(p, room, event, 1, ev);
+	api->publish_room(p, "agents", event, 1, ev);
 	if (assignee > 0) {
 		snprintf(room, sizeof(room), "user:%lld", (long long)assignee);
-		api->publish_room(p, room, event, 1, data);
+		api->publish_room(p, room, event, 1, ev);
 	}
 	if (admin_id > 0 && admin_id != assignee) {
 		snprintf(room, sizeof(room), "user:%lld", (long long)admin_id);
-		api->publish_room(p, room, event, 1, data);
+		api->publish_room(p, room, event, 1, ev);
 	}
+	json_decref(ev);
 }
 
 /* The room's deletion at Daily: once per room, whoever asks. */
@@ -2054,6 +2066,86 @@ calls_setup(struct sb_plugin *p, const struct sb_host_api *host)
 	return (SB_OK);
 }
 
+/* ---- privacy (ABI 1.3) ---- */
+
+/* A session as an export shows it: S_COLS without the sealed tokens. */
+#define S_EXPORT_COLS	"id, query_id, request_id, admin_id, donor_id, " \
+		"room_name, room_url, mode, status, " \
+		TS("started_at") " AS started_at, " \
+		TS("ended_at") " AS ended_at, " \
+		TS("expires_at") " AS expires_at, " \
+		TS("created_at") " AS created_at, " \
+		TS("updated_at") " AS updated_at"
+
+/*
+ * A donor's call requests and sessions, by the donor_id both tables
+ * carry (never through concierge's tables).  No meeting token, sealed
+ * or not, leaves.  Customers and phone numbers: calls keeps neither.
+ */
+static json_t *
+calls_privacy_export(struct sb_plugin *p, const struct sb_subject *s)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	json_t			*out = NULL;
+
+	if (s->kind != SB_SUBJECT_DONOR)
+		return (json_object());
+	params[0] = s->value;
+	r = api->db_query(p, "SELECT json_build_object("
+	    "'requests', coalesce((SELECT json_agg(x ORDER BY x.id) FROM "
+	    "(SELECT " R_COLS ", donor_id FROM calls_requests WHERE "
+	    "donor_id = $1) x), '[]'), "
+	    "'sessions', coalesce((SELECT json_agg(x ORDER BY x.id) FROM "
+	    "(SELECT " S_EXPORT_COLS " FROM calls_sessions WHERE "
+	    "donor_id = $1) x), '[]'))::text", 1, params);
+	if (api->db_ok(r) && api->db_rows(r) == 1 && !api->db_isnull(r, 0, 0))
+		out = json_loads(api->db_value(r, 0, 0), 0, NULL);
+	api->db_free(r);
+	return (out);
+}
+
+/*
+ * Sessions, then requests (a session points at its request).  A session
+ * that had not ended still has a room at Daily the donor holds a token
+ * for: its deletion is enqueued in the same (the host's) transaction.
+ */
+static long long
+calls_privacy_erase(struct sb_plugin *p, const struct sb_subject *s)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	long long		 n;
+	int			 i;
+
+	if (s->kind != SB_SUBJECT_DONOR)
+		return (0);
+	params[0] = s->value;
+	r = api->db_query(p, "DELETE FROM calls_sessions WHERE donor_id = $1 "
+	    "RETURNING room_name, status <> 'ENDED' AS live", 1, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		return (-1);
+	}
+	n = api->db_rows(r);
+	for (i = 0; i < api->db_rows(r); i++) {
+		if (strcmp(api->db_value(r, i, 1), "t") == 0 &&
+		    enqueue_delete(p, api->db_value(r, i, 0)) == -1) {
+			api->db_free(r);
+			return (-1);
+		}
+	}
+	api->db_free(r);
+	r = api->db_query(p, "DELETE FROM calls_requests WHERE donor_id = $1 "
+	    "RETURNING 1", 1, params);
+	if (!api->db_ok(r))
+		n = -1;
+	else
+		n += api->db_rows(r);
+	api->db_free(r);
+	return (n);
+}
+
 static const char *const depends[] = { "io.switchboard.concierge", NULL };
 
 SB_PLUGIN(
@@ -2066,4 +2158,6 @@ SB_PLUGIN(
 	.setup = calls_setup,
 	.health = calls_health,
 	.rekey = calls_rekey,
+	.privacy_export = calls_privacy_export,
+	.privacy_erase = calls_privacy_erase,
 )

@@ -304,7 +304,15 @@ conflict(struct sb_req *req, json_t *q, const char *what)
 	    ""));
 }
 
-/* Insert a message; returns it (caller owns) or NULL. */
+/*
+ * Insert a message; returns it (caller owns) or NULL, with assigned_to:
+ * the query's assignee as this very statement saw it.  That is the data
+ * of its concierge.message.created event: who had the query when the
+ * message was written, fixed before anyone hears of the message, so that
+ * a notification fanned out later (after an accept or a transfer) still
+ * reaches the assignee of that moment.  A caller answering with the
+ * message drops the key (the message as GET .../messages shows it).
+ */
 static json_t *
 message_insert(struct sb_plugin *p, const char *qid, const char *content,
     const char *type, const char *sender_type, const char *sender_id)
@@ -323,7 +331,8 @@ message_insert(struct sb_plugin *p, const char *qid, const char *content,
 	    "first_response_by = m.sender_id::bigint FROM m WHERE q.id = "
 	    "m.query_id AND m.sender_type = 'STAFF' AND m.message_type = "
 	    "'CHAT' AND q.first_response_at IS NULL) SELECT " M_COLS
-	    " FROM m", 5, params);
+	    ", (SELECT q.assigned_to FROM concierge_queries q WHERE q.id = "
+	    "m.query_id) AS assigned_to FROM m", 5, params);
 	if (api->db_ok(r) && api->db_rows(r) == 1)
 		m = api->db_row_json(r, 0);
 	api->db_free(r);
@@ -364,6 +373,7 @@ static json_t *
 thread_system_message(struct sb_plugin *caller, int64_t query_id,
     const char *type, const char *content)
 {
+	json_t	*m;
 	char	id[32];
 	size_t	len;
 
@@ -374,7 +384,10 @@ thread_system_message(struct sb_plugin *caller, int64_t query_id,
 	    (len = strlen(content)) == 0 || len > 4000)
 		return (NULL);
 	snprintf(id, sizeof(id), "%lld", (long long)query_id);
-	return (message_insert(self, id, content, type, "SYSTEM", NULL));
+	if ((m = message_insert(self, id, content, type, "SYSTEM",
+	    NULL)) != NULL)
+		json_object_del(m, "assigned_to");
+	return (m);
 }
 
 static const struct sb_concierge_thread thread_service = {
@@ -915,7 +928,7 @@ m_create(struct sb_req *req)
 {
 	struct sb_plugin		*p = api->req_plugin(req);
 	const struct sb_principal	*who = api->req_principal(req);
-	json_t				*q, *m;
+	json_t				*q, *m, *out;
 	const char			*st, *sender_type, *sender_id;
 	char				 qid[32], uid[32];
 
@@ -949,7 +962,14 @@ m_create(struct sb_req *req)
 		return;
 	}
 	publish_query(p, sb_jint(m, "query_id"), "concierge.message.created", m);
-	api->respond_json(req, 201, m);
+	out = json_copy(m);
+	json_decref(m);
+	if (out == NULL) {
+		err_db(req);
+		return;
+	}
+	json_object_del(out, "assigned_to");
+	api->respond_json(req, 201, out);
 }
 
 /* ---- reminders ---- */
@@ -1389,6 +1409,74 @@ concierge_stats(struct sb_plugin *p, json_t *out)
 	return (SB_OK);
 }
 
+/* ---- privacy (ABI 1.3) ---- */
+
+/*
+ * What concierge holds on a donor: their queries and every message of
+ * those threads (staff replies included: they are part of the donor's
+ * conversation).  The donor's push token is never shown, only whether
+ * one is on file.  Customers and phone numbers: concierge keeps neither.
+ */
+static json_t *
+concierge_privacy_export(struct sb_plugin *p, const struct sb_subject *s)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	json_t			*out = NULL;
+
+	if (s->kind != SB_SUBJECT_DONOR)
+		return (json_object());
+	params[0] = s->value;
+	r = api->db_query(p, "SELECT json_build_object("
+	    "'queries', coalesce((SELECT json_agg(q ORDER BY q.id) FROM "
+	    "(SELECT " Q_COLS ", donor_fcm_token IS NOT NULL AS "
+	    "push_token_on_file FROM concierge_queries WHERE donor_id = $1) "
+	    "q), '[]'), "
+	    "'messages', coalesce((SELECT json_agg(m ORDER BY m.id) FROM "
+	    "(SELECT " M_COLS " FROM concierge_messages WHERE query_id IN "
+	    "(SELECT id FROM concierge_queries WHERE donor_id = $1)) m), "
+	    "'[]'))::text", 1, params);
+	if (api->db_ok(r) && api->db_rows(r) == 1 && !api->db_isnull(r, 0, 0))
+		out = json_loads(api->db_value(r, 0, 0), 0, NULL);
+	api->db_free(r);
+	return (out);
+}
+
+/* One "DELETE ... RETURNING 1" statement's row count, or -1. */
+static long long
+privacy_delete_count(struct sb_plugin *p, const char *sql, const char *v)
+{
+	struct sb_db_res	*r;
+	long long		 n;
+
+	r = api->db_query(p, sql, 1, &v);
+	n = api->db_ok(r) ? api->db_rows(r) : -1;
+	api->db_free(r);
+	return (n);
+}
+
+/*
+ * The messages first, so that they are counted here rather than gone
+ * by ON DELETE CASCADE; then the queries.  Inside the host's
+ * transaction: calls' rows on these queries were erased before this
+ * runs (calls depends on concierge, dependents go first).
+ */
+static long long
+concierge_privacy_erase(struct sb_plugin *p, const struct sb_subject *s)
+{
+	long long	m, q;
+
+	if (s->kind != SB_SUBJECT_DONOR)
+		return (0);
+	if ((m = privacy_delete_count(p, "DELETE FROM concierge_messages "
+	    "WHERE query_id IN (SELECT id FROM concierge_queries WHERE "
+	    "donor_id = $1) RETURNING 1", s->value)) == -1 ||
+	    (q = privacy_delete_count(p, "DELETE FROM concierge_queries "
+	    "WHERE donor_id = $1 RETURNING 1", s->value)) == -1)
+		return (-1);
+	return (m + q);
+}
+
 SB_PLUGIN(
 	.id = "io.switchboard.concierge",
 	.name = "concierge",
@@ -1396,4 +1484,6 @@ SB_PLUGIN(
 	.summary = "Donor queries and their messages",
 	.setup = concierge_setup,
 	.stats = concierge_stats,
+	.privacy_export = concierge_privacy_export,
+	.privacy_erase = concierge_privacy_erase,
 )

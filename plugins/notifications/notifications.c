@@ -50,9 +50,6 @@ enum target {
 	T_AGENTS,		/* every agent */
 	T_USER,			/* the user data.<arg> */
 	T_USER_OR_AGENTS,	/* the user data.<arg>; all agents if null */
-	T_ASSIGNEE,		/* the assignee of query data.<arg>; nobody
-				 * while it is unassigned */
-	T_ASSIGNEE_OR_AGENTS,	/* ... all agents while unassigned */
 	T_ADMINS,		/* active SUPER_ADMIN / ADMIN users with an
 				 * email address */
 	T_DONOR			/* query data.<arg>'s donor's device */
@@ -99,11 +96,16 @@ static const struct rule rules[] = {
 	  T_USER_OR_AGENTS, "assigned_to", "query_id", CH_ALL,
 	  CH_STAFF_DEFAULT, "Query waiting",
 	  "Query #{{query_id}} from {{donor}} is waiting ({{reason}})" },
+	/* A query's assignee is the one the event names (data.assigned_to,
+	 * who had it when the message or the request was made), never the
+	 * one the fan-out finds later: a query accepted between the event
+	 * and its fan-out must not make the accepter hear of a message sent
+	 * while nobody had it, and a transfer must not move it. */
 	{ "concierge.message.created", CONCIERGE, "query:", "DONOR", NULL,
-	  T_ASSIGNEE, "query_id", "query_id", CH_ALL, CH_STAFF_DEFAULT,
+	  T_USER, "assigned_to", "query_id", CH_ALL, CH_STAFF_DEFAULT,
 	  "Message from {{donor}}", "{{snippet}}" },
 	{ "calls.request.created", CALLS, "query:", NULL, NULL,
-	  T_ASSIGNEE_OR_AGENTS, "query_id", "query_id", CH_ALL,
+	  T_USER_OR_AGENTS, "assigned_to", "query_id", CH_ALL,
 	  CH_STAFF_DEFAULT, "Call requested",
 	  "{{donor}} asks for a {{mode}} call on query #{{query_id}}" },
 	/* An agent's reply, to the donor's app. */
@@ -159,13 +161,6 @@ static const char *const rcpt_sql[] = {
 	[T_USER_OR_AGENTS] = RCPT_SQL("SELECT arg.v AS id FROM arg WHERE "
 	    "arg.v IS NOT NULL UNION SELECT a.id FROM (" AGENTS_SQL ") a, "
 	    "arg WHERE arg.v IS NULL"),
-	[T_ASSIGNEE] = RCPT_SQL("SELECT q.assigned_to AS id FROM arg, "
-	    "concierge_queries q WHERE q.id = arg.v"),
-	[T_ASSIGNEE_OR_AGENTS] = RCPT_SQL("SELECT q.assigned_to AS id FROM "
-	    "arg, concierge_queries q WHERE q.id = arg.v UNION SELECT a.id "
-	    "FROM (" AGENTS_SQL ") a WHERE EXISTS (SELECT 1 FROM arg, "
-	    "concierge_queries q WHERE q.id = arg.v AND q.assigned_to IS "
-	    "NULL)"),
 	[T_ADMINS] = RCPT_SQL("SELECT u.id FROM users u JOIN roles r ON "
 	    "r.id = u.role_id WHERE r.name IN ('SUPER_ADMIN', 'ADMIN') AND "
 	    "u.email IS NOT NULL"),
@@ -477,6 +472,12 @@ inbox_data(json_t *data, json_t *vars)
 	if (sb_jstr(vars, "query_id") != NULL)
 		json_object_set_new(out, "query_id", json_integer(strtoll(
 		    sb_jstr(vars, "query_id"), NULL, 10)));
+	/* Whose query it is about, from the event or its query row: the
+	 * privacy hooks find a donor's entries by it. */
+	if (!json_is_string(json_object_get(out, "donor_id")) &&
+	    sb_jstr(vars, "donor_id") != NULL)
+		json_object_set(out, "donor_id", json_object_get(vars,
+		    "donor_id"));
 	return (out);
 }
 
@@ -603,8 +604,7 @@ deliver_staff(struct fanout *f, const struct rule *r)
 	params[2] = (r->defaults & INBOX) ? "t" : "f";
 	params[3] = (r->defaults & PUSH) ? "t" : "f";
 	params[4] = (r->defaults & EMAIL) ? "t" : "f";
-	if ((r->target == T_USER || r->target == T_ASSIGNEE ||
-	    r->target == T_ASSIGNEE_OR_AGENTS) && params[1] == NULL)
+	if (r->target == T_USER && params[1] == NULL)
 		return (0);	/* nobody named: nobody to tell */
 	res = api->db_query(f->p, rcpt_sql[r->target], 5, params);
 	if (!api->db_ok(res)) {
@@ -1145,6 +1145,53 @@ notifications_fini(struct sb_plugin *p)
 	notifications_mail_fini();
 }
 
+/* ---- privacy (ABI 1.3) ---- */
+
+/*
+ * What this plugin holds about a donor: staff inbox entries about the
+ * donor's queries (data.donor_id, see inbox_data()).  Their push tokens
+ * live with their queries in concierge, which exports and erases them;
+ * preferences and the FCM access token are staff's and the plugin's.
+ * Customers and phone numbers: nothing yet.
+ */
+static json_t *
+notifications_privacy_export(struct sb_plugin *p,
+    const struct sb_subject *s)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	json_t			*out = NULL;
+
+	if (s->kind != SB_SUBJECT_DONOR)
+		return (json_object());
+	params[0] = s->value;
+	r = api->db_query(p, "SELECT json_build_object('inbox', coalesce(("
+	    "SELECT json_agg(x ORDER BY x.id) FROM (SELECT user_id, " I_COLS
+	    " FROM notifications_inbox WHERE data->>'donor_id' = $1) x), "
+	    "'[]'))::text", 1, params);
+	if (api->db_ok(r) && api->db_rows(r) == 1 && !api->db_isnull(r, 0, 0))
+		out = json_loads(api->db_value(r, 0, 0), 0, NULL);
+	api->db_free(r);
+	return (out);
+}
+
+static long long
+notifications_privacy_erase(struct sb_plugin *p, const struct sb_subject *s)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	long long		 n;
+
+	if (s->kind != SB_SUBJECT_DONOR)
+		return (0);
+	params[0] = s->value;
+	r = api->db_query(p, "DELETE FROM notifications_inbox WHERE "
+	    "data->>'donor_id' = $1 RETURNING 1", 1, params);
+	n = api->db_ok(r) ? api->db_rows(r) : -1;
+	api->db_free(r);
+	return (n);
+}
+
 static const char *const depends[] = { "io.switchboard.concierge", NULL };
 
 SB_PLUGIN(
@@ -1158,4 +1205,6 @@ SB_PLUGIN(
 	.health = notifications_health,
 	.fini = notifications_fini,
 	.rekey = notifications_fcm_rekey,
+	.privacy_export = notifications_privacy_export,
+	.privacy_erase = notifications_privacy_erase,
 )

@@ -423,6 +423,22 @@ test("a donor's message: its query's assignee only; nobody while unassigned", as
     admin: NONE, a: ONE, b: NONE, c: NONE, d: NONE, viewer: NONE });
   await expectCounts('concierge.message.created', lone.q.id, {
     admin: NONE, a: NONE, b: NONE, c: NONE, d: NONE, viewer: NONE });
+  // Who had the query when the message was written decides, not who has
+  // it when the fan-out runs: the opening message of `mine` (sent while
+  // unassigned) fanned out again now that a holds it still reaches nobody.
+  // (A fan-out that a busy machine ran after the accept told a.)
+  const [job] = await sql(srv, "UPDATE jobs SET status = 'queued', run_at = now(), finished_at = NULL "
+    + "WHERE kind = 'notifications.fanout' AND payload->>'name' = 'concierge.message.created' "
+    + "AND payload->'data'->>'message_type' = 'QUERY' AND (payload->'data'->>'query_id')::bigint = $1 "
+    + 'RETURNING id, runs', [mine.q.id]);
+  assert.ok(job, 'the fan-out of the opening message');
+  assert.ok(await poll(async () => {
+    const [j] = await sql(srv, 'SELECT status, runs FROM jobs WHERE id = $1', [job.id]);
+    return j.status === 'done' && j.runs === job.runs + 1;
+  }, { interval: 50 }), 'the fan-out ran again');
+  await settle();
+  await expectCounts('concierge.message.created', mine.q.id, {
+    admin: NONE, a: ONE, b: NONE, c: NONE, d: NONE, viewer: NONE });
   const got = await received(U.a, 'concierge.message.created', mine.q.id);
   assert.equal(got.items[0].body, 'Is anyone there? <b>hello</b>');
   assert.equal(got.items[0].data.content, undefined, 'no message text in data');
