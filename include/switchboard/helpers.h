@@ -55,4 +55,59 @@ sb_positive_id(const char *s)
 	return (s);
 }
 
+/* "%text%" for ILIKE, with text's own %, _ and backslash taken
+ * literally.  Caller frees with free(); NULL when out of memory. */
+static inline char *
+sb_like_pattern(const char *text)
+{
+	size_t	 n = strlen(text), i, o = 0;
+	char	*out;
+
+	if ((out = malloc(2 * n + 3)) == NULL)
+		return (NULL);
+	out[o++] = '%';
+	for (i = 0; i < n; i++) {
+		if (text[i] == '%' || text[i] == '_' || text[i] == '\\')
+			out[o++] = '\\';
+		out[o++] = text[i];
+	}
+	out[o++] = '%';
+	out[o] = '\0';
+	return (out);
+}
+
+/*
+ * A query whose one row and column is JSON text (json_build_object(...)
+ * ::text), parsed: a new reference the caller owns, or NULL on a
+ * database error or no row.  For exports that SQL assembles whole.
+ */
+static inline json_t *
+sb_db_json(const struct sb_host_api *api, struct sb_plugin *p,
+    const char *sql, int nparams, const char *const *params)
+{
+	struct sb_db_res	*r;
+	json_t			*out = NULL;
+
+	r = api->db_query(p, sql, nparams, params);
+	if (api->db_ok(r) && api->db_rows(r) == 1 && !api->db_isnull(r, 0, 0))
+		out = json_loads(api->db_value(r, 0, 0), 0, NULL);
+	api->db_free(r);
+	return (out);
+}
+
+/* How many rows a statement returned ("DELETE ... RETURNING 1"), or -1
+ * on a database error. */
+static inline long long
+sb_db_count(const struct sb_host_api *api, struct sb_plugin *p,
+    const char *sql, int nparams, const char *const *params)
+{
+	struct sb_db_res	*r;
+	long long		 n;
+
+	r = api->db_query(p, sql, nparams, params);
+	n = api->db_ok(r) ? api->db_rows(r) : -1;
+	api->db_free(r);
+	return (n);
+}
+
 #endif /* SWITCHBOARD_HELPERS_H */

@@ -2085,24 +2085,18 @@ calls_setup(struct sb_plugin *p, const struct sb_host_api *host)
 static json_t *
 calls_privacy_export(struct sb_plugin *p, const struct sb_subject *s)
 {
-	struct sb_db_res	*r;
-	const char		*params[1];
-	json_t			*out = NULL;
+	const char	*params[1];
 
 	if (s->kind != SB_SUBJECT_DONOR)
 		return (json_object());
 	params[0] = s->value;
-	r = api->db_query(p, "SELECT json_build_object("
+	return (sb_db_json(api, p, "SELECT json_build_object("
 	    "'requests', coalesce((SELECT json_agg(x ORDER BY x.id) FROM "
 	    "(SELECT " R_COLS ", donor_id FROM calls_requests WHERE "
 	    "donor_id = $1) x), '[]'), "
 	    "'sessions', coalesce((SELECT json_agg(x ORDER BY x.id) FROM "
 	    "(SELECT " S_EXPORT_COLS " FROM calls_sessions WHERE "
-	    "donor_id = $1) x), '[]'))::text", 1, params);
-	if (api->db_ok(r) && api->db_rows(r) == 1 && !api->db_isnull(r, 0, 0))
-		out = json_loads(api->db_value(r, 0, 0), 0, NULL);
-	api->db_free(r);
-	return (out);
+	    "donor_id = $1) x), '[]'))::text", 1, params));
 }
 
 /*

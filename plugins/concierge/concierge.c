@@ -590,26 +590,6 @@ q_create(struct sb_req *req)
 	free(token);
 }
 
-/* "%text%" for ILIKE with the text's own %, _ and \\ taken literally. */
-static char *
-like_pattern(const char *text)
-{
-	size_t	 n = strlen(text), i, o = 0;
-	char	*out;
-
-	if ((out = malloc(2 * n + 3)) == NULL)
-		return (NULL);
-	out[o++] = '%';
-	for (i = 0; i < n; i++) {
-		if (text[i] == '%' || text[i] == '_' || text[i] == '\\')
-			out[o++] = '\\';
-		out[o++] = text[i];
-	}
-	out[o++] = '%';
-	out[o] = '\0';
-	return (out);
-}
-
 static void
 list_queries(struct sb_req *req, const char *status, const char *donor_id)
 {
@@ -651,7 +631,7 @@ list_queries(struct sb_req *req, const char *status, const char *donor_id)
 	}
 	if (api->list_parse(req, &list, SB_LIST_ID_CURSOR) != SB_OK)
 		return;
-	if (q != NULL && (pattern = like_pattern(q)) == NULL) {
+	if (q != NULL && (pattern = sb_like_pattern(q)) == NULL) {
 		api->respond_error(req, 503, "UNAVAILABLE", "out of memory",
 		    NULL);
 		return;
@@ -1420,14 +1400,12 @@ concierge_stats(struct sb_plugin *p, json_t *out)
 static json_t *
 concierge_privacy_export(struct sb_plugin *p, const struct sb_subject *s)
 {
-	struct sb_db_res	*r;
-	const char		*params[1];
-	json_t			*out = NULL;
+	const char	*params[1];
 
 	if (s->kind != SB_SUBJECT_DONOR)
 		return (json_object());
 	params[0] = s->value;
-	r = api->db_query(p, "SELECT json_build_object("
+	return (sb_db_json(api, p, "SELECT json_build_object("
 	    "'queries', coalesce((SELECT json_agg(q ORDER BY q.id) FROM "
 	    "(SELECT " Q_COLS ", donor_fcm_token IS NOT NULL AS "
 	    "push_token_on_file FROM concierge_queries WHERE donor_id = $1) "
@@ -1435,24 +1413,7 @@ concierge_privacy_export(struct sb_plugin *p, const struct sb_subject *s)
 	    "'messages', coalesce((SELECT json_agg(m ORDER BY m.id) FROM "
 	    "(SELECT " M_COLS " FROM concierge_messages WHERE query_id IN "
 	    "(SELECT id FROM concierge_queries WHERE donor_id = $1)) m), "
-	    "'[]'))::text", 1, params);
-	if (api->db_ok(r) && api->db_rows(r) == 1 && !api->db_isnull(r, 0, 0))
-		out = json_loads(api->db_value(r, 0, 0), 0, NULL);
-	api->db_free(r);
-	return (out);
-}
-
-/* One "DELETE ... RETURNING 1" statement's row count, or -1. */
-static long long
-privacy_delete_count(struct sb_plugin *p, const char *sql, const char *v)
-{
-	struct sb_db_res	*r;
-	long long		 n;
-
-	r = api->db_query(p, sql, 1, &v);
-	n = api->db_ok(r) ? api->db_rows(r) : -1;
-	api->db_free(r);
-	return (n);
+	    "'[]'))::text", 1, params));
 }
 
 /*
@@ -1468,11 +1429,11 @@ concierge_privacy_erase(struct sb_plugin *p, const struct sb_subject *s)
 
 	if (s->kind != SB_SUBJECT_DONOR)
 		return (0);
-	if ((m = privacy_delete_count(p, "DELETE FROM concierge_messages "
+	if ((m = sb_db_count(api, p, "DELETE FROM concierge_messages "
 	    "WHERE query_id IN (SELECT id FROM concierge_queries WHERE "
-	    "donor_id = $1) RETURNING 1", s->value)) == -1 ||
-	    (q = privacy_delete_count(p, "DELETE FROM concierge_queries "
-	    "WHERE donor_id = $1 RETURNING 1", s->value)) == -1)
+	    "donor_id = $1) RETURNING 1", 1, &s->value)) == -1 ||
+	    (q = sb_db_count(api, p, "DELETE FROM concierge_queries "
+	    "WHERE donor_id = $1 RETURNING 1", 1, &s->value)) == -1)
 		return (-1);
 	return (m + q);
 }

@@ -630,26 +630,6 @@ list_map(struct sb_req *req, json_t *row, void *arg)
 	return (customers_row(row));
 }
 
-/* "%text%" for ILIKE with the text's own %, _ and \ taken literally. */
-static char *
-like_pattern(const char *text)
-{
-	size_t	 n = strlen(text), i, o = 0;
-	char	*out;
-
-	if ((out = malloc(2 * n + 3)) == NULL)
-		return (NULL);
-	out[o++] = '%';
-	for (i = 0; i < n; i++) {
-		if (text[i] == '%' || text[i] == '_' || text[i] == '\\')
-			out[o++] = '\\';
-		out[o++] = text[i];
-	}
-	out[o++] = '%';
-	out[o] = '\0';
-	return (out);
-}
-
 static void
 c_list(struct sb_req *req)
 {
@@ -688,7 +668,7 @@ c_list(struct sb_req *req)
 			return;
 		}
 	}
-	if (q != NULL && *q != '\0' && (pattern = like_pattern(q)) == NULL) {
+	if (q != NULL && *q != '\0' && (pattern = sb_like_pattern(q)) == NULL) {
 		free(index);
 		err_db(req);
 		return;

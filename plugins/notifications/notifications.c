@@ -1158,21 +1158,15 @@ static json_t *
 notifications_privacy_export(struct sb_plugin *p,
     const struct sb_subject *s)
 {
-	struct sb_db_res	*r;
-	const char		*params[1];
-	json_t			*out = NULL;
+	const char	*params[1];
 
 	if (s->kind != SB_SUBJECT_DONOR)
 		return (json_object());
 	params[0] = s->value;
-	r = api->db_query(p, "SELECT json_build_object('inbox', coalesce(("
-	    "SELECT json_agg(x ORDER BY x.id) FROM (SELECT user_id, " I_COLS
+	return (sb_db_json(api, p, "SELECT json_build_object('inbox', "
+	    "coalesce((SELECT json_agg(x ORDER BY x.id) FROM (SELECT user_id, " I_COLS
 	    " FROM notifications_inbox WHERE data->>'donor_id' = $1) x), "
-	    "'[]'))::text", 1, params);
-	if (api->db_ok(r) && api->db_rows(r) == 1 && !api->db_isnull(r, 0, 0))
-		out = json_loads(api->db_value(r, 0, 0), 0, NULL);
-	api->db_free(r);
-	return (out);
+	    "'[]'))::text", 1, params));
 }
 
 static long long
