@@ -66,23 +66,16 @@ static const struct sb_field delete_body[] = {
 	SB_FIELD_END
 };
 
-#define SUBJECT_SCHEMA							\
-	"\"subject\":{\"type\":\"object\",\"required\":[\"kind\","	\
-	"\"value\"],\"properties\":{\"kind\":{\"enum\":[\"customer\","	\
-	"\"donor\",\"phone\"]},\"value\":{\"type\":\"string\"}}}"
-
 const struct sb_route sb_privacy_routes[] = {
 	{ .method = "GET", .path = "/api/v1/privacy/export",
 	  .permission = "privacy.manage", .handler = privacy_export,
 	  .summary = "Everything every plugin holds on one person "
 	  "(?customer_id=, ?donor_id= or ?phone=, exactly one), keyed by "
 	  "plugin name",
-	  .response_schema = "{\"type\":\"object\",\"required\":[\"subject\","
-	  "\"plugins\",\"exported_at\"],\"properties\":{" SUBJECT_SCHEMA ","
-	  "\"plugins\":{\"type\":\"object\",\"description\":\"plugin name -> "
-	  "what that plugin's privacy_export hook returned\","
-	  "\"additionalProperties\":{\"type\":\"object\"}},"
-	  "\"exported_at\":{\"type\":\"string\",\"format\":\"date-time\"}}}" },
+	  .response_schema = "{\"type\":\"object\",\"description\":"
+	  "\"plugin name -> what that plugin's privacy_export hook returned "
+	  "(every plugin with the hook; {} when it holds nothing)\","
+	  "\"additionalProperties\":{\"type\":\"object\"}}" },
 	{ .method = "POST", .path = "/api/v1/privacy/delete",
 	  .permission = "privacy.manage", .handler = privacy_delete,
 	  .summary = "Erase one person in every plugin, in one transaction "
@@ -315,9 +308,6 @@ privacy_export(struct sb_req *req)
 	json_t			*plugins, *got, *names;
 	const char		*name;
 	size_t			 n, i;
-	time_t			 now;
-	struct tm		 tm;
-	char			 at[32];
 
 	if (subject_parse(req, sb_req_query(req, "customer_id"),
 	    sb_req_query(req, "donor_id"), sb_req_query(req, "phone"), 1,
@@ -345,18 +335,14 @@ privacy_export(struct sb_req *req)
 	}
 	free(v);
 
-	now = time(NULL);
-	gmtime_r(&now, &tm);
-	strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	names = json_array();
 	json_object_foreach(plugins, name, got)
 		json_array_append_new(names, json_string(name));
 	sb_host_event("privacy.exported", json_pack("{s:s, s:s, s:o}",
 	    "target", "privacy", "subject_kind",
 	    subject_kind_name(subj.s.kind), "plugins", names));
-	sb_respond_json(req, 200, json_pack("{s:{s:s, s:s}, s:o, s:s}",
-	    "subject", "kind", subject_kind_name(subj.s.kind), "value",
-	    subj.s.value, "plugins", plugins, "exported_at", at));
+	/* API.md: "one JSON document keyed by plugin". */
+	sb_respond_json(req, 200, plugins);
 }
 
 /*
