@@ -1293,3 +1293,26 @@ jobs_stats(struct sb_req *req)
 	sb_respond_json(req, 200, json_pack("{s:o, s:o, s:o}", "counts",
 	    counts, "node", sb_jobs_metrics(), "kinds", list));
 }
+
+/*
+ * The host's retention of finished jobs (retention.c, [host]
+ * jobs_retention_days): done jobs finished before cutoff go, with their
+ * payloads (an event's data, a person's name or message) and results.
+ * Dead jobs stay until an operator retries them: they are the work that
+ * did not happen.  An idempotency key is remembered as long as its job
+ * is kept.
+ */
+long long
+sb_jobs_purge(struct sb_plugin *p, const char *cutoff)
+{
+	struct sb_db_res	*r;
+	const char		*params[1] = { cutoff };
+	long long		 n;
+
+	(void)p;
+	r = sb_db_query("DELETE FROM jobs WHERE status = 'done' AND "
+	    "finished_at < $1::timestamptz RETURNING 1", 1, params);
+	n = r->ok ? PQntuples(r->res) : -1;
+	sb_db_free(r);
+	return (n);
+}

@@ -14,6 +14,10 @@
  * purge(p, cutoff) in a transaction of its own, logs the counts and
  * publishes "host.retention.purged" (plugin, retention, count, days:
  * never the data) for what it deleted.
+ *
+ * The host declares one of its own, "jobs" ([host] jobs_retention_days,
+ * 14 by default): done jobs, whose payloads carry what their events did
+ * (a donor's name, a message), are not kept for ever.
  */
 
 #include <sys/queue.h>
@@ -30,6 +34,7 @@
 
 #define RETENTION_DAYS_MAX	36500		/* a hundred years */
 #define RETENTION_KEY_SUFFIX	"_retention_days"
+#define JOBS_RETENTION_DAYS	14		/* [host] jobs_retention_days */
 
 struct retention {
 	TAILQ_ENTRY(retention)	 list;
@@ -220,7 +225,7 @@ sb_retention_parent_init(void)
 {
 	struct sb_job_kind	 kind;
 	struct retention	*r;
-	long long		 interval;
+	long long		 interval, days;
 	char			 err[256];
 	int			 ok, n;
 
@@ -230,6 +235,22 @@ sb_retention_parent_init(void)
 		fatalx("%s: [host] retention_interval must be a number of "
 		    "seconds between 1 and %d", sb_settings.config_path,
 		    31 * 86400);
+
+	/* The host's own: finished jobs keep what their payloads carried. */
+	days = sb_conf_int(sb_config, "host", "jobs_retention_days",
+	    JOBS_RETENTION_DAYS, &ok);
+	if (!ok || days < 0 || days > RETENTION_DAYS_MAX)
+		fatalx("%s: [host] jobs_retention_days must be a whole number "
+		    "of days from 0 (keep every finished job) to %d",
+		    sb_settings.config_path, RETENTION_DAYS_MAX);
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		fatalx("calloc");
+	r->owner = sb_host_plugin;
+	r->name = sb_strdup("jobs");
+	r->key = sb_strdup("jobs_retention_days");
+	r->days = days;
+	r->purge = sb_jobs_purge;
+	TAILQ_INSERT_TAIL(&committed, r, list);
 
 	n = 0;
 	TAILQ_FOREACH(r, &committed, list) {

@@ -380,6 +380,7 @@ void	sb_job_retry(struct sb_job *, const char *error,
 void	sb_job_fail(struct sb_job *, const char *error);
 /* This node's job counters and latencies (all workers). Caller owns. */
 json_t	*sb_jobs_metrics(void);
+long long sb_jobs_purge(struct sb_plugin *, const char *cutoff);
 
 /* --- metrics.c: node-wide counters, /metrics and /api/v1/stats. --- */
 int	sb_metrics_parent_init(void);

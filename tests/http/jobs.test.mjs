@@ -384,9 +384,10 @@ test('GET /api/v1/jobs/stats: counts per status and the node\'s counters', async
   const inf = node.latency_ms.buckets.at(-1);
   assert.equal(inf.le, '+Inf');
   assert.equal(inf.count, node.latency_ms.count);
-  // The host's own kind (key rotation, src/rekey.c) and the plugin's.
+  // The host's own kinds (key rotation, src/rekey.c; retention of
+  // finished jobs, src/retention.c) and the plugin's.
   assert.deepEqual(kinds.map((k) => k.name).sort(),
-    ['host.rekey', 'jobber.call', 'jobber.hang', 'jobber.sink', 'jobber.tick']);
+    ['host.rekey', 'host.retention', 'jobber.call', 'jobber.hang', 'jobber.sink', 'jobber.tick']);
   assert.equal(kinds.find((k) => k.name === 'jobber.tick').interval_s, 1);
 });
 

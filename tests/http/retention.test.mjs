@@ -30,7 +30,7 @@ async function entry(server, title, age, read) {
 
 before(async () => {
   srv = await startServer({ plugins: { ...PLUGINS, notifications: { inbox_retention_days: '1' } },
-    host: { retention_interval: '1' } });
+    host: { retention_interval: '1', jobs_retention_days: '2' } });
   token = await srv.login();
 });
 after(async () => { await srv?.stop(); });
@@ -87,10 +87,38 @@ test('the periodic job is host.retention and reports each purge in its result', 
     ORDER BY id`);
   assert.ok(rows.length >= 1, 'no host.retention job finished');
   for (const { result } of rows)
-    assert.deepEqual(result.purged.map((x) => `${x.plugin}.${x.retention}`), ['notifications.inbox']);
+    assert.deepEqual(result.purged.map((x) => `${x.plugin}.${x.retention}`),
+      ['notifications.inbox', 'host.jobs']);
   assert.equal(rows.reduce((n, { result }) => n + result.purged[0].count, 0), 2);
   const dead = await sql(srv, `SELECT count(*)::int AS n FROM jobs WHERE kind = 'host.retention' AND status = 'dead'`);
   assert.equal(dead[0].n, 0);
+});
+
+// The host's own retention: done jobs carry their events' data in their
+// payloads (a donor's name, a message), so they are not kept for ever.
+// Dead jobs wait for an operator and stay.
+test('[host] jobs_retention_days: old done jobs go; young ones and dead ones stay', async () => {
+  const job = async (status, finishedAgo) => String((await sql(srv, `INSERT INTO jobs
+      (kind, payload, status, finished_at, attempts)
+    VALUES ('retention.probe', '{"name": "someone"}', $1, now() - $2::interval, 1)
+    RETURNING id`, [status, finishedAgo]))[0].id);
+  const oldDone = await job('done', '3 days');
+  const youngDone = await job('done', '1 day');
+  const oldDead = await job('dead', '30 days');
+  const left = async () => (await sql(srv,
+    "SELECT id::text FROM jobs WHERE kind = 'retention.probe' ORDER BY id")).map((r) => r.id);
+  const ids = await poll(async () => {
+    const v = await left();
+    return v.includes(oldDone) ? null : v;
+  });
+  assert.ok(ids, `the old done job is still there: ${JSON.stringify(await left())}`);
+  assert.deepEqual(ids, [youngDone, oldDead]);
+});
+
+test('[host] jobs_retention_days must be a whole number of days', async () => {
+  const s = await startServer({ plugins: PLUGINS, host: { jobs_retention_days: '-1' }, expectFailure: true });
+  await s.stop();
+  assert.match(s.output, /jobs_retention_days must be a whole number of days/);
 });
 
 test('a retention value that is not a whole number of days fails the plugin, not the host', async () => {
