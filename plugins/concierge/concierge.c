@@ -3,9 +3,10 @@
  * "Concierge").  A donor opens a query, staff accept, chat, transfer and
  * resolve it; the donor may close it.  Every state change goes through
  * query_transition() and is recorded as a SYSTEM message and published to
- * the query's WebSocket room.  Other plugins read a query and append to
- * its thread through the "concierge.thread" service
- * (<switchboard/services/concierge.h>), never through these tables.
+ * the query's WebSocket room.  Other plugins read a query, append to its
+ * thread and read or clear the donor's push token through the
+ * "concierge.thread" service (<switchboard/services/concierge.h>), never
+ * through these tables.
  */
 
 #include <stdio.h>
@@ -341,6 +342,9 @@ message_insert(struct sb_plugin *p, const char *qid, const char *content,
 
 /* ---- the concierge.thread service ---- */
 
+/* What query_get shows: the header's list, never the push token. */
+#define T_COLS	"id, donor, donor_id, status, assigned_to, test, stage, device"
+
 static json_t *
 thread_query_get(struct sb_plugin *caller, int64_t query_id,
     unsigned int flags, int *dberr)
@@ -357,10 +361,10 @@ thread_query_get(struct sb_plugin *caller, int64_t query_id,
 	snprintf(id, sizeof(id), "%lld", (long long)query_id);
 	params[0] = id;
 	r = api->db_query(self, (flags & SB_CONCIERGE_LOCK) ?
-	    "SELECT id, donor, donor_id, status, assigned_to FROM "
-	    "concierge_queries WHERE id = $1::bigint FOR UPDATE" :
-	    "SELECT id, donor, donor_id, status, assigned_to FROM "
-	    "concierge_queries WHERE id = $1::bigint", 1, params);
+	    "SELECT " T_COLS " FROM concierge_queries WHERE id = $1::bigint "
+	    "FOR UPDATE" :
+	    "SELECT " T_COLS " FROM concierge_queries WHERE id = $1::bigint",
+	    1, params);
 	if (!api->db_ok(r))
 		*dberr = 1;
 	else if (api->db_rows(r) == 1)
@@ -390,11 +394,61 @@ thread_system_message(struct sb_plugin *caller, int64_t query_id,
 	return (m);
 }
 
+static int
+thread_donor_device(struct sb_plugin *caller, int64_t query_id,
+    char **token)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	char			 id[32];
+	int			 rc;
+
+	(void)caller;
+	if (token != NULL)
+		*token = NULL;
+	if (query_id < 1)
+		return (0);
+	snprintf(id, sizeof(id), "%lld", (long long)query_id);
+	params[0] = id;
+	r = api->db_query(self, "SELECT donor_fcm_token FROM concierge_queries "
+	    "WHERE id = $1::bigint AND donor_fcm_token IS NOT NULL", 1, params);
+	if (!api->db_ok(r))
+		rc = -1;
+	else if (api->db_rows(r) != 1)
+		rc = 0;
+	else if (token == NULL)
+		rc = 1;
+	else
+		rc = (*token = strdup(api->db_value(r, 0, 0))) != NULL ? 1 : -1;
+	api->db_free(r);
+	return (rc);
+}
+
+static long long
+thread_donor_device_forget(struct sb_plugin *caller, const char *token)
+{
+	(void)caller;
+	if (token == NULL || *token == '\0')
+		return (0);
+	return (sb_db_count(api, self, "UPDATE concierge_queries SET "
+	    "donor_fcm_token = NULL WHERE donor_fcm_token = $1 RETURNING 1", 1,
+	    &token));
+}
+
+/* Version 2 took two of version 1's spare slots, so the table kept its
+ * size and every version 1 slot its offset.  A size change here means a
+ * slot was added without taking it from spare[]: only ever at the end. */
+_Static_assert(sizeof(struct sb_concierge_thread) ==
+    sizeof(struct sb_service) + 10 * sizeof(void *),
+    "concierge.thread: new slots come out of spare[]");
+
 static const struct sb_concierge_thread thread_service = {
 	.hdr = { .size = sizeof(struct sb_concierge_thread),
 	    .version = SB_CONCIERGE_THREAD_VERSION },
 	.query_get = thread_query_get,
 	.system_message = thread_system_message,
+	.donor_device = thread_donor_device,
+	.donor_device_forget = thread_donor_device_forget,
 };
 
 static void
