@@ -445,7 +445,9 @@ fcm_error(json_t *body, int *field_token)
 	return (code);
 }
 
-/* The device token is gone for good: clear it wherever it is stored. */
+/* The device token is gone for good: clear it wherever it is stored,
+ * a staff user's (the host's users table) and a donor's (concierge's,
+ * through its service).  Both are idempotent: a retry loses nothing. */
 static int
 device_forget(struct sb_plugin *p, const char *device)
 {
@@ -457,10 +459,8 @@ device_forget(struct sb_plugin *p, const char *device)
 	    "fcm_token = $1", 1, params);
 	ok = api->db_ok(r);
 	api->db_free(r);
-	r = api->db_query(p, "UPDATE concierge_queries SET donor_fcm_token = "
-	    "NULL WHERE donor_fcm_token = $1", 1, params);
-	ok = ok && api->db_ok(r);
-	api->db_free(r);
+	if (NOTIFICATIONS_THREAD->donor_device_forget(p, device) == -1)
+		ok = 0;
 	return (ok ? 0 : -1);
 }
 
@@ -524,8 +524,9 @@ send_done(struct sb_plugin *p, const struct sb_http_response *res,
 	push_free(ps);
 }
 
-/* The device token of the payload's recipient into ps->device: 1, 0 when
- * there is none, -1 on a database error. */
+/* The device token of the payload's recipient into ps->device (freed by
+ * push_free() with free()): 1, 0 when there is none, -1 on a database
+ * error.  A donor's comes from concierge, through its service. */
 static int
 device_read(struct push *ps, json_t *payload)
 {
@@ -534,21 +535,18 @@ device_read(struct push *ps, json_t *payload)
 	char			 id[32];
 	int			 rc;
 
+	if (!json_is_integer(json_object_get(payload, "user_id"))) {
+		if (!json_is_integer(json_object_get(payload, "query_id")))
+			return (0);
+		return (NOTIFICATIONS_THREAD->donor_device(ps->p,
+		    json_integer_value(json_object_get(payload, "query_id")),
+		    &ps->device));
+	}
 	params[0] = id;
-	if (json_is_integer(json_object_get(payload, "user_id"))) {
-		snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(
-		    json_object_get(payload, "user_id")));
-		r = api->db_query(ps->p, "SELECT fcm_token FROM users WHERE id "
-		    "= $1::bigint AND is_active AND fcm_token IS NOT NULL", 1,
-		    params);
-	} else if (json_is_integer(json_object_get(payload, "query_id"))) {
-		snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(
-		    json_object_get(payload, "query_id")));
-		r = api->db_query(ps->p, "SELECT donor_fcm_token FROM "
-		    "concierge_queries WHERE id = $1::bigint AND "
-		    "donor_fcm_token IS NOT NULL", 1, params);
-	} else
-		return (0);
+	snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(
+	    json_object_get(payload, "user_id")));
+	r = api->db_query(ps->p, "SELECT fcm_token FROM users WHERE id = "
+	    "$1::bigint AND is_active AND fcm_token IS NOT NULL", 1, params);
 	if (!api->db_ok(r))
 		rc = -1;
 	else if (api->db_rows(r) != 1)

@@ -29,6 +29,9 @@
 
 static const struct sb_host_api	*api;
 
+const struct sb_service		*notifications_thread;
+#define THREAD	NOTIFICATIONS_THREAD
+
 #define TS(c)	SB_SQL_TS(c)
 /* An inbox entry as the API shows it. */
 #define I_COLS	"id, event, title, body, data, " \
@@ -386,20 +389,25 @@ on_event(struct sb_plugin *p, const struct sb_event *ev, void *arg)
 
 /* ---- the fan-out ---- */
 
+/* What the query adds to an event's variables, when the event lacks it. */
+static const char *const query_vars[] = { "donor", "donor_id", "test",
+    "stage", "device", "status", "assigned_to", NULL };
+
 /*
  * The template variables of an event: its data's scalar fields as text,
- * event and event_id, query_id, what the query row adds (donor, ...)
- * when the data lacks it, and snippet (the start of data.content).
- * NULL on a database error.
+ * event and event_id, query_id, what the query adds (query_vars[], from
+ * concierge.thread's query_get) when the data lacks it, and snippet (the
+ * start of data.content).  NULL on a database error.
  */
 static json_t *
 event_vars(struct sb_plugin *p, const char *name, const char *id,
     json_t *data, const char *query_key)
 {
-	struct sb_db_res	*r;
-	const char		*k, *params[1];
-	json_t			*vars, *v, *row;
+	const char		*k;
+	json_t			*vars, *v, *q;
 	char			 num[32], qid[32], *s;
+	size_t			 i;
+	int			 dberr;
 
 	if ((vars = json_object()) == NULL)
 		return (NULL);
@@ -426,27 +434,30 @@ event_vars(struct sb_plugin *p, const char *name, const char *id,
 		json_object_set_new(vars, "snippet", json_string(s));
 		free(s);
 	}
-	if ((params[0] = jid(data, query_key, qid, sizeof(qid))) == NULL)
+	if (jid(data, query_key, qid, sizeof(qid)) == NULL)
 		return (vars);
 	json_object_set_new(vars, "query_id", json_string(qid));
-	r = api->db_query(p, "SELECT donor, donor_id, test, stage, device, "
-	    "status, assigned_to::text AS assigned_to FROM concierge_queries "
-	    "WHERE id = $1::bigint", 1, params);
-	if (!api->db_ok(r)) {
-		api->db_free(r);
+	q = THREAD->query_get(p, strtoll(qid, NULL, 10), 0, &dberr);
+	if (dberr) {
 		json_decref(vars);
 		return (NULL);
 	}
-	if (api->db_rows(r) == 1 && (row = api->db_row_json(r, 0)) != NULL) {
-		/* The event's own values win: they are what happened. */
-		json_object_foreach(row, k, v) {
-			if (json_is_string(v) &&
-			    json_object_get(vars, k) == NULL)
-				json_object_set(vars, k, v);
+	/* The event's own values win: they are what happened.  Null
+	 * (unassigned, no stage) adds nothing. */
+	for (i = 0; q != NULL && query_vars[i] != NULL; i++) {
+		k = query_vars[i];
+		if (json_object_get(vars, k) != NULL)
+			continue;
+		v = json_object_get(q, k);
+		if (json_is_string(v))
+			json_object_set(vars, k, v);
+		else if (json_is_integer(v)) {
+			snprintf(num, sizeof(num), "%lld",
+			    (long long)json_integer_value(v));
+			json_object_set_new(vars, k, json_string(num));
 		}
-		json_decref(row);
 	}
-	api->db_free(r);
+	json_decref(q);
 	return (vars);
 }
 
@@ -629,25 +640,19 @@ deliver_staff(struct fanout *f, const struct rule *r)
 	return (rc);
 }
 
-/* The donor's device, when the donor gave one. */
+/* The donor's device, when the donor gave one (the push job reads the
+ * token itself when it runs: it may be gone by then). */
 static int
 deliver_donor(struct fanout *f, const struct rule *r)
 {
-	struct sb_db_res	*res;
-	const char		*params[1];
-	char			 qid[32], key[160];
-	int			 has;
+	char	qid[32], key[160];
+	int	has;
 
-	if ((params[0] = jid(f->data, r->arg, qid, sizeof(qid))) == NULL)
+	if (jid(f->data, r->arg, qid, sizeof(qid)) == NULL)
 		return (0);
-	res = api->db_query(f->p, "SELECT 1 FROM concierge_queries WHERE id "
-	    "= $1::bigint AND donor_fcm_token IS NOT NULL", 1, params);
-	if (!api->db_ok(res)) {
-		api->db_free(res);
+	if ((has = THREAD->donor_device(f->p, strtoll(qid, NULL, 10),
+	    NULL)) == -1)
 		return (-1);
-	}
-	has = api->db_rows(res) == 1;
-	api->db_free(res);
 	if (!has)
 		return (0);
 	snprintf(key, sizeof(key), "push:%s:query-%s", f->id, qid);
@@ -1103,6 +1108,8 @@ notifications_setup(struct sb_plugin *p, const struct sb_host_api *host)
 	}
 	mailed[n] = NULL;
 	if (api->config_declare(p, config_keys) != SB_OK ||
+	    api->service_import(p, SB_CONCIERGE_THREAD, 2,
+	    &notifications_thread) != SB_OK ||
 	    notifications_fcm_setup(p, host) != SB_OK ||
 	    notifications_mail_setup(p, host, mailed) != SB_OK)
 		return (SB_ERROR);

@@ -6,12 +6,25 @@
  *                    the shared access token, the push job
  *   mail.c           templates, the MIME message, the email job
  * Each file keeps its own pointer to the host API, set by its setup.
+ * Concierge's queries are read and their donor tokens cleared only
+ * through its concierge.thread service (notifications_thread below).
  */
 
 #ifndef NOTIFICATIONS_H
 #define NOTIFICATIONS_H
 
 #include <switchboard/plugin.h>
+#include <switchboard/services/concierge.h>
+
+/*
+ * concierge.thread, version 2 at least: the query a rule is about and
+ * the donor's push token, never concierge's tables.  Imported in
+ * notifications.c's setup(); the host sets it once that setup() has
+ * succeeded, so it is valid in every worker.  Borrowed forever.
+ */
+extern const struct sb_service	*notifications_thread;
+#define NOTIFICATIONS_THREAD	\
+	((const struct sb_concierge_thread *)notifications_thread)
 
 /* Channels, as bits and by name ("push", "email", "inbox"). */
 #define NOTIFICATIONS_INBOX	0x1

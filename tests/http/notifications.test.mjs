@@ -640,6 +640,49 @@ test('FCM: an unregistered or invalid device token is removed and the push is do
   await setDevice(srv, U.c, fakeDeviceToken());
 });
 
+// The donor's token lives with concierge's queries; notifications reads
+// and clears it only through concierge.thread (version 2: donor_device,
+// donor_device_forget), which clears it on every query that holds it.
+test("FCM: a donor's unregistered token is cleared on every query holding it, through concierge.thread", async () => {
+  const r = await srv.request('GET', '/api/v1/plugins', { token: U.admin.token });
+  assert.equal(r.status, 200, r.text);
+  const by = Object.fromEntries(r.body.data.map((p) => [p.name, p]));
+  assert.equal(by.notifications?.state, 'ready', JSON.stringify(by.notifications));
+  assert.deepEqual(by.notifications.services.imports, [{ name: 'concierge.thread', min_version: 2 }]);
+  assert.deepEqual(by.concierge.services.exports, [{ name: 'concierge.thread', version: 2 }]);
+
+  const device = fakeDeviceToken();
+  const first = await openQuery({ fcmToken: device });
+  const second = await openQuery({ fcmToken: device });	// the same app, a second query
+  await accept(first, U.a);
+  await accept(second, U.a);
+  await settle();
+  google.markUnregistered(device);
+  const m = await srv.request('POST', `${DQ}/${first.q.id}/messages`, { token: U.a.token,
+    json: { content: 'We have your results' } });
+  assert.equal(m.status, 201, m.text);
+  await settle();
+  const [job] = await sql(srv, "SELECT status, attempts, result FROM jobs WHERE kind = 'notifications.push' "
+    + "AND idempotency_key LIKE '%:query-' || $1", [String(first.q.id)]);
+  assert.equal(job.status, 'done');
+  assert.equal(job.attempts, 1);
+  assert.deepEqual(job.result, { token_removed: true, reason: 'UNREGISTERED' });
+  const rows = await sql(srv, 'SELECT id, donor_fcm_token FROM concierge_queries WHERE id = ANY($1::bigint[]) '
+    + 'ORDER BY id', [[first.q.id, second.q.id]]);
+  assert.deepEqual(rows.map((x) => x.donor_fcm_token), [null, null]);
+  // A reply on the other query: no device on file, so no push job at all.
+  const tried = google.sends.filter((s) => s.message?.token === device).length;
+  assert.equal(tried, 1, 'one send, answered UNREGISTERED');
+  const m2 = await srv.request('POST', `${DQ}/${second.q.id}/messages`, { token: U.a.token,
+    json: { content: 'And on this one too' } });
+  assert.equal(m2.status, 201, m2.text);
+  await settle();
+  const jobs = await sql(srv, "SELECT count(*)::int AS n FROM jobs WHERE kind = 'notifications.push' "
+    + "AND idempotency_key LIKE '%:query-' || $1", [String(second.q.id)]);
+  assert.equal(jobs[0].n, 0);
+  assert.equal(google.sends.filter((s) => s.message?.token === device).length, tried);
+});
+
 test('FCM: 429 with Retry-After, then success: delivered once, on the second attempt', async () => {
   const query = await openQuery();
   await accept(query, U.d);
