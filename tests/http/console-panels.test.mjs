@@ -78,7 +78,7 @@ test('/api/v1/plugins lists each plugin\'s panels', async () => {
   assert.equal(r.status, 200, r.text);
   const byName = Object.fromEntries(r.body.data.map((p) => [p.name, p]));
   assert.deepEqual(byName.example.console_panels, [NOTES]);
-  assert.equal(byName.example.abi, '1.2');
+  assert.equal(byName.example.abi, '1.3');
   assert.deepEqual(byName.panelist.console_panels, [FIRST, SECOND, THIRD]);
   assert.deepEqual(byName.probe.console_panels, []);
   assert.deepEqual(byName.host.console_panels, []);
