@@ -53,7 +53,7 @@ extern "C" {
 					 * 1.3: services, privacy hooks, sealed v2 with
 					 *      key ids, blind_index, reseal, phone_e164,
 					 *      list_parse/list_respond, retention_add,
-					 *      privacy_erase_all,
+					 *      privacy_erase_all, req_parts,
 					 *      desc.privacy_export/erase, desc.rekey */
 
 /* The one symbol a plugin exports. */
@@ -462,6 +462,28 @@ struct sb_retention {
 	void			*spare[4];
 };
 
+/*
+ * One part of a multipart/form-data request body (ABI 1.3; req_parts).
+ * A part's bytes are a range of the request body as received: in memory
+ * (data != NULL) when the host kept the body in memory, otherwise in the
+ * file the host streamed the body to as it arrived (fd >= 0: read it with
+ * pread() from offset; the descriptor is the host's, valid until the
+ * request is answered, never closed by the plugin).  So a 100 MB upload
+ * never sits in a worker's memory.  Everything is borrowed for the
+ * request.
+ */
+struct sb_part {
+	size_t			size;		/* sizeof(struct sb_part) */
+	const char		*name;		/* the form field */
+	const char		*filename;	/* NULL when the part has none */
+	const char		*content_type;	/* as declared; NULL when absent */
+	const unsigned char	*data;		/* the bytes in memory, or NULL */
+	int			fd;		/* -1, or the body's file */
+	uint64_t		offset;		/* of the bytes in fd */
+	uint64_t		len;
+	void			*spare[4];
+};
+
 /* Who is calling. Borrowed from the request. */
 enum sb_actor {
 	SB_ACTOR_ANONYMOUS = 0,
@@ -739,8 +761,19 @@ struct sb_host_api {
 	int	(*privacy_erase_all)(struct sb_req *,
 		    const struct sb_subject *, json_t **deleted);
 
+	/* --- Multipart bodies (ABI 1.3; worker, inside a handler).  The
+	 * parts of a multipart/form-data body, in order: SB_OK with *parts
+	 * (an array of *n, borrowed for the request).  SB_ERROR when the
+	 * body is not multipart/form-data (answered 415
+	 * UNSUPPORTED_MEDIA_TYPE) or is malformed (answered 400
+	 * VALIDATION_ERROR): the handler just returns.  A route taking large
+	 * uploads sets its body_max; bodies over [host] body_memory_max are
+	 * streamed to a file as they arrive, never held in memory. --- */
+	int	(*req_parts)(struct sb_req *, const struct sb_part **parts,
+		    size_t *n);
+
 	/* Room for minor versions to grow without moving anything. */
-	void	*spare[18];
+	void	*spare[17];
 };
 
 /* True when the host provides slot `f` (a later-minor slot may be absent). */
