@@ -1,19 +1,25 @@
 /*
  * multipart/form-data (RFC 7578, RFC 2046 section 5.1) over a body in
- * memory.  See multipart.h.  Everything is bounded by the body's length;
- * content may hold any byte, NUL included.
+ * memory or read through a window.  See multipart.h.  Everything is
+ * bounded by the body's length; content may hold any byte, NUL included.
+ *
+ * Both sources go through peek(): a memory body shows all of itself, a
+ * read source what its window holds (refilled from the wanted offset
+ * when too little of it is there).  Every step asks for no more than it
+ * needs and looks at no more than it asked for, so both sources give
+ * the same parts (the fuzz harness checks that with a tiny window).
  */
 
-#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
 #include "multipart.h"
 
-#define HEADERS_MAX	8192	/* one part's header block */
-
-static int	delim_follows(const struct sb_multipart *, size_t);
-static const unsigned char *find_delim(const struct sb_multipart *, size_t);
+static int	boundary_parse(const char *, char *, size_t *);
+static const unsigned char *peek(struct sb_multipart *, uint64_t, size_t,
+		    size_t *);
+static int	delim_follows(struct sb_multipart *, uint64_t);
+static int	find_delim(struct sb_multipart *, uint64_t, uint64_t *);
 static int	param_next(const char **, const char *, char *, size_t,
 		    char *, size_t);
 static int	copy_range(char *, size_t, const char *, const char *);
@@ -21,16 +27,22 @@ static int	parse_headers(const char *, const char *,
 		    struct sb_multipart_part *);
 static int	bchar(int);
 
-/* RFC 2046 bcharsnospace, plus space (never last). */
+/* RFC 2046 bcharsnospace, plus space (never last).  Not isalnum(): the
+ * locale must not widen the set. */
 static int
 bchar(int c)
 {
-	return (isalnum(c) || strchr("'()+_,-./:=? ", c) != NULL);
+	return ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+	    (c >= 'A' && c <= 'Z') ||
+	    (c != '\0' && strchr("'()+_,-./:=? ", c) != NULL));
 }
 
-int
-sb_multipart_init(struct sb_multipart *m, const char *ctype,
-    const void *body, size_t len)
+/*
+ * The boundary of a multipart/form-data Content-Type as a delimiter,
+ * "\r\n--" boundary, into delim (SB_MULTIPART_BOUNDARY_MAX + 5 bytes).
+ */
+static int
+boundary_parse(const char *ctype, char *delim, size_t *dlen)
 {
 	static const char	 mf[] = "multipart/form-data";
 	const char		*p, *end;
@@ -38,8 +50,7 @@ sb_multipart_init(struct sb_multipart *m, const char *ctype,
 	size_t			 blen, i;
 	int			 rc;
 
-	memset(m, 0, sizeof(*m));
-	if (ctype == NULL || body == NULL)
+	if (ctype == NULL)
 		return (-1);
 	p = ctype;
 	end = ctype + strlen(ctype);
@@ -64,106 +75,216 @@ sb_multipart_init(struct sb_multipart *m, const char *ctype,
 			if (!bchar((unsigned char)value[i]))
 				return (-1);
 		}
-		memcpy(m->delim, "\r\n--", 4);
-		memcpy(m->delim + 4, value, blen);
-		m->dlen = blen + 4;
+		memcpy(delim, "\r\n--", 4);
+		memcpy(delim + 4, value, blen);
+		*dlen = blen + 4;
 	}
 	if (rc == -1 || blen == 0)
 		return (-1);
+	return (0);
+}
+
+int
+sb_multipart_check(const char *ctype)
+{
+	char	delim[SB_MULTIPART_BOUNDARY_MAX + 5];
+	size_t	dlen;
+
+	return (boundary_parse(ctype, delim, &dlen));
+}
+
+int
+sb_multipart_init(struct sb_multipart *m, const char *ctype,
+    const void *body, size_t len)
+{
+	memset(m, 0, sizeof(*m));
+	if (body == NULL || boundary_parse(ctype, m->delim, &m->dlen) == -1)
+		return (-1);
 	m->buf = body;
 	m->len = len;
+	m->hmax = SB_MULTIPART_HEADERS_MAX;
+	return (0);
+}
+
+int
+sb_multipart_init_read(struct sb_multipart *m, const char *ctype,
+    uint64_t len, sb_multipart_read_cb cb, void *arg, unsigned char *win,
+    size_t wcap, size_t hmax)
+{
+	memset(m, 0, sizeof(*m));
+	if (hmax == 0)
+		hmax = SB_MULTIPART_HEADERS_MAX;
+	if (cb == NULL || win == NULL || hmax < 4 ||
+	    wcap < SB_MULTIPART_WINDOW_MIN(hmax) ||
+	    boundary_parse(ctype, m->delim, &m->dlen) == -1)
+		return (-1);
+	m->read = cb;
+	m->arg = arg;
+	m->win = win;
+	m->wcap = wcap;
+	m->len = len;
+	m->hmax = hmax;
 	return (0);
 }
 
 /*
- * Whether the boundary ending at `at` is a delimiter line: followed by
- * "--" (the close delimiter) or by optional spaces and CRLF.  Anything
- * else means the text merely starts like a delimiter.
+ * The body from off: a pointer to what the source shows there, with
+ * *avail of it readable.  At least min(want, bytes left) are shown (want
+ * is never more than the window).  NULL when a read failed.
  */
-static int
-delim_follows(const struct sb_multipart *m, size_t at)
+static const unsigned char *
+peek(struct sb_multipart *m, uint64_t off, size_t want, size_t *avail)
 {
-	if (m->len - at >= 2 && m->buf[at] == '-' && m->buf[at + 1] == '-')
-		return (1);
-	while (at < m->len && (m->buf[at] == ' ' || m->buf[at] == '\t'))
-		at++;
-	return (m->len - at >= 2 && m->buf[at] == '\r' &&
-	    m->buf[at + 1] == '\n');
+	uint64_t	rest;
+	size_t		n;
+
+	rest = off < m->len ? m->len - off : 0;
+	if (m->buf != NULL) {
+		*avail = (size_t)rest;
+		return (m->buf + (off < m->len ? off : m->len));
+	}
+	if (want > rest)
+		want = (size_t)rest;
+	if (off >= m->woff && off - m->woff <= m->wlen &&
+	    m->wlen - (size_t)(off - m->woff) >= want) {
+		*avail = m->wlen - (size_t)(off - m->woff);
+		return (m->win + (off - m->woff));
+	}
+	n = rest < m->wcap ? (size_t)rest : m->wcap;
+	if (n > 0 && m->read(m->arg, off, m->win, n) != (ssize_t)n) {
+		m->io_error = 1;
+		m->wlen = 0;
+		return (NULL);
+	}
+	m->woff = off;
+	m->wlen = n;
+	*avail = n;
+	return (m->win);
 }
 
-/* The next delimiter ("\r\n--boundary" + a proper ending) from `from`. */
-static const unsigned char *
-find_delim(const struct sb_multipart *m, size_t from)
+/*
+ * Whether the boundary ending at `at` is a delimiter line: followed by
+ * "--" (the close delimiter) or by at most SB_MULTIPART_PAD_MAX spaces
+ * and CRLF.  Anything else means the text merely starts like a
+ * delimiter.  1, 0, or -1 when the body could not be read.
+ */
+static int
+delim_follows(struct sb_multipart *m, uint64_t at)
 {
 	const unsigned char	*p;
+	size_t			 avail, i;
+
+	if ((p = peek(m, at, SB_MULTIPART_PAD_MAX + 2, &avail)) == NULL)
+		return (-1);
+	if (avail > SB_MULTIPART_PAD_MAX + 2)
+		avail = SB_MULTIPART_PAD_MAX + 2;
+	if (avail >= 2 && p[0] == '-' && p[1] == '-')
+		return (1);
+	for (i = 0; i < avail && (p[i] == ' ' || p[i] == '\t'); i++)
+		;
+	return (avail - i >= 2 && p[i] == '\r' && p[i + 1] == '\n');
+}
+
+/*
+ * The next delimiter ("\r\n--boundary" + a proper ending) from `from`:
+ * 1 with its offset in *pos, 0 when there is none, -1 on a read error.
+ * A window that shows no delimiter slides on, keeping its last dlen - 1
+ * bytes, so a delimiter across two windows is found.
+ */
+static int
+find_delim(struct sb_multipart *m, uint64_t from, uint64_t *pos)
+{
+	const unsigned char	*p, *q;
+	size_t			 avail;
+	int			 rc;
 
 	while (from < m->len) {
-		p = memmem(m->buf + from, m->len - from, m->delim, m->dlen);
-		if (p == NULL)
-			return (NULL);
-		if (delim_follows(m, (size_t)(p - m->buf) + m->dlen))
-			return (p);
-		from = (size_t)(p - m->buf) + 1;
+		if ((p = peek(m, from, m->wcap, &avail)) == NULL)
+			return (-1);
+		if ((q = memmem(p, avail, m->delim, m->dlen)) == NULL) {
+			if (avail >= m->len - from)
+				return (0);
+			from += avail - (m->dlen - 1);
+			continue;
+		}
+		from += (uint64_t)(q - p);
+		if ((rc = delim_follows(m, from + m->dlen)) != 0) {
+			if (rc == 1)
+				*pos = from;
+			return (rc);
+		}
+		from++;
 	}
-	return (NULL);
+	return (0);
 }
 
 int
 sb_multipart_next(struct sb_multipart *m, struct sb_multipart_part *part)
 {
 	const unsigned char	*p, *hend;
-	size_t			 at, start;
+	uint64_t		 at, start, pos;
+	size_t			 avail, i, n;
+	int			 rc;
 
 	memset(part, 0, sizeof(*part));
 	if (m->done)
 		return (m->done == 1 ? 0 : -1);
 	m->done = -1;		/* until this call proves otherwise */
-	if (m->buf == NULL)
+	if (m->buf == NULL && m->read == NULL)
 		return (-1);
 
 	if (m->off == 0) {
 		/* The first delimiter may open the body without its CRLF;
 		 * anything before it is a preamble to ignore. */
-		if (m->len >= m->dlen - 2 &&
-		    memcmp(m->buf, m->delim + 2, m->dlen - 2) == 0 &&
-		    delim_follows(m, m->dlen - 2)) {
+		if ((p = peek(m, 0, m->dlen - 2, &avail)) == NULL)
+			return (-1);
+		if (avail >= m->dlen - 2 &&
+		    memcmp(p, m->delim + 2, m->dlen - 2) == 0 &&
+		    (rc = delim_follows(m, m->dlen - 2)) != 0) {
+			if (rc == -1)
+				return (-1);
 			m->off = m->dlen - 2;
 		} else {
-			if ((p = find_delim(m, 0)) == NULL)
+			if (find_delim(m, 0, &pos) != 1)
 				return (-1);
-			m->off = (size_t)(p - m->buf) + m->dlen;
+			m->off = pos + m->dlen;
 		}
 	}
 
 	at = m->off;
-	if (m->len - at >= 2 && m->buf[at] == '-' && m->buf[at + 1] == '-') {
+	if ((p = peek(m, at, SB_MULTIPART_PAD_MAX + 2, &avail)) == NULL)
+		return (-1);
+	if (avail >= 2 && p[0] == '-' && p[1] == '-') {
 		m->done = 1;	/* the close delimiter; an epilogue is ignored */
 		return (0);
 	}
-	while (m->buf[at] == ' ' || m->buf[at] == '\t')
-		at++;
-	at += 2;		/* CRLF, checked by delim_follows() */
+	/* Padding and CRLF, checked by delim_follows(). */
+	for (i = 0; i < avail && (p[i] == ' ' || p[i] == '\t'); i++)
+		;
+	at += i + 2;
 
 	/* Headers up to an empty line; a part may have none at all. */
-	if (m->len - at >= 2 && m->buf[at] == '\r' && m->buf[at + 1] == '\n') {
+	if ((p = peek(m, at, m->hmax, &avail)) == NULL)
+		return (-1);
+	if (avail >= 2 && p[0] == '\r' && p[1] == '\n') {
 		start = at + 2;
 	} else {
-		hend = memmem(m->buf + at, m->len - at < HEADERS_MAX ?
-		    m->len - at : HEADERS_MAX, "\r\n\r\n", 4);
-		if (hend == NULL)
+		n = avail < m->hmax ? avail : m->hmax;
+		if ((hend = memmem(p, n, "\r\n\r\n", 4)) == NULL)
 			return (-1);
-		if (parse_headers((const char *)m->buf + at,
-		    (const char *)hend, part) == -1)
+		if (parse_headers((const char *)p, (const char *)hend,
+		    part) == -1)
 			return (-1);
-		start = (size_t)(hend - m->buf) + 4;
+		start = at + (uint64_t)(hend - p) + 4;
 	}
 
 	/* The content ends where the next delimiter's CRLF begins. */
-	if ((p = find_delim(m, start)) == NULL)
+	if (find_delim(m, start, &pos) != 1)
 		return (-1);
-	part->data = m->buf + start;
-	part->len = (size_t)(p - m->buf) - start;
-	m->off = (size_t)(p - m->buf) + m->dlen;
+	part->data = m->buf != NULL ? m->buf + start : NULL;
+	part->off = start;
+	part->len = pos - start;
+	m->off = pos + m->dlen;
 	m->done = 0;
 	return (1);
 }
