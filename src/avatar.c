@@ -22,13 +22,14 @@
 #include <kore/kore.h>
 #include <kore/http.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sb.h"
 #include "image.h"
-#include "multipart.h"
 #include "text.h"
 
 #define AVATAR_FIELD		"avatar"
@@ -41,7 +42,7 @@
 
 static void	avatar_upload(struct sb_req *);
 static void	avatar_get(struct sb_req *);
-static unsigned char *body_read(struct sb_req *, size_t *);
+static unsigned char *part_load(struct sb_req *, const struct sb_part *);
 static void	field_error(struct sb_req *, int, const char *, const char *,
 		    const char *);
 static int	etag_matches(const char *, const char *);
@@ -69,59 +70,43 @@ const struct sb_route sb_avatar_routes[] = {
 static void
 avatar_upload(struct sb_req *req)
 {
-	struct sb_multipart		 mp;
-	struct sb_multipart_part	 part, file;
-	struct sb_image			 img;
-	struct sb_db_res		*r;
-	const char			*ctype, *code, *params[4];
-	unsigned char			*body;
-	char				*hex, sha[65], idbuf[32], url[96];
-	char				 err[160];
-	size_t				 len, i;
-	int				 rc, found;
+	const struct sb_part	*parts, *file;
+	struct sb_image		 img;
+	struct sb_db_res	*r;
+	const char		*code, *params[4];
+	unsigned char		*copy;
+	const unsigned char	*bytes;
+	char			*hex, sha[65], idbuf[32], url[96];
+	char			 err[160];
+	size_t			 n, i;
 
-	body = NULL;
+	copy = NULL;
 	hex = NULL;
 	memset(&img, 0, sizeof(img));
-	memset(&file, 0, sizeof(file));
 
-	/* The host enforces body_max only on routes with a JSON schema
-	 * (http.c read_body), so this route applies its own. */
-	if (req->http->http_body_length > AVATAR_BODY_MAX) {
-		sb_respond_error(req, 413, "PAYLOAD_TOO_LARGE", "request body "
-		    "too large", NULL);
+	/* 415, 400 and the route's 413 are the host's (parts.c, http.c). */
+	if (sb_req_parts(req, &parts, &n) != SB_OK)
 		return;
+	file = NULL;
+	for (i = 0; i < n && file == NULL; i++) {
+		if (strcmp(parts[i].name, AVATAR_FIELD) == 0)
+			file = &parts[i];
 	}
-	ctype = sb_req_header(req, "content-type");
-	if (ctype == NULL || sb_multipart_init(&mp, ctype, "", 0) == -1) {
-		sb_respond_error(req, 415, "UNSUPPORTED_MEDIA_TYPE", "the body "
-		    "must be multipart/form-data with a boundary", NULL);
-		return;
-	}
-	if ((body = body_read(req, &len)) == NULL)
-		return;		/* answered */
-
-	(void)sb_multipart_init(&mp, ctype, body, len);
-	found = 0;
-	while ((rc = sb_multipart_next(&mp, &part)) == 1) {
-		if (!found && strcmp(part.name, AVATAR_FIELD) == 0) {
-			file = part;
-			found = 1;
-		}
-	}
-	if (rc == -1) {
-		sb_respond_error(req, 400, "VALIDATION_ERROR", "malformed "
-		    "multipart/form-data body", NULL);
-		goto out;
-	}
-	if (!found || file.len == 0) {
+	if (file == NULL || file->len == 0) {
 		field_error(req, 422, "REQUIRED", "an image file is required",
 		    "the form field `avatar` is required");
 		goto out;
 	}
+	/* A body over [host] body_memory_max is in a file; the image
+	 * (at most AVATAR_BODY_MAX) is decoded from memory. */
+	if ((bytes = file->data) == NULL) {
+		if ((copy = part_load(req, file)) == NULL)
+			goto out;	/* answered */
+		bytes = copy;
+	}
 
-	if (sb_image_normalize(file.data, file.len, file.content_type[0] ?
-	    file.content_type : NULL, AVATAR_MAX_PIXELS, AVATAR_SIZE, &img,
+	if (sb_image_normalize(bytes, (size_t)file->len, file->content_type,
+	    AVATAR_MAX_PIXELS, AVATAR_SIZE, &img,
 	    err, sizeof(err), &code) == -1) {
 		if (strcmp(code, "UNSUPPORTED_MEDIA_TYPE") == 0)
 			field_error(req, 415, code, err, err);
@@ -179,7 +164,7 @@ avatar_upload(struct sb_req *req)
 out:
 	sb_image_free(&img);
 	free(hex);
-	free(body);
+	free(copy);
 }
 
 static void
@@ -237,32 +222,35 @@ avatar_get(struct sb_req *req)
 	sb_db_free(r);
 }
 
-/* The whole body into memory (the caller frees it), or NULL answered. */
+/* A part in the body file, into memory (the caller frees it), or NULL
+ * answered. */
 static unsigned char *
-body_read(struct sb_req *req, size_t *lenp)
+part_load(struct sb_req *req, const struct sb_part *part)
 {
 	unsigned char	*buf;
-	size_t		 len, cap;
+	size_t		 done;
 	ssize_t		 r;
 
-	cap = req->http->http_body_length;
-	if ((buf = malloc(cap + 1)) == NULL) {
+	if ((buf = malloc((size_t)part->len)) == NULL) {
 		sb_respond_error(req, 503, "UNAVAILABLE", "out of memory", NULL);
 		return (NULL);
 	}
-	len = 0;
-	while (len < cap) {
-		if ((r = http_body_read(req->http, buf + len, cap - len)) <= 0)
-			break;
-		len += (size_t)r;
+	for (done = 0; done < part->len; done += (size_t)r) {
+		r = pread(part->fd, buf + done, (size_t)part->len - done,
+		    (off_t)(part->offset + done));
+		if (r == -1 && errno == EINTR) {
+			r = 0;
+			continue;
+		}
+		if (r <= 0) {
+			sb_log(SB_LOG_ERROR, "avatar", "reading the body "
+			    "file: %s", r == 0 ? "short" : strerror(errno));
+			free(buf);
+			sb_respond_error(req, 500, "INTERNAL", "internal "
+			    "error", NULL);
+			return (NULL);
+		}
 	}
-	if (len != cap) {
-		free(buf);
-		sb_respond_error(req, 400, "VALIDATION_ERROR", "incomplete "
-		    "request body", NULL);
-		return (NULL);
-	}
-	*lenp = len;
 	return (buf);
 }
 

@@ -106,6 +106,14 @@ kore_parent_configure(int argc, char **argv)
 		fatalx("cannot set up key rotation (see the log above)");
 	if (sb_plugin_load_all() == -1)
 		fatalx("a required plugin failed to load (see the log above)");
+	/* Kore's own body cap must not be below any route's limit, and
+	 * bodies over [host] body_memory_max go to the workers' body
+	 * directory. */
+	if (http_body_max < sb_http_routes_body_max())
+		http_body_max = sb_http_routes_body_max();
+	if (sb_parts_parent_init() == -1)
+		fatalx("cannot set up the request body directory (see the "
+		    "log above)");
 	/* The periodic purge of what plugins keep for a limited time. */
 	sb_retention_parent_init();
 
@@ -170,6 +178,9 @@ kore_seccomp_hook(void)
 		KORE_SYSCALL_ALLOW(uname),
 		KORE_SYSCALL_ALLOW(sysinfo),
 		KORE_SYSCALL_ALLOW(getrusage),
+		/* Parts of a body Kore streamed to a file (parts.c, and
+		 * plugins reading struct sb_part's fd). */
+		KORE_SYSCALL_ALLOW(pread64),
 		/* libvips' threads (image.c): glibc tries clone3 first and
 		 * falls back to clone (Kore's curl filter allows it) on
 		 * ENOSYS; a new thread registers rseq, glib names it, and
@@ -306,6 +317,9 @@ settings_load(void)
 	    ""));
 	sb_settings.body_max = (size_t)host_conf_int("body_max", 1048576,
 	    1024, (long long)http_body_max);
+	/* Larger bodies are streamed to a file as they arrive (parts.c). */
+	sb_settings.body_memory_max = (size_t)host_conf_int(
+	    "body_memory_max", 1048576, 1024, 1073741824);
 	sb_settings.access_ttl = host_conf_int("access_token_ttl", 900, 60,
 	    86400);
 	sb_settings.refresh_ttl = host_conf_int("refresh_token_ttl", 2592000,

@@ -44,6 +44,7 @@ struct sb_req	*sb_current_req = NULL;
 static void	set_request_id(struct sb_req *);
 static int	cors(struct sb_req *, const char *allow);
 static int	read_body(struct sb_req *);
+static void	body_max_of(const char *, const char *, void *, void *);
 static void	access_log(struct sb_req *, uint64_t started);
 static void	common_headers(struct sb_req *);
 static void	parse_query(struct sb_req *);
@@ -309,6 +310,7 @@ req_finish(struct sb_req *req)
 	sb_router_match_clear(req->match);
 	json_decref(req->body);
 	free(req->raw);
+	sb_parts_free(req->parts);
 	json_decref(req->query);
 	json_decref(req->perms);
 	json_decref(req->user);
@@ -536,7 +538,10 @@ is_json_type(const char *ctype)
 /*
  * The whole body into req->raw, once (NUL-terminated, raw_len bytes), for
  * JSON parsing and for sb_req_body().  The route's size limit was checked
- * before.  0, or -1 out of memory, or -2 when the body came short.
+ * before.  A body Kore streamed to a file (over [host] body_memory_max)
+ * is read back from it the same way: only a route's own limit bounds
+ * what this holds, so routes taking large uploads use sb_req_parts().
+ * 0, or -1 out of memory, or -2 when the body came short.
  */
 static int
 slurp(struct sb_req *req)
@@ -563,8 +568,8 @@ slurp(struct sb_req *req)
 }
 
 /* slurp(), answering its failures.  -1 after answering. */
-static int
-read_raw(struct sb_req *req)
+int
+sb_req_raw(struct sb_req *req)
 {
 	switch (slurp(req)) {
 	case -1:
@@ -613,6 +618,30 @@ sb_http_body_max(struct http_request *http)
 	return (limit);
 }
 
+static void
+body_max_of(const char *method, const char *pattern, void *data, void *arg)
+{
+	struct sb_route_entry	*e = data;
+	size_t			*max = arg;
+
+	(void)method;
+	(void)pattern;
+	if (e->route->body_max > *max)
+		*max = e->route->body_max;
+}
+
+/* The largest body any registered route takes (its body_max, or the
+ * default): Kore's own cap is raised to it once the routes are in. */
+size_t
+sb_http_routes_body_max(void)
+{
+	size_t	max;
+
+	max = sb_settings.body_max;
+	sb_router_foreach(sb_routes, body_max_of, &max);
+	return (max);
+}
+
 /*
  * The body of a route with a schema: limits, media type, strict JSON
  * (duplicate keys refused), an object, then the field table.
@@ -650,7 +679,7 @@ read_body(struct sb_req *req)
 		return (-1);
 	}
 
-	if (read_raw(req) == -1)
+	if (sb_req_raw(req) == -1)
 		return (-1);
 	len = req->raw_len;
 	buf = req->raw;

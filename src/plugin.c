@@ -1545,4 +1545,5 @@ const struct sb_host_api sb_api = {
 	.reseal = api_reseal,
 	.blind_index = api_blind_index,
 	.privacy_erase_all = sb_privacy_erase_all,
+	.req_parts = sb_req_parts,
 };

@@ -46,6 +46,7 @@ struct sb_settings {
 	char		**cors_origins;		/* NULL-terminated */
 	char		**trusted_proxies;	/* NULL-terminated */
 	size_t		body_max;		/* default per-route limit */
+	size_t		body_memory_max;	/* larger bodies go to a file */
 	long long	access_ttl;		/* seconds */
 	long long	refresh_ttl;		/* seconds */
 	long long	donor_ttl;		/* seconds */
@@ -206,6 +207,7 @@ struct sb_req {
 	char			*raw;		/* the body as received, or NULL */
 	size_t			raw_len;
 	int			raw_read;	/* the body was read (raw set) */
+	struct sb_parts		*parts;		/* parts.c: req_parts' answer */
 	json_t			*query;		/* object of decoded strings */
 	struct sb_principal	principal;
 	char			*principal_name;
@@ -238,6 +240,10 @@ const char *sb_req_path(struct sb_req *);
 void	sb_http_worker_init(void);
 /* The body limit of the route a request goes to (Kore's body hook). */
 size_t	sb_http_body_max(struct http_request *);
+size_t	sb_http_routes_body_max(void);
+/* The whole body into req->raw (read back from Kore's file when it was
+ * streamed to one); -1 after answering 503 or 400. */
+int	sb_req_raw(struct sb_req *);
 void	sb_respond_error(struct sb_req *, int status, const char *code,
 	    const char *message, json_t *errors);
 void	sb_respond_json(struct sb_req *, int status, json_t *body);
@@ -424,6 +430,13 @@ int64_t	sb_now_ms(void);
 void	sb_random_hex(char *out, size_t bytes);
 
 const void *sb_req_body(struct sb_req *, size_t *);
+
+/* --- parts.c: multipart bodies in memory or in Kore's body file. --- */
+struct sb_parts;
+int	sb_req_parts(struct sb_req *, const struct sb_part **, size_t *);
+void	sb_parts_free(struct sb_parts *);
+/* The parent: the body directory inside the workers' root, emptied. */
+int	sb_parts_parent_init(void);
 
 /* --- retention.c: plugins' retention declarations and the periodic
  * host job "host.retention" (ABI 1.3, retention_add). --- */
