@@ -116,7 +116,10 @@ $(B)/tests/plugins/%.so: tests/plugins/%.c include/switchboard/plugin.h \
     $(wildcard tests/plugins/*.h)
 	@mkdir -p $(dir $@)
 	@echo "CC $@"
-	@$(CC) $(PLUGIN_CFLAGS) -o $@ $< $(PLUGIN_LDFLAGS)
+	@$(CC) $(PLUGIN_CFLAGS) -o $@ $< $(PLUGIN_LDFLAGS) $(TPLUGIN_LIBS_$*)
+
+# Libraries a test plugin links beyond jansson.
+TPLUGIN_LIBS_uploader	:= -lcrypto
 
 # --- Unit tests (pure code, no Kore) ---------------------------------------
 UNIT_DEPS_test_router	:= src/router.c src/text.c
