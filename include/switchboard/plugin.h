@@ -679,7 +679,10 @@ struct sb_host_api {
 	/* --- The raw request body (ABI 1.1; worker, inside a handler), as
 	 * received, for signature checks over exact bytes (webhooks).
 	 * Borrowed; *len set; NULL with *len 0 when there is none.  Routes
-	 * with a field table get the same bytes their JSON came from. --- */
+	 * with a field table get the same bytes their JSON came from.  A
+	 * body the host streamed to a file (over [host] body_memory_max) is
+	 * read back into memory: the route's body_max bounds it, so a route
+	 * taking large uploads uses req_parts instead. --- */
 	const void *(*req_body)(struct sb_req *, size_t *len);
 
 	/* --- Outbound mail (ABI 1.1; worker).  SB_OK, or SB_ERROR when the
@@ -768,7 +771,9 @@ struct sb_host_api {
 	 * UNSUPPORTED_MEDIA_TYPE) or is malformed (answered 400
 	 * VALIDATION_ERROR): the handler just returns.  A route taking large
 	 * uploads sets its body_max; bodies over [host] body_memory_max are
-	 * streamed to a file as they arrive, never held in memory. --- */
+	 * streamed to a file as they arrive, never held in memory.  At most
+	 * 256 parts, header blocks of 8 KiB (more is 400).  A second call
+	 * gives the same answer without answering again. --- */
 	int	(*req_parts)(struct sb_req *, const struct sb_part **parts,
 		    size_t *n);
 
