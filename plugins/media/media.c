@@ -1,0 +1,1423 @@
+/*
+ * The media plugin: validated uploads into a content-addressed store,
+ * metadata, downloads with ranges and ETags, signed URLs, the
+ * media.store service and the privacy hooks.  API.md "Media".
+ *
+ * An upload is judged on its bytes alone:
+ *   empty                                   422 (file EMPTY)
+ *   libmagic's type (first HEAD_MAX bytes)  not the declared one: 415
+ *   the purpose (field, or from the type)   unknown: 422 (purpose)
+ *   the purpose's types                     not among them: 415
+ *   the purpose's size limit                over it: 413
+ *   images: libvips reads the header only   over max_pixels: 422
+ *           then decodes sequentially       truncated/corrupt: 422
+ * The bytes are copied into a temporary file of the store while they are
+ * hashed (SHA-256), then published under their hash and the row inserted
+ * in one transaction holding the hash's advisory lock; a delete takes the
+ * same lock, so the bytes go exactly when the last row naming them goes.
+ */
+
+#include <sys/types.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <magic.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <vips/vips.h>
+
+#include <switchboard/services/media.h>
+
+#include "media.h"
+#include "store.h"
+
+#define api			media_api
+
+#define CHUNK			(64 * 1024)
+#define HEAD_MAX		(256 * 1024)
+#define IMAGE_READ_MAX		(64 * 1024 * 1024)
+#define UPLOAD_BODY_MAX		(101 * 1024 * 1024)
+#define BULK_BODY_MAX		(256 * 1024 * 1024)
+#define LOCK_CLASS		"7346"
+#define URL_DOMAIN		"media-url"
+
+const struct sb_host_api	*media_api;
+
+static struct sb_plugin		*plug;
+static const struct media_store	*store = &media_store_dir;
+static magic_t			 cookie;
+
+struct purpose {
+	const char	*name;
+	const char	*types_key;
+	const char	*max_key;
+};
+
+static const struct purpose purposes[] = {
+	{ "image", "image_types", "image_max" },
+	{ "audio", "audio_types", "audio_max" },
+	{ "video", "video_types", "video_max" },
+	{ "document", "document_types", "document_max" },
+	{ "sticker", "sticker_types", "sticker_max" },
+	{ "avatar", "avatar_types", "avatar_max" },
+	{ NULL, NULL, NULL }
+};
+
+/* libmagic's names and clients' aliases -> the one name we store. */
+static const char *const aliases[][2] = {
+	{ "image/jpg", "image/jpeg" },
+	{ "image/pjpeg", "image/jpeg" },
+	{ "image/x-png", "image/png" },
+	{ "audio/x-hx-aac-adts", "audio/aac" },
+	{ "audio/x-aac", "audio/aac" },
+	{ "audio/x-amr", "audio/amr" },
+	{ "audio/mp3", "audio/mpeg" },
+	{ "audio/x-m4a", "audio/mp4" },
+	{ "audio/x-ogg", "audio/ogg" },
+	{ "application/ogg", "audio/ogg" },
+	{ "video/3gp", "video/3gpp" },
+	{ "application/x-pdf", "application/pdf" },
+	{ NULL, NULL }
+};
+
+#define OFFICE_TYPES							\
+	"application/msword application/vnd.ms-excel "			\
+	"application/vnd.ms-powerpoint "				\
+	"application/vnd.openxmlformats-officedocument."		\
+	"wordprocessingml.document "					\
+	"application/vnd.openxmlformats-officedocument."		\
+	"spreadsheetml.sheet "						\
+	"application/vnd.openxmlformats-officedocument."		\
+	"presentationml.presentation"
+
+static const struct sb_config_key config[] = {
+	{ "storage", "dir", 0, "storage backend: dir (s3 is not built yet)" },
+	{ "dir", "var/media", 0, "directory of the dir backend, relative to "
+	  "the server's working directory; writable by the worker user" },
+	{ "url_ttl", "3600", 0, "lifetime of a signed URL, seconds" },
+	{ "max_pixels", "40000000", 0, "largest image accepted, in pixels "
+	  "(width x height, read from the header)" },
+	{ "read_max", "134217728", 0, "largest range one download reads "
+	  "into memory, bytes" },
+	{ "image_types", "image/jpeg image/png image/webp", 0,
+	  "types accepted for purpose image" },
+	{ "image_max", "5242880", 0, "bytes, purpose image" },
+	{ "audio_types", "audio/aac audio/amr audio/mpeg audio/mp4 audio/ogg",
+	  0, "types accepted for purpose audio" },
+	{ "audio_max", "16777216", 0, "bytes, purpose audio" },
+	{ "video_types", "video/mp4 video/3gpp", 0,
+	  "types accepted for purpose video" },
+	{ "video_max", "16777216", 0, "bytes, purpose video" },
+	{ "document_types", "application/pdf text/plain " OFFICE_TYPES, 0,
+	  "types accepted for purpose document" },
+	{ "document_max", "104857600", 0, "bytes, purpose document" },
+	{ "sticker_types", "image/webp", 0, "types accepted for purpose "
+	  "sticker" },
+	{ "sticker_max", "512000", 0, "bytes, purpose sticker" },
+	{ "avatar_types", "image/jpeg image/png image/webp", 0,
+	  "types accepted for purpose avatar" },
+	{ "avatar_max", "5242880", 0, "bytes, purpose avatar" },
+	SB_CONFIG_END
+};
+
+#define MEDIA_COLS							\
+	"id, filename, mime_type, size, sha256, width, height, "	\
+	"duration_s, purpose, uploaded_by, "				\
+	"to_char(created_at AT TIME ZONE 'UTC', "			\
+	"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created_at"
+
+#define MEDIA_SCHEMA							\
+	"{\"type\":\"object\",\"properties\":{"				\
+	"\"id\":{\"type\":\"integer\"},"				\
+	"\"filename\":{\"type\":\"string\"},"				\
+	"\"mime_type\":{\"type\":\"string\"},"				\
+	"\"size\":{\"type\":\"integer\"},"				\
+	"\"sha256\":{\"type\":\"string\"},"				\
+	"\"width\":{\"type\":[\"integer\",\"null\"]},"			\
+	"\"height\":{\"type\":[\"integer\",\"null\"]},"			\
+	"\"duration_s\":{\"type\":[\"number\",\"null\"]},"		\
+	"\"purpose\":{\"type\":\"string\"},"				\
+	"\"uploaded_by\":{\"type\":[\"integer\",\"null\"]},"		\
+	"\"created_at\":{\"type\":\"string\",\"format\":\"date-time\"},"	\
+	"\"url\":{\"type\":\"string\"},"				\
+	"\"thumbnail_url\":{\"type\":\"null\"}}}"
+
+struct ingest {
+	const struct sb_media_input	*in;
+	int				 status;
+	const char			*code;	/* field error code or NULL */
+	const char			*field;
+	char				 err[200];
+	int64_t				 id;
+};
+
+static void	media_upload(struct sb_req *);
+static void	media_bulk(struct sb_req *);
+static void	media_get(struct sb_req *);
+static void	media_delete(struct sb_req *);
+static void	media_content(struct sb_req *);
+static void	media_thumbnail(struct sb_req *);
+
+static const struct sb_route routes[] = {
+	{ .method = "POST", .path = "/api/v1/media/upload",
+	  .permission = "media.upload", .handler = media_upload,
+	  .summary = "Upload one file: multipart/form-data with field `file` "
+	  "(+ `purpose`, `customer_id`); 201 with the media item",
+	  .response_schema = MEDIA_SCHEMA, .body_max = UPLOAD_BODY_MAX },
+	{ .method = "POST", .path = "/api/v1/media/bulk-upload",
+	  .permission = "media.upload", .handler = media_bulk,
+	  .summary = "Upload several `file` fields; each is judged on its "
+	  "own: {data: [{filename, status, media?, error?}]}",
+	  .body_max = BULK_BODY_MAX },
+	{ .method = "GET", .path = "/api/v1/media/{id}",
+	  .permission = "media.read", .handler = media_get,
+	  .summary = "A media item", .response_schema = MEDIA_SCHEMA },
+	{ .method = "DELETE", .path = "/api/v1/media/{id}",
+	  .permission = "media.manage", .handler = media_delete,
+	  .summary = "Delete a media item (its bytes go with the last item "
+	  "naming them); 204" },
+	{ .method = "GET", .path = "/api/v1/media/{id}/content",
+	  .flags = SB_ROUTE_PUBLIC, .handler = media_content,
+	  .summary = "The bytes (media.read, or a signed URL ?exp=&sig=); "
+	  "Range, If-None-Match" },
+	{ .method = "GET", .path = "/api/v1/media/{id}/thumbnail",
+	  .flags = SB_ROUTE_PUBLIC, .handler = media_thumbnail,
+	  .summary = "The thumbnail (media.read, or a signed URL); 404 until "
+	  "thumbnails are built" },
+	SB_ROUTE_END
+};
+
+/* --- Types and purposes --------------------------------------------- */
+
+/* type (up to ';', lower-cased, aliases resolved) into out. */
+static void
+type_canon(const char *type, char *out, size_t outlen)
+{
+	size_t	i;
+
+	for (i = 0; type[i] != '\0' && type[i] != ';' &&
+	    !isspace((unsigned char)type[i]) && i + 1 < outlen; i++)
+		out[i] = (char)tolower((unsigned char)type[i]);
+	out[i] = '\0';
+	for (i = 0; aliases[i][0] != NULL; i++) {
+		if (strcmp(out, aliases[i][0]) == 0) {
+			(void)snprintf(out, outlen, "%s", aliases[i][1]);
+			return;
+		}
+	}
+}
+
+static const struct purpose *
+purpose_find(const char *name)
+{
+	int	i;
+
+	for (i = 0; purposes[i].name != NULL; i++)
+		if (strcmp(purposes[i].name, name) == 0)
+			return (&purposes[i]);
+	return (NULL);
+}
+
+/* The purpose a type goes to when the client names none. */
+static const struct purpose *
+purpose_for_type(const char *type)
+{
+	if (strncmp(type, "image/", 6) == 0)
+		return (purpose_find("image"));
+	if (strncmp(type, "audio/", 6) == 0)
+		return (purpose_find("audio"));
+	if (strncmp(type, "video/", 6) == 0)
+		return (purpose_find("video"));
+	return (purpose_find("document"));
+}
+
+/* Is type one of the purpose's (space- or comma-separated) types? */
+static int
+purpose_allows(const struct purpose *pu, const char *type)
+{
+	const char	*list, *s;
+	size_t		 n;
+
+	if ((list = api->config_get(plug, pu->types_key)) == NULL)
+		return (0);
+	n = strlen(type);
+	for (s = list; *s != '\0';) {
+		while (*s == ' ' || *s == ',' || *s == '\t')
+			s++;
+		if (strncmp(s, type, n) == 0 && (s[n] == '\0' ||
+		    s[n] == ' ' || s[n] == ',' || s[n] == '\t'))
+			return (1);
+		while (*s != '\0' && *s != ' ' && *s != ',' && *s != '\t')
+			s++;
+	}
+	return (0);
+}
+
+/* A filename safe to store and show: its last path element, printable
+ * ASCII without quotes or backslashes, at most 200 bytes. */
+static void
+filename_clean(const char *in, char *out, size_t outlen)
+{
+	const char	*s;
+	size_t		 i;
+
+	if (in == NULL)
+		in = "";
+	if ((s = strrchr(in, '/')) != NULL)
+		in = s + 1;
+	if ((s = strrchr(in, '\\')) != NULL)
+		in = s + 1;
+	for (i = 0; in[i] != '\0' && i + 1 < outlen && i < 200; i++) {
+		out[i] = (in[i] < 0x20 || in[i] > 0x7e || in[i] == '"' ||
+		    in[i] == '\\' || in[i] == ';') ? '_' : in[i];
+	}
+	out[i] = '\0';
+	if (out[0] == '\0' || strcmp(out, ".") == 0 || strcmp(out, "..") == 0)
+		(void)snprintf(out, outlen, "file");
+}
+
+/* --- Ingest ------------------------------------------------------------ */
+
+static int
+refuse(struct ingest *ig, int status, const char *code, const char *msg)
+{
+	ig->status = status;
+	ig->code = code;
+	ig->field = code != NULL ? "file" : NULL;
+	(void)snprintf(ig->err, sizeof(ig->err), "%s", msg);
+	return (-1);
+}
+
+/* len bytes of the input at off into buf; -1 on a read error. */
+static int
+input_read(const struct sb_media_input *in, uint64_t off, void *buf,
+    size_t len)
+{
+	size_t	done;
+	ssize_t	r;
+
+	if (in->data != NULL) {
+		memcpy(buf, (const unsigned char *)in->data + off, len);
+		return (0);
+	}
+	for (done = 0; done < len; done += (size_t)r) {
+		r = pread(in->fd, (unsigned char *)buf + done, len - done,
+		    (off_t)(in->offset + off + done));
+		if (r == -1 && errno == EINTR) {
+			r = 0;
+			continue;
+		}
+		if (r <= 0)
+			return (-1);
+	}
+	return (0);
+}
+
+static int
+write_all(int fd, const void *buf, size_t len)
+{
+	size_t	done;
+	ssize_t	r;
+
+	for (done = 0; done < len; done += (size_t)r) {
+		r = write(fd, (const unsigned char *)buf + done, len - done);
+		if (r == -1 && errno == EINTR) {
+			r = 0;
+			continue;
+		}
+		if (r <= 0)
+			return (-1);
+	}
+	return (0);
+}
+
+/* Copy the input into the temporary file while hashing it. */
+static int
+copy_hash(const struct sb_media_input *in, int fd, char sha[65])
+{
+	EVP_MD_CTX	*ctx;
+	unsigned char	 md[EVP_MAX_MD_SIZE], *buf;
+	unsigned int	 mdlen, i;
+	uint64_t	 done;
+	size_t		 want;
+	int		 rc = -1;
+
+	buf = NULL;
+	if ((ctx = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    (buf = malloc(CHUNK)) == NULL)
+		goto out;
+	for (done = 0; done < in->len; done += want) {
+		want = in->len - done < CHUNK ? (size_t)(in->len - done) :
+		    CHUNK;
+		if (input_read(in, done, buf, want) == -1 ||
+		    EVP_DigestUpdate(ctx, buf, want) != 1 ||
+		    write_all(fd, buf, want) == -1)
+			goto out;
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
+		goto out;
+	for (i = 0; i < mdlen; i++) {
+		sha[i * 2] = "0123456789abcdef"[md[i] >> 4];
+		sha[i * 2 + 1] = "0123456789abcdef"[md[i] & 0x0f];
+	}
+	sha[mdlen * 2] = '\0';
+	rc = 0;
+out:
+	free(buf);
+	EVP_MD_CTX_free(ctx);
+	return (rc);
+}
+
+/*
+ * An image's header (no pixels decoded) against max_pixels, then a
+ * sequential decode so a truncated or corrupt file is refused.  Images
+ * are at most their purpose's limit (5 MB by default), read into memory
+ * because the host lets libvips use its buffer loaders only.
+ */
+static int
+image_check(struct ingest *ig, int fd, uint64_t len, int *w, int *h)
+{
+	VipsImage	*img;
+	unsigned char	*buf;
+	const char	*loader;
+	double		 avg;
+	uint64_t	 pixels;
+	ssize_t		 r;
+	size_t		 done;
+	long long	 max;
+	int		 rc = -1;
+
+	if (len > IMAGE_READ_MAX)
+		return (refuse(ig, 413, NULL, "the image is too large"));
+	if ((buf = malloc((size_t)len)) == NULL)
+		return (refuse(ig, 500, NULL, "out of memory"));
+	for (done = 0; done < len; done += (size_t)r) {
+		r = pread(fd, buf + done, (size_t)len - done, (off_t)done);
+		if (r == -1 && errno == EINTR) {
+			r = 0;
+			continue;
+		}
+		if (r <= 0) {
+			free(buf);
+			return (refuse(ig, 500, NULL, "cannot read the "
+			    "upload"));
+		}
+	}
+	img = NULL;
+	max = api->config_int(plug, "max_pixels", 40000000);
+	if ((loader = vips_foreign_find_load_buffer(buf, (size_t)len)) ==
+	    NULL || (img = vips_image_new_from_buffer(buf, (size_t)len, "",
+	    "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+	    VIPS_FAIL_ON_TRUNCATED, NULL)) == NULL) {
+		vips_error_clear();
+		(void)refuse(ig, 422, "INVALID_FORMAT", "the image cannot be "
+		    "read");
+		goto out;
+	}
+	*w = vips_image_get_width(img);
+	*h = vips_image_get_height(img);
+	pixels = (uint64_t)*w * (uint64_t)*h;
+	if (max > 0 && pixels > (uint64_t)max) {
+		(void)refuse(ig, 422, "TOO_LARGE", "the image has too many "
+		    "pixels");
+		goto out;
+	}
+	if (vips_avg(img, &avg, NULL) != 0) {
+		vips_error_clear();
+		(void)refuse(ig, 422, "INVALID_FORMAT", "the image is "
+		    "truncated or corrupt");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (img != NULL)
+		g_object_unref(img);
+	free(buf);
+	return (rc);
+}
+
+/*
+ * Judge and store one input.  own_tx: begin and commit here (a route);
+ * otherwise the caller's transaction holds the lock (the service).
+ * The new id in ig->id and 0, or -1 with ig->status/err.
+ */
+static int
+ingest(struct ingest *ig, int own_tx)
+{
+	const struct sb_media_input	*in = ig->in;
+	const struct purpose		*pu;
+	struct media_put		 put;
+	struct sb_db_res		*r;
+	unsigned char			*head;
+	const char			*sniffed_raw, *params[9];
+	char				 sniffed[128], declared[128];
+	char				 sha[65], size_s[24], name[208];
+	char				 by[24], cust[24], w_s[16], h_s[16];
+	size_t				 hlen;
+	long long			 max;
+	int				 w = -1, h = -1, ok;
+
+	ig->status = 0;
+	ig->code = ig->field = NULL;
+	ig->err[0] = '\0';
+	ig->id = -1;
+	put.fd = -1;
+
+	if (in->len == 0)
+		return (refuse(ig, 422, "EMPTY", "the file is empty"));
+	hlen = in->len < HEAD_MAX ? (size_t)in->len : HEAD_MAX;
+	if ((head = malloc(hlen)) == NULL)
+		return (refuse(ig, 500, NULL, "out of memory"));
+	if (input_read(in, 0, head, hlen) == -1) {
+		free(head);
+		return (refuse(ig, 500, NULL, "cannot read the upload"));
+	}
+	sniffed_raw = magic_buffer(cookie, head, hlen);
+	type_canon(sniffed_raw != NULL ? sniffed_raw :
+	    "application/octet-stream", sniffed, sizeof(sniffed));
+	free(head);
+
+	if (in->declared_type != NULL) {
+		type_canon(in->declared_type, declared, sizeof(declared));
+		if (declared[0] != '\0' &&
+		    strcmp(declared, "application/octet-stream") != 0 &&
+		    strcmp(declared, sniffed) != 0) {
+			ig->status = 415;
+			(void)snprintf(ig->err, sizeof(ig->err), "the declared "
+			    "type does not match the file (%s)", sniffed);
+			return (-1);
+		}
+	}
+	if (in->purpose != NULL) {
+		if ((pu = purpose_find(in->purpose)) == NULL) {
+			ig->status = 422;
+			ig->code = "INVALID_CHOICE";
+			ig->field = "purpose";
+			(void)snprintf(ig->err, sizeof(ig->err), "purpose is "
+			    "one of image, audio, video, document, sticker, "
+			    "avatar");
+			return (-1);
+		}
+	} else
+		pu = purpose_for_type(sniffed);
+	if (!purpose_allows(pu, sniffed)) {
+		ig->status = 415;
+		(void)snprintf(ig->err, sizeof(ig->err), "%s is not accepted "
+		    "for purpose %s", sniffed, pu->name);
+		return (-1);
+	}
+	max = api->config_int(plug, pu->max_key, 0);
+	if (max > 0 && in->len > (uint64_t)max) {
+		ig->status = 413;
+		(void)snprintf(ig->err, sizeof(ig->err), "at most %lld bytes "
+		    "for purpose %s", max, pu->name);
+		return (-1);
+	}
+
+	if (store->put_begin(&put) != SB_OK)
+		return (refuse(ig, 500, NULL, "cannot store the file"));
+	if (copy_hash(in, put.fd, sha) == -1) {
+		store->put_abort(&put);
+		return (refuse(ig, 500, NULL, "cannot store the file"));
+	}
+	if (strncmp(sniffed, "image/", 6) == 0 &&
+	    image_check(ig, put.fd, in->len, &w, &h) == -1) {
+		store->put_abort(&put);
+		return (-1);
+	}
+
+	filename_clean(in->filename, name, sizeof(name));
+	(void)snprintf(size_s, sizeof(size_s), "%" PRIu64, in->len);
+	(void)snprintf(by, sizeof(by), "%" PRId64, in->uploaded_by);
+	(void)snprintf(cust, sizeof(cust), "%" PRId64, in->customer_id);
+	(void)snprintf(w_s, sizeof(w_s), "%d", w);
+	(void)snprintf(h_s, sizeof(h_s), "%d", h);
+
+	if (own_tx && api->db_begin(plug) != SB_OK) {
+		store->put_abort(&put);
+		return (refuse(ig, 503, NULL, "the database is unavailable"));
+	}
+	params[0] = sha;
+	r = api->db_query(plug, "SELECT pg_advisory_xact_lock(" LOCK_CLASS
+	    ", hashtext($1))", 1, params);
+	ok = api->db_ok(r);
+	api->db_free(r);
+	if (!ok || store->put_commit(&put, sha) != SB_OK)
+		goto fail;
+	params[1] = size_s;
+	params[2] = sniffed;
+	params[3] = name;
+	params[4] = pu->name;
+	params[5] = in->uploaded_by > 0 ? by : NULL;
+	params[6] = in->customer_id > 0 ? cust : NULL;
+	params[7] = w >= 0 ? w_s : NULL;
+	params[8] = h >= 0 ? h_s : NULL;
+	r = api->db_query(plug, "INSERT INTO media (sha256, size, mime_type, "
+	    "filename, purpose, uploaded_by, customer_id, width, height) "
+	    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+	    9, params);
+	if (!api->db_ok(r) || api->db_rows(r) != 1) {
+		api->db_free(r);
+		goto fail;
+	}
+	ig->id = strtoll(api->db_value(r, 0, 0), NULL, 10);
+	api->db_free(r);
+	if (own_tx && api->db_commit(plug) != SB_OK) {
+		ig->id = -1;
+		return (refuse(ig, 500, NULL, "cannot record the file"));
+	}
+	return (0);
+fail:
+	store->put_abort(&put);
+	if (own_tx)
+		api->db_rollback(plug);
+	return (refuse(ig, 500, NULL, "cannot record the file"));
+}
+
+/* --- Signed URLs ------------------------------------------------------ */
+
+static char *
+url_sig(int64_t id, long long exp)
+{
+	char	value[64];
+	int	n;
+
+	n = snprintf(value, sizeof(value), "%" PRId64 ".%lld", id, exp);
+	return (api->blind_index(plug, URL_DOMAIN, value, (size_t)n));
+}
+
+static char *
+url_signed(int64_t id, unsigned int ttl)
+{
+	char		*sig, *url;
+	long long	 exp;
+
+	if (ttl == 0)
+		ttl = (unsigned int)api->config_int(plug, "url_ttl", 3600);
+	exp = (long long)time(NULL) + ttl;
+	if ((sig = url_sig(id, exp)) == NULL)
+		return (NULL);
+	if (asprintf(&url, "/api/v1/media/%" PRId64 "/content?exp=%lld&sig=%s",
+	    id, exp, sig) == -1)
+		url = NULL;
+	free(sig);
+	return (url);
+}
+
+/* 1: a valid, unexpired signature for id. */
+static int
+url_verify(int64_t id, const char *exp_s, const char *sig)
+{
+	char		*want, *end;
+	long long	 exp;
+	int		 ok;
+
+	if (exp_s == NULL || sig == NULL || strlen(sig) != 43)
+		return (0);
+	errno = 0;
+	exp = strtoll(exp_s, &end, 10);
+	if (errno != 0 || end == exp_s || *end != '\0' || exp < time(NULL))
+		return (0);
+	if ((want = url_sig(id, exp)) == NULL)
+		return (0);
+	ok = strlen(want) == 43 && CRYPTO_memcmp(want, sig, 43) == 0;
+	free(want);
+	return (ok);
+}
+
+/* --- Rows ------------------------------------------------------------- */
+
+/* The item as the API shows it, or NULL (none, or a database error). */
+static json_t *
+media_json(int64_t id)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	char			 id_s[24], *url;
+	json_t			*o;
+
+	(void)snprintf(id_s, sizeof(id_s), "%" PRId64, id);
+	params[0] = id_s;
+	r = api->db_query(plug, "SELECT " MEDIA_COLS " FROM media "
+	    "WHERE id = $1", 1, params);
+	if (!api->db_ok(r) || api->db_rows(r) != 1) {
+		api->db_free(r);
+		return (NULL);
+	}
+	o = api->db_row_json(r, 0);
+	api->db_free(r);
+	url = url_signed(id, 0);
+	json_object_set_new(o, "url", url != NULL ? json_string(url) :
+	    json_null());
+	free(url);
+	json_object_set_new(o, "thumbnail_url", json_null());
+	return (o);
+}
+
+/* The {id} path parameter, or -1 when it is not a positive integer. */
+static int64_t
+path_id(struct sb_req *req)
+{
+	const char	*s;
+	char		*end;
+	long long	 v;
+
+	s = api->req_param(req, "id");
+	if (s == NULL || *s < '1' || *s > '9' || strlen(s) > 18)
+		return (-1);
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return (-1);
+	return (v);
+}
+
+/* Remove the bytes when no row names sha any more (lock held). */
+static int
+bytes_release(const char *sha)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	int			 left;
+
+	params[0] = sha;
+	r = api->db_query(plug, "SELECT count(*) FROM media WHERE sha256 = $1",
+	    1, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		return (SB_ERROR);
+	}
+	left = atoi(api->db_value(r, 0, 0));
+	api->db_free(r);
+	return (left == 0 ? store->remove(sha) : SB_OK);
+}
+
+static int
+sha_lock(const char *sha)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	int			 ok;
+
+	params[0] = sha;
+	r = api->db_query(plug, "SELECT pg_advisory_xact_lock(" LOCK_CLASS
+	    ", hashtext($1))", 1, params);
+	ok = api->db_ok(r);
+	api->db_free(r);
+	return (ok ? SB_OK : SB_ERROR);
+}
+
+/* --- Routes ------------------------------------------------------------ */
+
+/* A small text field's value into out; -1 when it is too long. */
+static int
+part_text(const struct sb_part *pt, char *out, size_t outlen)
+{
+	struct sb_media_input	in;
+
+	if (pt->len >= outlen)
+		return (-1);
+	memset(&in, 0, sizeof(in));
+	in.data = pt->data;
+	in.fd = pt->fd;
+	in.offset = pt->offset;
+	in.len = pt->len;
+	if (input_read(&in, 0, out, (size_t)pt->len) == -1)
+		return (-1);
+	out[pt->len] = '\0';
+	return (0);
+}
+
+static void
+field_error(struct sb_req *req, int status, const char *field,
+    const char *code, const char *msg)
+{
+	api->respond_error(req, status, "VALIDATION_ERROR", msg,
+	    json_pack("[{s:s, s:s, s:s}]", "field", field, "code", code,
+	    "message", msg));
+}
+
+/* The form's purpose and customer_id; -1 when answered (422). */
+static int
+form_fields(struct sb_req *req, const struct sb_part *parts, size_t n,
+    char *purpose, size_t plen, int64_t *customer)
+{
+	char	buf[32], *end;
+	size_t	i;
+
+	purpose[0] = '\0';
+	*customer = 0;
+	for (i = 0; i < n; i++) {
+		if (parts[i].name == NULL || parts[i].filename != NULL)
+			continue;
+		if (strcmp(parts[i].name, "purpose") == 0) {
+			if (part_text(&parts[i], purpose, plen) == -1 ||
+			    purpose_find(purpose) == NULL) {
+				field_error(req, 422, "purpose",
+				    "INVALID_CHOICE", "purpose is one of "
+				    "image, audio, video, document, sticker, "
+				    "avatar");
+				return (-1);
+			}
+		} else if (strcmp(parts[i].name, "customer_id") == 0) {
+			errno = 0;
+			if (part_text(&parts[i], buf, sizeof(buf)) == -1 ||
+			    buf[0] < '1' || buf[0] > '9' ||
+			    (*customer = strtoll(buf, &end, 10)) <= 0 ||
+			    errno != 0 || *end != '\0') {
+				field_error(req, 422, "customer_id",
+				    "INVALID_FORMAT", "customer_id is a "
+				    "positive integer");
+				return (-1);
+			}
+		}
+	}
+	return (0);
+}
+
+static void
+input_from_part(struct sb_req *req, const struct sb_part *pt,
+    const char *purpose, int64_t customer, struct sb_media_input *in)
+{
+	const struct sb_principal	*who;
+
+	memset(in, 0, sizeof(*in));
+	in->size = sizeof(*in);
+	in->data = pt->data;
+	in->fd = pt->fd;
+	in->offset = pt->offset;
+	in->len = pt->len;
+	in->filename = pt->filename;
+	in->declared_type = pt->content_type;
+	in->purpose = purpose[0] != '\0' ? purpose : NULL;
+	in->customer_id = customer;
+	who = api->req_principal(req);
+	in->uploaded_by = who != NULL && who->kind == SB_ACTOR_USER ?
+	    who->id : 0;
+}
+
+static const char *
+status_code(int status)
+{
+	switch (status) {
+	case 413:
+		return ("PAYLOAD_TOO_LARGE");
+	case 415:
+		return ("UNSUPPORTED_MEDIA_TYPE");
+	case 422:
+		return ("VALIDATION_ERROR");
+	case 503:
+		return ("UNAVAILABLE");
+	default:
+		return ("INTERNAL");
+	}
+}
+
+static void
+media_upload(struct sb_req *req)
+{
+	const struct sb_part	*parts, *file;
+	struct sb_media_input	 in;
+	struct ingest		 ig;
+	char			 purpose[32];
+	int64_t			 customer;
+	size_t			 n, i;
+	json_t			*o;
+
+	if (api->req_parts(req, &parts, &n) != SB_OK)
+		return;
+	if (form_fields(req, parts, n, purpose, sizeof(purpose),
+	    &customer) == -1)
+		return;
+	file = NULL;
+	for (i = 0; i < n; i++) {
+		if (parts[i].name != NULL && strcmp(parts[i].name, "file") ==
+		    0) {
+			if (file != NULL) {
+				field_error(req, 422, "file", "INVALID_FORMAT",
+				    "one file per upload (use bulk-upload)");
+				return;
+			}
+			file = &parts[i];
+		}
+	}
+	if (file == NULL) {
+		field_error(req, 422, "file", "REQUIRED", "field file is "
+		    "required");
+		return;
+	}
+	input_from_part(req, file, purpose, customer, &in);
+	memset(&ig, 0, sizeof(ig));
+	ig.in = &in;
+	if (ingest(&ig, 1) == -1) {
+		if (ig.code != NULL)
+			field_error(req, ig.status, ig.field, ig.code, ig.err);
+		else
+			api->respond_error(req, ig.status,
+			    status_code(ig.status), ig.err, NULL);
+		return;
+	}
+	if ((o = media_json(ig.id)) == NULL) {
+		api->respond_error(req, 500, "INTERNAL", "cannot read the "
+		    "item back", NULL);
+		return;
+	}
+	api->respond_json(req, 201, o);
+}
+
+static void
+media_bulk(struct sb_req *req)
+{
+	const struct sb_part	*parts;
+	struct sb_media_input	 in;
+	struct ingest		 ig;
+	char			 purpose[32], name[208];
+	int64_t			 customer;
+	size_t			 n, i, files;
+	json_t			*out, *item, *o;
+
+	if (api->req_parts(req, &parts, &n) != SB_OK)
+		return;
+	if (form_fields(req, parts, n, purpose, sizeof(purpose),
+	    &customer) == -1)
+		return;
+	out = json_array();
+	for (i = files = 0; i < n; i++) {
+		if (parts[i].name == NULL || strcmp(parts[i].name, "file") != 0)
+			continue;
+		files++;
+		filename_clean(parts[i].filename, name, sizeof(name));
+		input_from_part(req, &parts[i], purpose, customer, &in);
+		memset(&ig, 0, sizeof(ig));
+		ig.in = &in;
+		if (ingest(&ig, 1) == 0 && (o = media_json(ig.id)) != NULL) {
+			item = json_pack("{s:s, s:i, s:o}", "filename", name,
+			    "status", 201, "media", o);
+		} else {
+			if (ig.status == 0) {
+				ig.status = 500;
+				(void)snprintf(ig.err, sizeof(ig.err), "cannot "
+				    "read the item back");
+			}
+			item = json_pack("{s:s, s:i, s:{s:s, s:s}}",
+			    "filename", name, "status", ig.status, "error",
+			    "code", status_code(ig.status), "message", ig.err);
+			if (ig.code != NULL)
+				json_object_set_new(json_object_get(item,
+				    "error"), "errors", json_pack("[{s:s, s:s, "
+				    "s:s}]", "field", ig.field, "code",
+				    ig.code, "message", ig.err));
+		}
+		json_array_append_new(out, item);
+	}
+	if (files == 0) {
+		json_decref(out);
+		field_error(req, 422, "file", "REQUIRED", "at least one field "
+		    "file is required");
+		return;
+	}
+	api->respond_json(req, 200, json_pack("{s:o}", "data", out));
+}
+
+static void
+media_get(struct sb_req *req)
+{
+	int64_t	 id;
+	json_t	*o;
+
+	if ((id = path_id(req)) == -1 || (o = media_json(id)) == NULL) {
+		api->respond_error(req, 404, "NOT_FOUND", "no such media item",
+		    NULL);
+		return;
+	}
+	api->respond_json(req, 200, o);
+}
+
+static void
+media_delete(struct sb_req *req)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	char			 id_s[24], sha[65];
+	int64_t			 id;
+
+	if ((id = path_id(req)) == -1) {
+		api->respond_error(req, 404, "NOT_FOUND", "no such media item",
+		    NULL);
+		return;
+	}
+	(void)snprintf(id_s, sizeof(id_s), "%" PRId64, id);
+	params[0] = id_s;
+	if (api->db_begin(plug) != SB_OK) {
+		api->respond_error(req, 503, "UNAVAILABLE", "the database is "
+		    "unavailable", NULL);
+		return;
+	}
+	r = api->db_query(plug, "SELECT sha256 FROM media WHERE id = $1 "
+	    "FOR UPDATE", 1, params);
+	if (!api->db_ok(r) || api->db_rows(r) != 1) {
+		api->db_free(r);
+		api->db_rollback(plug);
+		api->respond_error(req, 404, "NOT_FOUND", "no such media item",
+		    NULL);
+		return;
+	}
+	(void)snprintf(sha, sizeof(sha), "%s", api->db_value(r, 0, 0));
+	api->db_free(r);
+	if (sha_lock(sha) != SB_OK)
+		goto fail;
+	r = api->db_query(plug, "DELETE FROM media WHERE id = $1", 1, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		goto fail;
+	}
+	api->db_free(r);
+	if (bytes_release(sha) != SB_OK || api->db_commit(plug) != SB_OK)
+		goto fail;
+	api->respond_raw(req, 204, NULL, NULL, 0);
+	return;
+fail:
+	api->db_rollback(plug);
+	api->respond_error(req, 500, "INTERNAL", "cannot delete the item",
+	    NULL);
+}
+
+/*
+ * Who may read an item's bytes: a valid signed URL, or a caller holding
+ * media.read.  Answers and returns -1 otherwise.
+ */
+static int
+content_allowed(struct sb_req *req, int64_t id)
+{
+	const struct sb_principal	*who;
+	const char			*exp, *sig;
+
+	exp = api->req_query(req, "exp");
+	sig = api->req_query(req, "sig");
+	if (exp != NULL || sig != NULL) {
+		if (id > 0 && url_verify(id, exp, sig))
+			return (0);
+		api->respond_error(req, 403, "FORBIDDEN", "the signed URL is "
+		    "invalid or has expired", NULL);
+		return (-1);
+	}
+	who = api->req_principal(req);
+	if (who == NULL || who->kind == SB_ACTOR_ANONYMOUS) {
+		api->respond_error(req, 401, "UNAUTHENTICATED",
+		    "authentication required", NULL);
+		return (-1);
+	}
+	if (!api->req_allowed(req, "media.read")) {
+		api->respond_error(req, 403, "FORBIDDEN", "permission "
+		    "media.read required", NULL);
+		return (-1);
+	}
+	return (0);
+}
+
+/* Shown inline only when a browser cannot run it. */
+static int
+inline_safe(const char *type)
+{
+	if (strcmp(type, "image/svg+xml") == 0)
+		return (0);
+	return (strncmp(type, "image/", 6) == 0 ||
+	    strncmp(type, "audio/", 6) == 0 ||
+	    strncmp(type, "video/", 6) == 0 ||
+	    strcmp(type, "application/pdf") == 0);
+}
+
+/* Does If-None-Match name the entity tag (or "*")? */
+static int
+etag_matches(const char *inm, const char *sha)
+{
+	const char	*s;
+
+	if (inm == NULL)
+		return (0);
+	if (strchr(inm, '*') != NULL)
+		return (1);
+	for (s = inm; (s = strstr(s, sha)) != NULL; s += 64) {
+		if ((s == inm || s[-1] == '"' || s[-1] == ' ' ||
+		    s[-1] == ',') && (s[64] == '\0' || s[64] == '"' ||
+		    s[64] == ',' || s[64] == ' '))
+			return (1);
+	}
+	return (0);
+}
+
+/*
+ * A single "bytes=" range of size: 1 with [*first, *last], 0 when there
+ * is no usable Range header (absent, several ranges, or not a bytes
+ * range: served whole), -1 when it cannot be satisfied (416).
+ */
+static int
+range_parse(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
+{
+	unsigned long long	 a, b;
+	const char		*s;
+	char			*end;
+
+	if (h == NULL || strncmp(h, "bytes=", 6) != 0 ||
+	    strchr(h, ',') != NULL)
+		return (0);
+	s = h + 6;
+	if (*s == '-') {
+		if (!isdigit((unsigned char)s[1]))
+			return (0);
+		errno = 0;
+		b = strtoull(s + 1, &end, 10);
+		if (errno != 0 || *end != '\0')
+			return (0);
+		if (b == 0 || size == 0)
+			return (-1);
+		*first = b >= size ? 0 : size - b;
+		*last = size - 1;
+		return (1);
+	}
+	if (!isdigit((unsigned char)*s))
+		return (0);
+	errno = 0;
+	a = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '-')
+		return (0);
+	s = end + 1;
+	if (*s == '\0')
+		b = size == 0 ? 0 : size - 1;
+	else {
+		if (!isdigit((unsigned char)*s))
+			return (0);
+		b = strtoull(s, &end, 10);
+		if (errno != 0 || *end != '\0' || b < a)
+			return (0);
+	}
+	if (a >= size)
+		return (-1);
+	*first = a;
+	*last = b >= size ? size - 1 : b;
+	return (1);
+}
+
+static void
+media_content(struct sb_req *req)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	char			 id_s[24], sha[65], mime[128], name[208];
+	char			 hdr[300];
+	unsigned char		*buf;
+	uint64_t		 size, first, last, len, cap, done;
+	ssize_t			 n;
+	int64_t			 id;
+	int			 fd, rc;
+
+	id = path_id(req);
+	if (content_allowed(req, id) == -1)
+		return;
+	(void)snprintf(id_s, sizeof(id_s), "%" PRId64, id);
+	params[0] = id_s;
+	r = api->db_query(plug, "SELECT sha256, mime_type, filename FROM "
+	    "media WHERE id = $1", 1, params);
+	if (id == -1 || !api->db_ok(r) || api->db_rows(r) != 1) {
+		api->db_free(r);
+		api->respond_error(req, 404, "NOT_FOUND", "no such media item",
+		    NULL);
+		return;
+	}
+	(void)snprintf(sha, sizeof(sha), "%s", api->db_value(r, 0, 0));
+	(void)snprintf(mime, sizeof(mime), "%s", api->db_value(r, 0, 1));
+	filename_clean(api->db_value(r, 0, 2), name, sizeof(name));
+	api->db_free(r);
+
+	(void)snprintf(hdr, sizeof(hdr), "\"%s\"", sha);
+	api->resp_header(req, "ETag", hdr);
+	api->resp_header(req, "Cache-Control", "private, max-age=300");
+	api->resp_header(req, "Accept-Ranges", "bytes");
+	(void)snprintf(hdr, sizeof(hdr), "%s; filename=\"%s\"",
+	    inline_safe(mime) ? "inline" : "attachment", name);
+	api->resp_header(req, "Content-Disposition", hdr);
+	if (etag_matches(api->req_header(req, "If-None-Match"), sha)) {
+		api->respond_raw(req, 304, mime, NULL, 0);
+		return;
+	}
+
+	if ((fd = store->open(sha, &size)) == -1) {
+		api->log(plug, SB_LOG_ERROR, "media %s: the bytes are missing",
+		    id_s);
+		api->respond_error(req, 500, "INTERNAL", "the file is missing",
+		    NULL);
+		return;
+	}
+	rc = range_parse(api->req_header(req, "Range"), size, &first, &last);
+	if (rc == -1) {
+		(void)close(fd);
+		(void)snprintf(hdr, sizeof(hdr), "bytes */%" PRIu64, size);
+		api->resp_header(req, "Content-Range", hdr);
+		api->respond_error(req, 416, "VALIDATION_ERROR", "the range "
+		    "cannot be satisfied", NULL);
+		return;
+	}
+	cap = (uint64_t)api->config_int(plug, "read_max", 134217728);
+	if (rc == 0) {
+		first = 0;
+		last = size - 1;
+		if (size > cap)		/* served as a range the client follows */
+			rc = 1;
+	}
+	len = last - first + 1;
+	if (len > cap) {
+		len = cap;
+		last = first + cap - 1;
+	}
+	if ((buf = malloc(len > 0 ? (size_t)len : 1)) == NULL) {
+		(void)close(fd);
+		api->respond_error(req, 503, "UNAVAILABLE", "out of memory",
+		    NULL);
+		return;
+	}
+	for (done = 0; done < len; done += (uint64_t)n) {
+		n = pread(fd, buf + done, (size_t)(len - done),
+		    (off_t)(first + done));
+		if (n == -1 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n <= 0) {
+			free(buf);
+			(void)close(fd);
+			api->respond_error(req, 500, "INTERNAL", "cannot read "
+			    "the file", NULL);
+			return;
+		}
+	}
+	(void)close(fd);
+	if (rc == 1) {
+		(void)snprintf(hdr, sizeof(hdr), "bytes %" PRIu64 "-%" PRIu64
+		    "/%" PRIu64, first, last, size);
+		api->resp_header(req, "Content-Range", hdr);
+	}
+	api->respond_raw(req, rc == 1 ? 206 : 200, mime, buf, (size_t)len);
+	free(buf);
+}
+
+static void
+media_thumbnail(struct sb_req *req)
+{
+	if (content_allowed(req, path_id(req)) == -1)
+		return;
+	api->respond_error(req, 404, "NOT_FOUND", "thumbnails are not made "
+	    "yet", NULL);
+}
+
+/* --- Privacy ----------------------------------------------------------- */
+
+static json_t *
+media_privacy_export(struct sb_plugin *p, const struct sb_subject *s)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	json_t			*out, *list;
+	int			 i;
+
+	(void)p;
+	out = json_object();
+	if (s->kind != SB_SUBJECT_CUSTOMER)
+		return (out);
+	params[0] = s->value;
+	r = api->db_query(plug, "SELECT " MEDIA_COLS " FROM media WHERE "
+	    "customer_id = $1::bigint ORDER BY id", 1, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		json_decref(out);
+		return (NULL);
+	}
+	list = json_array();
+	for (i = 0; i < api->db_rows(r); i++)
+		json_array_append_new(list, api->db_row_json(r, i));
+	api->db_free(r);
+	json_object_set_new(out, "media", list);
+	return (out);
+}
+
+static long long
+media_privacy_erase(struct sb_plugin *p, const struct sb_subject *s)
+{
+	struct sb_db_res	*r, *d;
+	const char		*params[1];
+	long long		 n;
+	int			 i;
+
+	(void)p;
+	if (s->kind != SB_SUBJECT_CUSTOMER)
+		return (0);
+	params[0] = s->value;
+	r = api->db_query(plug, "SELECT DISTINCT sha256 FROM media WHERE "
+	    "customer_id = $1::bigint ORDER BY sha256", 1, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		return (-1);
+	}
+	for (i = 0; i < api->db_rows(r); i++) {
+		if (sha_lock(api->db_value(r, i, 0)) != SB_OK) {
+			api->db_free(r);
+			return (-1);
+		}
+	}
+	d = api->db_query(plug, "WITH d AS (DELETE FROM media WHERE "
+	    "customer_id = $1::bigint RETURNING 1) SELECT count(*) FROM d",
+	    1, params);
+	if (!api->db_ok(d) || api->db_rows(d) != 1) {
+		api->db_free(d);
+		api->db_free(r);
+		return (-1);
+	}
+	n = strtoll(api->db_value(d, 0, 0), NULL, 10);
+	api->db_free(d);
+	for (i = 0; i < api->db_rows(r); i++) {
+		if (bytes_release(api->db_value(r, i, 0)) != SB_OK) {
+			api->db_free(r);
+			return (-1);
+		}
+	}
+	api->db_free(r);
+	return (n);
+}
+
+/* --- The media.store service ------------------------------------------ */
+
+static int64_t
+svc_put(struct sb_plugin *caller, const struct sb_media_input *in,
+    int *status, char *err, size_t errlen)
+{
+	struct ingest	ig;
+
+	(void)caller;
+	memset(&ig, 0, sizeof(ig));
+	ig.in = in;
+	if (in == NULL || in->size < sizeof(*in)) {
+		*status = 500;
+		(void)snprintf(err, errlen, "bad input");
+		return (-1);
+	}
+	if (ingest(&ig, 0) == -1) {
+		*status = ig.status;
+		(void)snprintf(err, errlen, "%s", ig.err);
+		return (-1);
+	}
+	*status = 201;
+	return (ig.id);
+}
+
+static char *
+svc_signed_url(struct sb_plugin *caller, int64_t id, unsigned int ttl)
+{
+	(void)caller;
+	return (url_signed(id, ttl));
+}
+
+static json_t *
+svc_metadata(struct sb_plugin *caller, int64_t id)
+{
+	(void)caller;
+	return (media_json(id));
+}
+
+static int
+svc_open(struct sb_plugin *caller, int64_t id, uint64_t *size)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	char			 id_s[24], sha[65];
+
+	(void)caller;
+	(void)snprintf(id_s, sizeof(id_s), "%" PRId64, id);
+	params[0] = id_s;
+	r = api->db_query(plug, "SELECT sha256 FROM media WHERE id = $1",
+	    1, params);
+	if (!api->db_ok(r) || api->db_rows(r) != 1) {
+		api->db_free(r);
+		return (-1);
+	}
+	(void)snprintf(sha, sizeof(sha), "%s", api->db_value(r, 0, 0));
+	api->db_free(r);
+	return (store->open(sha, size));
+}
+
+static const struct sb_media_store service = {
+	.hdr = { .size = sizeof(struct sb_media_store),
+	    .version = SB_MEDIA_STORE_VERSION },
+	.put = svc_put,
+	.signed_url = svc_signed_url,
+	.metadata = svc_metadata,
+	.open = svc_open,
+};
+
+/* --- Lifecycle --------------------------------------------------------- */
+
+static int
+media_setup(struct sb_plugin *p, const struct sb_host_api *a)
+{
+	const char	*backend;
+
+	api = a;
+	plug = p;
+	if (!SB_API_HAS(a, req_parts) || !SB_API_HAS(a, blind_index) ||
+	    !SB_API_HAS(a, service_export)) {
+		a->log(p, SB_LOG_ERROR, "the host lacks ABI 1.3");
+		return (SB_ERROR);
+	}
+	if (a->config_declare(p, config) != SB_OK ||
+	    a->routes_add(p, routes) != SB_OK ||
+	    a->permission_add(p, "media.read", "Read media items and their "
+	    "bytes") != SB_OK ||
+	    a->permission_add(p, "media.upload", "Upload media") != SB_OK ||
+	    a->permission_add(p, "media.manage", "Delete media items") !=
+	    SB_OK ||
+	    a->migrations_add(p, "migrations") != SB_OK)
+		return (SB_ERROR);
+	backend = a->config_get(p, "storage");
+	if (backend != NULL && strcmp(backend, "dir") != 0) {
+		a->log(p, SB_LOG_ERROR, "storage %s is not available (only "
+		    "dir)", backend);
+		return (SB_ERROR);
+	}
+	if (store->setup(p, a) != SB_OK)
+		return (SB_ERROR);
+	/* Loaded here, in the parent: the database is outside the chroot. */
+	cookie = magic_open(MAGIC_MIME_TYPE | MAGIC_NO_CHECK_COMPRESS |
+	    MAGIC_NO_CHECK_TAR);
+	if (cookie == NULL || magic_load(cookie, NULL) == -1) {
+		a->log(p, SB_LOG_ERROR, "libmagic: %s", cookie != NULL ?
+		    magic_error(cookie) : "magic_open failed");
+		return (SB_ERROR);
+	}
+	return (a->service_export(p, SB_MEDIA_STORE,
+	    (const struct sb_service *)&service));
+}
+
+static int
+media_init(struct sb_plugin *p)
+{
+	(void)p;
+	return (store->check());
+}
+
+SB_PLUGIN(
+	.id = "io.switchboard.media",
+	.name = "media",
+	.version = "0.1.0",
+	.summary = "Media: validated uploads, a content-addressed store, "
+	    "signed downloads with ranges; the media.store service",
+	.setup = media_setup,
+	.init = media_init,
+	.privacy_export = media_privacy_export,
+	.privacy_erase = media_privacy_erase,
+)

@@ -1,0 +1,48 @@
+/*
+ * The media plugin's storage backends: where the bytes of a media item
+ * live, by their SHA-256 (lower-case hex).  The directory backend
+ * (store_dir.c) is the only one so far; an S3-compatible backend fills
+ * the same table.
+ *
+ * A new object is written to a local temporary file first (put_begin
+ * gives its descriptor, readable and writable, so the caller can hash,
+ * sniff and check it), then published under its hash by put_commit or
+ * dropped by put_abort.  The caller holds the hash's advisory lock
+ * around put_commit and remove, in the transaction that inserts or
+ * deletes the rows naming the hash, so a concurrent upload of the same
+ * bytes never loses its file to a delete.
+ */
+
+#ifndef MEDIA_STORE_H
+#define MEDIA_STORE_H
+
+#include <stdint.h>
+
+#include <switchboard/plugin.h>
+
+struct media_put {
+	int		 fd;		/* the temporary file, or -1 */
+	char		 tmp[64];	/* backend's name for it */
+};
+
+struct media_store {
+	const char	*name;
+	/* parent (setup): prepare the backend; SB_OK or SB_ERROR. */
+	int		(*setup)(struct sb_plugin *, const struct sb_host_api *);
+	/* worker: check the backend is usable; SB_OK or SB_ERROR. */
+	int		(*check)(void);
+	int		(*put_begin)(struct media_put *);
+	/* fsync and publish under sha; an existing object with that hash
+	 * is kept (the bytes are the same). */
+	int		(*put_commit)(struct media_put *, const char *sha);
+	void		(*put_abort)(struct media_put *);
+	/* a descriptor to read the object from (caller closes) and its
+	 * size; -1 when it does not exist. */
+	int		(*open)(const char *sha, uint64_t *size);
+	/* remove the object; SB_OK also when it was already gone. */
+	int		(*remove)(const char *sha);
+};
+
+extern const struct media_store	media_store_dir;
+
+#endif /* MEDIA_STORE_H */

@@ -1,0 +1,383 @@
+// The media plugin (API.md "Media"), black box over HTTP against real
+// PostgreSQL and a real directory store: every allowed type sniffed from
+// its bytes (tiny images made with libvips, committed under
+// tests/fixtures/media/; a PDF and text written here), refusals with
+// their codes (a renamed ELF, HTML and SVG declared as PNG, a truncated
+// PNG, a PNG whose header claims 50,000 x 50,000, zero bytes, over the
+// purpose's limit), content-addressed storage (one file for two uploads,
+// removed with the last row), ranges, ETags, signed URLs, bulk upload,
+// permissions and the privacy hooks.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
+import { startServer, TEST_PLUGINS, ROOT, BUILD, assertEnvelope } from './lib/harness.mjs';
+import { createUnprivilegedUser, poll } from './lib/helpers.mjs';
+
+const M = '/api/v1/media';
+const FIX = join(ROOT, 'tests/fixtures/media');
+let srv, admin, agentTok, adminTok, nopermTok, storeDir;
+
+const sha256 = (b) => createHash('sha256').update(b).digest('hex');
+const objPath = (sha) => join(storeDir, sha.slice(0, 2), sha);
+
+// The workers run as the runas user when the tests run as root: the
+// store directory is theirs, as the README tells an operator.
+function makeStoreDir() {
+  mkdirSync(join(BUILD, 'test-run'), { recursive: true });
+  const dir = mkdtempSync(join(BUILD, 'test-run', 'media-'));
+  if (process.getuid() === 0) {
+    const uid = Number(execFileSync('id', ['-u', 'switchboard']).toString());
+    const gid = Number(execFileSync('id', ['-g', 'switchboard']).toString());
+    chownSync(dir, uid, gid);
+  }
+  return dir;
+}
+
+// --- the corpus ---------------------------------------------------------
+const png = readFileSync(join(FIX, 'tiny.png'));
+const jpg = readFileSync(join(FIX, 'tiny.jpg'));
+const webp = readFileSync(join(FIX, 'tiny.webp'));
+
+function pdf(text = 'hello') {
+  const objs = ['<< /Type /Catalog /Pages 2 0 R >>', '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
+    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>', `<< /Title (${text}) >>`];
+  let out = '%PDF-1.4\n';
+  const offs = [];
+  objs.forEach((o, i) => { offs.push(out.length); out += `${i + 1} 0 obj\n${o}\nendobj\n`; });
+  const xref = out.length;
+  out += `xref\n0 ${objs.length + 1}\n0000000000 65535 f \n`;
+  for (const o of offs) out += `${String(o).padStart(10, '0')} 00000 n \n`;
+  out += `trailer\n<< /Size ${objs.length + 1} /Root 1 0 R /Info 4 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+  return Buffer.from(out);
+}
+
+const CRC = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+function crc32(buf) {
+  let c = 0xffffffff;
+  for (const b of buf) c = CRC[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+function chunk(type, data) {
+  const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+  const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(td));
+  return Buffer.concat([len, td, crc]);
+}
+// A valid PNG header claiming w x h (greyscale), with a few rows of data.
+function pngClaiming(w, h) {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; ihdr[9] = 0;
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(1024))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+const elf = readFileSync('/bin/true');
+const html = Buffer.from('<!DOCTYPE html>\n<html><head><title>x</title></head><body><script>alert(1)</script></body></html>\n');
+const svg = Buffer.from('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script><rect width="10" height="10"/></svg>\n');
+const text = Buffer.from('Plain text notes.\nSecond line of the notes.\n');
+
+// --- helpers --------------------------------------------------------------
+function form(files, fields = {}) {
+  const fd = new FormData();
+  for (const [k, v] of Object.entries(fields)) fd.append(k, String(v));
+  for (const f of files) fd.append(f.field ?? 'file', new Blob([f.data], f.type ? { type: f.type } : {}), f.name);
+  return fd;
+}
+
+async function upload(file, { token = adminTok, fields = {}, path = `${M}/upload` } = {}) {
+  const res = await fetch(srv.url + path, { method: 'POST', body: form(Array.isArray(file) ? file : [file], fields),
+    headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const t = await res.text();
+  let body = null;
+  try { body = JSON.parse(t); } catch { body = null; }
+  return { status: res.status, headers: res.headers, text: t, body };
+}
+
+async function get(path, { token, headers = {} } = {}) {
+  const h = { ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  const res = await fetch(srv.url + path, { headers: h });
+  return { status: res.status, headers: res.headers, bytes: Buffer.from(await res.arrayBuffer()) };
+}
+
+async function makeUser(role) {
+  const username = `${role.toLowerCase()}-${Math.random().toString(16).slice(2, 10)}`;
+  const password = 'user-password-0123456789';
+  const r = await srv.request('POST', '/api/v1/users', { token: admin,
+    json: { username, password, name: role, email: `${username}@example.org`, role } });
+  assert.equal(r.status, 201, r.text);
+  return srv.login(username, password);
+}
+
+before(async () => {
+  storeDir = makeStoreDir();
+  srv = await startServer({ plugins: { ...TEST_PLUGINS, media: { dir: storeDir } } });
+  admin = await srv.login();
+  agentTok = await makeUser('AGENT');
+  adminTok = await makeUser('ADMIN');
+  await createUnprivilegedUser(srv, 'media-noperm');
+  nopermTok = await srv.login('media-noperm');
+});
+
+after(async () => { await srv?.stop(); });
+
+test('every allowed type is accepted with the type sniffed from its bytes', async () => {
+  const cases = [
+    { data: png, name: 'a.png', type: 'image/png', mime: 'image/png', w: 16, h: 12, purpose: 'image' },
+    { data: jpg, name: 'b.jpeg', type: 'application/octet-stream', mime: 'image/jpeg', w: 16, h: 12, purpose: 'image' },
+    { data: webp, name: 'c.webp', mime: 'image/webp', w: 16, h: 12, purpose: 'image' },
+    { data: webp, name: 's.webp', mime: 'image/webp', w: 16, h: 12, fields: { purpose: 'sticker' }, purpose: 'sticker' },
+    { data: png, name: 'me.png', mime: 'image/png', w: 16, h: 12, fields: { purpose: 'avatar' }, purpose: 'avatar' },
+    { data: pdf(), name: 'doc.pdf', type: 'application/pdf', mime: 'application/pdf', purpose: 'document' },
+    { data: text, name: 'notes.txt', type: 'text/plain', mime: 'text/plain', purpose: 'document',
+      fields: { purpose: 'document' } },
+  ];
+  for (const c of cases) {
+    const r = await upload({ data: c.data, name: c.name, type: c.type }, { fields: c.fields });
+    assert.equal(r.status, 201, `${c.name}: ${r.text}`);
+    const m = r.body;
+    assert.equal(m.mime_type, c.mime, c.name);
+    assert.equal(m.size, c.data.length);
+    assert.equal(m.sha256, sha256(c.data));
+    assert.equal(m.filename, c.name);
+    assert.equal(m.purpose, c.purpose);
+    assert.equal(m.width, c.w ?? null);
+    assert.equal(m.height, c.h ?? null);
+    assert.equal(m.duration_s, null);
+    assert.equal(m.thumbnail_url, null);
+    assert.equal(typeof m.uploaded_by, 'number');
+    assert.match(m.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    assert.match(m.url, new RegExp(`^/api/v1/media/${m.id}/content\\?exp=\\d+&sig=[A-Za-z0-9_-]{43}$`));
+    assert.ok(existsSync(objPath(m.sha256)), `${c.name} stored`);
+    assert.deepEqual(readFileSync(objPath(m.sha256)), c.data);
+    const g = await srv.request('GET', `${M}/${m.id}`, { token: agentTok });
+    assert.equal(g.status, 200);
+    assert.equal(g.body.sha256, m.sha256);
+  }
+});
+
+test('bad files are refused with the right code and nothing is stored', async () => {
+  const huge = Buffer.concat([png, Buffer.alloc(5 * 1024 * 1024 + 1 - png.length)]);
+  const bigSticker = Buffer.concat([webp, Buffer.alloc(512001 - webp.length)]);
+  const cases = [
+    [{ data: elf, name: 'cat.png', type: 'image/png' }, {}, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    [{ data: elf, name: 'cat.png' }, {}, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    [{ data: html, name: 'x.png', type: 'image/png' }, {}, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    [{ data: html, name: 'x.html' }, {}, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    [{ data: svg, name: 'x.png', type: 'image/png' }, {}, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    [{ data: svg, name: 'x.svg' }, {}, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    [{ data: png, name: 'x.jpg', type: 'image/jpeg' }, {}, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    [{ data: pdf(), name: 'x.pdf' }, { purpose: 'image' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    [{ data: png.subarray(0, 200), name: 'cut.png', type: 'image/png' }, {}, 422, 'VALIDATION_ERROR', 'INVALID_FORMAT'],
+    [{ data: pngClaiming(50000, 50000), name: 'bomb.png', type: 'image/png' }, {}, 422, 'VALIDATION_ERROR', 'TOO_LARGE'],
+    [{ data: Buffer.alloc(0), name: 'empty.png' }, {}, 422, 'VALIDATION_ERROR', 'EMPTY'],
+    [{ data: huge, name: 'huge.png', type: 'image/png' }, {}, 413, 'PAYLOAD_TOO_LARGE'],
+    [{ data: bigSticker, name: 'big.webp' }, { purpose: 'sticker' }, 413, 'PAYLOAD_TOO_LARGE'],
+    [{ data: png, name: 'a.png' }, { purpose: 'nonsense' }, 422, 'VALIDATION_ERROR', 'INVALID_CHOICE'],
+  ];
+  for (const [file, fields, status, code, fieldCode] of cases) {
+    const r = await upload(file, { fields });
+    const e = assertEnvelope(assert, r, status, code);
+    if (fieldCode) assert.equal(e.errors[0].code, fieldCode, `${file.name}: ${r.text}`);
+    // Bytes no earlier test stored are nowhere in the store, and no
+    // temporary file is left behind.
+    if (file.data !== png && file.name !== 'x.pdf')
+      assert.ok(!existsSync(objPath(sha256(file.data))), `${file.name} not stored`);
+    assert.deepEqual(readdirSync(join(storeDir, 'tmp')), []);
+  }
+  const r = await upload({ data: png, name: 'a.png', field: 'other' });
+  assert.equal(assertEnvelope(assert, r, 422, 'VALIDATION_ERROR').errors[0].field, 'file');
+  const nm = await srv.request('POST', `${M}/upload`, { token: adminTok, json: { file: 'x' } });
+  assertEnvelope(assert, nm, 415, 'UNSUPPORTED_MEDIA_TYPE');
+});
+
+test('the same bytes are stored once; the last delete removes them', async () => {
+  const doc = pdf('dedupe');
+  const a = await upload({ data: doc, name: 'one.pdf' });
+  const b = await upload({ data: doc, name: 'two.pdf' }, { token: agentTok });
+  assert.equal(a.status, 201); assert.equal(b.status, 201);
+  assert.notEqual(a.body.id, b.body.id);
+  assert.equal(a.body.sha256, b.body.sha256);
+  assert.ok(existsSync(objPath(a.body.sha256)));
+
+  assertEnvelope(assert, await srv.request('DELETE', `${M}/${a.body.id}`, { token: agentTok }), 403, 'FORBIDDEN');
+  let d = await srv.request('DELETE', `${M}/${a.body.id}`, { token: adminTok });
+  assert.equal(d.status, 204, d.text);
+  assertEnvelope(assert, await srv.request('GET', `${M}/${a.body.id}`, { token: adminTok }), 404, 'NOT_FOUND');
+  assert.ok(existsSync(objPath(a.body.sha256)), 'still referenced by the second row');
+  const c = await get(`${M}/${b.body.id}/content`, { token: agentTok });
+  assert.equal(c.status, 200);
+  assert.deepEqual(c.bytes, doc);
+
+  d = await srv.request('DELETE', `${M}/${b.body.id}`, { token: adminTok });
+  assert.equal(d.status, 204);
+  assert.ok(!existsSync(objPath(a.body.sha256)), 'removed with the last row');
+  assertEnvelope(assert, await srv.request('DELETE', `${M}/${b.body.id}`, { token: adminTok }), 404, 'NOT_FOUND');
+  assertEnvelope(assert, await srv.request('GET', `${M}/abc`, { token: adminTok }), 404, 'NOT_FOUND');
+});
+
+test('downloads: headers, ranges, If-None-Match', async () => {
+  const data = Buffer.alloc(1000);
+  for (let i = 0; i < data.length; i++) data[i] = 0x41 + (i % 26);
+  const up = await upload({ data, name: 'evil"; name=.txt', type: 'text/plain' }, { fields: { purpose: 'document' } });
+  assert.equal(up.status, 201, up.text);
+  // (the client sends the quote as %22; the semicolon is replaced)
+  assert.equal(up.body.filename, 'evil%22_ name=.txt');
+  const p = `${M}/${up.body.id}/content`;
+
+  let r = await get(p, { token: agentTok });
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.bytes, data);
+  assert.equal(r.headers.get('content-type'), 'text/plain');
+  assert.equal(r.headers.get('content-disposition'), 'attachment; filename="evil%22_ name=.txt"');
+  assert.equal(r.headers.get('etag'), `"${sha256(data)}"`);
+  assert.match(r.headers.get('cache-control'), /private/);
+  assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+  assert.equal(r.headers.get('accept-ranges'), 'bytes');
+
+  r = await get(p, { token: agentTok, headers: { range: 'bytes=0-0' } });
+  assert.equal(r.status, 206);
+  assert.equal(r.headers.get('content-range'), 'bytes 0-0/1000');
+  assert.deepEqual(r.bytes, data.subarray(0, 1));
+
+  r = await get(p, { token: agentTok, headers: { range: 'bytes=-100' } });
+  assert.equal(r.status, 206);
+  assert.equal(r.headers.get('content-range'), 'bytes 900-999/1000');
+  assert.deepEqual(r.bytes, data.subarray(900));
+
+  r = await get(p, { token: agentTok, headers: { range: 'bytes=990-' } });
+  assert.equal(r.status, 206);
+  assert.deepEqual(r.bytes, data.subarray(990));
+
+  r = await get(p, { token: agentTok, headers: { range: 'bytes=1000-' } });
+  assert.equal(r.status, 416);
+  assert.equal(r.headers.get('content-range'), 'bytes */1000');
+
+  r = await get(p, { token: agentTok, headers: { 'if-none-match': `"${sha256(data)}"` } });
+  assert.equal(r.status, 304);
+  assert.equal(r.bytes.length, 0);
+  r = await get(p, { token: agentTok, headers: { 'if-none-match': '"other"' } });
+  assert.equal(r.status, 200);
+
+  const img = await upload({ data: png, name: 'pic.png' });
+  r = await get(`${M}/${img.body.id}/content`, { token: agentTok });
+  assert.equal(r.headers.get('content-type'), 'image/png');
+  assert.equal(r.headers.get('content-disposition'), 'inline; filename="pic.png"');
+  assertEnvelope(assert, await srv.request('GET', `${M}/${img.body.id}/thumbnail`, { token: agentTok }), 404, 'NOT_FOUND');
+});
+
+test('signed URLs: valid without a token; tampered, for another id or expired are 403', async () => {
+  const a = (await upload({ data: pdf('signed-a'), name: 'a.pdf' })).body;
+  const b = (await upload({ data: pdf('signed-b'), name: 'b.pdf' })).body;
+  let r = await get(a.url);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.bytes, pdf('signed-a'));
+  assert.equal(r.headers.get('content-disposition'), 'inline; filename="a.pdf"');
+
+  const u = new URL(a.url, srv.url);
+  const sig = u.searchParams.get('sig');
+  const exp = u.searchParams.get('exp');
+  const flipped = (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1);
+  for (const q of [`exp=${exp}&sig=${flipped}`, `exp=${Number(exp) + 1}&sig=${sig}`,
+    `exp=${exp}`, `sig=${sig}`, `exp=1&sig=${sig}`, `exp=x&sig=${sig}`]) {
+    assertEnvelope(assert, await srv.request('GET', `${M}/${a.id}/content?${q}`), 403, 'FORBIDDEN');
+  }
+  // another item's signature
+  assertEnvelope(assert, await srv.request('GET', `${M}/${b.id}/content?exp=${exp}&sig=${sig}`), 403, 'FORBIDDEN');
+  // the thumbnail route takes the signature too (and has no thumbnail yet)
+  assertEnvelope(assert, await srv.request('GET', `${M}/${a.id}/thumbnail?exp=${exp}&sig=${sig}`), 404, 'NOT_FOUND');
+  assertEnvelope(assert, await srv.request('GET', `${M}/${b.id}/thumbnail?exp=${exp}&sig=${sig}`), 403, 'FORBIDDEN');
+
+  // no signature: the bearer's media.read decides
+  assertEnvelope(assert, await srv.request('GET', `${M}/${a.id}/content`), 401, 'UNAUTHENTICATED');
+  assertEnvelope(assert, await srv.request('GET', `${M}/${a.id}/content`, { token: nopermTok }), 403, 'FORBIDDEN');
+  assertEnvelope(assert, await srv.request('GET', `${M}/${a.id}/thumbnail`), 401, 'UNAUTHENTICATED');
+});
+
+test('a signed URL stops working when it expires', async () => {
+  const dir = makeStoreDir();
+  const s2 = await startServer({ workers: 1, plugins: { ...TEST_PLUGINS, media: { dir, url_ttl: '2' } } });
+  try {
+    const tok = await s2.login();
+    const fd = form([{ data: pdf('expiring'), name: 'e.pdf' }]);
+    const res = await fetch(`${s2.url}${M}/upload`, { method: 'POST', body: fd, headers: { authorization: `Bearer ${tok}` } });
+    assert.equal(res.status, 201);
+    const m = await res.json();
+    const first = await fetch(s2.url + m.url);
+    assert.equal(first.status, 200);
+    // the same URL, unchanged, until its time has passed
+    const r = await poll(async () => {
+      const x = await s2.request('GET', m.url);
+      return x.status === 403 ? x : null;
+    });
+    assertEnvelope(assert, r, 403, 'FORBIDDEN');
+  } finally { await s2.stop(); }
+});
+
+test('bulk upload judges each file on its own', async () => {
+  const r = await upload([{ data: png, name: 'ok.png' }, { data: elf, name: 'tool.png', type: 'image/png' },
+    { data: Buffer.alloc(0), name: 'empty.txt' }, { data: pdf('bulk'), name: 'ok.pdf' }], { path: `${M}/bulk-upload` });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.body.data.map((x) => [x.filename, x.status]),
+    [['ok.png', 201], ['tool.png', 415], ['empty.txt', 422], ['ok.pdf', 201]]);
+  assert.equal(r.body.data[0].media.mime_type, 'image/png');
+  assert.equal(r.body.data[1].error.code, 'UNSUPPORTED_MEDIA_TYPE');
+  assert.equal(r.body.data[1].media, undefined);
+  assert.equal(r.body.data[2].error.code, 'VALIDATION_ERROR');
+  assert.equal(r.body.data[3].media.sha256, sha256(pdf('bulk')));
+  const none = await upload({ data: png, name: 'x.png', field: 'other' }, { path: `${M}/bulk-upload` });
+  assertEnvelope(assert, none, 422, 'VALIDATION_ERROR');
+});
+
+test('permissions: upload needs media.upload, reads media.read, delete media.manage', async () => {
+  assertEnvelope(assert, await upload({ data: png, name: 'a.png' }, { token: null }), 401, 'UNAUTHENTICATED');
+  assertEnvelope(assert, await upload({ data: png, name: 'a.png' }, { token: nopermTok }), 403, 'FORBIDDEN');
+  const m = await upload({ data: png, name: 'a.png' }, { token: agentTok });
+  assert.equal(m.status, 201);
+  assertEnvelope(assert, await srv.request('GET', `${M}/${m.body.id}`), 401, 'UNAUTHENTICATED');
+  assertEnvelope(assert, await srv.request('GET', `${M}/${m.body.id}`, { token: nopermTok }), 403, 'FORBIDDEN');
+  assertEnvelope(assert, await srv.request('DELETE', `${M}/${m.body.id}`, { token: nopermTok }), 403, 'FORBIDDEN');
+  const perms = await srv.request('GET', '/api/v1/permissions', { token: agentTok });
+  const names = perms.body.data.filter((p) => p.plugin === 'media').map((p) => p.name).sort();
+  assert.deepEqual(names, ['media.manage', 'media.read', 'media.upload']);
+});
+
+test('privacy: a customer\'s uploads are exported and erased, shared bytes kept', async () => {
+  const customer = 424242;
+  const shared = pdf('privacy-shared');
+  const own = pdf('privacy-own');
+  const bad = await upload({ data: own, name: 'x.pdf' }, { fields: { customer_id: 'abc' } });
+  assert.equal(assertEnvelope(assert, bad, 422, 'VALIDATION_ERROR').errors[0].field, 'customer_id');
+  const s1 = await upload({ data: shared, name: 'shared.pdf' }, { fields: { customer_id: customer } });
+  const o1 = await upload({ data: own, name: 'own.pdf' }, { fields: { customer_id: customer } });
+  const other = await upload({ data: shared, name: 'shared-too.pdf' });
+  assert.equal(s1.status, 201); assert.equal(o1.status, 201); assert.equal(other.status, 201);
+
+  const ex = await srv.request('GET', `/api/v1/privacy/export?customer_id=${customer}`, { token: admin });
+  assert.equal(ex.status, 200, ex.text);
+  assert.deepEqual(ex.body.media.media.map((x) => x.filename), ['shared.pdf', 'own.pdf']);
+  assert.ok(!JSON.stringify(ex.body.media).includes('%PDF'), 'metadata only');
+
+  const del = await srv.request('POST', '/api/v1/privacy/delete', { token: admin, json: { customer_id: customer } });
+  assert.equal(del.status, 200, del.text);
+  assert.equal(del.body.deleted.media, 2);
+  assertEnvelope(assert, await srv.request('GET', `${M}/${o1.body.id}`, { token: admin }), 404, 'NOT_FOUND');
+  assert.ok(!existsSync(objPath(sha256(own))), 'own bytes gone');
+  assert.ok(existsSync(objPath(sha256(shared))), 'bytes another row names are kept');
+  assert.equal((await srv.request('GET', `${M}/${other.body.id}`, { token: admin })).status, 200);
+  const again = await srv.request('GET', `/api/v1/privacy/export?customer_id=${customer}`, { token: admin });
+  assert.deepEqual(again.body.media, { media: [] });
+});
