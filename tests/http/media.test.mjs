@@ -84,6 +84,23 @@ function pngClaiming(w, h) {
     chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(1024))), chunk('IEND', Buffer.alloc(0))]);
 }
 
+// Audio and video: the first bytes of each container, which is all
+// libmagic reads (the plugin does not decode audio or video).
+const box = (t, b) => { const l = Buffer.alloc(4); l.writeUInt32BE(8 + b.length); return Buffer.concat([l, Buffer.from(t), b]); };
+const ftyp = (brand, compat) => Buffer.concat([box('ftyp', Buffer.concat([Buffer.from(brand), Buffer.from([0, 0, 2, 0]),
+  Buffer.from(compat)])), box('free', Buffer.alloc(64))]);
+const adts = Buffer.from([0xff, 0xf1, 0x50, 0x80, 0x02, 0x1f, 0xfc]);
+const av = {
+  mp4: ftyp('isom', 'isomiso2avc1mp41'),
+  gp3: ftyp('3gp4', 'isom3gp4'),
+  m4a: ftyp('M4A ', 'M4A mp42isom'),
+  amr: Buffer.concat([Buffer.from('#!AMR\n'), Buffer.alloc(64, 0x3c)]),
+  aac: Buffer.concat([adts, Buffer.alloc(9), adts, Buffer.alloc(9), adts, Buffer.alloc(9)]),
+  mp3: Buffer.concat([Buffer.from('ID3'), Buffer.from([3, 0, 0, 0, 0, 0, 0]), Buffer.from([0xff, 0xfb, 0x90, 0x64]), Buffer.alloc(413)]),
+  ogg: Buffer.concat([Buffer.from('OggS'), Buffer.from([0, 2]), Buffer.alloc(8), Buffer.from([1, 0, 0, 0]), Buffer.alloc(8), Buffer.from([1, 19]),
+    Buffer.from('OpusHead'), Buffer.from([1, 1, 0x38, 1, 0x80, 0xbb, 0, 0, 0, 0, 0])]),
+};
+
 const elf = readFileSync('/bin/true');
 const html = Buffer.from('<!DOCTYPE html>\n<html><head><title>x</title></head><body><script>alert(1)</script></body></html>\n');
 const svg = Buffer.from('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script><rect width="10" height="10"/></svg>\n');
@@ -144,6 +161,13 @@ test('every allowed type is accepted with the type sniffed from its bytes', asyn
     { data: pdf(), name: 'doc.pdf', type: 'application/pdf', mime: 'application/pdf', purpose: 'document' },
     { data: text, name: 'notes.txt', type: 'text/plain', mime: 'text/plain', purpose: 'document',
       fields: { purpose: 'document' } },
+    { data: av.mp4, name: 'v.mp4', type: 'video/mp4', mime: 'video/mp4', purpose: 'video' },
+    { data: av.gp3, name: 'v.3gp', mime: 'video/3gpp', purpose: 'video' },
+    { data: av.m4a, name: 'a.m4a', type: 'audio/mp4', mime: 'audio/mp4', purpose: 'audio' },
+    { data: av.amr, name: 'a.amr', mime: 'audio/amr', purpose: 'audio' },
+    { data: av.aac, name: 'a.aac', type: 'audio/aac', mime: 'audio/aac', purpose: 'audio' },
+    { data: av.mp3, name: 'a.mp3', type: 'audio/mpeg', mime: 'audio/mpeg', purpose: 'audio' },
+    { data: av.ogg, name: 'a.ogg', mime: 'audio/ogg', purpose: 'audio', fields: { purpose: 'audio' } },
   ];
   for (const c of cases) {
     const r = await upload({ data: c.data, name: c.name, type: c.type }, { fields: c.fields });
@@ -181,6 +205,7 @@ test('bad files are refused with the right code and nothing is stored', async ()
     [{ data: svg, name: 'x.svg' }, {}, 415, 'UNSUPPORTED_MEDIA_TYPE'],
     [{ data: png, name: 'x.jpg', type: 'image/jpeg' }, {}, 415, 'UNSUPPORTED_MEDIA_TYPE'],
     [{ data: pdf(), name: 'x.pdf' }, { purpose: 'image' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    [{ data: av.mp4, name: 'x.mp3', type: 'audio/mpeg' }, {}, 415, 'UNSUPPORTED_MEDIA_TYPE'],
     [{ data: png.subarray(0, 200), name: 'cut.png', type: 'image/png' }, {}, 422, 'VALIDATION_ERROR', 'INVALID_FORMAT'],
     [{ data: pngClaiming(50000, 50000), name: 'bomb.png', type: 'image/png' }, {}, 422, 'VALIDATION_ERROR', 'TOO_LARGE'],
     [{ data: Buffer.alloc(0), name: 'empty.png' }, {}, 422, 'VALIDATION_ERROR', 'EMPTY'],
@@ -194,7 +219,7 @@ test('bad files are refused with the right code and nothing is stored', async ()
     if (fieldCode) assert.equal(e.errors[0].code, fieldCode, `${file.name}: ${r.text}`);
     // Bytes no earlier test stored are nowhere in the store, and no
     // temporary file is left behind.
-    if (file.data !== png && file.name !== 'x.pdf')
+    if (file.data !== png && file.data !== av.mp4 && file.name !== 'x.pdf')
       assert.ok(!existsSync(objPath(sha256(file.data))), `${file.name} not stored`);
     assert.deepEqual(readdirSync(join(storeDir, 'tmp')), []);
   }
