@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { startServer, TEST_PLUGINS, ROOT, BUILD, assertEnvelope } from './lib/harness.mjs';
+import { startServer, TEST_PLUGINS, ROOT, BUILD, assertEnvelope, testPlugin } from './lib/harness.mjs';
 import { createUnprivilegedUser, poll } from './lib/helpers.mjs';
 
 const M = '/api/v1/media';
@@ -141,7 +141,8 @@ async function makeUser(role) {
 
 before(async () => {
   storeDir = makeStoreDir();
-  srv = await startServer({ plugins: { ...TEST_PLUGINS, media: { dir: storeDir } } });
+  srv = await startServer({ plugins: { ...TEST_PLUGINS, media: { dir: storeDir },
+    media_client: testPlugin('media_client') } });
   admin = await srv.login();
   agentTok = await makeUser('AGENT');
   adminTok = await makeUser('ADMIN');
@@ -405,4 +406,35 @@ test('privacy: a customer\'s uploads are exported and erased, shared bytes kept'
   assert.equal((await srv.request('GET', `${M}/${other.body.id}`, { token: admin })).status, 200);
   const again = await srv.request('GET', `/api/v1/privacy/export?customer_id=${customer}`, { token: admin });
   assert.deepEqual(again.body.media, { media: [] });
+});
+
+test('the media.store service: put inside the caller\'s transaction, signed URL, metadata, open', async () => {
+  const put = (json) => srv.request('POST', '/api/v1/media-client/put', { json });
+  let r = await put({ text: 'stored through the service\n', purpose: 'document', filename: 'dir/svc.txt', customer_id: 5150 });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.status, 201, r.text);
+  assert.ok(r.body.id > 0);
+  assert.equal(r.body.media.id, r.body.id);
+  assert.equal(r.body.media.mime_type, 'text/plain');
+  assert.equal(r.body.media.filename, 'svc.txt');
+  assert.equal(r.body.media.uploaded_by, null);
+  assert.equal(r.body.bytes, 'stored through the service\n');
+  assert.equal(r.body.size, 27);
+  const g = await get(r.body.url);
+  assert.equal(g.status, 200);
+  assert.equal(g.bytes.toString(), 'stored through the service\n');
+  const ex = await srv.request('GET', '/api/v1/privacy/export?customer_id=5150', { token: admin });
+  assert.deepEqual(ex.body.media.media.map((x) => x.id), [r.body.id]);
+
+  r = await put({ text: 'not a picture', declared_type: 'image/png' });
+  assert.deepEqual([r.body.id, r.body.status], [-1, 415]);
+  r = await put({ text: '' });
+  assert.deepEqual([r.body.id, r.body.status], [-1, 422]);
+  r = await put({ text: 'plain words', purpose: 'image' });
+  assert.deepEqual([r.body.id, r.body.status], [-1, 415]);
+
+  // the caller rolls back: no row
+  r = await put({ text: 'rolled back\n', purpose: 'document', rollback: true });
+  assert.equal(r.body.status, 201);
+  assertEnvelope(assert, await srv.request('GET', `${M}/${r.body.id}`, { token: admin }), 404, 'NOT_FOUND');
 });
