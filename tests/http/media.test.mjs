@@ -255,6 +255,26 @@ test('the same bytes are stored once; the last delete removes them', async () =>
   assertEnvelope(assert, await srv.request('GET', `${M}/abc`, { token: adminTok }), 404, 'NOT_FOUND');
 });
 
+test('concurrent uploads of the same bytes and deletes never lose the file', async () => {
+  for (let round = 0; round < 5; round++) {
+    const doc = pdf(`race-${round}`);
+    const first = await upload({ data: doc, name: 'first.pdf' });
+    assert.equal(first.status, 201);
+    const [del, ...ups] = await Promise.all([
+      srv.request('DELETE', `${M}/${first.body.id}`, { token: adminTok }),
+      ...Array.from({ length: 4 }, (_, i) => upload({ data: doc, name: `r${i}.pdf` }))]);
+    assert.equal(del.status, 204);
+    for (const u of ups) {
+      assert.equal(u.status, 201, u.text);
+      const c = await get(`${M}/${u.body.id}/content`, { token: agentTok });
+      assert.equal(c.status, 200);
+      assert.deepEqual(c.bytes, doc);
+    }
+    for (const u of ups) assert.equal((await srv.request('DELETE', `${M}/${u.body.id}`, { token: adminTok })).status, 204);
+    assert.ok(!existsSync(objPath(sha256(doc))));
+  }
+});
+
 test('downloads: headers, ranges, If-None-Match', async () => {
   const data = Buffer.alloc(1000);
   for (let i = 0; i < data.length; i++) data[i] = 0x41 + (i % 26);
