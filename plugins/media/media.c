@@ -1362,6 +1362,22 @@ static const struct sb_media_store service = {
 
 /* --- Lifecycle --------------------------------------------------------- */
 
+/*
+ * libvips' warnings about a client's broken file ("not enough data",
+ * "error in tile") go to the structured log instead of raw stderr.  The
+ * handler is process-wide (the "VIPS" GLib domain), so it also catches the
+ * host's own image.c; the host is where it belongs in the end.
+ */
+static void
+media_vips_log(const gchar *domain, GLogLevelFlags level, const gchar *msg,
+    gpointer arg)
+{
+	(void)domain;
+	(void)arg;
+	api->log(plug, (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) ?
+	    SB_LOG_WARN : SB_LOG_DEBUG, "libvips: %s", msg);
+}
+
 static int
 media_setup(struct sb_plugin *p, const struct sb_host_api *a)
 {
@@ -1391,6 +1407,7 @@ media_setup(struct sb_plugin *p, const struct sb_host_api *a)
 	}
 	if (store->setup(p, a) != SB_OK)
 		return (SB_ERROR);
+	(void)g_log_set_handler("VIPS", G_LOG_LEVEL_MASK, media_vips_log, NULL);
 	/* Loaded here, in the parent: the database is outside the chroot. */
 	cookie = magic_open(MAGIC_MIME_TYPE | MAGIC_NO_CHECK_COMPRESS |
 	    MAGIC_NO_CHECK_TAR);
