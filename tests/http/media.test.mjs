@@ -278,6 +278,29 @@ test('concurrent uploads of the same bytes and deletes never lose the file', asy
   }
 });
 
+test('a body over body_memory_max (1 MiB) is read from the host\'s file', async () => {
+  const big = Buffer.alloc(3 * 1024 * 1024 + 7);
+  for (let i = 0; i < big.length; i++) big[i] = 0x61 + ((i * 7) % 26);
+  for (let i = 80; i < big.length; i += 81) big[i] = 0x0a;
+  const r = await upload([{ data: big, name: 'big.txt', type: 'text/plain' }, { data: png, name: 'after.png' }],
+    { path: `${M}/bulk-upload`, fields: { purpose: 'document' } });
+  assert.equal(r.status, 200, r.text);
+  const [t, i] = r.body.data;
+  assert.equal(t.status, 201, JSON.stringify(t));
+  assert.equal(t.media.size, big.length);
+  assert.equal(t.media.sha256, sha256(big));
+  assert.deepEqual(readFileSync(objPath(t.media.sha256)), big);
+  // purpose document does not take images
+  assert.equal(i.status, 415);
+  const c = await get(`${M}/${t.media.id}/content`, { token: agentTok, headers: { range: 'bytes=1048576-2097151' } });
+  assert.equal(c.status, 206);
+  assert.equal(c.headers.get('content-range'), `bytes 1048576-2097151/${big.length}`);
+  assert.deepEqual(c.bytes, big.subarray(1048576, 2097152));
+  const whole = await get(`${M}/${t.media.id}/content`, { token: agentTok });
+  assert.equal(whole.status, 200);
+  assert.equal(sha256(whole.bytes), sha256(big));
+});
+
 test('downloads: headers, ranges, If-None-Match', async () => {
   const data = Buffer.alloc(1000);
   for (let i = 0; i < data.length; i++) data[i] = 0x41 + (i % 26);
@@ -399,6 +422,10 @@ test('permissions: upload needs media.upload, reads media.read, delete media.man
   assertEnvelope(assert, await srv.request('GET', `${M}/${m.body.id}`), 401, 'UNAUTHENTICATED');
   assertEnvelope(assert, await srv.request('GET', `${M}/${m.body.id}`, { token: nopermTok }), 403, 'FORBIDDEN');
   assertEnvelope(assert, await srv.request('DELETE', `${M}/${m.body.id}`, { token: nopermTok }), 403, 'FORBIDDEN');
+  const api = await srv.request('GET', '/api/v1/openapi.json');
+  for (const [path, methods] of [['/api/v1/media/upload', ['post']], ['/api/v1/media/bulk-upload', ['post']],
+    ['/api/v1/media/{id}', ['get', 'delete']], ['/api/v1/media/{id}/content', ['get']], ['/api/v1/media/{id}/thumbnail', ['get']]])
+    for (const m of methods) assert.ok(api.body.paths[path]?.[m], `${m} ${path} in openapi.json`);
   const perms = await srv.request('GET', '/api/v1/permissions', { token: agentTok });
   const names = perms.body.data.filter((p) => p.plugin === 'media').map((p) => p.name).sort();
   assert.deepEqual(names, ['media.manage', 'media.read', 'media.upload']);
