@@ -41,6 +41,8 @@ function makeStoreDir() {
 const png = readFileSync(join(FIX, 'tiny.png'));
 const jpg = readFileSync(join(FIX, 'tiny.jpg'));
 const webp = readFileSync(join(FIX, 'tiny.webp'));
+const docx = readFileSync(join(FIX, 'tiny.docx'));
+const bomb = readFileSync(join(FIX, 'bomb.docx'));
 
 function pdf(text = 'hello') {
   const objs = ['<< /Type /Catalog /Pages 2 0 R >>', '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
@@ -162,6 +164,8 @@ test('every allowed type is accepted with the type sniffed from its bytes', asyn
     { data: pdf(), name: 'doc.pdf', type: 'application/pdf', mime: 'application/pdf', purpose: 'document' },
     { data: text, name: 'notes.txt', type: 'text/plain', mime: 'text/plain', purpose: 'document',
       fields: { purpose: 'document' } },
+    { data: docx, name: 'letter.docx', mime: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+      purpose: 'document', fields: { purpose: 'document' } },
     { data: av.mp4, name: 'v.mp4', type: 'video/mp4', mime: 'video/mp4', purpose: 'video' },
     { data: av.gp3, name: 'v.3gp', mime: 'video/3gpp', purpose: 'video' },
     { data: av.m4a, name: 'a.m4a', type: 'audio/mp4', mime: 'audio/mp4', purpose: 'audio' },
@@ -207,6 +211,10 @@ test('bad files are refused with the right code and nothing is stored', async ()
     [{ data: png, name: 'x.jpg', type: 'image/jpeg' }, {}, 415, 'UNSUPPORTED_MEDIA_TYPE'],
     [{ data: pdf(), name: 'x.pdf' }, { purpose: 'image' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
     [{ data: av.mp4, name: 'x.mp3', type: 'audio/mpeg' }, {}, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    // a zip bomb named .docx is a zip, not a Word document (never unpacked)
+    [{ data: bomb, name: 'report.docx', type: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document' },
+      { purpose: 'document' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    [{ data: bomb, name: 'report.docx' }, { purpose: 'document' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
     [{ data: png.subarray(0, 200), name: 'cut.png', type: 'image/png' }, {}, 422, 'VALIDATION_ERROR', 'INVALID_FORMAT'],
     [{ data: pngClaiming(50000, 50000), name: 'bomb.png', type: 'image/png' }, {}, 422, 'VALIDATION_ERROR', 'TOO_LARGE'],
     [{ data: Buffer.alloc(0), name: 'empty.png' }, {}, 422, 'VALIDATION_ERROR', 'EMPTY'],
