@@ -101,10 +101,12 @@ static const struct sb_config_key config[] = {
 	{ "storage", "dir", 0, "storage backend: dir (s3 is not built yet)" },
 	{ "dir", "var/media", 0, "directory of the dir backend, relative to "
 	  "the server's working directory; writable by the worker user" },
-	{ "url_ttl", "3600", 0, "lifetime of a signed URL, seconds" },
+	{ "url_ttl", "3600", 0, "lifetime of a signed URL, seconds (1 s to "
+	  "31 days; anything else is 3600)" },
 	{ "max_pixels", "40000000", 0, "largest image accepted, in pixels "
 	  "(width x height, read from the header)" },
 	{ "read_max", "134217728", 0, "largest range one download reads "
+	  "(at least 65536) "
 	  "into memory, bytes" },
 	{ "image_types", "image/jpeg image/png image/webp", 0,
 	  "types accepted for purpose image" },
@@ -598,10 +600,13 @@ static char *
 url_signed(int64_t id, unsigned int ttl)
 {
 	char		*sig, *url;
-	long long	 exp;
+	long long	 exp, ttl_c;
 
-	if (ttl == 0)
-		ttl = (unsigned int)api->config_int(plug, "url_ttl", 3600);
+	if (ttl == 0) {
+		ttl_c = api->config_int(plug, "url_ttl", 3600);
+		ttl = ttl_c < 1 || ttl_c > 31 * 86400 ? 3600 :
+		    (unsigned int)ttl_c;
+	}
 	exp = (long long)time(NULL) + ttl;
 	if ((sig = url_sig(id, exp)) == NULL)
 		return (NULL);
@@ -1165,7 +1170,9 @@ media_content(struct sb_req *req)
 		    "cannot be satisfied", NULL);
 		return;
 	}
-	cap = (uint64_t)api->config_int(plug, "read_max", 134217728);
+	if ((cap = (uint64_t)api->config_int(plug, "read_max", 134217728)) <
+	    65536)
+		cap = 65536;
 	if (rc == 0) {
 		first = 0;
 		last = size - 1;
