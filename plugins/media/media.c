@@ -147,8 +147,9 @@ static const struct sb_config_key config[] = {
 	"\"duration_s\":{\"type\":[\"number\",\"null\"]},"		\
 	"\"purpose\":{\"type\":\"string\"},"				\
 	"\"uploaded_by\":{\"type\":[\"integer\",\"null\"]},"		\
-	"\"created_at\":{\"type\":\"string\",\"format\":\"date-time\"},"	\
-	"\"url\":{\"type\":\"string\"},"				\
+	"\"created_at\":{\"type\":\"string\","			\
+	"\"format\":\"date-time\"},"					\
+	"\"url\":{\"type\":[\"string\",\"null\"]},"			\
 	"\"thumbnail_url\":{\"type\":\"null\"}}}"
 
 struct ingest {
@@ -1176,7 +1177,9 @@ media_content(struct sb_req *req)
 	if (rc == 0) {
 		first = 0;
 		last = size - 1;
-		if (size > cap)		/* served as a range the client follows */
+		/* Too large for memory: served as a range the client
+		 * follows with the next one. */
+		if (size > cap)
 			rc = 1;
 	}
 	len = last - first + 1;

@@ -28,7 +28,8 @@ struct media_put {
 struct media_store {
 	const char	*name;
 	/* parent (setup): prepare the backend; SB_OK or SB_ERROR. */
-	int		(*setup)(struct sb_plugin *, const struct sb_host_api *);
+	int		(*setup)(struct sb_plugin *,
+			    const struct sb_host_api *);
 	/* worker: check the backend is usable; SB_OK or SB_ERROR. */
 	int		(*check)(void);
 	int		(*put_begin)(struct media_put *);

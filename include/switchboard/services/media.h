@@ -26,16 +26,16 @@
 
 /* What to store: bytes in memory (data != NULL) or a range of a file. */
 struct sb_media_input {
-	size_t			size;		/* sizeof(struct sb_media_input) */
+	size_t			size;		/* sizeof(this struct) */
 	const void		*data;		/* or NULL: read fd */
 	int			fd;
 	uint64_t		offset;
 	uint64_t		len;
-	const char		*filename;	/* shown on download; sanitised */
+	const char		*filename;	/* shown; sanitised */
 	const char		*declared_type;	/* NULL: not declared */
-	const char		*purpose;	/* image, audio, video, document,
-						 * sticker, avatar; NULL: from
-						 * the sniffed type */
+	/* image, audio, video, document, sticker, avatar; NULL: from the
+	 * sniffed type */
+	const char		*purpose;
 	int64_t			uploaded_by;	/* user id, 0: none */
 	int64_t			customer_id;	/* 0: none */
 	void			*spare[4];
