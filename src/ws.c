@@ -111,9 +111,14 @@ enum ws_state {
 };
 
 /*
- * Per connection, in c->hdlr_extra: allocated with kore_calloc because
- * Kore kore_free()s hdlr_extra when it removes the connection, after
- * sb_ws_ondisconnect() released everything it points to.
+ * Per connection.  Ours (malloc), not Kore's: c->hdlr_extra holds only a
+ * small Kore-allocated handle pointing here (Kore kore_free()s
+ * hdlr_extra when it removes the connection).  sb_ws_ondisconnect()
+ * releases what the connection holds, detaches it from the handle and
+ * buries it; the next tick frees it.  So a caller still on the stack
+ * when the connection closes can read it, and a reference kept past
+ * that (a bug) is a use-after-free that ASan names instead of a read of
+ * memory that Kore's pools handed to someone else.
  */
 struct ws_conn {
 	struct connection	*c;
@@ -173,6 +178,7 @@ static int	ws_allowed(struct ws_conn *, const char *, const char **);
 static void	ws_revocation(const struct sb_event *);
 static void	ws_tick(void *, u_int64_t);
 static void	ws_forget(struct ws_conn *);
+static struct ws_conn *ws_of(struct connection *);
 static int	who_is(const struct ws_conn *, const struct sb_principal *);
 static struct ws_frame *frame_new(u_int8_t, const void *, size_t);
 static void	frame_put(struct ws_frame *);
@@ -192,6 +198,7 @@ static unsigned int	per_user_max = 16;	/* [host] ws_max_per_user */
 static struct ws_conn_list	pending = TAILQ_HEAD_INITIALIZER(pending);
 static struct ws_conn_list	ready = TAILQ_HEAD_INITIALIZER(ready);
 static struct ws_conn_list	closing = TAILQ_HEAD_INITIALIZER(closing);
+static struct ws_conn_list	buried = TAILQ_HEAD_INITIALIZER(buried);
 static struct ws_room		**buckets = NULL;
 static size_t			 nbuckets = 0;
 static size_t			 nrooms = 0;
@@ -439,7 +446,11 @@ ws_route(struct sb_req *req)
 		return;
 	}
 
-	wc = kore_calloc(1, sizeof(*wc));
+	if ((wc = calloc(1, sizeof(*wc))) == NULL) {
+		sb_respond_error(req, 503, "UNAVAILABLE", "out of memory",
+		    NULL);
+		return;
+	}
 	wc->c = http->owner;
 	wc->slot = -1;
 	wc->since = kore_time_ms();
@@ -461,7 +472,9 @@ ws_route(struct sb_req *req)
 	if (key != NULL || token != NULL)
 		(void)ws_authenticate(wc, token, key);
 
-	http->owner->hdlr_extra = wc;
+	/* The handle: Kore's to free, ours to empty (sb_ws_ondisconnect). */
+	http->owner->hdlr_extra = kore_calloc(1, sizeof(struct ws_conn *));
+	*(struct ws_conn **)http->owner->hdlr_extra = wc;
 	sb_resp_header(req, "x-request-id", req->id);
 	kore_websocket_handshake(http, "sb_ws_onconnect", "sb_ws_onmessage",
 	    "sb_ws_ondisconnect");
@@ -470,10 +483,19 @@ ws_route(struct sb_req *req)
 	req->status = 101;
 }
 
+/* The connection's ws_conn, NULL once it is disconnected. */
+static struct ws_conn *
+ws_of(struct connection *c)
+{
+	if (c->hdlr_extra == NULL)
+		return (NULL);
+	return (*(struct ws_conn **)c->hdlr_extra);
+}
+
 void
 sb_ws_onconnect(struct connection *c)
 {
-	struct ws_conn	*wc = c->hdlr_extra;
+	struct ws_conn	*wc = ws_of(c);
 
 	if (wc == NULL) {
 		c->flags |= CONN_WS_CLOSE_SENT;
@@ -501,30 +523,36 @@ sb_ws_onconnect(struct connection *c)
 void
 sb_ws_ondisconnect(struct connection *c)
 {
-	struct ws_conn	*wc = c->hdlr_extra;
+	struct ws_conn	*wc = ws_of(c);
 
-	if (wc == NULL || wc->state == WS_GONE)
+	if (wc == NULL)
 		return;
-	if (wc->connected) {
-		switch (wc->state) {
-		case WS_PENDING:
-			TAILQ_REMOVE(&pending, wc, list);
-			break;
-		case WS_READY:
-			TAILQ_REMOVE(&ready, wc, list);
-			break;
-		case WS_CLOSING:
-			TAILQ_REMOVE(&closing, wc, list);
-			break;
-		case WS_GONE:
-			break;
+	/* WS_GONE: the tick's deferred close already took it off closing
+	 * and released what it held. */
+	if (wc->state != WS_GONE) {
+		if (wc->connected) {
+			switch (wc->state) {
+			case WS_PENDING:
+				TAILQ_REMOVE(&pending, wc, list);
+				break;
+			case WS_READY:
+				TAILQ_REMOVE(&ready, wc, list);
+				break;
+			case WS_CLOSING:
+				TAILQ_REMOVE(&closing, wc, list);
+				break;
+			case WS_GONE:
+				break;
+			}
 		}
+		ws_forget(wc);
+		wc->state = WS_GONE;
 	}
-	ws_forget(wc);
-	wc->state = WS_GONE;
+	*(struct ws_conn **)c->hdlr_extra = NULL;
+	TAILQ_INSERT_TAIL(&buried, wc, list);
 }
 
-/* Everything a connection holds except its own memory (Kore's). */
+/* Everything a connection holds except its own memory (see ws_tick). */
 static void
 ws_forget(struct ws_conn *wc)
 {
@@ -577,7 +605,7 @@ void
 sb_ws_onmessage(struct connection *c, u_int8_t op, const void *data,
     size_t len)
 {
-	struct ws_conn	*wc = c->hdlr_extra;
+	struct ws_conn	*wc = ws_of(c);
 	json_t		*msg;
 	json_error_t	 jerr;
 
@@ -1013,6 +1041,10 @@ ws_subscribe(struct ws_conn *wc, const char *room)
 		ws_error(wc, "FORBIDDEN", why, room);
 		return;
 	}
+	/* The checks ran the database and a plugin's authoriser: a
+	 * connection closed meanwhile joins nothing. */
+	if (wc->state != WS_READY)
+		return;
 	r = room_get(room, 1);
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		fatalx("calloc");
@@ -1335,6 +1367,11 @@ ws_tick(void *arg, u_int64_t now)
 	time_t		 t;
 
 	(void)arg;
+	/* Nobody up the stack holds these any more. */
+	while ((wc = TAILQ_FIRST(&buried)) != NULL) {
+		TAILQ_REMOVE(&buried, wc, list);
+		free(wc);
+	}
 	while ((wc = TAILQ_FIRST(&closing)) != NULL) {
 		TAILQ_REMOVE(&closing, wc, list);
 		wc->state = WS_GONE;
