@@ -27,9 +27,11 @@
 #include <openssl/evp.h>
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sb.h"
 #include "router.h"
@@ -56,6 +58,7 @@ static void	req_park(struct sb_req *);
 static void	req_onfree(struct http_request *);
 static void	req_finish(struct sb_req *);
 static void	woken_nudge(void *, u_int64_t);
+static void	respond_queued(struct sb_req *);
 
 /* Deferred requests answered and woken, not yet finished by Kore. */
 static unsigned int	woken_pending = 0;
@@ -729,16 +732,21 @@ sb_resp_header(struct sb_req *req, const char *name, const char *value)
 	http_response_header(req->http, name, value);
 }
 
-void
-sb_respond_raw(struct sb_req *req, int status, const char *ctype,
-    const void *data, size_t len)
+/*
+ * The part every respond_* shares before the answer is queued: one
+ * answer per request, and a deferred one whose client has gone ends
+ * here.  0 when the caller should queue the answer and call
+ * respond_queued().
+ */
+static int
+respond_begin(struct sb_req *req, int status, const char *ctype)
 {
 	if (req->responded) {
 		sb_log(SB_LOG_ERROR, "http", "second response to %s %s "
 		    "ignored", req->http != NULL ?
 		    http_method_text(req->http->method) : req->gone_method,
 		    sb_req_path(req));
-		return;
+		return (-1);
 	}
 	req->responded = 1;
 	req->status = status;
@@ -746,12 +754,140 @@ sb_respond_raw(struct sb_req *req, int status, const char *ctype,
 		/* A deferred answer whose client has gone: nobody to send
 		 * it to.  The request ends here. */
 		req_finish(req);
-		return;
+		return (-1);
 	}
 	common_headers(req);
 	if (ctype != NULL)
 		http_response_header(req->http, "content-type", ctype);
+	return (0);
+}
+
+void
+sb_respond_raw(struct sb_req *req, int status, const char *ctype,
+    const void *data, size_t len)
+{
+	if (respond_begin(req, status, ctype) == -1)
+		return;
 	http_response(req->http, status, data, len);
+	respond_queued(req);
+}
+
+/*
+ * A file sent from a descriptor in FILE_CHUNK pieces: one netbuf (Kore
+ * patch 0010, NETBUF_REFILL) refilled with pread as the socket drains,
+ * so a response holds one chunk of memory whatever the file's size.  The
+ * descriptor is closed on the netbuf's last callback, when it is sent or
+ * the connection goes away.
+ */
+#define FILE_CHUNK	(64 * 1024)
+
+struct file_out {
+	int		fd;
+	uint64_t	off;		/* next byte to read */
+	uint64_t	left;		/* bytes not read yet */
+	uint8_t		buf[FILE_CHUNK];
+};
+
+/* Up to FILE_CHUNK bytes into fo->buf; 0 at the end or on an error. */
+static size_t
+file_read(struct file_out *fo)
+{
+	size_t		want;
+	ssize_t		r;
+
+	want = fo->left < FILE_CHUNK ? (size_t)fo->left : FILE_CHUNK;
+	if (want == 0)
+		return (0);
+	for (;;) {
+		r = pread(fo->fd, fo->buf, want, (off_t)fo->off);
+		if (r == -1 && errno == EINTR)
+			continue;
+		break;
+	}
+	if (r <= 0) {
+		sb_log(SB_LOG_ERROR, "http", "respond_file: %s",
+		    r == 0 ? "file shorter than its length" : strerror(errno));
+		return (0);
+	}
+	fo->off += (uint64_t)r;
+	fo->left -= (uint64_t)r;
+	return ((size_t)r);
+}
+
+static int
+file_refill(struct netbuf *nb)
+{
+	struct file_out	*fo = nb->extra;
+	size_t		 n;
+
+	if (nb->flags & NETBUF_REFILL) {
+		if ((n = file_read(fo)) > 0) {
+			nb->b_len = n;
+			nb->m_len = n;
+			return (KORE_RESULT_RETRY);
+		}
+		/* Short of Content-Length: the client must not take the
+		 * connection for a complete answer. */
+		if (fo->left > 0)
+			nb->owner->flags |= CONN_CLOSE_EMPTY;
+		return (KORE_RESULT_OK);
+	}
+	close(fo->fd);
+	free(fo);
+	return (KORE_RESULT_OK);
+}
+
+void
+sb_respond_file(struct sb_req *req, int status, const char *ctype, int fd,
+    uint64_t offset, uint64_t len)
+{
+	struct file_out	*fo;
+	struct netbuf	*nb;
+	size_t		 n;
+	char		 clen[32];
+
+	if (fd < 0) {
+		sb_respond_error(req, 500, "INTERNAL", "internal error", NULL);
+		return;
+	}
+	if ((fo = malloc(sizeof(*fo))) == NULL) {
+		close(fd);
+		sb_respond_error(req, 503, "UNAVAILABLE", "out of memory",
+		    NULL);
+		return;
+	}
+	fo->fd = fd;
+	fo->off = offset;
+	fo->left = len;
+	if (respond_begin(req, status, ctype) == -1) {
+		close(fd);
+		free(fo);
+		return;
+	}
+	snprintf(clen, sizeof(clen), "%llu", (unsigned long long)len);
+	http_response_header(req->http, "content-length", clen);
+	req->http->flags |= HTTP_REQUEST_NO_CONTENT_LENGTH;
+	if (req->http->method == HTTP_METHOD_HEAD) {
+		/* Kore queues no body for HEAD: nothing will call back. */
+		http_response(req->http, status, NULL, 0);
+		close(fd);
+		free(fo);
+		respond_queued(req);
+		return;
+	}
+	n = file_read(fo);
+	http_response_stream(req->http, status, fo->buf, n, file_refill, fo);
+	nb = TAILQ_LAST(&req->http->owner->send_queue, netbuf_head);
+	nb->flags |= NETBUF_REFILL;
+	if (n == 0 && fo->left > 0)
+		req->http->owner->flags |= CONN_CLOSE_EMPTY;
+	respond_queued(req);
+}
+
+/* After the answer is queued: a parked request must wake up to finish. */
+static void
+respond_queued(struct sb_req *req)
+{
 	if (req->deferred == 2) {
 		req->deferred = 3;
 		http_request_wakeup(req->http);

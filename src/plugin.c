@@ -1546,4 +1546,5 @@ const struct sb_host_api sb_api = {
 	.blind_index = api_blind_index,
 	.privacy_erase_all = sb_privacy_erase_all,
 	.req_parts = sb_req_parts,
+	.respond_file = sb_respond_file,
 };

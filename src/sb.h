@@ -249,6 +249,8 @@ void	sb_respond_error(struct sb_req *, int status, const char *code,
 void	sb_respond_json(struct sb_req *, int status, json_t *body);
 void	sb_respond_raw(struct sb_req *, int status, const char *ctype,
 	    const void *data, size_t len);
+void	sb_respond_file(struct sb_req *, int status, const char *ctype,
+	    int fd, uint64_t offset, uint64_t len);
 void	sb_resp_header(struct sb_req *, const char *, const char *);
 const char *sb_req_header(struct sb_req *, const char *);
 const char *sb_req_query(struct sb_req *, const char *);

@@ -53,7 +53,7 @@ extern "C" {
 					 * 1.3: services, privacy hooks, sealed v2 with
 					 *      key ids, blind_index, reseal, phone_e164,
 					 *      list_parse/list_respond, retention_add,
-					 *      privacy_erase_all, req_parts,
+					 *      privacy_erase_all, req_parts, respond_file,
 					 *      desc.privacy_export/erase, desc.rekey */
 
 /* The one symbol a plugin exports. */
@@ -777,8 +777,24 @@ struct sb_host_api {
 	int	(*req_parts)(struct sb_req *, const struct sb_part **parts,
 		    size_t *n);
 
+	/* --- Sending a file (ABI 1.3; worker, inside a handler or a
+	 * deferred request's callback).  Answers with exactly len bytes of
+	 * fd from offset, read in 64 KiB chunks with pread as the client
+	 * takes them (never the whole file in memory), with Content-Length
+	 * len and the headers set with resp_header.  A respond_* like the
+	 * others: exactly one per request.  fd is stolen, whatever happens:
+	 * the host closes it when the body is sent, when the client goes
+	 * away, on any error, and at once for HEAD or a client already
+	 * gone.  Open or dup() a descriptor of your own for it; nothing else
+	 * may use its file position (pread does not move it).  A file that
+	 * turns out shorter than len ends the connection after what could be
+	 * read. --- */
+	void	(*respond_file)(struct sb_req *, int status,
+		    const char *content_type, int fd, uint64_t offset,
+		    uint64_t len);
+
 	/* Room for minor versions to grow without moving anything. */
-	void	*spare[17];
+	void	*spare[16];
 };
 
 /* True when the host provides slot `f` (a later-minor slot may be absent). */
