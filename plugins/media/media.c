@@ -105,9 +105,6 @@ static const struct sb_config_key config[] = {
 	  "31 days; anything else is 3600)" },
 	{ "max_pixels", "40000000", 0, "largest image accepted, in pixels "
 	  "(width x height, read from the header)" },
-	{ "read_max", "134217728", 0, "largest range one download reads "
-	  "(at least 65536) "
-	  "into memory, bytes" },
 	{ "image_types", "image/jpeg image/png image/webp", 0,
 	  "types accepted for purpose image" },
 	{ "image_max", "5242880", 0, "bytes, purpose image" },
@@ -1119,9 +1116,7 @@ media_content(struct sb_req *req)
 	const char		*params[1];
 	char			 id_s[24], sha[65], mime[128], name[208];
 	char			 hdr[300];
-	unsigned char		*buf;
-	uint64_t		 size, first, last, len, cap, done;
-	ssize_t			 n;
+	uint64_t		 size, first, last, len;
 	int64_t			 id;
 	int			 fd, rc;
 
@@ -1171,51 +1166,18 @@ media_content(struct sb_req *req)
 		    "cannot be satisfied", NULL);
 		return;
 	}
-	if ((cap = (uint64_t)api->config_int(plug, "read_max", 134217728)) <
-	    65536)
-		cap = 65536;
 	if (rc == 0) {
 		first = 0;
 		last = size - 1;
-		/* Too large for memory: served as a range the client
-		 * follows with the next one. */
-		if (size > cap)
-			rc = 1;
 	}
-	len = last - first + 1;
-	if (len > cap) {
-		len = cap;
-		last = first + cap - 1;
-	}
-	if ((buf = malloc(len > 0 ? (size_t)len : 1)) == NULL) {
-		(void)close(fd);
-		api->respond_error(req, 503, "UNAVAILABLE", "out of memory",
-		    NULL);
-		return;
-	}
-	for (done = 0; done < len; done += (uint64_t)n) {
-		n = pread(fd, buf + done, (size_t)(len - done),
-		    (off_t)(first + done));
-		if (n == -1 && errno == EINTR) {
-			n = 0;
-			continue;
-		}
-		if (n <= 0) {
-			free(buf);
-			(void)close(fd);
-			api->respond_error(req, 500, "INTERNAL", "cannot read "
-			    "the file", NULL);
-			return;
-		}
-	}
-	(void)close(fd);
+	len = size == 0 ? 0 : last - first + 1;
 	if (rc == 1) {
 		(void)snprintf(hdr, sizeof(hdr), "bytes %" PRIu64 "-%" PRIu64
 		    "/%" PRIu64, first, last, size);
 		api->resp_header(req, "Content-Range", hdr);
 	}
-	api->respond_raw(req, rc == 1 ? 206 : 200, mime, buf, (size_t)len);
-	free(buf);
+	/* The host owns fd from here and streams it. */
+	api->respond_file(req, rc == 1 ? 206 : 200, mime, fd, first, len);
 }
 
 static void
@@ -1396,7 +1358,7 @@ media_setup(struct sb_plugin *p, const struct sb_host_api *a)
 	api = a;
 	plug = p;
 	if (!SB_API_HAS(a, req_parts) || !SB_API_HAS(a, blind_index) ||
-	    !SB_API_HAS(a, service_export)) {
+	    !SB_API_HAS(a, service_export) || !SB_API_HAS(a, respond_file)) {
 		a->log(p, SB_LOG_ERROR, "the host lacks ABI 1.3");
 		return (SB_ERROR);
 	}
