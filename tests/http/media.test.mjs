@@ -6,16 +6,18 @@
 // PNG, a PNG whose header claims 50,000 x 50,000, zero bytes, over the
 // purpose's limit), content-addressed storage (one file for two uploads,
 // removed with the last row), ranges, ETags, signed URLs, bulk upload,
-// permissions and the privacy hooks.
+// permissions and the privacy hooks; a 100 MB download streamed with the
+// worker's memory bounded and no descriptor left by a client that goes away.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { startServer, TEST_PLUGINS, ROOT, BUILD, assertEnvelope, testPlugin } from './lib/harness.mjs';
-import { createUnprivilegedUser, poll } from './lib/helpers.mjs';
+import { createUnprivilegedUser, poll, waitWorkerPids } from './lib/helpers.mjs';
 
 const M = '/api/v1/media';
 const FIX = join(ROOT, 'tests/fixtures/media');
@@ -143,7 +145,8 @@ async function makeUser(role) {
 
 before(async () => {
   storeDir = makeStoreDir();
-  srv = await startServer({ plugins: { ...TEST_PLUGINS, media: { dir: storeDir },
+  // One worker: the memory and descriptor checks read its /proc entry.
+  srv = await startServer({ workers: 1, plugins: { ...TEST_PLUGINS, media: { dir: storeDir },
     media_client: testPlugin('media_client') } });
   admin = await srv.login();
   agentTok = await makeUser('AGENT');
@@ -307,6 +310,73 @@ test('a body over body_memory_max (1 MiB) is read from the host\'s file', async 
   const whole = await get(`${M}/${t.media.id}/content`, { token: agentTok });
   assert.equal(whole.status, 200);
   assert.equal(sha256(whole.bytes), sha256(big));
+});
+
+// The worker's peak resident memory (VmHWM) and its open descriptors.
+const peakRssKb = (pid) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+const fdCount = (pid) => readdirSync(`/proc/${pid}/fd`).length;
+
+// 100 MB of text (purpose document's limit is 104,857,600 bytes), random
+// letters so that a range in the wrong place cannot match.
+let hundred;
+async function uploadHundred() {
+  if (hundred) return hundred;
+  const data = randomBytes(100 * 1000 * 1000);
+  for (let i = 0; i < data.length; i++) data[i] = (i % 81) === 80 ? 0x0a : 0x61 + (data[i] % 26);
+  const r = await upload({ data, name: 'hundred.txt', type: 'text/plain' }, { fields: { purpose: 'document' } });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.body.size, data.length);
+  hundred = { data, id: r.body.id, sha: sha256(data) };
+  return hundred;
+}
+
+test('a 100 MB file is streamed whole and as a middle range, the worker\'s memory bounded', async () => {
+  const [pid] = await waitWorkerPids(srv, 1);
+  const h = await uploadHundred();
+  const p = `${M}/${h.id}/content`;
+  // Once small first, so that what a first download allocates is counted before.
+  let r = await get(p, { token: agentTok, headers: { range: 'bytes=0-99999' } });
+  assert.equal(r.status, 206);
+  const before = peakRssKb(pid);
+  r = await get(p, { token: agentTok });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('content-length'), String(h.data.length));
+  assert.equal(r.bytes.length, h.data.length);
+  assert.equal(sha256(r.bytes), h.sha);
+  const growth = peakRssKb(pid) - before;
+  assert.ok(growth < 16 * 1024, `the worker's peak RSS grew by ${growth} kB`);
+  const a = 33 * 1000 * 1000 + 17, b = 63 * 1000 * 1000 + 4;
+  r = await get(p, { token: agentTok, headers: { range: `bytes=${a}-${b}` } });
+  assert.equal(r.status, 206);
+  assert.equal(r.headers.get('content-range'), `bytes ${a}-${b}/${h.data.length}`);
+  assert.equal(r.headers.get('content-length'), String(b - a + 1));
+  assert.equal(sha256(r.bytes), sha256(h.data.subarray(a, b + 1)));
+  // HEAD: the headers, no body, and the descriptor is not kept.
+  const res = await fetch(srv.url + p, { method: 'HEAD', headers: { authorization: `Bearer ${agentTok}` } });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('content-length'), String(h.data.length));
+});
+
+test('a client that goes away mid-download leaves no descriptor open', async () => {
+  const [pid] = await waitWorkerPids(srv, 1);
+  const h = await uploadHundred();
+  const before = fdCount(pid);
+  const sock = connect(srv.port ?? new URL(srv.url).port, '127.0.0.1');
+  await new Promise((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+  let got = 0;
+  const some = new Promise((res) => sock.on('data', (d) => { got += d.length; if (got > 1024 * 1024) res(); }));
+  sock.write(`GET ${M}/${h.id}/content HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${agentTok}\r\n\r\n`);
+  await some;
+  sock.pause();
+  // The connection and the file are open while the body is on its way.
+  assert.ok(fdCount(pid) >= before + 2, `${fdCount(pid)} descriptors, ${before} before`);
+  sock.destroy();
+  // Idle keep-alive connections of earlier requests may close meanwhile.
+  assert.ok(await poll(() => fdCount(pid) <= before, { timeout: 10000, interval: 50 }),
+    `${fdCount(pid)} descriptors, ${before} before`);
+  // And the worker still answers.
+  const r = await get(`${M}/${h.id}/content`, { token: agentTok, headers: { range: 'bytes=5-9' } });
+  assert.deepEqual(r.bytes, h.data.subarray(5, 10));
 });
 
 test('downloads: headers, ranges, If-None-Match', async () => {
