@@ -867,8 +867,10 @@ sb_respond_file(struct sb_req *req, int status, const char *ctype, int fd,
 	snprintf(clen, sizeof(clen), "%llu", (unsigned long long)len);
 	http_response_header(req->http, "content-length", clen);
 	req->http->flags |= HTTP_REQUEST_NO_CONTENT_LENGTH;
-	if (req->http->method == HTTP_METHOD_HEAD) {
-		/* Kore queues no body for HEAD: nothing will call back. */
+	if (req->http->method == HTTP_METHOD_HEAD ||
+	    req->http->owner == NULL) {
+		/* Kore queues no body for HEAD (nor for a request without
+		 * a connection): nothing would call back. */
 		http_response(req->http, status, NULL, 0);
 		close(fd);
 		free(fo);
