@@ -437,6 +437,18 @@ authorize(struct sb_req *req)
 
 	if (access == SB_ROUTE_PUBLIC)
 		return (0);
+	if ((req->route->flags & SB_ROUTE_SIGNED) &&
+	    (sb_req_query(req, "sig") != NULL ||
+	    sb_req_query(req, "exp") != NULL)) {
+		if (sb_signed_verify(req->plugin->d.id, req->http->path,
+		    sb_req_query(req, "exp"), sb_req_query(req, "sig"))) {
+			req->signed_url = 1;
+			return (0);
+		}
+		sb_respond_error(req, 403, "FORBIDDEN", "the signed URL is "
+		    "invalid or has expired", NULL);
+		return (-1);
+	}
 	if (req->principal.kind == SB_ACTOR_ANONYMOUS) {
 		sb_resp_header(req, "www-authenticate", "Bearer");
 		sb_respond_error(req, 401, "UNAUTHENTICATED",

@@ -252,51 +252,12 @@ sb_parts_parent_init(void)
 static int
 dir_prepare(const char *path)
 {
-	struct passwd	*pw;
 	struct dirent	*de;
-	struct stat	 st;
 	DIR		*d;
-	uid_t		 uid;
-	gid_t		 gid;
 	int		 fd;
 
-	if (mkdir(path, 0700) == -1 && errno != EEXIST) {
-		sb_log(SB_LOG_ERROR, "parts", "mkdir %s: %s", path,
-		    strerror(errno));
+	if ((fd = sb_workdir_open(path)) == -1)
 		return (-1);
-	}
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1 || fstat(fd, &st) == -1) {
-		sb_log(SB_LOG_ERROR, "parts", "%s: %s", path, strerror(errno));
-		if (fd != -1)
-			(void)close(fd);
-		return (-1);
-	}
-	uid = getuid();
-	gid = getgid();
-	if (skip_runas == 0 && kore_runas_user != NULL) {
-		if ((pw = getpwnam(kore_runas_user)) == NULL) {
-			sb_log(SB_LOG_ERROR, "parts", "no user %s",
-			    kore_runas_user);
-			(void)close(fd);
-			return (-1);
-		}
-		uid = pw->pw_uid;
-		gid = pw->pw_gid;
-	}
-	if ((st.st_uid != uid || st.st_gid != gid) &&
-	    fchown(fd, uid, gid) == -1) {
-		sb_log(SB_LOG_ERROR, "parts", "chown %s: %s", path,
-		    strerror(errno));
-		(void)close(fd);
-		return (-1);
-	}
-	if (fchmod(fd, 0700) == -1) {
-		sb_log(SB_LOG_ERROR, "parts", "chmod %s: %s", path,
-		    strerror(errno));
-		(void)close(fd);
-		return (-1);
-	}
 	if (skip_chroot || (d = fdopendir(fd)) == NULL) {
 		(void)close(fd);
 		return (0);

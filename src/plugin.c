@@ -669,10 +669,11 @@ sb_plugin_describe(const struct sb_plugin *p)
 	routes = json_array();
 	TAILQ_FOREACH(r, &p->routes, list) {
 		json_array_append_new(routes, json_pack("{s:s, s:s, s:s?, "
-		    "s:s, s:b, s:s?}", "method", r->route->method, "path",
+		    "s:s, s:b, s:b, s:s?}", "method", r->route->method, "path",
 		    r->route->path, "permission", r->route->permission,
 		    "access", sb_route_access(r->route),
 		    "public", (r->route->flags & SB_ROUTE_PUBLIC) != 0,
+		    "signed", (r->route->flags & SB_ROUTE_SIGNED) != 0,
 		    "summary", r->route->summary));
 	}
 	perms = json_array();
@@ -898,6 +899,13 @@ api_routes_add(struct sb_plugin *p, const struct sb_route *routes)
 			setup_error(p, "route %s %s must declare exactly one "
 			    "of: a permission, SB_ROUTE_PUBLIC, SB_ROUTE_STAFF, "
 			    "SB_ROUTE_AUTHENTICATED, SB_ROUTE_DONOR", rt->method,
+			    rt->path);
+			return (SB_ERROR);
+		}
+		if ((rt->flags & SB_ROUTE_SIGNED) && (rt->permission == NULL ||
+		    strcmp(rt->method, "GET") != 0)) {
+			setup_error(p, "route %s %s: SB_ROUTE_SIGNED goes with "
+			    "a permission on a GET route", rt->method,
 			    rt->path);
 			return (SB_ERROR);
 		}
@@ -1302,6 +1310,26 @@ api_req_id(struct sb_req *r)
 	return (r->id);
 }
 
+static char *
+api_signed_url(struct sb_plugin *p, const char *path, unsigned int ttl_s)
+{
+	return (p == NULL ? NULL : sb_signed_url(p->d.id, path, ttl_s));
+}
+
+static int
+api_req_signed(struct sb_req *r)
+{
+	return (r != NULL && r->signed_url);
+}
+
+static int
+api_dir_open(struct sb_plugin *p, const char *path)
+{
+	if (!in_setup(p, "dir_open"))
+		return (-1);
+	return (sb_workdir_open(path));
+}
+
 static json_t *
 api_req_json(struct sb_req *r)
 {
@@ -1547,4 +1575,7 @@ const struct sb_host_api sb_api = {
 	.privacy_erase_all = sb_privacy_erase_all,
 	.req_parts = sb_req_parts,
 	.respond_file = sb_respond_file,
+	.signed_url = api_signed_url,
+	.req_signed = api_req_signed,
+	.dir_open = api_dir_open,
 };

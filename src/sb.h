@@ -167,6 +167,15 @@ const char *sb_route_access(const struct sb_route *);
 #define SB_ROUTE_PROBE		0x80000000u
 int	sb_permission_exists(const char *name);
 
+/* workdir.c: a directory the workers write, opened before the chroot. */
+int	 sb_workdir_open(const char *path);
+
+/* signurl.c: signed URLs of SB_ROUTE_SIGNED routes. */
+char	*sb_signed_url(const char *plugin_id, const char *path,
+	    unsigned int ttl_s);
+int	 sb_signed_verify(const char *plugin_id, const char *path,
+	    const char *exp, const char *sig);
+
 /* abi.c: the pure ABI checks of a descriptor and of a console panel's
  * strings (unit-tested). */
 int	sb_abi_check(const struct sb_plugin_desc *, uint16_t host_major,
@@ -207,6 +216,7 @@ struct sb_req {
 	char			*raw;		/* the body as received, or NULL */
 	size_t			raw_len;
 	int			raw_read;	/* the body was read (raw set) */
+	int			signed_url;	/* admitted by a signed URL */
 	struct sb_parts		*parts;		/* parts.c: req_parts' answer */
 	json_t			*query;		/* object of decoded strings */
 	struct sb_principal	principal;

@@ -213,7 +213,7 @@ add_operation(const char *method, const char *pattern, void *data, void *arg)
 	struct sb_route_entry	*e = data;
 	const struct sb_route	*r = e->route;
 	json_t			*paths = arg, *item, *op, *params, *resp;
-	json_t			*schema;
+	json_t			*schema, *sec;
 	char			 lower[16], opid[256];
 	const char		*p, *end;
 	size_t			 i;
@@ -258,6 +258,22 @@ add_operation(const char *method, const char *pattern, void *data, void *arg)
 	} else if (r->permission != NULL) {
 		json_object_set_new(op, "x-permission",
 		    json_string(r->permission));
+	}
+	if (r->flags & SB_ROUTE_SIGNED) {
+		/* Or a signed URL instead of credentials (signurl.c). */
+		json_object_set_new(op, "x-signed-url", json_true());
+		if ((sec = json_object_get(op, "parameters")) == NULL) {
+			sec = json_array();
+			json_object_set_new(op, "parameters", sec);
+		}
+		json_array_append_new(sec, json_pack("{s:s, s:s, s:b, s:s, "
+		    "s:{s:s}}", "name", "exp", "in", "query", "required", 0,
+		    "description", "signed URL: expiry, unix seconds",
+		    "schema", "type", "integer"));
+		json_array_append_new(sec, json_pack("{s:s, s:s, s:b, s:s, "
+		    "s:{s:s}}", "name", "sig", "in", "query", "required", 0,
+		    "description", "signed URL: the signature", "schema",
+		    "type", "string"));
 	}
 
 	if (r->body != NULL) {

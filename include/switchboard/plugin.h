@@ -54,6 +54,7 @@ extern "C" {
 					 *      key ids, blind_index, reseal, phone_e164,
 					 *      list_parse/list_respond, retention_add,
 					 *      privacy_erase_all, req_parts, respond_file,
+					 *      SB_ROUTE_SIGNED, signed_url, req_signed, dir_open,
 					 *      desc.privacy_export/erase, desc.rekey */
 
 /* The one symbol a plugin exports. */
@@ -142,6 +143,14 @@ struct sb_field {
 #define SB_ROUTE_AUTHENTICATED	0x0004	/* any valid credentials: staff,
 					 * donor or API key */
 #define SB_ROUTE_DONOR		0x0008	/* a donor token only (ABI 1.1) */
+/*
+ * With a permission, on a GET route (ABI 1.3): a URL made by this
+ * plugin's api->signed_url() for exactly the request's path also admits
+ * the caller, credentials or not (a browser's <img>/<audio>, a provider
+ * fetching a file).  An expired or altered signature is 403.  The
+ * handler sees an anonymous principal and req_signed() true.
+ */
+#define SB_ROUTE_SIGNED		0x0010
 
 /*
  * A request budget: at most `requests` in any `seconds`-long window.  A
@@ -793,8 +802,25 @@ struct sb_host_api {
 		    const char *content_type, int fd, uint64_t offset,
 		    uint64_t len);
 
+	/* --- Signed URLs (ABI 1.3; see SB_ROUTE_SIGNED).  "path?exp=&sig="
+	 * for one of this plugin's SB_ROUTE_SIGNED paths (no query), valid
+	 * for ttl_s seconds; caller frees.  NULL without a key (the host
+	 * has neither SB_INDEX_KEY nor SB_DATA_KEY) or a bad path.
+	 * req_signed: 1 when the request was admitted by such a URL. --- */
+	char	*(*signed_url)(struct sb_plugin *, const char *path,
+		    unsigned int ttl_s);
+	int	(*req_signed)(struct sb_req *);
+
+	/* --- A directory of the plugin's own (ABI 1.3; parent, in setup()).
+	 * path (relative to the server's working directory) is created when
+	 * missing, owned by the worker user, mode 0700, never through a
+	 * symbolic link; returns an O_DIRECTORY descriptor to keep, which
+	 * the workers use with openat() and friends inside their chroot
+	 * (allow those syscalls with syscalls_allow), or -1 (logged). --- */
+	int	(*dir_open)(struct sb_plugin *, const char *path);
+
 	/* Room for minor versions to grow without moving anything. */
-	void	*spare[16];
+	void	*spare[13];
 };
 
 /* True when the host provides slot `f` (a later-minor slot may be absent). */

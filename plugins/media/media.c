@@ -46,7 +46,6 @@
 #define UPLOAD_BODY_MAX		(101 * 1024 * 1024)
 #define BULK_BODY_MAX		(256 * 1024 * 1024)
 #define LOCK_CLASS		"7346"
-#define URL_DOMAIN		"media-url"
 
 const struct sb_host_api	*media_api;
 
@@ -184,11 +183,13 @@ static const struct sb_route routes[] = {
 	  .summary = "Delete a media item (its bytes go with the last item "
 	  "naming them); 204" },
 	{ .method = "GET", .path = "/api/v1/media/{id}/content",
-	  .flags = SB_ROUTE_PUBLIC, .handler = media_content,
+	  .permission = "media.read", .flags = SB_ROUTE_SIGNED,
+	  .handler = media_content,
 	  .summary = "The bytes (media.read, or a signed URL ?exp=&sig=); "
 	  "Range, If-None-Match" },
 	{ .method = "GET", .path = "/api/v1/media/{id}/thumbnail",
-	  .flags = SB_ROUTE_PUBLIC, .handler = media_thumbnail,
+	  .permission = "media.read", .flags = SB_ROUTE_SIGNED,
+	  .handler = media_thumbnail,
 	  .summary = "The thumbnail (media.read, or a signed URL); 404 until "
 	  "thumbnails are built" },
 	SB_ROUTE_END
@@ -584,56 +585,30 @@ fail:
 
 /* --- Signed URLs ------------------------------------------------------ */
 
+/*
+ * The host signs and checks (SB_ROUTE_SIGNED): a URL opens exactly the
+ * path it was made for, so the content's URL is not the thumbnail's.
+ */
 static char *
-url_sig(int64_t id, long long exp)
+url_signed_path(const char *path, unsigned int ttl)
 {
-	char	value[64];
-	int	n;
-
-	n = snprintf(value, sizeof(value), "%" PRId64 ".%lld", id, exp);
-	return (api->blind_index(plug, URL_DOMAIN, value, (size_t)n));
-}
-
-static char *
-url_signed(int64_t id, unsigned int ttl)
-{
-	char		*sig, *url;
-	long long	 exp, ttl_c;
+	long long	ttl_c;
 
 	if (ttl == 0) {
 		ttl_c = api->config_int(plug, "url_ttl", 3600);
 		ttl = ttl_c < 1 || ttl_c > 31 * 86400 ? 3600 :
 		    (unsigned int)ttl_c;
 	}
-	exp = (long long)time(NULL) + ttl;
-	if ((sig = url_sig(id, exp)) == NULL)
-		return (NULL);
-	if (asprintf(&url, "/api/v1/media/%" PRId64 "/content?exp=%lld&sig=%s",
-	    id, exp, sig) == -1)
-		url = NULL;
-	free(sig);
-	return (url);
+	return (api->signed_url(plug, path, ttl));
 }
 
-/* 1: a valid, unexpired signature for id. */
-static int
-url_verify(int64_t id, const char *exp_s, const char *sig)
+static char *
+url_signed(int64_t id, unsigned int ttl)
 {
-	char		*want, *end;
-	long long	 exp;
-	int		 ok;
+	char	path[64];
 
-	if (exp_s == NULL || sig == NULL || strlen(sig) != 43)
-		return (0);
-	errno = 0;
-	exp = strtoll(exp_s, &end, 10);
-	if (errno != 0 || end == exp_s || *end != '\0' || exp < time(NULL))
-		return (0);
-	if ((want = url_sig(id, exp)) == NULL)
-		return (0);
-	ok = strlen(want) == 43 && CRYPTO_memcmp(want, sig, 43) == 0;
-	free(want);
-	return (ok);
+	snprintf(path, sizeof(path), "/api/v1/media/%" PRId64 "/content", id);
+	return (url_signed_path(path, ttl));
 }
 
 /* --- Rows ------------------------------------------------------------- */
@@ -994,33 +969,16 @@ fail:
 }
 
 /*
- * Who may read an item's bytes: a valid signed URL, or a caller holding
- * media.read.  Answers and returns -1 otherwise.
+ * Who may read an item's bytes: the host already admitted the caller
+ * (media.read, or a signed URL for this very path: SB_ROUTE_SIGNED).
+ * What is left is the id itself.
  */
 static int
 content_allowed(struct sb_req *req, int64_t id)
 {
-	const struct sb_principal	*who;
-	const char			*exp, *sig;
-
-	exp = api->req_query(req, "exp");
-	sig = api->req_query(req, "sig");
-	if (exp != NULL || sig != NULL) {
-		if (id > 0 && url_verify(id, exp, sig))
-			return (0);
-		api->respond_error(req, 403, "FORBIDDEN", "the signed URL is "
-		    "invalid or has expired", NULL);
-		return (-1);
-	}
-	who = api->req_principal(req);
-	if (who == NULL || who->kind == SB_ACTOR_ANONYMOUS) {
-		api->respond_error(req, 401, "UNAUTHENTICATED",
-		    "authentication required", NULL);
-		return (-1);
-	}
-	if (!api->req_allowed(req, "media.read")) {
-		api->respond_error(req, 403, "FORBIDDEN", "permission "
-		    "media.read required", NULL);
+	if (id <= 0) {
+		api->respond_error(req, 404, "NOT_FOUND", "no such media "
+		    "item", NULL);
 		return (-1);
 	}
 	return (0);

@@ -9,8 +9,8 @@
  * are chrooted: a relative `dir` is relative to the parent's working
  * directory, and every later access is relative to that descriptor
  * (openat, renameat, unlinkat), so it works inside the chroot.  The
- * workers run as the runas user: the directory must be writable by it
- * (the operator creates it owned by that user; see the README).
+ * workers run as the runas user: the host's dir_open() creates the
+ * directory when missing and gives it to that user, mode 0700.
  * Objects are written to tmp/, fsync'd, renamed into place (atomic) and
  * the fan-out directory fsync'd.
  */
@@ -52,12 +52,10 @@ dir_setup(struct sb_plugin *p, const struct sb_host_api *a)
 		a->log(p, SB_LOG_ERROR, "dir: no directory configured");
 		return (SB_ERROR);
 	}
-	if (mkdir(path, 0700) == -1 && errno != EEXIST) {
-		a->log(p, SB_LOG_ERROR, "mkdir %s: %s", path, strerror(errno));
-		return (SB_ERROR);
-	}
-	if ((dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		a->log(p, SB_LOG_ERROR, "open %s: %s", path, strerror(errno));
+	/* Created when missing, owned by the worker user (the host's). */
+	if ((dir_fd = a->dir_open(p, path)) == -1) {
+		a->log(p, SB_LOG_ERROR, "dir %s: cannot prepare it (see the "
+		    "host's log line)", path);
 		return (SB_ERROR);
 	}
 	/* tmp/ belongs to whoever owns the directory: the worker user. */

@@ -447,9 +447,13 @@ test('signed URLs: valid without a token; tampered, for another id or expired ar
   }
   // another item's signature
   assertEnvelope(assert, await srv.request('GET', `${M}/${b.id}/content?exp=${exp}&sig=${sig}`), 403, 'FORBIDDEN');
-  // the thumbnail route takes the signature too (and has no thumbnail yet)
-  assertEnvelope(assert, await srv.request('GET', `${M}/${a.id}/thumbnail?exp=${exp}&sig=${sig}`), 404, 'NOT_FOUND');
+  // a signature opens exactly the path it was made for: not the same
+  // item's thumbnail, and a signature is never a fall-back to a bearer
+  assertEnvelope(assert, await srv.request('GET', `${M}/${a.id}/thumbnail?exp=${exp}&sig=${sig}`), 403, 'FORBIDDEN');
   assertEnvelope(assert, await srv.request('GET', `${M}/${b.id}/thumbnail?exp=${exp}&sig=${sig}`), 403, 'FORBIDDEN');
+  assertEnvelope(assert, await srv.request('GET', `${M}/${a.id}/content?exp=${exp}&sig=${flipped}`, { token: agentTok }), 403, 'FORBIDDEN');
+  // the same URL with other characters for the same path is another path
+  assertEnvelope(assert, await srv.request('GET', `${M}/${a.id}/content/?exp=${exp}&sig=${sig}`), 404, 'NOT_FOUND');
 
   // no signature: the bearer's media.read decides
   assertEnvelope(assert, await srv.request('GET', `${M}/${a.id}/content`), 401, 'UNAUTHENTICATED');

@@ -56,12 +56,20 @@ export const TEST_PLUGINS = {
 
 // TEST_PLUGINS plus every product plugin that is built, for the suites
 // that check every route (the authorisation matrix, OpenAPI).
-export const PRODUCT_PLUGINS = ['audit', 'concierge', 'calls', 'notifications', 'customers'];
+export const PRODUCT_PLUGINS = ['audit', 'concierge', 'calls', 'notifications', 'customers', 'media'];
 export function allPlugins() {
   const out = { ...TEST_PLUGINS };
   for (const name of PRODUCT_PLUGINS)
     if (existsSync(`${BUILD}/plugins/${name}.so`)) out[name] = {};
+  // Each server its own media store (the host creates it for the worker user).
+  if (out.media) out.media = { dir: freshDir('media') };
   return out;
+}
+
+// A new, empty directory under build/test-run (gone with `make clean`).
+export function freshDir(prefix) {
+  mkdirSync(join(BUILD, 'test-run'), { recursive: true });
+  return mkdtempSync(join(BUILD, 'test-run', `${prefix}-`));
 }
 
 export function testPlugin(name, extra = {}) {
