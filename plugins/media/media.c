@@ -35,6 +35,7 @@
 
 #include <switchboard/services/media.h>
 
+#include "image.h"
 #include "media.h"
 #include "store.h"
 
@@ -146,7 +147,7 @@ static const struct sb_config_key config[] = {
 	"\"created_at\":{\"type\":\"string\","			\
 	"\"format\":\"date-time\"},"					\
 	"\"url\":{\"type\":[\"string\",\"null\"]},"			\
-	"\"thumbnail_url\":{\"type\":\"null\"}}}"
+	"\"thumbnail_url\":{\"type\":[\"string\",\"null\"]}}}"
 
 struct ingest {
 	const struct sb_media_input	*in;
@@ -163,6 +164,7 @@ static void	media_get(struct sb_req *);
 static void	media_delete(struct sb_req *);
 static void	media_content(struct sb_req *);
 static void	media_thumbnail(struct sb_req *);
+static int	thumb_enqueue(int64_t);
 
 static const struct sb_route routes[] = {
 	{ .method = "POST", .path = "/api/v1/media/upload",
@@ -190,8 +192,8 @@ static const struct sb_route routes[] = {
 	{ .method = "GET", .path = "/api/v1/media/{id}/thumbnail",
 	  .permission = "media.read", .flags = SB_ROUTE_SIGNED,
 	  .handler = media_thumbnail,
-	  .summary = "The thumbnail (media.read, or a signed URL); 404 until "
-	  "thumbnails are built" },
+	  .summary = "The thumbnail of an image (media.read, or a signed "
+	  "URL); 404 while it is not made yet and for other types" },
 	SB_ROUTE_END
 };
 
@@ -378,70 +380,38 @@ out:
 }
 
 /*
- * An image's header (no pixels decoded) against max_pixels, then a
- * sequential decode so a truncated or corrupt file is refused.  Images
- * are at most their purpose's limit (5 MB by default), read into memory
- * because the host lets libvips use its buffer loaders only.
+ * An image's stored form (image.c): read into memory (at most its
+ * purpose's limit, 5 MB by default; the host lets libvips use its
+ * buffer loaders only), checked and re-encoded with metadata stripped.
  */
 static int
-image_check(struct ingest *ig, int fd, uint64_t len, int *w, int *h)
+image_prepare(struct ingest *ig, const struct purpose *pu,
+    const char *mime, struct media_image *im)
 {
-	VipsImage	*img;
-	unsigned char	*buf;
-	const char	*loader;
-	double		 avg;
-	uint64_t	 pixels;
-	ssize_t		 r;
-	size_t		 done;
-	long long	 max;
-	int		 rc = -1;
+	const struct sb_media_input	*in = ig->in;
+	unsigned char			*buf;
+	const char			*code;
+	long long			 max;
+	int				 rc;
 
-	if (len > IMAGE_READ_MAX)
+	if (in->len > IMAGE_READ_MAX)
 		return (refuse(ig, 413, NULL, "the image is too large"));
-	if ((buf = malloc((size_t)len)) == NULL)
+	if ((buf = malloc((size_t)in->len)) == NULL)
 		return (refuse(ig, 500, NULL, "out of memory"));
-	for (done = 0; done < len; done += (size_t)r) {
-		r = pread(fd, buf + done, (size_t)len - done, (off_t)done);
-		if (r == -1 && errno == EINTR) {
-			r = 0;
-			continue;
-		}
-		if (r <= 0) {
-			free(buf);
-			return (refuse(ig, 500, NULL, "cannot read the "
-			    "upload"));
-		}
+	if (input_read(in, 0, buf, (size_t)in->len) == -1) {
+		free(buf);
+		return (refuse(ig, 500, NULL, "cannot read the upload"));
 	}
-	img = NULL;
 	max = api->config_int(plug, "max_pixels", 40000000);
-	if ((loader = vips_foreign_find_load_buffer(buf, (size_t)len)) ==
-	    NULL || (img = vips_image_new_from_buffer(buf, (size_t)len, "",
-	    "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
-	    VIPS_FAIL_ON_TRUNCATED, NULL)) == NULL) {
-		vips_error_clear();
-		(void)refuse(ig, 422, "INVALID_FORMAT", "the image cannot be "
-		    "read");
-		goto out;
-	}
-	*w = vips_image_get_width(img);
-	*h = vips_image_get_height(img);
-	pixels = (uint64_t)*w * (uint64_t)*h;
-	if (max > 0 && pixels > (uint64_t)max) {
-		(void)refuse(ig, 422, "TOO_LARGE", "the image has too many "
-		    "pixels");
-		goto out;
-	}
-	if (vips_avg(img, &avg, NULL) != 0) {
-		vips_error_clear();
-		(void)refuse(ig, 422, "INVALID_FORMAT", "the image is "
-		    "truncated or corrupt");
-		goto out;
-	}
-	rc = 0;
-out:
-	if (img != NULL)
-		g_object_unref(img);
+	rc = media_image_store(buf, (size_t)in->len, mime,
+	    strcmp(pu->name, "sticker") == 0, max > 0 ? (uint64_t)max : 0,
+	    im, &code, ig->err, sizeof(ig->err));
 	free(buf);
+	if (rc == -1) {
+		ig->status = code != NULL ? 422 : 500;
+		ig->code = code;
+		ig->field = code != NULL ? "file" : NULL;
+	}
 	return (rc);
 }
 
@@ -456,6 +426,9 @@ ingest(struct ingest *ig, int own_tx)
 	const struct sb_media_input	*in = ig->in;
 	const struct purpose		*pu;
 	struct media_put		 put;
+	struct media_image		 im;
+	struct sb_media_input		 enc;
+	const struct sb_media_input	*src = in;
 	struct sb_db_res		*r;
 	unsigned char			*head;
 	const char			*sniffed_raw, *params[9];
@@ -464,13 +437,14 @@ ingest(struct ingest *ig, int own_tx)
 	char				 by[24], cust[24], w_s[16], h_s[16];
 	size_t				 hlen;
 	long long			 max;
-	int				 w = -1, h = -1, ok;
+	int				 w = -1, h = -1, ok, rc;
 
 	ig->status = 0;
 	ig->code = ig->field = NULL;
 	ig->err[0] = '\0';
 	ig->id = -1;
 	put.fd = -1;
+	memset(&im, 0, sizeof(im));
 
 	if (in->len == 0)
 		return (refuse(ig, 422, "EMPTY", "the file is empty"));
@@ -523,20 +497,32 @@ ingest(struct ingest *ig, int own_tx)
 		return (-1);
 	}
 
-	if (store->put_begin(&put) != SB_OK)
-		return (refuse(ig, 500, NULL, "cannot store the file"));
-	if (copy_hash(in, put.fd, sha) == -1) {
-		store->put_abort(&put);
+	/* An image is stored re-encoded: its new bytes are what is kept. */
+	if (strncmp(sniffed, "image/", 6) == 0) {
+		if (image_prepare(ig, pu, sniffed, &im) == -1)
+			return (-1);
+		memset(&enc, 0, sizeof(enc));
+		enc.size = sizeof(enc);
+		enc.data = im.data;
+		enc.fd = -1;
+		enc.len = im.len;
+		src = &enc;
+		w = im.width;
+		h = im.height;
+	}
+	if (store->put_begin(&put) != SB_OK) {
+		media_image_free(&im);
 		return (refuse(ig, 500, NULL, "cannot store the file"));
 	}
-	if (strncmp(sniffed, "image/", 6) == 0 &&
-	    image_check(ig, put.fd, in->len, &w, &h) == -1) {
+	rc = copy_hash(src, put.fd, sha);
+	media_image_free(&im);
+	if (rc == -1) {
 		store->put_abort(&put);
-		return (-1);
+		return (refuse(ig, 500, NULL, "cannot store the file"));
 	}
 
 	filename_clean(in->filename, name, sizeof(name));
-	(void)snprintf(size_s, sizeof(size_s), "%" PRIu64, in->len);
+	(void)snprintf(size_s, sizeof(size_s), "%" PRIu64, src->len);
 	(void)snprintf(by, sizeof(by), "%" PRId64, in->uploaded_by);
 	(void)snprintf(cust, sizeof(cust), "%" PRId64, in->customer_id);
 	(void)snprintf(w_s, sizeof(w_s), "%d", w);
@@ -571,6 +557,10 @@ ingest(struct ingest *ig, int own_tx)
 	}
 	ig->id = strtoll(api->db_value(r, 0, 0), NULL, 10);
 	api->db_free(r);
+	if (w >= 0 && thumb_enqueue(ig->id) == -1) {
+		ig->id = -1;
+		goto fail;
+	}
 	if (own_tx && api->db_commit(plug) != SB_OK) {
 		ig->id = -1;
 		return (refuse(ig, 500, NULL, "cannot record the file"));
@@ -602,13 +592,20 @@ url_signed_path(const char *path, unsigned int ttl)
 	return (api->signed_url(plug, path, ttl));
 }
 
+/* what: "content" or "thumbnail". */
+static char *
+url_signed_for(int64_t id, unsigned int ttl, const char *what)
+{
+	char	path[80];
+
+	snprintf(path, sizeof(path), "/api/v1/media/%" PRId64 "/%s", id, what);
+	return (url_signed_path(path, ttl));
+}
+
 static char *
 url_signed(int64_t id, unsigned int ttl)
 {
-	char	path[64];
-
-	snprintf(path, sizeof(path), "/api/v1/media/%" PRId64 "/content", id);
-	return (url_signed_path(path, ttl));
+	return (url_signed_for(id, ttl, "content"));
 }
 
 /* --- Rows ------------------------------------------------------------- */
@@ -621,22 +618,28 @@ media_json(int64_t id)
 	const char		*params[1];
 	char			 id_s[24], *url;
 	json_t			*o;
+	int			 thumb;
 
 	(void)snprintf(id_s, sizeof(id_s), "%" PRId64, id);
 	params[0] = id_s;
-	r = api->db_query(plug, "SELECT " MEDIA_COLS " FROM media "
-	    "WHERE id = $1", 1, params);
+	r = api->db_query(plug, "SELECT " MEDIA_COLS ", thumb_sha256 IS "
+	    "NOT NULL AS has_thumb FROM media WHERE id = $1", 1, params);
 	if (!api->db_ok(r) || api->db_rows(r) != 1) {
 		api->db_free(r);
 		return (NULL);
 	}
 	o = api->db_row_json(r, 0);
 	api->db_free(r);
+	thumb = json_is_true(json_object_get(o, "has_thumb"));
+	json_object_del(o, "has_thumb");
 	url = url_signed(id, 0);
 	json_object_set_new(o, "url", url != NULL ? json_string(url) :
 	    json_null());
 	free(url);
-	json_object_set_new(o, "thumbnail_url", json_null());
+	url = thumb ? url_signed_for(id, 0, "thumbnail") : NULL;
+	json_object_set_new(o, "thumbnail_url", url != NULL ?
+	    json_string(url) : json_null());
+	free(url);
 	return (o);
 }
 
@@ -658,7 +661,8 @@ path_id(struct sb_req *req)
 	return (v);
 }
 
-/* Remove the bytes when no row names sha any more (lock held). */
+/* Remove the bytes when no row names sha any more, as an item or as a
+ * thumbnail (lock held). */
 static int
 bytes_release(const char *sha)
 {
@@ -667,8 +671,8 @@ bytes_release(const char *sha)
 	int			 left;
 
 	params[0] = sha;
-	r = api->db_query(plug, "SELECT count(*) FROM media WHERE sha256 = $1",
-	    1, params);
+	r = api->db_query(plug, "SELECT count(*) FROM media WHERE sha256 = $1 "
+	    "OR thumb_sha256 = $1", 1, params);
 	if (!api->db_ok(r)) {
 		api->db_free(r);
 		return (SB_ERROR);
@@ -692,6 +696,170 @@ sha_lock(const char *sha)
 	api->db_free(r);
 	return (ok ? SB_OK : SB_ERROR);
 }
+
+/* --- Thumbnails -------------------------------------------------------- */
+
+/* In the upload's transaction: the job exists iff the item does. */
+static int
+thumb_enqueue(int64_t id)
+{
+	struct sb_job_opts	opts;
+	char			key[48];
+
+	memset(&opts, 0, sizeof(opts));
+	(void)snprintf(key, sizeof(key), "media.thumbnail:%" PRId64, id);
+	opts.idempotency_key = key;
+	return (api->job_enqueue(plug, "media.thumbnail", json_pack("{s:I}",
+	    "id", (json_int_t)id), &opts) > 0 ? 0 : -1);
+}
+
+/*
+ * Make and record one item's thumbnail.  The item's row is locked first
+ * (FOR UPDATE, as DELETE does), then the thumbnail's hash: an item
+ * deleted meanwhile gets no thumbnail and leaves no object behind.
+ */
+static void
+thumb_run(struct sb_job *job)
+{
+	struct sb_db_res	*r;
+	struct media_put	 put;
+	struct media_image	 im;
+	struct sb_media_input	 in;
+	const char		*params[5];
+	char			 id_s[24], sha[65], tsha[65], w_s[16], h_s[16];
+	char			 err[256];
+	unsigned char		*buf;
+	uint64_t		 size;
+	json_int_t		 id;
+	ssize_t			 n;
+	size_t			 done;
+	int			 fd, ok;
+
+	if (json_unpack(api->job_payload(job), "{s:I}", "id", &id) != 0 ||
+	    id <= 0) {
+		api->job_fail(job, "payload.id is not an item id");
+		return;
+	}
+	(void)snprintf(id_s, sizeof(id_s), "%" JSON_INTEGER_FORMAT, id);
+	params[0] = id_s;
+	r = api->db_query(plug, "SELECT sha256, thumb_sha256 IS NOT NULL "
+	    "FROM media WHERE id = $1", 1, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		api->job_retry(job, "database error", 0);
+		return;
+	}
+	if (api->db_rows(r) != 1 || strcmp(api->db_value(r, 0, 1), "t") ==
+	    0) {
+		api->db_free(r);
+		api->job_done(job, json_pack("{s:s}", "skipped", "deleted or "
+		    "already made"));
+		return;
+	}
+	(void)snprintf(sha, sizeof(sha), "%s", api->db_value(r, 0, 0));
+	api->db_free(r);
+
+	if ((fd = store->open(sha, &size)) == -1) {
+		api->job_retry(job, "the item's bytes cannot be opened", 0);
+		return;
+	}
+	if (size == 0 || size > IMAGE_READ_MAX ||
+	    (buf = malloc((size_t)size)) == NULL) {
+		(void)close(fd);
+		api->job_fail(job, "the stored image is too large");
+		return;
+	}
+	for (done = 0; done < size; done += (size_t)n) {
+		n = pread(fd, buf + done, (size_t)size - done, (off_t)done);
+		if (n == -1 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n <= 0)
+			break;
+	}
+	(void)close(fd);
+	if (done < size) {
+		free(buf);
+		api->job_retry(job, "cannot read the item's bytes", 0);
+		return;
+	}
+	ok = media_image_thumb(buf, (size_t)size, MEDIA_THUMB_BOX, &im, err,
+	    sizeof(err));
+	free(buf);
+	if (ok == -1) {
+		api->job_fail(job, err);
+		return;
+	}
+	memset(&in, 0, sizeof(in));
+	in.size = sizeof(in);
+	in.data = im.data;
+	in.fd = -1;
+	in.len = im.len;
+	if (store->put_begin(&put) != SB_OK) {
+		media_image_free(&im);
+		api->job_retry(job, "cannot store the thumbnail", 0);
+		return;
+	}
+	ok = copy_hash(&in, put.fd, tsha);
+	media_image_free(&im);
+	if (ok == -1) {
+		store->put_abort(&put);
+		api->job_retry(job, "cannot store the thumbnail", 0);
+		return;
+	}
+	if (api->db_begin(plug) != SB_OK) {
+		store->put_abort(&put);
+		api->job_retry(job, "database unavailable", 0);
+		return;
+	}
+	r = api->db_query(plug, "SELECT 1 FROM media WHERE id = $1 AND "
+	    "thumb_sha256 IS NULL FOR UPDATE", 1, params);
+	ok = api->db_ok(r);
+	if (ok && api->db_rows(r) != 1) {
+		/* Deleted, or made by another run, meanwhile. */
+		api->db_free(r);
+		store->put_abort(&put);
+		api->db_rollback(plug);
+		api->job_done(job, json_pack("{s:s}", "skipped", "deleted or "
+		    "already made"));
+		return;
+	}
+	api->db_free(r);
+	if (!ok || sha_lock(tsha) != SB_OK ||
+	    store->put_commit(&put, tsha) != SB_OK)
+		goto fail;
+	(void)snprintf(w_s, sizeof(w_s), "%d", im.width);
+	(void)snprintf(h_s, sizeof(h_s), "%d", im.height);
+	params[1] = tsha;
+	params[2] = im.mime;
+	params[3] = w_s;
+	params[4] = h_s;
+	r = api->db_query(plug, "UPDATE media SET thumb_sha256 = $2, "
+	    "thumb_mime = $3, thumb_width = $4, thumb_height = $5 "
+	    "WHERE id = $1", 5, params);
+	ok = api->db_ok(r);
+	api->db_free(r);
+	if (!ok || api->db_commit(plug) != SB_OK) {
+		api->db_rollback(plug);
+		api->job_retry(job, "cannot record the thumbnail", 0);
+		return;
+	}
+	api->job_done(job, json_pack("{s:s, s:i, s:i}", "thumbnail", tsha,
+	    "width", im.width, "height", im.height));
+	return;
+fail:
+	store->put_abort(&put);
+	api->db_rollback(plug);
+	api->job_retry(job, "cannot record the thumbnail", 0);
+}
+
+static const struct sb_job_kind thumb_kind = {
+	.name = "media.thumbnail",
+	.run = thumb_run,
+	.max_attempts = 5,
+	.timeout_s = 120,
+};
 
 /* --- Routes ------------------------------------------------------------ */
 
@@ -924,7 +1092,7 @@ media_delete(struct sb_req *req)
 {
 	struct sb_db_res	*r;
 	const char		*params[1];
-	char			 id_s[24], sha[65];
+	char			 id_s[24], sha[65], thumb[65];
 	int64_t			 id;
 
 	if ((id = path_id(req)) == -1) {
@@ -939,8 +1107,8 @@ media_delete(struct sb_req *req)
 		    "unavailable", NULL);
 		return;
 	}
-	r = api->db_query(plug, "SELECT sha256 FROM media WHERE id = $1 "
-	    "FOR UPDATE", 1, params);
+	r = api->db_query(plug, "SELECT sha256, coalesce(thumb_sha256, '') "
+	    "FROM media WHERE id = $1 FOR UPDATE", 1, params);
 	if (!api->db_ok(r) || api->db_rows(r) != 1) {
 		api->db_free(r);
 		api->db_rollback(plug);
@@ -949,8 +1117,16 @@ media_delete(struct sb_req *req)
 		return;
 	}
 	(void)snprintf(sha, sizeof(sha), "%s", api->db_value(r, 0, 0));
+	(void)snprintf(thumb, sizeof(thumb), "%s", api->db_value(r, 0, 1));
 	api->db_free(r);
+	/* Both locks in hash order, as privacy erase takes them. */
+	if (thumb[0] != '\0' && strcmp(thumb, sha) < 0 &&
+	    sha_lock(thumb) != SB_OK)
+		goto fail;
 	if (sha_lock(sha) != SB_OK)
+		goto fail;
+	if (thumb[0] != '\0' && strcmp(thumb, sha) > 0 &&
+	    sha_lock(thumb) != SB_OK)
 		goto fail;
 	r = api->db_query(plug, "DELETE FROM media WHERE id = $1", 1, params);
 	if (!api->db_ok(r)) {
@@ -958,7 +1134,9 @@ media_delete(struct sb_req *req)
 		goto fail;
 	}
 	api->db_free(r);
-	if (bytes_release(sha) != SB_OK || api->db_commit(plug) != SB_OK)
+	if (bytes_release(sha) != SB_OK || (thumb[0] != '\0' &&
+	    strcmp(thumb, sha) != 0 && bytes_release(thumb) != SB_OK) ||
+	    api->db_commit(plug) != SB_OK)
 		goto fail;
 	api->respond_raw(req, 204, NULL, NULL, 0);
 	return;
@@ -1067,8 +1245,9 @@ range_parse(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
 	return (1);
 }
 
+/* The item's bytes, or its thumbnail's. */
 static void
-media_content(struct sb_req *req)
+media_serve(struct sb_req *req, int thumbnail)
 {
 	struct sb_db_res	*r;
 	const char		*params[1];
@@ -1083,12 +1262,19 @@ media_content(struct sb_req *req)
 		return;
 	(void)snprintf(id_s, sizeof(id_s), "%" PRId64, id);
 	params[0] = id_s;
-	r = api->db_query(plug, "SELECT sha256, mime_type, filename FROM "
-	    "media WHERE id = $1", 1, params);
+	r = api->db_query(plug, thumbnail ? "SELECT thumb_sha256, thumb_mime, "
+	    "filename FROM media WHERE id = $1" : "SELECT sha256, mime_type, "
+	    "filename FROM media WHERE id = $1", 1, params);
 	if (id == -1 || !api->db_ok(r) || api->db_rows(r) != 1) {
 		api->db_free(r);
 		api->respond_error(req, 404, "NOT_FOUND", "no such media item",
 		    NULL);
+		return;
+	}
+	if (api->db_isnull(r, 0, 0)) {
+		api->db_free(r);
+		api->respond_error(req, 404, "NOT_FOUND", "the item has no "
+		    "thumbnail (not made yet, or not an image)", NULL);
 		return;
 	}
 	(void)snprintf(sha, sizeof(sha), "%s", api->db_value(r, 0, 0));
@@ -1139,12 +1325,15 @@ media_content(struct sb_req *req)
 }
 
 static void
+media_content(struct sb_req *req)
+{
+	media_serve(req, 0);
+}
+
+static void
 media_thumbnail(struct sb_req *req)
 {
-	if (content_allowed(req, path_id(req)) == -1)
-		return;
-	api->respond_error(req, 404, "NOT_FOUND", "thumbnails are not made "
-	    "yet", NULL);
+	media_serve(req, 1);
 }
 
 /* --- Privacy ----------------------------------------------------------- */
@@ -1189,8 +1378,10 @@ media_privacy_erase(struct sb_plugin *p, const struct sb_subject *s)
 	if (s->kind != SB_SUBJECT_CUSTOMER)
 		return (0);
 	params[0] = s->value;
-	r = api->db_query(plug, "SELECT DISTINCT sha256 FROM media WHERE "
-	    "customer_id = $1::bigint ORDER BY sha256", 1, params);
+	r = api->db_query(plug, "SELECT sha256 FROM media WHERE customer_id = "
+	    "$1::bigint UNION SELECT thumb_sha256 FROM media WHERE "
+	    "customer_id = $1::bigint AND thumb_sha256 IS NOT NULL "
+	    "ORDER BY 1", 1, params);
 	if (!api->db_ok(r)) {
 		api->db_free(r);
 		return (-1);
@@ -1327,7 +1518,8 @@ media_setup(struct sb_plugin *p, const struct sb_host_api *a)
 	    a->permission_add(p, "media.upload", "Upload media") != SB_OK ||
 	    a->permission_add(p, "media.manage", "Delete media items") !=
 	    SB_OK ||
-	    a->migrations_add(p, "migrations") != SB_OK)
+	    a->migrations_add(p, "migrations") != SB_OK ||
+	    a->job_kind_add(p, &thumb_kind) != SB_OK)
 		return (SB_ERROR);
 	backend = a->config_get(p, "storage");
 	if (backend != NULL && strcmp(backend, "dir") != 0) {
