@@ -37,6 +37,7 @@
 
 #include "image.h"
 #include "media.h"
+#include "probe.h"
 #include "store.h"
 
 #define api			media_api
@@ -379,6 +380,25 @@ out:
 	return (rc);
 }
 
+/* The reader probe.c and zipcheck.c use, over an input. */
+static int
+reader_read(void *arg, uint64_t off, void *buf, size_t len)
+{
+	const struct sb_media_input	*in = arg;
+
+	if (off > in->len || in->len - off < len)
+		return (-1);
+	return (input_read(in, off, buf, len));
+}
+
+/* Zip containers: Office Open XML (and a plain zip, when allowed). */
+static int
+zip_based(const char *type)
+{
+	return (strcmp(type, "application/zip") == 0 || strncmp(type,
+	    "application/vnd.openxmlformats-officedocument.", 46) == 0);
+}
+
 /*
  * An image's stored form (image.c): read into memory (at most its
  * purpose's limit, 5 MB by default; the host lets libvips use its
@@ -428,13 +448,16 @@ ingest(struct ingest *ig, int own_tx)
 	struct media_put		 put;
 	struct media_image		 im;
 	struct sb_media_input		 enc;
+	struct media_reader		 rd;
 	const struct sb_media_input	*src = in;
 	struct sb_db_res		*r;
 	unsigned char			*head;
-	const char			*sniffed_raw, *params[9];
+	const char			*sniffed_raw, *params[10], *zcode;
 	char				 sniffed[128], declared[128];
 	char				 sha[65], size_s[24], name[208];
 	char				 by[24], cust[24], w_s[16], h_s[16];
+	char				 dur_s[32];
+	double				 dur = -1;
 	size_t				 hlen;
 	long long			 max;
 	int				 w = -1, h = -1, ok, rc;
@@ -497,6 +520,22 @@ ingest(struct ingest *ig, int own_tx)
 		return (-1);
 	}
 
+	/* Zips: the central directory against bomb limits (zipcheck.c);
+	 * audio and video: the duration where it is cheap (probe.c). */
+	rd.read = reader_read;
+	rd.arg = (void *)(uintptr_t)in;
+	rd.len = in->len;
+	if (zip_based(sniffed) && media_zip_check(&rd, &zcode, ig->err,
+	    sizeof(ig->err)) == -1) {
+		ig->status = zcode != NULL ? 422 : 500;
+		ig->code = zcode;
+		ig->field = zcode != NULL ? "file" : NULL;
+		return (-1);
+	}
+	if (strncmp(sniffed, "audio/", 6) == 0 ||
+	    strncmp(sniffed, "video/", 6) == 0)
+		dur = media_duration(&rd, sniffed);
+
 	/* An image is stored re-encoded: its new bytes are what is kept. */
 	if (strncmp(sniffed, "image/", 6) == 0) {
 		if (image_prepare(ig, pu, sniffed, &im) == -1)
@@ -527,6 +566,7 @@ ingest(struct ingest *ig, int own_tx)
 	(void)snprintf(cust, sizeof(cust), "%" PRId64, in->customer_id);
 	(void)snprintf(w_s, sizeof(w_s), "%d", w);
 	(void)snprintf(h_s, sizeof(h_s), "%d", h);
+	(void)snprintf(dur_s, sizeof(dur_s), "%.3f", dur);
 
 	if (own_tx && api->db_begin(plug) != SB_OK) {
 		store->put_abort(&put);
@@ -547,10 +587,11 @@ ingest(struct ingest *ig, int own_tx)
 	params[6] = in->customer_id > 0 ? cust : NULL;
 	params[7] = w >= 0 ? w_s : NULL;
 	params[8] = h >= 0 ? h_s : NULL;
+	params[9] = dur >= 0 ? dur_s : NULL;
 	r = api->db_query(plug, "INSERT INTO media (sha256, size, mime_type, "
-	    "filename, purpose, uploaded_by, customer_id, width, height) "
-	    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-	    9, params);
+	    "filename, purpose, uploaded_by, customer_id, width, height, "
+	    "duration_s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+	    "RETURNING id", 10, params);
 	if (!api->db_ok(r) || api->db_rows(r) != 1) {
 		api->db_free(r);
 		goto fail;

@@ -172,9 +172,9 @@ test('every allowed type is accepted with the type sniffed from its bytes', asyn
     { data: av.mp4, name: 'v.mp4', type: 'video/mp4', mime: 'video/mp4', purpose: 'video' },
     { data: av.gp3, name: 'v.3gp', mime: 'video/3gpp', purpose: 'video' },
     { data: av.m4a, name: 'a.m4a', type: 'audio/mp4', mime: 'audio/mp4', purpose: 'audio' },
-    { data: av.amr, name: 'a.amr', mime: 'audio/amr', purpose: 'audio' },
-    { data: av.aac, name: 'a.aac', type: 'audio/aac', mime: 'audio/aac', purpose: 'audio' },
-    { data: av.mp3, name: 'a.mp3', type: 'audio/mpeg', mime: 'audio/mpeg', purpose: 'audio' },
+    { data: av.amr, name: 'a.amr', mime: 'audio/amr', purpose: 'audio', dur: 0.04 },
+    { data: av.aac, name: 'a.aac', type: 'audio/aac', mime: 'audio/aac', purpose: 'audio', dur: 0.07 },
+    { data: av.mp3, name: 'a.mp3', type: 'audio/mpeg', mime: 'audio/mpeg', purpose: 'audio', dur: 0.026 },
     { data: av.ogg, name: 'a.ogg', mime: 'audio/ogg', purpose: 'audio', fields: { purpose: 'audio' } },
   ];
   for (const c of cases) {
@@ -191,7 +191,9 @@ test('every allowed type is accepted with the type sniffed from its bytes', asyn
     assert.equal(m.purpose, c.purpose);
     assert.equal(m.width, c.w ?? null);
     assert.equal(m.height, c.h ?? null);
-    assert.equal(m.duration_s, null);
+    // durations from frame headers (AMR, ADTS frames, MP3 CBR); these
+    // MP4s have no moov and the Ogg page no granule: unknown
+    assert.equal(m.duration_s, c.dur ?? null, c.name);
     if (!c.w) assert.equal(m.thumbnail_url, null);
     assert.equal(typeof m.uploaded_by, 'number');
     assert.match(m.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
