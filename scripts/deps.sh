@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
 	kore build-essential pkg-config patch
 	libpq-dev libcurl4-openssl-dev libssl-dev libjwt-dev libjansson-dev
-	libmagic-dev libvips-dev libargon2-dev libphonenumber-dev
+	libmagic-dev libvips-dev libvips-tools libargon2-dev libphonenumber-dev
 	postgresql
 	libcmocka-dev valgrind wrk clang libclang-rt-14-dev
 	curl ca-certificates openssl

@@ -57,6 +57,60 @@ step(VipsImage **img, VipsImage *next)
 	return (next == NULL ? -1 : 0);
 }
 
+static uint32_t
+le32(const unsigned char *p)
+{
+	return ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24);
+}
+
+static void
+le32_put(unsigned char *p, uint32_t v)
+{
+	p[0] = v & 0xff;
+	p[1] = (v >> 8) & 0xff;
+	p[2] = (v >> 16) & 0xff;
+	p[3] = v >> 24;
+}
+
+/*
+ * libvips 8.14 writes an EXIF chunk into an animated WebP even with
+ * strip: drop the EXIF, XMP and ICCP chunks of a WebP in place and clear
+ * their VP8X flags.  -1 when the container is not what libwebp writes.
+ */
+static int
+webp_strip(unsigned char *b, size_t *len)
+{
+	size_t		o, w, n, x;
+	uint32_t	sz;
+
+	if (*len < 12 || memcmp(b, "RIFF", 4) != 0 ||
+	    memcmp(b + 8, "WEBP", 4) != 0)
+		return (-1);
+	x = 0;
+	for (o = w = 12; o + 8 <= *len; o += n) {
+		sz = le32(b + o + 4);
+		n = 8 + (size_t)sz + (sz & 1);
+		if (n > *len - o)
+			return (-1);
+		if (memcmp(b + o, "EXIF", 4) == 0 ||
+		    memcmp(b + o, "XMP ", 4) == 0 ||
+		    memcmp(b + o, "ICCP", 4) == 0)
+			continue;
+		if (memcmp(b + o, "VP8X", 4) == 0)
+			x = w;
+		memmove(b + w, b + o, n);
+		w += n;
+	}
+	if (o != *len)
+		return (-1);
+	if (x != 0 && w - x > 8)
+		b[x + 8] &= (unsigned char)~(0x20 | 0x08 | 0x04);
+	le32_put(b + 4, (uint32_t)(w - 8));
+	*len = w;
+	return (0);
+}
+
 /* *img in sRGB (or 8-bit grey), 8 bits per band, alpha untouched. */
 static int
 to_srgb8(VipsImage **img)
@@ -190,6 +244,13 @@ media_image_store(const void *buf, size_t len, const char *mime,
 		    "strip", TRUE, NULL);
 	if (i != 0)
 		goto bad;
+	if (strcmp(mime, "image/webp") == 0 && webp_strip(data, &dlen) == -1) {
+		*code = NULL;
+		(void)snprintf(err, errlen, "libwebp wrote an unexpected file");
+		g_free(data);
+		g_object_unref(img);
+		return (-1);
+	}
 	out->data = data;
 	out->len = dlen;
 	out->width = vips_image_get_width(img);
