@@ -131,6 +131,8 @@ UNIT_DEPS_test_seal	:= src/seal.c src/text.c
 UNIT_DEPS_test_edge	:= src/edge.c
 UNIT_DEPS_test_phone	:= $(B)/obj/phone.o
 UNIT_LIBS_test_phone	:= $(PHONE_LIBS)
+UNIT_DEPS_test_mediaprobe	:= plugins/media/zipcheck.c plugins/media/probe.c
+UNIT_LIBS_test_mediaprobe	:= -lm
 
 .SECONDEXPANSION:
 $(B)/tests/test_%: tests/unit/test_%.c $$(UNIT_DEPS_test_$$*) $(wildcard src/*.h) \
