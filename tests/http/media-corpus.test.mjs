@@ -265,9 +265,10 @@ function pdf() {
 }
 
 // --- HTTP -----------------------------------------------------------------------
-async function upload(data, name, { type, purpose } = {}) {
+async function upload(data, name, { type, purpose, customer } = {}) {
   const fd = new FormData();
   if (purpose) fd.append('purpose', purpose);
+  if (customer) fd.append('customer_id', String(customer));
   fd.append('file', new Blob([data], type ? { type } : {}), name);
   const res = await fetch(`${srv.url}${M}/upload`, { method: 'POST', body: fd, headers: { authorization: `Bearer ${admin}` } });
   const text = await res.text();
@@ -301,6 +302,7 @@ before(async () => {
     webp: made('base.webp', 'copy', W('base.png'), `${W('base.webp')}[strip]`),
     // bytes no other test uploads (its store objects are checked)
     webpOwn: made('flip.webp', 'flip', W('base.png'), `${W('flip.webp')}[strip]`, 'vertical'),
+    pngOwn: made('rot.png', 'rot', W('base.png'), W('rot.png'), 'd90'),
     cmyk: made('cmyk.jpg', 'colourspace', W('base.png'), `${W('cmyk.jpg')}[strip]`, 'cmyk'),
     cmykIcc: made('cmyk-icc.jpg', 'icc_transform', W('base.png'), W('cmyk-icc.jpg'), 'cmyk'),
     png16: made('rgb16.png', 'colourspace', W('base.png'), W('rgb16.png'), 'rgb16'),
@@ -528,6 +530,19 @@ test('the thumbnail is served like the content: ETag, Range, 304; deleting relea
   assert.equal((await srv.request('DELETE', `${M}/${r2.body.id}`, { token: admin })).status, 204);
   assert.ok(!existsSync(objPath(tsha)), 'thumbnail removed');
   assert.ok(!existsSync(objPath(r.body.sha256)), 'image removed');
+});
+
+test('privacy erase removes a customer\'s image and its thumbnail', async () => {
+  const r = await upload(img.pngOwn, 'mine.png', { customer: 777001 });
+  assert.equal(r.status, 201, r.text);
+  const t = await thumbnailOf(r.body);
+  const tsha = sha256((await get(t.thumbnail_url)).bytes);
+  assert.ok(existsSync(objPath(tsha)));
+  const del = await srv.request('POST', '/api/v1/privacy/delete', { token: admin, json: { customer_id: 777001 } });
+  assert.equal(del.status, 200, del.text);
+  assert.equal(del.body.deleted.media, 1);
+  assert.ok(!existsSync(objPath(r.body.sha256)), 'image removed');
+  assert.ok(!existsSync(objPath(tsha)), 'thumbnail removed');
 });
 
 test('no libvips, GLib or libmagic warning reached the server output', () => {
