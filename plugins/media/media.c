@@ -9,8 +9,13 @@
  *   the purpose (field, or from the type)   unknown: 422 (purpose)
  *   the purpose's types                     not among them: 415
  *   the purpose's size limit                over it: 413
+ *   Office Open XML: the zip's directory    a bomb, malformed: 422
  *   images: libvips reads the header only   over max_pixels: 422
- *           then decodes sequentially       truncated/corrupt: 422
+ *           animated WebP, not a sticker    422
+ *           decoded and re-encoded          truncated/corrupt: 422
+ * (image.c re-encodes: metadata stripped, upright, sRGB 8-bit; the new
+ * bytes are what is stored; probe.c reads audio/video durations.)
+ * Images get a thumbnail from the durable job media.thumbnail.
  * The bytes are copied into a temporary file of the store while they are
  * hashed (SHA-256), then published under their hash and the row inserted
  * in one transaction holding the hash's advisory lock; a delete takes the
