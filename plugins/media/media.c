@@ -419,6 +419,14 @@ image_prepare(struct ingest *ig, const struct purpose *pu,
 	long long			 max;
 	int				 rc;
 
+	/* Another image type an operator allowed cannot be re-encoded. */
+	if (strcmp(mime, "image/jpeg") != 0 && strcmp(mime, "image/png") !=
+	    0 && strcmp(mime, "image/webp") != 0) {
+		(void)snprintf(ig->err, sizeof(ig->err), "%s cannot be stored: "
+		    "images are re-encoded, JPEG, PNG and WebP only", mime);
+		ig->status = 415;
+		return (-1);
+	}
 	if (in->len > IMAGE_READ_MAX)
 		return (refuse(ig, 413, NULL, "the image is too large"));
 	if ((buf = malloc((size_t)in->len)) == NULL)

@@ -303,6 +303,7 @@ before(async () => {
     // bytes no other test uploads (its store objects are checked)
     webpOwn: made('flip.webp', 'flip', W('base.png'), `${W('flip.webp')}[strip]`, 'vertical'),
     pngOwn: made('rot.png', 'rot', W('base.png'), W('rot.png'), 'd90'),
+    gif: made('base.gif', 'copy', W('base.png'), W('base.gif')),
     cmyk: made('cmyk.jpg', 'colourspace', W('base.png'), `${W('cmyk.jpg')}[strip]`, 'cmyk'),
     cmykIcc: made('cmyk-icc.jpg', 'icc_transform', W('base.png'), W('cmyk-icc.jpg'), 'cmyk'),
     png16: made('rgb16.png', 'colourspace', W('base.png'), W('rgb16.png'), 'rgb16'),
@@ -313,7 +314,9 @@ before(async () => {
   img.small2 = made('f2.webp', 'copy', W('f2.png'), `${W('f2.webp')}[strip]`);
   img.anim = animatedWebp([img.small1, img.small2], 64, 48);
   img.exif = withMetadata(img.jpg, 6);
-  srv = await startServer({ workers: 1, plugins: { ...TEST_PLUGINS, media: { dir: storeDir } } });
+  // GIF allowed by configuration: still refused, it cannot be re-encoded
+  srv = await startServer({ workers: 1, plugins: { ...TEST_PLUGINS,
+    media: { dir: storeDir, image_types: 'image/jpeg image/png image/webp image/gif' } } });
   admin = await srv.login();
 });
 
@@ -382,6 +385,7 @@ test('bad files are refused with the right status and code', async () => {
     // libmagic reads the start and calls it Word; the end is cut off
     [docx.subarray(0, docx.length - 30), 'cut.docx', {}, 422, 'INVALID_FORMAT'],
     [img.anim, 'moving.webp', {}, 422, 'ANIMATED'],
+    [img.gif, 'old.gif', {}, 415],
     [Buffer.alloc(0), 'empty.jpg', {}, 422, 'EMPTY'],
     [Buffer.concat([img.png, Buffer.alloc(5 * 1024 * 1024)]), 'big.png', {}, 413],
     [amr(16 * 1024 * 1024 / 32), 'long.amr', {}, 413],
