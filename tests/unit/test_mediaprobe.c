@@ -254,7 +254,7 @@ test_zip_malformed(void **state)
 	free(b.p);
 
 	memset(&b, 0, sizeof(b));
-	put(&b, "PK\003\004 not really", 17);
+	put(&b, "PK\003\004 not really", sizeof("PK\003\004 not really") - 1);
 	assert_int_equal(zcheck(&b, &code), -1);
 	assert_string_equal(code, "INVALID_FORMAT");
 	free(b.p);
