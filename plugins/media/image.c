@@ -226,7 +226,8 @@ media_image_store(const void *buf, size_t len, const char *mime,
 	}
 	rc = -1;
 	data = NULL;
-	if (orient > 1) {
+	/* (an animation is a strip of frames: not rotated as a whole) */
+	if (orient > 1 && pages == 1) {
 		t = NULL;
 		if (vips_autorot(img, &t, NULL) != 0 || step(&img, t) == -1)
 			goto bad;
