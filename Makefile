@@ -17,7 +17,7 @@ B	?= build
 SAN	?=
 
 VERSION	:= $(shell cat VERSION)
-PKGS	:= libpq jansson libmagic vips libcurl libjwt openssl libargon2
+PKGS	:= libpq jansson libcurl libjwt openssl libargon2
 
 WARN	:= -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 	   -Wmissing-declarations -Wshadow -Wpointer-arith -Wcast-qual \

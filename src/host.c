@@ -28,7 +28,6 @@
 #include "conf.h"
 #include "router.h"
 #include "ratelimit.h"
-#include "image.h"
 #include "edge.h"
 
 _Static_assert(SB_EDGE_CHUNKED == HTTP_HEAD_CHUNKED &&
@@ -69,9 +68,6 @@ kore_parent_configure(int argc, char **argv)
 
 	if (sb_assets_load(sb_settings.assets_dir) == -1)
 		fatalx("cannot load assets from %s", sb_settings.assets_dir);
-
-	if (sb_image_init() == -1)
-		fatalx("cannot initialise image processing (libmagic, libvips)");
 
 	/* libphonenumber's metadata and caches, built before the fork. */
 	if (sb_phone_init(sb_settings.default_country, err,
@@ -181,8 +177,8 @@ kore_seccomp_hook(void)
 		/* Parts of a body Kore streamed to a file (parts.c, and
 		 * plugins reading struct sb_part's fd). */
 		KORE_SYSCALL_ALLOW(pread64),
-		/* libvips' threads (image.c): glibc tries clone3 first and
-		 * falls back to clone (Kore's curl filter allows it) on
+		/* libvips' threads (the media plugin): glibc tries
+		 * clone3 first and falls back to clone (Kore's curl filter allows it) on
 		 * ENOSYS; a new thread registers rseq, glib names it, and
 		 * pthread_getattr_np (glib, ASan) reads the CPU mask.  ASan
 		 * also asks each thread its id. */

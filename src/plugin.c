@@ -214,7 +214,6 @@ sb_plugin_parent_init(void)
 	    sb_api.routes_add(sb_host_plugin, sb_user_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_role_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_apikey_routes) != SB_OK ||
-	    sb_api.routes_add(sb_host_plugin, sb_avatar_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_job_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_ws_routes) != SB_OK ||
 	    sb_api.routes_add(sb_host_plugin, sb_metrics_routes) != SB_OK ||

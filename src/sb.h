@@ -349,9 +349,6 @@ extern const struct sb_route	sb_user_routes[];
 extern const struct sb_route	sb_role_routes[];
 extern const struct sb_route	sb_apikey_routes[];
 
-/* --- avatar.c: staff avatars (image.h: validation and thumbnails). --- */
-extern const struct sb_route	sb_avatar_routes[];
-
 /* --- privacy.c: a person's data, exported and erased through every
  * plugin's privacy hooks. --- */
 extern const struct sb_route	sb_privacy_routes[];

@@ -37,6 +37,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <vips/vips.h>
+#include <vips/vector.h>
 
 #include <switchboard/services/media.h>
 
@@ -126,7 +127,7 @@ static const struct sb_config_key config[] = {
 	{ "sticker_types", "image/webp", 0, "types accepted for purpose "
 	  "sticker" },
 	{ "sticker_max", "512000", 0, "bytes, purpose sticker" },
-	{ "avatar_types", "image/jpeg image/png image/webp", 0,
+	{ "avatar_types", "image/jpeg image/png image/webp image/gif", 0,
 	  "types accepted for purpose avatar" },
 	{ "avatar_max", "5242880", 0, "bytes, purpose avatar" },
 	SB_CONFIG_END
@@ -1535,6 +1536,118 @@ static const struct sb_media_store service = {
 	.open = svc_open,
 };
 
+/* --- For avatar.c ------------------------------------------------------ */
+
+/*
+ * ingest()'s checks before the bytes are stored, for an upload the
+ * plugin stores a copy of rather than itself (the avatar's re-encoded
+ * JPEG): libmagic's type, the declared type, the purpose's types and
+ * size limit.
+ */
+int
+media_judge(const struct sb_media_input *in, char *sniffed, size_t slen,
+    int *status, const char **code, char *err, size_t errlen)
+{
+	const struct purpose	*pu;
+	unsigned char		*head;
+	const char		*raw;
+	char			 declared[128];
+	size_t			 hlen;
+	long long		 max;
+
+	*code = NULL;
+	*status = 422;
+	if (in->len == 0) {
+		*code = "EMPTY";
+		(void)snprintf(err, errlen, "the file is empty");
+		return (-1);
+	}
+	hlen = in->len < HEAD_MAX ? (size_t)in->len : HEAD_MAX;
+	if ((head = malloc(hlen)) == NULL || input_read(in, 0, head,
+	    hlen) == -1) {
+		free(head);
+		*status = 500;
+		(void)snprintf(err, errlen, "cannot read the upload");
+		return (-1);
+	}
+	raw = magic_buffer(cookie, head, hlen);
+	type_canon(raw != NULL ? raw : "application/octet-stream", sniffed,
+	    slen);
+	free(head);
+	*status = 415;
+	if (in->declared_type != NULL) {
+		type_canon(in->declared_type, declared, sizeof(declared));
+		if (declared[0] != '\0' &&
+		    strcmp(declared, "application/octet-stream") != 0 &&
+		    strcmp(declared, sniffed) != 0) {
+			(void)snprintf(err, errlen, "the declared type does "
+			    "not match the file (%s)", sniffed);
+			return (-1);
+		}
+	}
+	pu = in->purpose != NULL ? purpose_find(in->purpose) :
+	    purpose_for_type(sniffed);
+	if (pu == NULL || !purpose_allows(pu, sniffed)) {
+		(void)snprintf(err, errlen, "%s is not accepted for purpose "
+		    "%s", sniffed, pu != NULL ? pu->name : "(none)");
+		return (-1);
+	}
+	max = api->config_int(plug, pu->max_key, 0);
+	if (max > 0 && in->len > (uint64_t)max) {
+		*status = 413;
+		(void)snprintf(err, errlen, "at most %lld bytes for purpose %s",
+		    max, pu->name);
+		return (-1);
+	}
+	return (0);
+}
+
+int64_t
+media_put(const struct sb_media_input *in, int *status, char *err,
+    size_t errlen)
+{
+	return (svc_put(plug, in, status, err, errlen));
+}
+
+/* Delete an item; its bytes go when no row names them any more. */
+int
+media_drop(int64_t id)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	char			 id_s[24], sha[65];
+
+	(void)snprintf(id_s, sizeof(id_s), "%" PRId64, id);
+	params[0] = id_s;
+	r = api->db_query(plug, "SELECT sha256 FROM media WHERE id = $1 "
+	    "FOR UPDATE", 1, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		return (SB_ERROR);
+	}
+	if (api->db_rows(r) != 1) {
+		api->db_free(r);
+		return (SB_OK);
+	}
+	(void)snprintf(sha, sizeof(sha), "%s", api->db_value(r, 0, 0));
+	api->db_free(r);
+	if (sha_lock(sha) != SB_OK)
+		return (SB_ERROR);
+	r = api->db_query(plug, "DELETE FROM media WHERE id = $1", 1, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		return (SB_ERROR);
+	}
+	api->db_free(r);
+	return (bytes_release(sha));
+}
+
+int
+media_open(const char *sha, uint64_t *size)
+{
+	return (store->open(sha, size));
+}
+
 /* --- Lifecycle --------------------------------------------------------- */
 
 /*
@@ -1551,6 +1664,34 @@ media_vips_log(const gchar *domain, GLogLevelFlags level, const gchar *msg,
 	(void)arg;
 	api->log(plug, (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) ?
 	    SB_LOG_WARN : SB_LOG_DEBUG, "libvips: %s", msg);
+}
+
+/*
+ * libvips, once in the parent (the host did this in src/image.c until
+ * the avatar moved here): vectorisation off (ORC's JIT needs W+X memory,
+ * which the sandbox denies), one thread per pipeline, no operation
+ * cache (every image is new), and no loader but JPEG, PNG, WebP and GIF.
+ */
+static int
+media_vips_init(void)
+{
+	static const char *const loaders[] = { "VipsForeignLoadJpegBuffer",
+	    "VipsForeignLoadPngBuffer", "VipsForeignLoadWebpBuffer",
+	    "VipsForeignLoadNsgifBuffer", NULL };
+	int	i;
+
+	if (VIPS_INIT("switchboard") != 0)
+		return (SB_ERROR);
+	vips_vector_set_enabled(FALSE);
+	vips_concurrency_set(1);
+	vips_cache_set_max(0);
+	vips_cache_set_max_mem(0);
+	vips_cache_set_max_files(0);
+	vips_block_untrusted_set(TRUE);
+	vips_operation_block_set("VipsForeignLoad", TRUE);
+	for (i = 0; loaders[i] != NULL; i++)
+		vips_operation_block_set(loaders[i], FALSE);
+	return (SB_OK);
 }
 
 static int
@@ -1573,8 +1714,13 @@ media_setup(struct sb_plugin *p, const struct sb_host_api *a)
 	    a->permission_add(p, "media.manage", "Delete media items") !=
 	    SB_OK ||
 	    a->migrations_add(p, "migrations") != SB_OK ||
-	    a->job_kind_add(p, &thumb_kind) != SB_OK)
+	    a->job_kind_add(p, &thumb_kind) != SB_OK ||
+	    avatar_setup(p) != SB_OK)
 		return (SB_ERROR);
+	if (media_vips_init() != SB_OK) {
+		a->log(p, SB_LOG_ERROR, "libvips: %s", vips_error_buffer());
+		return (SB_ERROR);
+	}
 	backend = a->config_get(p, "storage");
 	if (backend != NULL && strcmp(backend, "dir") != 0) {
 		a->log(p, SB_LOG_ERROR, "storage %s is not available (only "

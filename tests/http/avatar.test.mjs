@@ -1,6 +1,8 @@
 // Staff avatars: POST /api/v1/users/me/avatar (multipart, one file field
-// `avatar`) and GET /api/v1/users/{id}/avatar.  Every accepted upload comes
-// back as a 256x256 JPEG the host encoded itself, with no metadata; bad
+// `avatar`) and GET /api/v1/users/{id}/avatar, served by the media plugin
+// (plugins/media/avatar.c): the server here loads it, and without it the
+// routes are 404.  Every accepted upload comes back as a 256x256 JPEG the
+// plugin encoded itself, with no metadata, stored as a media item; bad
 // uploads are refused in the error envelope; decoding happens inside the
 // worker sandbox, so the output must show no sandbox violation and the
 // same workers keep serving.
@@ -15,7 +17,8 @@ import { deflateSync } from 'node:zlib';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, assertEnvelope, ROOT, ADMIN_PASSWORD } from './lib/harness.mjs';
+import { startServer, assertEnvelope, ROOT, ADMIN_PASSWORD, TEST_PLUGINS, freshDir }
+  from './lib/harness.mjs';
 import { rawRequest, createUnprivilegedUser } from './lib/helpers.mjs';
 
 const UPLOAD = '/api/v1/users/me/avatar';
@@ -23,7 +26,8 @@ const fixture = (name) => readFileSync(join(ROOT, 'tests/fixtures', name));
 let srv, token;
 
 before(async () => {
-  srv = await startServer({ workers: 2 });
+  srv = await startServer({ workers: 2,
+    plugins: { ...TEST_PLUGINS, media: { dir: freshDir('media') } } });
   token = await srv.login();
 });
 after(async () => { await srv?.stop(); });
@@ -141,6 +145,7 @@ async function uploadOk(data, opts) {
   assert.equal(r.body.width, 256);
   assert.equal(r.body.height, 256);
   assert.match(r.body.sha256, /^[0-9a-f]{64}$/);
+  assert.ok(Number.isInteger(r.body.media_id) && r.body.media_id > 0);
   return r.body;
 }
 
@@ -322,6 +327,39 @@ test('no avatar, or an id that is not a positive integer, is 404', async () => {
   for (const id of [noAvatar, 999999, 0, -1, 'abc', '1.5', '1e3', '%201', '99999999999999999999']) {
     const r = await srv.request('GET', `/api/v1/users/${id}/avatar`, { token });
     assertEnvelope(assert, r, 404, 'NOT_FOUND');
+  }
+});
+
+test('the avatar is a media item (purpose avatar); a new one deletes the old item', async () => {
+  const first = await uploadOk(png(40, 40));
+  let m = await srv.request('GET', `/api/v1/media/${first.media_id}`, { token });
+  assert.equal(m.status, 200, m.text);
+  assert.equal(m.body.purpose, 'avatar');
+  assert.equal(m.body.uploaded_by, 1);
+  assert.equal(m.body.mime_type, 'image/jpeg');
+  assert.equal(m.body.sha256, first.sha256);
+  assert.deepEqual([m.body.width, m.body.height], [256, 256]);
+  const second = await uploadOk(png(41, 40));
+  assert.notEqual(second.media_id, first.media_id);
+  m = await srv.request('GET', `/api/v1/media/${first.media_id}`, { token });
+  assertEnvelope(assert, m, 404, 'NOT_FOUND');
+  // Deleting the item through the media API removes the avatar.
+  const d = await srv.request('DELETE', `/api/v1/media/${second.media_id}`, { token });
+  assert.equal(d.status, 204, d.text);
+  assertEnvelope(assert, await srv.request('GET', '/api/v1/users/1/avatar', { token }), 404, 'NOT_FOUND');
+});
+
+test('without the media plugin the avatar routes do not exist', async () => {
+  const bare = await startServer({ workers: 1 });
+  try {
+    const t = await bare.login();
+    const m = multipart([{ name: 'avatar', filename: 'a.png', type: 'image/png', data: png(10, 10) }]);
+    let r = await bare.request('POST', UPLOAD, { token: t, body: m.body, headers: { 'content-type': m.type } });
+    assertEnvelope(assert, r, 404, 'NOT_FOUND');
+    r = await bare.request('GET', '/api/v1/users/1/avatar', { token: t });
+    assertEnvelope(assert, r, 404, 'NOT_FOUND');
+  } finally {
+    await bare.stop();
   }
 });
 
