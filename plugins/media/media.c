@@ -172,8 +172,16 @@ static void	media_delete(struct sb_req *);
 static void	media_content(struct sb_req *);
 static void	media_thumbnail(struct sb_req *);
 static int	thumb_enqueue(int64_t);
+static void	media_list(struct sb_req *);
 
 static const struct sb_route routes[] = {
+	{ .method = "GET", .path = "/api/v1/media",
+	  .permission = "media.manage", .handler = media_list,
+	  .summary = "Media items, newest first: ?purpose=&customer_id= "
+	  "filter, ?limit=&cursor= pages {data, next_cursor}",
+	  .response_schema = "{\"type\":\"object\",\"properties\":{"
+	  "\"data\":{\"type\":\"array\",\"items\":" MEDIA_SCHEMA "},"
+	  "\"next_cursor\":{\"type\":[\"string\",\"null\"]}}}" },
 	{ .method = "POST", .path = "/api/v1/media/upload",
 	  .permission = "media.upload", .handler = media_upload,
 	  .summary = "Upload one file: multipart/form-data with field `file` "
@@ -1389,6 +1397,82 @@ static void
 media_thumbnail(struct sb_req *req)
 {
 	media_serve(req, 1);
+}
+
+/* list_respond's map: the row as GET /api/v1/media/{id} shows it. */
+static json_t *
+list_map(struct sb_req *req, json_t *row, void *arg)
+{
+	json_t	*id;
+	char	*url;
+
+	(void)req;
+	(void)arg;
+	id = json_object_get(row, "id");
+	url = json_is_integer(id) ? url_signed(json_integer_value(id), 0) :
+	    NULL;
+	json_object_set_new(row, "url", url != NULL ? json_string(url) :
+	    json_null());
+	free(url);
+	url = json_is_integer(id) && json_is_true(json_object_get(row,
+	    "has_thumb")) ? url_signed_for(json_integer_value(id), 0,
+	    "thumbnail") : NULL;
+	json_object_del(row, "has_thumb");
+	json_object_set_new(row, "thumbnail_url", url != NULL ?
+	    json_string(url) : json_null());
+	free(url);
+	return (row);
+}
+
+static void
+media_list(struct sb_req *req)
+{
+	struct sb_list		 list;
+	struct sb_db_res	*r;
+	const char		*purpose, *cust, *params[4];
+	char			*end;
+
+	memset(&list, 0, sizeof(list));
+	list.size = sizeof(list);
+	if (api->list_parse(req, &list, SB_LIST_ID_CURSOR) != SB_OK)
+		return;
+	purpose = api->req_query(req, "purpose");
+	if (purpose != NULL && *purpose == '\0')
+		purpose = NULL;
+	if (purpose != NULL && purpose_find(purpose) == NULL) {
+		api->respond_error(req, 400, "VALIDATION_ERROR", "purpose is "
+		    "one of image, audio, video, document, sticker, avatar",
+		    json_pack("[{s:s, s:s, s:s}]", "field", "purpose", "code",
+		    "INVALID_CHOICE", "message", "not a purpose"));
+		return;
+	}
+	cust = api->req_query(req, "customer_id");
+	if (cust != NULL && *cust == '\0')
+		cust = NULL;
+	if (cust != NULL) {
+		errno = 0;
+		if (*cust < '1' || *cust > '9' || strlen(cust) > 18 ||
+		    strtoll(cust, &end, 10) <= 0 || errno != 0 ||
+		    *end != '\0') {
+			api->respond_error(req, 400, "VALIDATION_ERROR",
+			    "customer_id is a positive integer",
+			    json_pack("[{s:s, s:s, s:s}]", "field",
+			    "customer_id", "code", "INVALID_FORMAT", "message",
+			    "a positive integer"));
+			return;
+		}
+	}
+	params[0] = purpose;
+	params[1] = cust;
+	params[2] = list.cursor;
+	params[3] = list.limit_plus_one;
+	r = api->db_query(plug, "SELECT " MEDIA_COLS ", thumb_sha256 IS NOT "
+	    "NULL AS has_thumb FROM media WHERE "
+	    "($1::text IS NULL OR purpose = $1) AND "
+	    "($2::bigint IS NULL OR customer_id = $2::bigint) AND "
+	    "($3::bigint IS NULL OR id < $3::bigint) "
+	    "ORDER BY id DESC LIMIT $4::bigint", 4, params);
+	api->list_respond(req, r, &list, "id", list_map, NULL);
 }
 
 /* --- Privacy ----------------------------------------------------------- */
