@@ -18,6 +18,8 @@ const SCREENS = [
   { path: 'queues', label: 'Queues', group: 'Workspace', any: ['queries.handle', 'queries.manage'], load: () => import('./agent.js') },
   { path: 'search', label: 'Search', group: 'Workspace', any: ['queries.handle', 'queries.manage'], load: () => import('./search.js') },
   { path: 'inbox', label: 'Notifications', group: 'Workspace', any: [], load: () => import('./inbox.js') },
+  { path: 'media', label: 'Media', group: 'Workspace', any: ['media.manage'], load: () => import('./media.js'),
+    refused: 'The Media library needs the media.manage permission, which your role does not include.' },
   { path: 'dashboard', label: 'Dashboard', group: 'Admin', any: ['system.read'], load: () => import('./admin/dashboard.js') },
   { path: 'users', label: 'Users', group: 'Admin', any: ['users.manage'], load: () => import('./admin/users.js') },
   { path: 'roles', label: 'Roles', group: 'Admin', any: ['roles.manage'], load: () => import('./admin/roles.js') },
@@ -227,6 +229,7 @@ async function route() {
     let screen = SCREENS.find((s) => s.path === head);
     if (!head) screen = visibleScreens().find((s) => !s.hidden);
     if (head === 'query') screen = SCREENS[0];
+    if (screen && !allowed(screen) && screen.refused) return notAllowed(root, screen);
     if (!screen || !allowed(screen)) return notFound(root);
     document.title = `${screen.label} · Switchboard`;
     const mod = await screen.load();
@@ -237,6 +240,13 @@ async function route() {
     clear(root).append(h('p', { class: 'error', role: 'alert' }, `This screen failed to load: ${errorText(e)}`));
   }
   if (document.activeElement === document.body) main.focus({ preventScroll: true });
+}
+
+// A screen that exists but not for this role, said plainly.
+function notAllowed(root, screen) {
+  document.title = `${screen.label} · Switchboard`;
+  root.append(h('h1', null, 'Not allowed'),
+    h('p', { 'data-testid': 'not-allowed' }, `${screen.refused} Ask an administrator if you need it.`));
 }
 
 function notFound(root) {

@@ -1,7 +1,10 @@
-// My profile (#/profile): name and email (PATCH /api/v1/users/me), a new
+// My profile (#/profile): my avatar (POST /api/v1/users/me/avatar through
+// the media picker, /js/media.js; the media plugin serves it), name and
+// email (PATCH /api/v1/users/me), a new
 // password (PUT /api/v1/users/me/password: ends my other sessions), and
 // which notifications reach me how (GET/PUT /api/v1/notifications/preferences).
 import { h, clear, field, errorText } from '/js/dom.js';
+import { mediaPicker } from '/js/media.js';
 
 const EVENT_LABELS = {
   'concierge.query.created': 'A donor opens a query',
@@ -45,6 +48,42 @@ export function mount(root, ctx) {
   const { api } = ctx;
   let alive = true;
   const u = ctx.user;
+
+  /* -- my avatar -- */
+  const avatarImg = h('img', { class: 'avatar-large', alt: 'My avatar', width: '128', height: '128',
+    'data-testid': 'avatar-image', hidden: true });
+  const avatarNone = h('p', { class: 'muted', 'data-testid': 'avatar-none' }, 'No avatar yet.');
+  let avatarUrl = null;
+  async function showAvatar() {
+    let res;
+    try {
+      res = await fetch(`/api/v1/users/${u.id}/avatar`, { credentials: 'omit', cache: 'no-store',
+        headers: { Authorization: `Bearer ${ctx.session?.token}` } });
+    } catch { return; }
+    if (!alive) return;
+    if (!res.ok) {
+      avatarImg.hidden = true;
+      avatarNone.hidden = false;
+      avatarNone.textContent = res.status === 404 ? 'No avatar yet.' : 'Your avatar did not load.';
+      return;
+    }
+    const blob = await res.blob();
+    if (!alive) return;
+    if (avatarUrl) URL.revokeObjectURL(avatarUrl);
+    avatarUrl = URL.createObjectURL(blob);
+    avatarImg.src = avatarUrl;
+    avatarImg.dataset.sha256 = (res.headers.get('etag') || '').replaceAll('"', '');
+    avatarImg.hidden = false;
+    avatarNone.hidden = true;
+  }
+  const picker = mediaPicker({ url: '/api/v1/users/me/avatar', field: 'avatar', purpose: 'avatar',
+    label: 'Upload a new avatar', token: () => ctx.session?.token,
+    onResult: () => { ctx.toast('Your avatar is saved'); showAvatar(); } });
+  const avatarCard = h('section', { class: 'card profile-card', 'aria-labelledby': 'avatar-title', 'data-testid': 'avatar-card' },
+    h('h2', { id: 'avatar-title' }, 'Avatar'),
+    h('div', { class: 'row' }, avatarImg, avatarNone),
+    h('p', { class: 'muted' }, 'Stored as a 256 × 256 picture without its photo metadata (camera, location).'),
+    picker.el);
 
   /* -- my details -- */
   const name = h('input', { name: 'name', autocomplete: 'name', maxlength: '200', value: u.name || '' });
@@ -188,8 +227,12 @@ export function mount(root, ctx) {
 
   root.append(h('section', { class: 'profile-screen', 'aria-labelledby': 'profile-title' },
     h('h1', { id: 'profile-title' }, 'My profile'),
-    h('div', { class: 'grid profile-grid' }, details, pwForm), prefsForm));
+    h('div', { class: 'grid profile-grid' }, avatarCard, details, pwForm), prefsForm));
   loadPrefs();
+  showAvatar();
 
-  return () => { alive = false; };
+  return () => {
+    alive = false;
+    if (avatarUrl) URL.revokeObjectURL(avatarUrl);
+  };
 }
