@@ -14,7 +14,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, uniq } from './lib/stack.mjs';
-import { launch, open, assertClean, shot, signIn, routeDaily } from './lib/browser.mjs';
+import { launch, open, assertClean, shot, signIn, routeDaily, AVATAR_404 } from './lib/browser.mjs';
 
 let stack;
 let browser;
@@ -360,5 +360,5 @@ test('the profile screen saves my name and notification preferences', async () =
     token: await stack.srv.login(userB.username, userB.password) });
   assert.equal(r.body.preferences['concierge.query.created'].email, true);
   await shot(b, 'agent-profile');
-  assertClean([agentB]);
+  assertClean([agentB], AVATAR_404);
 });

@@ -31,13 +31,20 @@ export async function open(browser, base, { name = 'page', viewport, bypassCSP =
   const problems = [];
   page.on('pageerror', (e) => problems.push(`[${name}] uncaught: ${e.stack || e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`[${name}] console.error: ${m.text()}`);
+    // A failed load names its URL, so a test can expect one exactly.
+    const url = /^Failed to load resource/.test(m.text()) ? ` <${m.location()?.url}>` : '';
+    if (m.type() === 'error') problems.push(`[${name}] console.error: ${m.text()}${url}`);
   });
   // Every waitFor/click waits for its condition up to the common
   // deadline: the sanitizer build on a loaded machine is slow.
   page.setDefaultTimeout(WAIT_MS);
   return { context, page, problems, name };
 }
+
+// The profile asks for the user's avatar, and a user without one is a
+// 404 the browser reports in its console: expected wherever a test opens
+// the profile of such a user.
+export const AVATAR_404 = [/status of 404 \(Not Found\) <[^>]*\/api\/v1\/users\/\d+\/avatar>$/];
 
 // Fails on any uncaught error or console error seen so far.  expected:
 // regexes for console errors a test provoked on purpose (e.g. a 401 the
