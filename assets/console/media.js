@@ -30,8 +30,8 @@ function typeIcon(m) {
 }
 
 function thumb(m) {
-  if (m.thumbnail_url) return h('img', { src: m.thumbnail_url, alt: '', width: '48', height: '48', class: 'thumb' });
-  if (kind(m) === 'image' && m.url) return h('img', { src: m.url, alt: '', width: '48', height: '48', class: 'thumb' });
+  if (m.thumbnail_url) return h('img', { src: m.thumbnail_url, alt: '', width: '48', height: '48', class: 'thumb', loading: 'lazy' });
+  if (kind(m) === 'image' && m.url) return h('img', { src: m.url, alt: '', width: '48', height: '48', class: 'thumb', loading: 'lazy' });
   return typeIcon(m);
 }
 
