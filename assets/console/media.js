@@ -69,19 +69,25 @@ export function mount(root, ctx) {
   const picker = mediaPicker({ purpose: 'image', label: 'Upload a file', token: () => ctx.session?.token,
     onResult: (item) => { ctx.toast(`${item.filename} uploaded`); load(true); } });
 
+  const listTitle = h('h2', { id: 'media-list-title', tabindex: '-1' }, 'Library');
+
   function row(m) {
     const name = m.filename || `#${m.id}`;
     const preview = h('button', { type: 'button', 'aria-label': `Preview ${name}`, class: 'thumb-button',
       on: { click: () => dialog(name, [previewBody(m), h('p', { class: 'muted' }, `${m.mime_type} · ${fmtBytes(m.size)}`
         + (m.width ? ` · ${m.width} × ${m.height}` : ''))]) } }, thumb(m));
-    const del = h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${name}`, on: { click: () =>
-      confirmAction('Delete this file?', `${name} will be deleted for good: the conversations and profiles that show it `
+    const del = h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${name}`, on: { click: () => {
+      const { el } = confirmAction('Delete this file?', `${name} will be deleted for good: the conversations and profiles that show it `
         + 'lose it too.', 'Delete', async () => {
         await api.del(`/api/v1/media/${m.id}`);
         ctx.toast(`${name} deleted`);
-        load(true);
-      }) } }, 'Delete');
-    return h('tr', { 'data-media-id': String(m.id) },
+        await load(true);
+      });
+      // Deleted, the row and this button are gone: the closed dialog
+      // would leave focus nowhere, so it goes to the list.
+      el.addEventListener('close', () => { if (!tr.isConnected) listTitle.focus(); });
+    } } }, 'Delete');
+    const tr = h('tr', { 'data-media-id': String(m.id) },
       h('td', null, preview),
       h('td', null, name),
       h('td', null, m.mime_type),
@@ -89,6 +95,7 @@ export function mount(root, ctx) {
       h('td', null, m.purpose),
       h('td', null, fmtTime(m.created_at)),
       h('td', null, del));
+    return tr;
   }
 
   async function load(reset) {
@@ -117,7 +124,7 @@ export function mount(root, ctx) {
       h('div', { class: 'field' }, h('label', { for: upPurpose.id }, 'Purpose'), upPurpose),
       picker.el),
     h('section', { 'aria-labelledby': 'media-list-title' },
-      h('h2', { id: 'media-list-title' }, 'Library'),
+      listTitle,
       h('div', { class: 'row' }, h('div', { class: 'field' }, h('label', { for: purposeSel.id }, 'Show'), purposeSel)),
       listErr, empty, table, more)));
   load(true);

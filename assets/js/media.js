@@ -29,7 +29,7 @@ export const PURPOSES = {
   video: { label: 'Video', accept: 'video/mp4,video/3gpp', types: 'MP4 or 3GP', max: 16 * MB },
   document: { label: 'Document', accept: '.pdf,.txt,.doc,.docx,.xls,.xlsx,.ppt,.pptx,application/pdf,text/plain',
     types: 'PDF, text or Office', max: 100 * MB },
-  sticker: { label: 'Sticker', accept: 'image/webp', types: 'WebP', max: 500 * 1000 },
+  sticker: { label: 'Sticker', accept: 'image/webp', types: 'WebP', max: 512000 },
   avatar: { label: 'Avatar', accept: 'image/jpeg,image/png,image/webp,image/gif', types: 'JPEG, PNG, WebP or GIF',
     max: 5 * MB },
 };

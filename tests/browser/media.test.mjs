@@ -133,6 +133,16 @@ test('the Media library: upload, preview, delete with confirmation', async () =>
   await shot(page, 'media-library-preview');
   await dlg.getByRole('button', { name: 'Close' }).click();
 
+  // Dropped on the picker's zone: uploaded the same way.
+  const dropped = `dropped-${randomBytes(3).toString('hex')}.png`;
+  const dt = await page.evaluateHandle(({ bytes, fname }) => {
+    const d = new DataTransfer();
+    d.items.add(new File([new Uint8Array(bytes)], fname, { type: 'image/png' }));
+    return d;
+  }, { bytes: [...png], fname: dropped });
+  await page.getByTestId('dropzone').dispatchEvent('drop', { dataTransfer: dt });
+  await page.getByTestId('media-list').locator('tbody tr', { hasText: dropped }).waitFor();
+
   // Delete, confirmed in a dialog.
   await row.getByRole('button', { name: `Delete ${name}` }).click();
   await page.getByRole('dialog', { name: 'Delete this file?' }).waitFor();
@@ -140,6 +150,8 @@ test('the Media library: upload, preview, delete with confirmation', async () =>
   await page.getByRole('dialog').getByRole('button', { name: 'Delete', exact: true }).click();
   await page.getByText(`${name} deleted`).first().waitFor();
   await row.waitFor({ state: 'detached' });
+  // The keyboard stays in the list.
+  await page.waitForFunction(() => document.activeElement?.id === 'media-list-title');
   const gone = await stack.srv.request('GET', `/api/v1/media/${id}`, { token: stack.admin });
   assert.equal(gone.status, 404);
   await w.context.close();
