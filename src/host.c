@@ -178,10 +178,11 @@ kore_seccomp_hook(void)
 		 * plugins reading struct sb_part's fd). */
 		KORE_SYSCALL_ALLOW(pread64),
 		/* libvips' threads (the media plugin): glibc tries
-		 * clone3 first and falls back to clone (Kore's curl filter allows it) on
-		 * ENOSYS; a new thread registers rseq, glib names it, and
-		 * pthread_getattr_np (glib, ASan) reads the CPU mask.  ASan
-		 * also asks each thread its id. */
+		 * clone3 first and falls back to clone (Kore's curl
+		 * filter allows it) on ENOSYS; a new thread registers
+		 * rseq, glib names it, and pthread_getattr_np (glib,
+		 * ASan) reads the CPU mask.  ASan also asks each thread
+		 * its id. */
 		KORE_SYSCALL_DENY(clone3, ENOSYS),
 		KORE_SYSCALL_ALLOW(rseq),
 		KORE_SYSCALL_ALLOW_ARG(prctl, 0, PR_SET_NAME),
