@@ -22,7 +22,7 @@
  * JPEG would need a background colour the console does not know).
  *
  * Only buffer loaders and savers are used: the workers are chrooted and
- * the host blocks every other libvips loader (src/image.c).
+ * media.c (media_vips_init) blocks every other libvips loader.
  */
 
 #include <stdint.h>
