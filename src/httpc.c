@@ -21,6 +21,11 @@
  * copies the CA bundle and the resolver's files (hosts, resolv.conf,
  * nsswitch.conf) into the root before the fork, and TLS peers are always
  * verified against that bundle.
+ *
+ * A request's io (struct sb_http_io, ABI 1.3) adds AWS SigV4 signing
+ * (libcurl's CURLOPT_AWS_SIGV4), a body read from a descriptor with pread
+ * as curl asks for it, and a response body written to a descriptor: the
+ * call keeps its own dups of both, closed in call_finish().
  */
 
 #include <sys/mman.h>
@@ -57,6 +62,9 @@
 /* A half-open trial that has not reported this long after its own
  * timeout belonged to a worker that died: another trial may go. */
 #define TRIAL_GRACE_MS		1000
+
+#define IO_READ			1
+#define IO_WRITE		2
 
 #define CA_BUNDLE_DEFAULT	"/etc/ssl/certs/ca-certificates.crt"
 /* Where the bundle is inside the chroot, whatever its source path. */
@@ -135,6 +143,13 @@ struct call {
 	int			 trial;
 	int			 too_large;
 	size_t			 max;
+	int			 body_fd;	/* io: our dup, or -1 */
+	uint64_t		 body_off;
+	uint64_t		 body_left;
+	int			 resp_fd;	/* io: our dup, or -1 */
+	uint64_t		 resp_max;	/* 0: no limit */
+	uint64_t		 resp_done;
+	int			 io_error;	/* IO_READ, IO_WRITE: they failed */
 	uint64_t		 started;	/* kore_time_ms() */
 	size_t			 nhdrs;
 	const char		*hname[HEADERS_MAX];
@@ -154,6 +169,8 @@ static int	 token(const char *, size_t);
 static int	 request_valid(const struct sb_http_request *);
 static int	 call_setup(struct call *, const struct sb_http_request *);
 static size_t	 body_write(char *, size_t, size_t, void *);
+static size_t	 body_read(char *, size_t, size_t, void *);
+static int	 io_setup(struct call *, const struct sb_http_io *);
 static size_t	 header_write(char *, size_t, size_t, void *);
 static void	 headers_parse(struct call *);
 static unsigned int retry_after_parse(const char *);
@@ -377,6 +394,7 @@ sb_http_send(struct sb_plugin *p, const struct sb_http_request *r,
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return (SB_ERROR);
 	c->magic = CALL_MAGIC;
+	c->body_fd = c->resp_fd = -1;
 	c->plugin = p;
 	c->cb = cb;
 	c->arg = arg;
@@ -397,6 +415,13 @@ sb_http_send(struct sb_plugin *p, const struct sb_http_request *r,
 		case ADMIT_CLOSED:
 			break;
 		}
+	}
+
+	if (r->io != NULL && io_setup(c, r->io) == -1) {
+		if (c->trial)
+			breaker_record(c->br, 1, OUTCOME_FAIL);
+		call_fail_later(c, "cannot use the descriptors");
+		return (SB_OK);
 	}
 
 	if (!kore_curl_init(&c->curl, r->url, KORE_CURL_ASYNC)) {
@@ -423,6 +448,26 @@ sb_http_send(struct sb_plugin *p, const struct sb_http_request *r,
 	 */
 	(void)kore_timer_add(curl_nudge, 0, NULL, KORE_TIMER_ONESHOT);
 	return (SB_OK);
+}
+
+/* Our own copies of the caller's descriptors. */
+static int
+io_setup(struct call *c, const struct sb_http_io *io)
+{
+	if (io->body_fd >= 0) {
+		if ((c->body_fd = fcntl(io->body_fd, F_DUPFD_CLOEXEC, 0)) ==
+		    -1)
+			return (-1);
+		c->body_off = io->body_offset;
+		c->body_left = io->body_len;
+	}
+	if (io->response_fd >= 0) {
+		if ((c->resp_fd = fcntl(io->response_fd, F_DUPFD_CLOEXEC,
+		    0)) == -1)
+			return (-1);
+		c->resp_max = io->response_max;
+	}
+	return (0);
 }
 
 static void
@@ -474,9 +519,34 @@ call_setup(struct call *c, const struct sb_http_request *r)
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_write);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
-	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max);
+	if (c->resp_fd == -1)
+		curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
+		    (curl_off_t)c->max);
+	else if (c->resp_max > 0)
+		curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
+		    (curl_off_t)c->resp_max);
 
-	if (strcmp(r->method, "GET") == 0 && r->body_len == 0) {
+	if (r->io != NULL && r->io->aws_sigv4 != NULL) {
+		/* curl copies the strings. */
+		if (curl_easy_setopt(h, CURLOPT_AWS_SIGV4, r->io->aws_sigv4) !=
+		    CURLE_OK ||
+		    curl_easy_setopt(h, CURLOPT_USERNAME, r->io->username) !=
+		    CURLE_OK ||
+		    curl_easy_setopt(h, CURLOPT_PASSWORD, r->io->password) !=
+		    CURLE_OK)
+			return (-1);
+	}
+
+	if (c->body_fd != -1) {
+		/* PUT by default; another method keeps the uploaded body. */
+		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, body_read);
+		curl_easy_setopt(h, CURLOPT_READDATA, c);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
+		    (curl_off_t)c->body_left);
+		if (strcmp(r->method, "PUT") != 0)
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
+	} else if (strcmp(r->method, "GET") == 0 && r->body_len == 0) {
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	} else if (strcmp(r->method, "HEAD") == 0) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
@@ -556,6 +626,19 @@ request_valid(const struct sb_http_request *r)
 		return (0);
 	if (r->body_len > 0 && r->body == NULL)
 		return (0);
+	if (r->io != NULL) {
+		if (r->io->size < offsetof(struct sb_http_io, spare))
+			return (0);
+		if (r->io->aws_sigv4 != NULL && (r->io->username == NULL ||
+		    r->io->password == NULL || strlen(r->io->aws_sigv4) > 256))
+			return (0);
+		if (r->io->body_fd >= 0 && (r->body != NULL ||
+		    r->body_len > 0 || strcmp(r->method, "GET") == 0 ||
+		    strcmp(r->method, "HEAD") == 0 ||
+		    r->io->body_len > (uint64_t)INT64_MAX ||
+		    r->io->body_offset > (uint64_t)INT64_MAX))
+			return (0);
+	}
 	if (strcmp(r->method, "HEAD") == 0 && r->body_len > 0)
 		return (0);
 	if (r->nheaders > HEADERS_MAX || (r->nheaders > 0 &&
@@ -624,17 +707,65 @@ out:
 	return (rc);
 }
 
+/* The request body from the caller's descriptor, as curl asks for it. */
+static size_t
+body_read(char *ptr, size_t size, size_t nmemb, void *udata)
+{
+	struct call	*c = udata;
+	size_t		 want;
+	ssize_t		 r;
+
+	if (nmemb != 0 && size > SIZE_MAX / nmemb)
+		return (CURL_READFUNC_ABORT);
+	want = size * nmemb;
+	if ((uint64_t)want > c->body_left)
+		want = (size_t)c->body_left;
+	if (want == 0)
+		return (0);
+	while ((r = pread(c->body_fd, ptr, want, (off_t)c->body_off)) ==
+	    -1 && errno == EINTR)
+		;
+	if (r <= 0) {
+		/* A file shorter than promised, or unreadable. */
+		c->io_error = IO_READ;
+		return (CURL_READFUNC_ABORT);
+	}
+	c->body_off += (uint64_t)r;
+	c->body_left -= (uint64_t)r;
+	return ((size_t)r);
+}
+
 /* The body, up to the call's limit: past it the transfer is aborted. */
 static size_t
 body_write(char *ptr, size_t size, size_t nmemb, void *udata)
 {
 	struct call	*c = udata;
 	struct kore_buf	*b;
-	size_t		 len, have;
+	size_t		 len, have, done;
+	ssize_t		 w;
 
 	if (nmemb != 0 && size > SIZE_MAX / nmemb)
 		return (0);
 	len = size * nmemb;
+	if (c->resp_fd != -1) {
+		if (c->resp_max > 0 && len > c->resp_max - c->resp_done) {
+			c->too_large = 1;
+			return (0);
+		}
+		for (done = 0; done < len; done += (size_t)w) {
+			w = write(c->resp_fd, ptr + done, len - done);
+			if (w == -1 && errno == EINTR) {
+				w = 0;
+				continue;
+			}
+			if (w <= 0) {
+				c->io_error = IO_WRITE;
+				return (0);
+			}
+		}
+		c->resp_done += len;
+		return (len);
+	}
 	b = c->curl.response;
 	have = b != NULL ? b->offset : 0;
 	if (len > c->max - have) {
@@ -758,7 +889,13 @@ call_done(struct kore_curl *client, void *arg)
 	enum outcome	 o;
 
 	c->resp.elapsed_ms = (unsigned int)(kore_time_ms() - c->started);
-	if (client->result == CURLE_OK && !c->too_large) {
+	if (c->io_error) {
+		/* Our descriptor failed, not the upstream. */
+		(void)snprintf(c->error, sizeof(c->error), "%s",
+		    c->io_error == IO_READ ? "cannot read the request body" :
+		    "cannot write the response body");
+		o = OUTCOME_OK;
+	} else if (client->result == CURLE_OK && !c->too_large) {
 		c->resp.status = (int)client->http.status;
 		headers_parse(c);
 		if (client->response != NULL) {
@@ -818,6 +955,10 @@ call_finish(struct call *c)
 	c->cb(c->plugin, &c->resp, c->arg);
 	if (c->curl_ready)
 		kore_curl_cleanup(&c->curl);
+	if (c->body_fd != -1)
+		(void)close(c->body_fd);
+	if (c->resp_fd != -1)
+		(void)close(c->resp_fd);
 	c->magic = 0;
 	free(c);
 }

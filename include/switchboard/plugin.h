@@ -254,7 +254,37 @@ struct sb_http_request {
 	unsigned int		connect_timeout_ms; /* 0: 3 s */
 	const char		*upstream;	/* breaker name; NULL: the URL's origin */
 	size_t			max_response;	/* bytes; 0: 4 MiB */
-	void			*spare[4];
+	const struct sb_http_io	*io;		/* ABI 1.3; NULL: none */
+	void			*spare[3];
+};
+
+/*
+ * More of a request (ABI 1.3), through sb_http_request.io; copied by
+ * http_send() like the rest.  aws_sigv4: libcurl signs the request with
+ * AWS Signature Version 4 ("aws:amz:<region>:<service>", e.g.
+ * "aws:amz:us-east-1:s3") using username (access key) and password
+ * (secret key); S3 wants an x-amz-content-sha256 header, which the
+ * caller sends (the body's SHA-256, or UNSIGNED-PAYLOAD) and which is
+ * signed with the rest.  body_fd >= 0: the body is body_len bytes of
+ * that file from body_offset, read with pread as the transfer takes them
+ * (request.body must be NULL).  response_fd >= 0: the response body is
+ * written there (at the descriptor's file position) instead of memory,
+ * at most response_max bytes (0: no limit), and the response's body is
+ * empty.  http_send dups the descriptors (the caller may close its own
+ * at once) and closes its copies when the call ends.  A sized struct:
+ * set size to sizeof(struct sb_http_io) and unused descriptors to -1.
+ */
+struct sb_http_io {
+	size_t			size;		/* sizeof(struct sb_http_io) */
+	const char		*aws_sigv4;	/* NULL: not signed */
+	const char		*username;	/* with aws_sigv4: the access key */
+	const char		*password;	/* with aws_sigv4: the secret key */
+	int			body_fd;	/* -1: request.body/body_len */
+	uint64_t		body_offset;
+	uint64_t		body_len;
+	int			response_fd;	/* -1: the body in memory */
+	uint64_t		response_max;	/* into response_fd; 0: no limit */
+	void			*spare[6];
 };
 
 struct sb_http_response {
