@@ -105,9 +105,17 @@ static const char *const aliases[][2] = {
 	"presentationml.presentation"
 
 static const struct sb_config_key config[] = {
-	{ "storage", "dir", 0, "storage backend: dir (s3 is not built yet)" },
-	{ "dir", "var/media", 0, "directory of the dir backend, relative to "
-	  "the server's working directory; writable by the worker user" },
+	{ "storage", "dir", 0, "storage backend: dir or s3" },
+	{ "dir", "var/media", 0, "directory of the dir backend (the s3 "
+	  "backend's spool and cache), relative to the server's working "
+	  "directory; writable by the worker user" },
+	{ "s3_endpoint", NULL, 0, "s3: the server's base URL, e.g. "
+	  "https://s3.eu-west-1.amazonaws.com (path-style requests)" },
+	{ "s3_bucket", NULL, 0, "s3: the bucket" },
+	{ "s3_region", NULL, 0, "s3: the region signed into requests "
+	  "(SigV4), e.g. us-east-1" },
+	{ "s3_access_key", NULL, 0, "s3: the access key id" },
+	{ "s3_secret_key", NULL, 0, "s3: the secret access key (secret)" },
 	{ "url_ttl", "3600", 0, "lifetime of a signed URL, seconds (1 s to "
 	  "31 days; anything else is 3600)" },
 	{ "max_pixels", "40000000", 0, "largest image accepted, in pixels "
@@ -1030,6 +1038,26 @@ status_code(int status)
 	}
 }
 
+/* 503 while the storage backend is not configured; -1 when answered. */
+static int
+store_unavailable(struct sb_req *req)
+{
+	json_t	*detail;
+	int	 rc;
+
+	if (store->ready == NULL)
+		return (0);
+	detail = json_object();
+	rc = store->ready(detail);
+	json_decref(detail);
+	if (rc == SB_OK)
+		return (0);
+	api->resp_header(req, "Retry-After", "60");
+	api->respond_error(req, 503, "UNAVAILABLE", "the media storage is "
+	    "not configured", NULL);
+	return (-1);
+}
+
 static void
 media_upload(struct sb_req *req)
 {
@@ -1041,6 +1069,8 @@ media_upload(struct sb_req *req)
 	size_t			 n, i;
 	json_t			*o;
 
+	if (store_unavailable(req) == -1)
+		return;
 	if (api->req_parts(req, &parts, &n) != SB_OK)
 		return;
 	if (form_fields(req, parts, n, purpose, sizeof(purpose),
@@ -1093,6 +1123,8 @@ media_bulk(struct sb_req *req)
 	size_t			 n, i, files;
 	json_t			*out, *item, *o;
 
+	if (store_unavailable(req) == -1)
+		return;
 	if (api->req_parts(req, &parts, &n) != SB_OK)
 		return;
 	if (form_fields(req, parts, n, purpose, sizeof(purpose),
@@ -1308,6 +1340,109 @@ range_parse(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
 	return (1);
 }
 
+/* A download waiting for the store to fetch its object. */
+struct content_wait {
+	struct sb_req	*req;
+	char		 sha[65];
+	char		 mime[128];
+	char		*range;		/* the Range header, or NULL */
+};
+
+/* Answer with the object at fd (stolen): whole, a range, or 416. */
+static void
+content_send(struct sb_req *req, int fd, uint64_t size, const char *mime,
+    const char *range)
+{
+	char		 hdr[100];
+	uint64_t	 first, last, len;
+	int		 rc;
+
+	rc = range_parse(range, size, &first, &last);
+	if (rc == -1) {
+		(void)close(fd);
+		(void)snprintf(hdr, sizeof(hdr), "bytes */%" PRIu64, size);
+		api->resp_header(req, "Content-Range", hdr);
+		api->respond_error(req, 416, "VALIDATION_ERROR", "the range "
+		    "cannot be satisfied", NULL);
+		return;
+	}
+	if (rc == 0) {
+		first = 0;
+		last = size - 1;
+	}
+	len = size == 0 ? 0 : last - first + 1;
+	if (rc == 1) {
+		(void)snprintf(hdr, sizeof(hdr), "bytes %" PRIu64 "-%" PRIu64
+		    "/%" PRIu64, first, last, size);
+		api->resp_header(req, "Content-Range", hdr);
+	}
+	/* The host owns fd from here and streams it. */
+	api->respond_file(req, rc == 1 ? 206 : 200, mime, fd, first, len);
+}
+
+static void
+content_fetched(void *arg, int status)
+{
+	struct content_wait	*w = arg;
+	uint64_t		 size;
+	int			 fd;
+
+	fd = status == 0 ? store->open(w->sha, &size) : -1;
+	if (fd != -1)
+		content_send(w->req, fd, size, w->mime, w->range);
+	else if (status == 502)
+		api->respond_error(w->req, 502, "UPSTREAM_ERROR", "the media "
+		    "storage did not give the file", NULL);
+	else
+		api->respond_error(w->req, 500, "INTERNAL", "the file is "
+		    "missing", NULL);
+	free(w->range);
+	free(w);
+}
+
+/* Not in the local store: fetched (deferred), 503 or 500. */
+static void
+content_remote(struct sb_req *req, const char *id_s, const char *sha,
+    const char *mime)
+{
+	struct content_wait	*w;
+	const char		*range;
+	int			 rc;
+
+	if (store->fetch == NULL || (w = calloc(1, sizeof(*w))) == NULL) {
+		api->log(plug, SB_LOG_ERROR, "media %s: the bytes are missing",
+		    id_s);
+		api->respond_error(req, 500, "INTERNAL", "the file is missing",
+		    NULL);
+		return;
+	}
+	w->req = req;
+	(void)snprintf(w->sha, sizeof(w->sha), "%s", sha);
+	(void)snprintf(w->mime, sizeof(w->mime), "%s", mime);
+	range = api->req_header(req, "Range");
+	if (range != NULL && (w->range = strdup(range)) == NULL) {
+		free(w);
+		api->respond_error(req, 500, "INTERNAL", "out of memory", NULL);
+		return;
+	}
+	if ((rc = store->fetch(sha, content_fetched, w)) == 0) {
+		api->req_defer(req);
+		return;
+	}
+	free(w->range);
+	free(w);
+	if (rc == 503) {
+		api->resp_header(req, "Retry-After", "5");
+		api->respond_error(req, 503, "UNAVAILABLE", "the file is not "
+		    "in the media storage yet", NULL);
+	} else {
+		api->log(plug, SB_LOG_ERROR, "media %s: the bytes are missing",
+		    id_s);
+		api->respond_error(req, 500, "INTERNAL", "the file is missing",
+		    NULL);
+	}
+}
+
 /* The item's bytes, or its thumbnail's. */
 static void
 media_serve(struct sb_req *req, int thumbnail)
@@ -1316,9 +1451,9 @@ media_serve(struct sb_req *req, int thumbnail)
 	const char		*params[1];
 	char			 id_s[24], sha[65], mime[128], name[208];
 	char			 hdr[300];
-	uint64_t		 size, first, last, len;
+	uint64_t		 size;
 	int64_t			 id;
-	int			 fd, rc;
+	int			 fd;
 
 	id = path_id(req);
 	if (content_allowed(req, id) == -1)
@@ -1358,33 +1493,10 @@ media_serve(struct sb_req *req, int thumbnail)
 	}
 
 	if ((fd = store->open(sha, &size)) == -1) {
-		api->log(plug, SB_LOG_ERROR, "media %s: the bytes are missing",
-		    id_s);
-		api->respond_error(req, 500, "INTERNAL", "the file is missing",
-		    NULL);
+		content_remote(req, id_s, sha, mime);
 		return;
 	}
-	rc = range_parse(api->req_header(req, "Range"), size, &first, &last);
-	if (rc == -1) {
-		(void)close(fd);
-		(void)snprintf(hdr, sizeof(hdr), "bytes */%" PRIu64, size);
-		api->resp_header(req, "Content-Range", hdr);
-		api->respond_error(req, 416, "VALIDATION_ERROR", "the range "
-		    "cannot be satisfied", NULL);
-		return;
-	}
-	if (rc == 0) {
-		first = 0;
-		last = size - 1;
-	}
-	len = size == 0 ? 0 : last - first + 1;
-	if (rc == 1) {
-		(void)snprintf(hdr, sizeof(hdr), "bytes %" PRIu64 "-%" PRIu64
-		    "/%" PRIu64, first, last, size);
-		api->resp_header(req, "Content-Range", hdr);
-	}
-	/* The host owns fd from here and streams it. */
-	api->respond_file(req, rc == 1 ? 206 : 200, mime, fd, first, len);
+	content_send(req, fd, size, mime, api->req_header(req, "Range"));
 }
 
 static void
@@ -1806,9 +1918,11 @@ media_setup(struct sb_plugin *p, const struct sb_host_api *a)
 		return (SB_ERROR);
 	}
 	backend = a->config_get(p, "storage");
-	if (backend != NULL && strcmp(backend, "dir") != 0) {
-		a->log(p, SB_LOG_ERROR, "storage %s is not available (only "
-		    "dir)", backend);
+	if (backend != NULL && strcmp(backend, "s3") == 0)
+		store = &media_store_s3;
+	else if (backend != NULL && strcmp(backend, "dir") != 0) {
+		a->log(p, SB_LOG_ERROR, "storage %s is not available (dir or "
+		    "s3)", backend);
 		return (SB_ERROR);
 	}
 	if (store->setup(p, a) != SB_OK)
@@ -1833,6 +1947,17 @@ media_init(struct sb_plugin *p)
 	return (store->check());
 }
 
+/* /readyz: the backend's state; "not configured" leaves the node ready. */
+static int
+media_health(struct sb_plugin *p, json_t *detail)
+{
+	(void)p;
+	json_object_set_new(detail, "storage", json_string(store->name));
+	if (store->ready != NULL)
+		(void)store->ready(detail);
+	return (SB_OK);
+}
+
 SB_PLUGIN(
 	.id = "io.switchboard.media",
 	.name = "media",
@@ -1841,6 +1966,7 @@ SB_PLUGIN(
 	    "signed downloads with ranges; the media.store service",
 	.setup = media_setup,
 	.init = media_init,
+	.health = media_health,
 	.privacy_export = media_privacy_export,
 	.privacy_erase = media_privacy_erase,
 )

@@ -42,8 +42,20 @@ struct media_store {
 	int		(*open)(const char *sha, uint64_t *size);
 	/* remove the object; SB_OK also when it was already gone. */
 	int		(*remove)(const char *sha);
+	/* Optional (NULL: open() is all there is).  An object open() does
+	 * not find locally: fetch it into the local cache, then call
+	 * done(arg, 0) (open() finds it now) or done(arg, status) with the
+	 * HTTP status to answer.  Returns 0 when the fetch is on its way
+	 * (done runs later, never inside fetch), else that status at once
+	 * (503: not in the remote store yet). */
+	int		(*fetch)(const char *sha, void (*done)(void *, int),
+			    void *arg);
+	/* Optional, worker: SB_OK when usable; names the backend's state
+	 * in detail (/readyz).  SB_ERROR: "not configured", routes 503. */
+	int		(*ready)(json_t *detail);
 };
 
 extern const struct media_store	media_store_dir;
+extern const struct media_store	media_store_s3;
 
 #endif /* MEDIA_STORE_H */
