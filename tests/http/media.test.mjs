@@ -18,6 +18,20 @@ import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { startServer, TEST_PLUGINS, ROOT, BUILD, assertEnvelope, testPlugin } from './lib/harness.mjs';
 import { createUnprivilegedUser, poll, waitWorkerPids } from './lib/helpers.mjs';
+import { startS3, ACCESS_KEY, SECRET_KEY, REGION } from './lib/s3.mjs';
+
+// The whole suite runs on each storage backend: dir here, s3 when
+// media-s3.test.mjs imports this file with SB_MEDIA_STORAGE=s3 (then the
+// store directory is the s3 backend's spool and cache, same layout).
+const STORAGE = process.env.SB_MEDIA_STORAGE || 'dir';
+let s3;
+function mediaConf(dir, extra = {}) {
+  const conf = { dir, ...extra };
+  if (STORAGE === 's3')
+    Object.assign(conf, { storage: 's3', s3_endpoint: s3.endpoint, s3_bucket: s3.bucket,
+      s3_region: REGION, s3_access_key: ACCESS_KEY, s3_secret_key: SECRET_KEY });
+  return conf;
+}
 
 const M = '/api/v1/media';
 const FIX = join(ROOT, 'tests/fixtures/media');
@@ -145,8 +159,9 @@ async function makeUser(role) {
 
 before(async () => {
   storeDir = makeStoreDir();
+  if (STORAGE === 's3') s3 = await startS3();
   // One worker: the memory and descriptor checks read its /proc entry.
-  srv = await startServer({ workers: 1, plugins: { ...TEST_PLUGINS, media: { dir: storeDir },
+  srv = await startServer({ workers: 1, plugins: { ...TEST_PLUGINS, media: mediaConf(storeDir),
     media_client: testPlugin('media_client') } });
   admin = await srv.login();
   agentTok = await makeUser('AGENT');
@@ -155,7 +170,13 @@ before(async () => {
   nopermTok = await srv.login('media-noperm');
 });
 
-after(async () => { await srv?.stop(); });
+after(async () => {
+  await srv?.stop();
+  if (s3) {
+    assert.deepEqual(s3.rejected, [], 'every request to S3 was correctly signed');
+    await s3.stop();
+  }
+});
 
 test('every allowed type is accepted with the type sniffed from its bytes', async () => {
   const cases = [
@@ -469,7 +490,7 @@ test('signed URLs: valid without a token; tampered, for another id or expired ar
 
 test('a signed URL stops working when it expires', async () => {
   const dir = makeStoreDir();
-  const s2 = await startServer({ workers: 1, plugins: { ...TEST_PLUGINS, media: { dir, url_ttl: '2' } } });
+  const s2 = await startServer({ workers: 1, plugins: { ...TEST_PLUGINS, media: mediaConf(dir, { url_ttl: '2' }) } });
   try {
     const tok = await s2.login();
     const fd = form([{ data: pdf('expiring'), name: 'e.pdf' }]);

@@ -67,6 +67,7 @@ export async function startS3({ bucket = 'media-test' } = {}) {
     configureBuckets: [{ name: bucket }] });
   const { port: inner } = await s3.run();
   const requests = [], rejected = [];
+  const inflight = new Set();	// passed on, s3rver not finished yet
   const front = createServer((req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
@@ -81,13 +82,16 @@ export async function startS3({ bucket = 'media-test' } = {}) {
         fail(res, 403, 'SignatureDoesNotMatch', why);
         return;
       }
+      let done;
+      inflight.add(new Promise((r) => { done = r; }));
       const up = request({ host: '127.0.0.1', port: inner, method: req.method, path: req.url,
         headers: { ...req.headers, 'content-length': String(body.length) } }, (ur) => {
         seen.status = ur.statusCode;
         res.writeHead(ur.statusCode, ur.headers);
         ur.pipe(res);
+        ur.on('close', done);
       });
-      up.on('error', () => fail(res, 502, 'InternalError', 'the store is gone'));
+      up.on('error', () => { done(); fail(res, 502, 'InternalError', 'the store is gone'); });
       up.end(body);
     });
   });
@@ -101,8 +105,12 @@ export async function startS3({ bucket = 'media-test' } = {}) {
       const closed = new Promise((r) => front.close(r));
       front.closeAllConnections();
       await closed;
+      // s3rver may still be writing what it was given: let it finish.
+      await Promise.all(inflight);
       await s3.close();
-      rmSync(dir, { recursive: true, force: true });
+      // s3rver finishes some file work after it answers (a late open of
+      // an object's file): the directory goes when the process does.
+      process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     },
   };
 }
