@@ -1,8 +1,8 @@
 /*
  * The media plugin's storage backends: where the bytes of a media item
- * live, by their SHA-256 (lower-case hex).  The directory backend
- * (store_dir.c) is the only one so far; an S3-compatible backend fills
- * the same table.
+ * live, by their SHA-256 (lower-case hex): the directory backend
+ * (store_dir.c) and the S3-compatible one (store_s3.c, which keeps the
+ * directory backend's layout as its spool and cache).
  *
  * A new object is written to a local temporary file first (put_begin
  * gives its descriptor, readable and writable, so the caller can hash,
