@@ -583,14 +583,21 @@ call_setup(struct call *c, const struct sb_http_request *r)
 		c->curl.http.hdrlist = l;
 	}
 	/* No 100-continue round trip, and no form type curl would invent
-	 * for a body whose type the caller did not state. */
-	if ((l = curl_slist_append(c->curl.http.hdrlist, "Expect:")) == NULL)
-		return (-1);
-	c->curl.http.hdrlist = l;
-	if (!has_ctype) {
-		if ((l = curl_slist_append(l, "Content-Type:")) == NULL)
+	 * for a body whose type the caller did not state.  Not when signing:
+	 * libcurl 7.88 would list these empty "remove" headers among the
+	 * signed ones without sending them (S3 cannot verify that), and the
+	 * headers curl adds itself are not signed, which S3 accepts. */
+	if (r->io == NULL || r->io->aws_sigv4 == NULL) {
+		if ((l = curl_slist_append(c->curl.http.hdrlist, "Expect:")) ==
+		    NULL)
 			return (-1);
 		c->curl.http.hdrlist = l;
+		if (!has_ctype) {
+			if ((l = curl_slist_append(l, "Content-Type:")) ==
+			    NULL)
+				return (-1);
+			c->curl.http.hdrlist = l;
+		}
 	}
 	if (!has_ua)
 		curl_easy_setopt(h, CURLOPT_USERAGENT, "switchboard/"

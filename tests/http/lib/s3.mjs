@@ -45,6 +45,10 @@ export function sigv4Problem(req, body, { secret = SECRET_KEY, region = REGION }
   const names = signed.split(';');
   if (!names.includes('host') || !names.includes('x-amz-date') || !names.includes('x-amz-content-sha256'))
     return `signed headers ${signed}`;
+  // Signed means sent; and every x-amz-* header sent is signed.
+  for (const n of names) if (!(n in req.headers)) return `signed header ${n} was not sent`;
+  for (const n of Object.keys(req.headers))
+    if (n.startsWith('x-amz-') && !names.includes(n)) return `header ${n} is not signed`;
   const url = new URL(req.url, 'http://x');
   const query = [...url.searchParams].map(([k, v]) => [encodeURIComponent(k), encodeURIComponent(v)])
     .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : 1))
