@@ -104,8 +104,9 @@ test('s3: another node with an empty directory serves the object, whole and by r
   const data = doc(40000);
   const m = await upload(nodeA, tokA, data);
   await poll(() => remoteKeys(m.sha256).length === 1);
-  // Pushed means remote = true in the same database: B sees it.
-  await poll(async () => (await jobs(nodeA, tokA, 'queued')).length === 0);
+  // The job marks the object remote after S3's answer: B needs that.
+  await poll(async () => (await jobs(nodeA, tokA, 'queued')).length === 0 &&
+    (await jobs(nodeA, tokA, 'running')).length === 0);
   const dirB = storeDir();
   const nodeB = await node(s3Conf(dirB), nodeA.database);
   const tokB = await nodeB.login();
