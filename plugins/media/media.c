@@ -115,7 +115,7 @@ static const struct sb_config_key config[] = {
 	{ "s3_region", NULL, 0, "s3: the region signed into requests "
 	  "(SigV4), e.g. us-east-1" },
 	{ "s3_access_key", NULL, 0, "s3: the access key id" },
-	{ "s3_secret_key", NULL, 0, "s3: the secret access key (secret)" },
+	{ "s3_secret_key", NULL, SB_CONF_SECRET, "s3: the secret access key" },
 	{ "url_ttl", "3600", 0, "lifetime of a signed URL, seconds (1 s to "
 	  "31 days; anything else is 3600)" },
 	{ "max_pixels", "40000000", 0, "largest image accepted, in pixels "

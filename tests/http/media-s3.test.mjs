@@ -190,3 +190,12 @@ test('s3: without its keys the plugin is "not configured": uploads 503, /readyz 
   assert.equal(ready.status, 200, ready.text);
   assert.equal(ready.body.checks['plugin:media'].s3, 'not configured');
 });
+
+test('s3: the secret key is never shown', async () => {
+  const r = await nodeA.request('GET', '/api/v1/plugins', { token: tokA });
+  assert.equal(r.status, 200, r.text);
+  const media = r.body.data.find((p) => p.name === 'media');
+  assert.equal(media.config.s3_secret_key, '********');
+  assert.equal(media.config.s3_access_key, ACCESS_KEY);
+  assert.doesNotMatch(nodeA.output, new RegExp(`s3_secret_key[^\n]*${SECRET_KEY}`));
+});
