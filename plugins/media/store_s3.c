@@ -60,9 +60,12 @@ static char			 s3_secret[256];
 static void	put_run(struct sb_job *);
 static void	delete_run(struct sb_job *);
 
+/* Many attempts: an outage of hours is survived (the backoff is capped
+ * at an hour), and an attempt claimed by a node without the spooled file
+ * counts too. */
 static const struct sb_job_kind put_kind = {
 	.name = PUT_KIND, .run = put_run,
-	.max_attempts = 20, .timeout_s = 900, .backoff_s = 2
+	.max_attempts = 100, .timeout_s = 900, .backoff_s = 2
 };
 
 static const struct sb_job_kind delete_kind = {
@@ -419,10 +422,10 @@ put_run(struct sb_job *job)
 	api->db_free(r);
 	if ((fd = media_store_dir.open(call->sha, &size)) == -1) {
 		free(call);
-		/* Spooled on another node: that node's worker will take it
-		 * on a later attempt (see the README, "Storage"). */
+		/* Spooled on another node: soon again, so that node's
+		 * worker takes it (see the README, "S3"). */
 		api->job_retry(job, "the object is not in this node's spool",
-		    0);
+		    1);
 		return;
 	}
 	/* A generous budget: 1 MB/s and a minute more. */
