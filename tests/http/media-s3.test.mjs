@@ -148,6 +148,16 @@ test('s3: deleting the last item removes the remote object; the same bytes again
   assert.deepEqual(got.bytes, data);
 });
 
+test('s3: a push that meets 503s is retried until it lands', async () => {
+  s3.failNext(2, { status: 503, method: 'PUT' });
+  const data = doc();
+  const m = await upload(nodeA, tokA, data);
+  const [key] = await poll(() => { const k = remoteKeys(m.sha256); return k.length === 1 ? k : null; });
+  const puts = s3.requests.filter((r) => r.method === 'PUT' && r.path.endsWith(key)).map((r) => r.status);
+  assert.deepEqual(puts, [503, 503, 200]);
+  assert.deepEqual(readFileSync(s3.objectFile(key)), data);
+});
+
 test('s3: a bad secret makes the put job dead without losing the local copy; other nodes answer 503', async () => {
   const dir = storeDir();
   const bad = await node(s3Conf(dir, { s3_secret_key: 'not-the-secret' }));

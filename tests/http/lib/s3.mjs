@@ -72,6 +72,8 @@ export async function startS3({ bucket = 'media-test' } = {}) {
   const { port: inner } = await s3.run();
   const requests = [], rejected = [];
   const inflight = new Set();	// passed on, s3rver not finished yet
+  const failing = { count: 0, status: 503, method: 'PUT' };
+  const chains = new Map();	// key -> the last request on it, settled when done
   const front = createServer((req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
@@ -86,23 +88,41 @@ export async function startS3({ bucket = 'media-test' } = {}) {
         fail(res, 403, 'SignatureDoesNotMatch', why);
         return;
       }
+      if (failing.count > 0 && req.method === failing.method) {
+        failing.count--;
+        seen.status = failing.status;
+        fail(res, failing.status, 'ServiceUnavailable', 'try again');
+        return;
+      }
+      // One request per key at a time: S3 makes each operation on a key
+      // atomic, s3rver's directory store does not (a GET or PUT racing a
+      // DELETE of the same key throws ENOENT inside it).
+      const key = new URL(req.url, 'http://x').pathname;
       let done;
-      inflight.add(new Promise((r) => { done = r; }));
-      const up = request({ host: '127.0.0.1', port: inner, method: req.method, path: req.url,
-        headers: { ...req.headers, 'content-length': String(body.length) } }, (ur) => {
-        seen.status = ur.statusCode;
-        res.writeHead(ur.statusCode, ur.headers);
-        ur.pipe(res);
-        ur.on('close', done);
+      const mine = new Promise((r) => { done = r; });
+      const prev = chains.get(key) ?? Promise.resolve();
+      chains.set(key, mine);
+      inflight.add(mine);
+      mine.then(() => { inflight.delete(mine); if (chains.get(key) === mine) chains.delete(key); });
+      prev.then(() => {
+        const up = request({ host: '127.0.0.1', port: inner, method: req.method, path: req.url,
+          headers: { ...req.headers, 'content-length': String(body.length) } }, (ur) => {
+          seen.status = ur.statusCode;
+          res.writeHead(ur.statusCode, ur.headers);
+          ur.pipe(res);
+          ur.on('close', done);
+        });
+        up.on('error', () => { done(); fail(res, 502, 'InternalError', 'the store is gone'); });
+        up.end(body);
       });
-      up.on('error', () => { done(); fail(res, 502, 'InternalError', 'the store is gone'); });
-      up.end(body);
     });
   });
   await new Promise((r) => front.listen(0, '127.0.0.1', r));
   const port = front.address().port;
   return {
     endpoint: `http://127.0.0.1:${port}`, port, bucket, dir, requests, rejected,
+    // The next n correctly signed requests of method are answered status.
+    failNext(n, { status = 503, method = 'PUT' } = {}) { Object.assign(failing, { count: n, status, method }); },
     // s3rver keeps an object's bytes at <dir>/<bucket>/<key>._S3rver_object.
     objectFile: (key) => join(dir, bucket, `${key}._S3rver_object`),
     async stop() {
@@ -110,7 +130,7 @@ export async function startS3({ bucket = 'media-test' } = {}) {
       front.closeAllConnections();
       await closed;
       // s3rver may still be writing what it was given: let it finish.
-      await Promise.all(inflight);
+      await Promise.all([...inflight]);
       await s3.close();
       // s3rver finishes some file work after it answers (a late open of
       // an object's file): the directory goes when the process does.
