@@ -12,7 +12,7 @@
 // answers it.
 import { createServer, request } from 'node:http';
 import { createHash, createHmac } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import S3rver from 's3rver';
@@ -94,10 +94,13 @@ export async function startS3({ bucket = 'media-test' } = {}) {
         fail(res, failing.status, 'ServiceUnavailable', 'try again');
         return;
       }
-      // One request per key at a time: S3 makes each operation on a key
-      // atomic, s3rver's directory store does not (a GET or PUT racing a
-      // DELETE of the same key throws ENOENT inside it).
-      const key = new URL(req.url, 'http://x').pathname;
+      // One request per key prefix ("directory") at a time, and a PUT
+      // finished only when its file is whole: S3 makes each operation
+      // atomic, s3rver's directory store does not (it answers a PUT
+      // before its file is written, and a DELETE removes a directory it
+      // leaves empty, so a racing PUT in that directory throws ENOENT).
+      const path = new URL(req.url, 'http://x').pathname;
+      const key = path.slice(0, path.lastIndexOf('/'));
       let done;
       const mine = new Promise((r) => { done = r; });
       const prev = chains.get(key) ?? Promise.resolve();
@@ -110,7 +113,18 @@ export async function startS3({ bucket = 'media-test' } = {}) {
           seen.status = ur.statusCode;
           res.writeHead(ur.statusCode, ur.headers);
           ur.pipe(res);
-          ur.on('close', done);
+          ur.on('close', () => {
+            if (req.method !== 'PUT' || ur.statusCode !== 200) { done(); return; }
+            const file = join(dir, `${decodeURIComponent(path.slice(1))}._S3rver_object`);
+            const until = Date.now() + 5000;
+            const whole = () => {
+              let size = -1;
+              try { size = statSync(file).size; } catch { size = -1; }
+              if (size === body.length || Date.now() > until) done();
+              else setTimeout(whole, 5);
+            };
+            whole();
+          });
         });
         up.on('error', () => { done(); fail(res, 502, 'InternalError', 'the store is gone'); });
         up.end(body);
