@@ -49,6 +49,7 @@
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define URL_MAX			2048
 #define HASH_CHUNK		(64 * 1024)
+#define RETRY_CAP_S		300
 
 static struct sb_plugin		*splug;
 static int			 configured;
@@ -60,9 +61,9 @@ static char			 s3_secret[256];
 static void	put_run(struct sb_job *);
 static void	delete_run(struct sb_job *);
 
-/* Many attempts: an outage of hours is survived (the backoff is capped
- * at an hour), and an attempt claimed by a node without the spooled file
- * counts too. */
+/* Many attempts: an outage of hours is survived (retries every 5 minutes
+ * at most, retry_delay()), and an attempt claimed by a node without the
+ * spooled file counts too. */
 static const struct sb_job_kind put_kind = {
 	.name = PUT_KIND, .run = put_run,
 	.max_attempts = 100, .timeout_s = 900, .backoff_s = 2
@@ -300,6 +301,26 @@ s3_send(const char *method, const char *sha, const char *gen,
 	return (api->http_send(splug, &req, cb, call));
 }
 
+/*
+ * When to try again: S3's Retry-After, else 2, 4, 8 ... seconds capped at
+ * RETRY_CAP_S.  Our own schedule, not the host's uncapped doubling per
+ * attempt: attempts that another node's worker spent without the spooled
+ * file (put_run) would otherwise push a push back by hours.
+ */
+static unsigned int
+retry_delay(struct sb_job *job, const struct sb_http_response *resp)
+{
+	int	a;
+
+	if (resp->retry_after > 0)
+		return (resp->retry_after);
+	a = api->job_attempt(job);
+	if (a < 1)
+		a = 1;
+	return (a > 8 ? RETRY_CAP_S : (2U << (a - 1)) > RETRY_CAP_S ?
+	    RETRY_CAP_S : 2U << (a - 1));
+}
+
 /* Upstream trouble worth another try, or a refusal that will last. */
 static void
 job_finish_error(struct sb_job *job, const struct sb_http_response *resp,
@@ -309,7 +330,7 @@ job_finish_error(struct sb_job *job, const struct sb_http_response *resp,
 
 	if (resp->status == 0) {
 		(void)snprintf(err, sizeof(err), "%s: %s", what, resp->error);
-		api->job_retry(job, err, resp->retry_after);
+		api->job_retry(job, err, retry_delay(job, resp));
 		return;
 	}
 	(void)snprintf(err, sizeof(err), "%s: HTTP %d: %.200s", what,
@@ -317,7 +338,7 @@ job_finish_error(struct sb_job *job, const struct sb_http_response *resp,
 	/* 5xx, throttling, and a bucket that is not there yet: again. */
 	if (resp->status >= 500 || resp->status == 429 ||
 	    resp->status == 404)
-		api->job_retry(job, err, resp->retry_after);
+		api->job_retry(job, err, retry_delay(job, resp));
 	else
 		api->job_fail(job, err);
 }
