@@ -16,10 +16,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { deflateRawSync, deflateSync } from 'node:zlib';
-import { startServer, TEST_PLUGINS, ROOT, BUILD, assertEnvelope } from './lib/harness.mjs';
+import { deflateRawSync } from 'node:zlib';
+import { startServer, TEST_PLUGINS, ROOT, assertEnvelope, freshDir } from './lib/harness.mjs';
+import { crc32, pdf, pngClaiming } from './lib/media.mjs';
 import { poll } from './lib/helpers.mjs';
 
 const M = '/api/v1/media';
@@ -28,17 +29,6 @@ let srv, admin, storeDir, work;
 
 const sha256 = (b) => createHash('sha256').update(b).digest('hex');
 const objPath = (sha) => join(storeDir, sha.slice(0, 2), sha);
-
-function makeDir(prefix, own) {
-  mkdirSync(join(BUILD, 'test-run'), { recursive: true });
-  const dir = mkdtempSync(join(BUILD, 'test-run', prefix));
-  if (own && process.getuid() === 0) {
-    const uid = Number(execFileSync('id', ['-u', 'switchboard']).toString());
-    const gid = Number(execFileSync('id', ['-g', 'switchboard']).toString());
-    chownSync(dir, uid, gid);
-  }
-  return dir;
-}
 
 // --- images made with the vips command ----------------------------------
 function vips(...args) { execFileSync('vips', args, { stdio: ['ignore', 'ignore', 'pipe'] }); }
@@ -128,32 +118,6 @@ function withMetadata(jpeg, orientation) {
 }
 
 // A PNG header claiming w x h, with a little real data.
-const CRC = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-function crc32(buf) {
-  let c = 0xffffffff;
-  for (const b of buf) c = CRC[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-function pngChunk(type, data) {
-  const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
-  const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(td));
-  return Buffer.concat([len, td, crc]);
-}
-function pngClaiming(w, h) {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = 0;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(Buffer.alloc(50001 * 4))), pngChunk('IEND', Buffer.alloc(0))]);
-}
 
 // An animated WebP (VP8X + ANIM + ANMF) from the image chunks of static ones.
 function animatedWebp(frames, w, h) {
@@ -251,18 +215,6 @@ function opus(seconds) { // pre-skip 312; the last page's granule = 48 kHz sampl
   return Buffer.concat([oggPage(2, 0n, 0, head), oggPage(0, 0n, 1, tags), oggPage(0, 24312n, 2, Buffer.alloc(100, 0xfc)),
     oggPage(4, BigInt(seconds * 48000 + 312), 3, Buffer.alloc(100, 0xfc))]);
 }
-function pdf() {
-  const objs = ['<< /Type /Catalog /Pages 2 0 R >>', '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
-    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>'];
-  let out = '%PDF-1.4\n';
-  const offs = [];
-  objs.forEach((o, i) => { offs.push(out.length); out += `${i + 1} 0 obj\n${o}\nendobj\n`; });
-  const xref = out.length;
-  out += `xref\n0 ${objs.length + 1}\n0000000000 65535 f \n`;
-  for (const o of offs) out += `${String(o).padStart(10, '0')} 00000 n \n`;
-  out += `trailer\n<< /Size ${objs.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
-  return Buffer.from(out);
-}
 
 // --- HTTP -----------------------------------------------------------------------
 async function upload(data, name, { type, purpose, customer } = {}) {
@@ -292,8 +244,8 @@ async function thumbnailOf(m) {
 
 let img;
 before(async () => {
-  work = makeDir('corpus-', false);
-  storeDir = makeDir('media-', true);
+  work = freshDir('corpus');
+  storeDir = freshDir('media');
   // A 600 x 450 photo-like base (the tiny fixture enlarged), then variants.
   vips('resize', join(FIX, 'tiny.png'), W('base.png'), '37.5');
   img = {
@@ -373,7 +325,7 @@ test('bad files are refused with the right status and code', async () => {
     [Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>\n'), 'x.png', { type: 'image/png' }, 415],
     [img.jpg.subarray(0, Math.floor(img.jpg.length * 0.6)), 'cut.jpg', {}, 422, 'INVALID_FORMAT'],
     [img.png.subarray(0, Math.floor(img.png.length * 0.6)), 'cut.png', {}, 422, 'INVALID_FORMAT'],
-    [pngClaiming(50000, 50000), 'huge.png', {}, 422, 'TOO_LARGE'],
+    [pngClaiming(50000, 50000, 50001 * 4), 'huge.png', {}, 422, 'TOO_LARGE'],
     // a zip bomb that libmagic calls a Word document: 20 MiB of zeros in 20 KB
     [ooxml('word', 'document.xml', [{ name: 'word/media/zeros.bin', data: Buffer.alloc(20 * 1024 * 1024) }]), 'report.docx', {},
       422, 'ZIP_BOMB'],

@@ -10,13 +10,12 @@
 // worker's memory bounded and no descriptor left by a client that goes away.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { deflateSync } from 'node:zlib';
-import { startServer, TEST_PLUGINS, ROOT, BUILD, assertEnvelope, testPlugin } from './lib/harness.mjs';
+import { startServer, TEST_PLUGINS, ROOT, assertEnvelope, testPlugin, freshDir } from './lib/harness.mjs';
+import { pdf as pdfTitled, pngClaiming } from './lib/media.mjs';
 import { createUnprivilegedUser, poll, waitWorkerPids } from './lib/helpers.mjs';
 import { startS3, ACCESS_KEY, SECRET_KEY, REGION } from './lib/s3.mjs';
 
@@ -40,18 +39,7 @@ let srv, admin, agentTok, adminTok, nopermTok, storeDir;
 const sha256 = (b) => createHash('sha256').update(b).digest('hex');
 const objPath = (sha) => join(storeDir, sha.slice(0, 2), sha);
 
-// The workers run as the runas user when the tests run as root: the
-// store directory is theirs, as the README tells an operator.
-function makeStoreDir() {
-  mkdirSync(join(BUILD, 'test-run'), { recursive: true });
-  const dir = mkdtempSync(join(BUILD, 'test-run', 'media-'));
-  if (process.getuid() === 0) {
-    const uid = Number(execFileSync('id', ['-u', 'switchboard']).toString());
-    const gid = Number(execFileSync('id', ['-g', 'switchboard']).toString());
-    chownSync(dir, uid, gid);
-  }
-  return dir;
-}
+const pdf = (text = 'hello') => pdfTitled(text);
 
 // --- the corpus ---------------------------------------------------------
 const png = readFileSync(join(FIX, 'tiny.png'));
@@ -59,48 +47,6 @@ const jpg = readFileSync(join(FIX, 'tiny.jpg'));
 const webp = readFileSync(join(FIX, 'tiny.webp'));
 const docx = readFileSync(join(FIX, 'tiny.docx'));
 const bomb = readFileSync(join(FIX, 'bomb.docx'));
-
-function pdf(text = 'hello') {
-  const objs = ['<< /Type /Catalog /Pages 2 0 R >>', '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
-    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>', `<< /Title (${text}) >>`];
-  let out = '%PDF-1.4\n';
-  const offs = [];
-  objs.forEach((o, i) => { offs.push(out.length); out += `${i + 1} 0 obj\n${o}\nendobj\n`; });
-  const xref = out.length;
-  out += `xref\n0 ${objs.length + 1}\n0000000000 65535 f \n`;
-  for (const o of offs) out += `${String(o).padStart(10, '0')} 00000 n \n`;
-  out += `trailer\n<< /Size ${objs.length + 1} /Root 1 0 R /Info 4 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
-  return Buffer.from(out);
-}
-
-const CRC = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-function crc32(buf) {
-  let c = 0xffffffff;
-  for (const b of buf) c = CRC[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-function chunk(type, data) {
-  const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
-  const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(td));
-  return Buffer.concat([len, td, crc]);
-}
-// A valid PNG header claiming w x h (greyscale), with a few rows of data.
-function pngClaiming(w, h) {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4);
-  ihdr[8] = 8; ihdr[9] = 0;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(1024))), chunk('IEND', Buffer.alloc(0))]);
-}
 
 // Audio and video: the first bytes of each container, which is all
 // libmagic reads (the plugin does not decode audio or video).
@@ -158,7 +104,7 @@ async function makeUser(role) {
 }
 
 before(async () => {
-  storeDir = makeStoreDir();
+  storeDir = freshDir('media');
   if (STORAGE === 's3') s3 = await startS3();
   // One worker: the memory and descriptor checks read its /proc entry.
   srv = await startServer({ workers: 1, plugins: { ...TEST_PLUGINS, media: mediaConf(storeDir),
@@ -489,7 +435,7 @@ test('signed URLs: valid without a token; tampered, for another id or expired ar
 });
 
 test('a signed URL stops working when it expires', async () => {
-  const dir = makeStoreDir();
+  const dir = freshDir('media');
   const s2 = await startServer({ workers: 1, plugins: { ...TEST_PLUGINS, media: mediaConf(dir, { url_ttl: '2' }) } });
   try {
     const tok = await s2.login();
