@@ -5,6 +5,9 @@
 #   scripts/fuzz.sh              every harness
 #   scripts/fuzz.sh edge router  the named ones (tests/fuzz/fuzz_<name>.c)
 #
+# A harness fuzzes src/<name>.c (with src/text.c) unless it names its
+# sources itself with a line "/* fuzz-sources: a.c b.c */".
+#
 # Each harness starts from its committed corpus, tests/fuzz/corpus/<name>/
 # (read only), and writes what it finds new to build/fuzz/<name>/corpus/.
 # A crash, leak or timeout leaves its input in build/fuzz/<name>/ and
@@ -35,6 +38,12 @@ for sub in "${names[@]}"; do
 	# same sanitizers and linked with its libraries.
 	srcs=("src/$sub.c" src/text.c)
 	extra=()
+	# A harness of code outside src/ names it on a line of its own:
+	#   /* fuzz-sources: plugins/media/probe.c plugins/media/zipcheck.c */
+	if decl=$(sed -nE 's|^/\* fuzz-sources: (.*) \*/$|\1|p' "tests/fuzz/$name.c") &&
+	    [[ -n $decl ]]; then
+		read -ra srcs <<<"$decl"
+	fi
 	if [[ -f src/$sub.cc ]]; then
 		srcs=("$out/$sub.o")
 		extra=(-fsanitize-link-c++-runtime -lphonenumber -lprotobuf -lstdc++)
