@@ -466,38 +466,22 @@ image_prepare(struct ingest *ig, const struct purpose *pu,
 }
 
 /*
- * Judge and store one input.  own_tx: begin and commit here (a route);
- * otherwise the caller's transaction holds the lock (the service).
- * The new id in ig->id and 0, or -1 with ig->status/err.
+ * The checks on the bytes before anything is stored, in the README's
+ * order: empty, libmagic's type against a declared one, the purpose and
+ * its types, its size limit.  0 with the sniffed type and the purpose,
+ * or -1 with ig's refusal.
  */
 static int
-ingest(struct ingest *ig, int own_tx)
+judge(struct ingest *ig, char *sniffed, size_t slen,
+    const struct purpose **pup)
 {
 	const struct sb_media_input	*in = ig->in;
 	const struct purpose		*pu;
-	struct media_put		 put;
-	struct media_image		 im;
-	struct sb_media_input		 enc;
-	struct media_reader		 rd;
-	const struct sb_media_input	*src = in;
-	struct sb_db_res		*r;
 	unsigned char			*head;
-	const char			*sniffed_raw, *params[10], *zcode;
-	char				 sniffed[128], declared[128];
-	char				 sha[65], size_s[24], name[208];
-	char				 by[24], cust[24], w_s[16], h_s[16];
-	char				 dur_s[32];
-	double				 dur = -1;
+	const char			*sniffed_raw;
+	char				 declared[128];
 	size_t				 hlen;
 	long long			 max;
-	int				 w = -1, h = -1, ok, rc;
-
-	ig->status = 0;
-	ig->code = ig->field = NULL;
-	ig->err[0] = '\0';
-	ig->id = -1;
-	put.fd = -1;
-	memset(&im, 0, sizeof(im));
 
 	if (in->len == 0)
 		return (refuse(ig, 422, "EMPTY", "the file is empty"));
@@ -510,7 +494,7 @@ ingest(struct ingest *ig, int own_tx)
 	}
 	sniffed_raw = magic_buffer(cookie, head, hlen);
 	type_canon(sniffed_raw != NULL ? sniffed_raw :
-	    "application/octet-stream", sniffed, sizeof(sniffed));
+	    "application/octet-stream", sniffed, slen);
 	free(head);
 
 	if (in->declared_type != NULL) {
@@ -536,6 +520,7 @@ ingest(struct ingest *ig, int own_tx)
 		}
 	} else
 		pu = purpose_for_type(sniffed);
+	*pup = pu;
 	if (!purpose_allows(pu, sniffed)) {
 		ig->status = 415;
 		(void)snprintf(ig->err, sizeof(ig->err), "%s is not accepted "
@@ -549,6 +534,43 @@ ingest(struct ingest *ig, int own_tx)
 		    "for purpose %s", max, pu->name);
 		return (-1);
 	}
+
+	return (0);
+}
+
+/*
+ * Judge and store one input.  own_tx: begin and commit here (a route);
+ * otherwise the caller's transaction holds the lock (the service).
+ * The new id in ig->id and 0, or -1 with ig->status/err.
+ */
+static int
+ingest(struct ingest *ig, int own_tx)
+{
+	const struct sb_media_input	*in = ig->in;
+	const struct purpose		*pu;
+	struct media_put		 put;
+	struct media_image		 im;
+	struct sb_media_input		 enc;
+	struct media_reader		 rd;
+	const struct sb_media_input	*src = in;
+	struct sb_db_res		*r;
+	const char			*params[10], *zcode;
+	char				 sniffed[128];
+	char				 sha[65], size_s[24], name[208];
+	char				 by[24], cust[24], w_s[16], h_s[16];
+	char				 dur_s[32];
+	double				 dur = -1;
+	int				 w = -1, h = -1, ok, rc;
+
+	ig->status = 0;
+	ig->code = ig->field = NULL;
+	ig->err[0] = '\0';
+	ig->id = -1;
+	put.fd = -1;
+	memset(&im, 0, sizeof(im));
+
+	if (judge(ig, sniffed, sizeof(sniffed), &pu) == -1)
+		return (-1);
 
 	/* Zips: the central directory against bomb limits (zipcheck.c);
 	 * audio and video: the duration where it is cheap (probe.c). */
@@ -1744,57 +1766,20 @@ int
 media_judge(const struct sb_media_input *in, char *sniffed, size_t slen,
     int *status, const char **code, char *err, size_t errlen)
 {
+	struct ingest		 ig;
 	const struct purpose	*pu;
-	unsigned char		*head;
-	const char		*raw;
-	char			 declared[128];
-	size_t			 hlen;
-	long long		 max;
 
+	memset(&ig, 0, sizeof(ig));
+	ig.in = in;
+	ig.id = -1;
+	if (judge(&ig, sniffed, slen, &pu) == -1) {
+		*status = ig.status;
+		*code = ig.code;
+		(void)snprintf(err, errlen, "%s", ig.err);
+		return (-1);
+	}
+	*status = 0;
 	*code = NULL;
-	*status = 422;
-	if (in->len == 0) {
-		*code = "EMPTY";
-		(void)snprintf(err, errlen, "the file is empty");
-		return (-1);
-	}
-	hlen = in->len < HEAD_MAX ? (size_t)in->len : HEAD_MAX;
-	if ((head = malloc(hlen)) == NULL || input_read(in, 0, head,
-	    hlen) == -1) {
-		free(head);
-		*status = 500;
-		(void)snprintf(err, errlen, "cannot read the upload");
-		return (-1);
-	}
-	raw = magic_buffer(cookie, head, hlen);
-	type_canon(raw != NULL ? raw : "application/octet-stream", sniffed,
-	    slen);
-	free(head);
-	*status = 415;
-	if (in->declared_type != NULL) {
-		type_canon(in->declared_type, declared, sizeof(declared));
-		if (declared[0] != '\0' &&
-		    strcmp(declared, "application/octet-stream") != 0 &&
-		    strcmp(declared, sniffed) != 0) {
-			(void)snprintf(err, errlen, "the declared type does "
-			    "not match the file (%s)", sniffed);
-			return (-1);
-		}
-	}
-	pu = in->purpose != NULL ? purpose_find(in->purpose) :
-	    purpose_for_type(sniffed);
-	if (pu == NULL || !purpose_allows(pu, sniffed)) {
-		(void)snprintf(err, errlen, "%s is not accepted for purpose "
-		    "%s", sniffed, pu != NULL ? pu->name : "(none)");
-		return (-1);
-	}
-	max = api->config_int(plug, pu->max_key, 0);
-	if (max > 0 && in->len > (uint64_t)max) {
-		*status = 413;
-		(void)snprintf(err, errlen, "at most %lld bytes for purpose %s",
-		    max, pu->name);
-		return (-1);
-	}
 	return (0);
 }
 
