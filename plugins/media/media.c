@@ -1466,6 +1466,23 @@ content_remote(struct sb_req *req, const char *id_s, const char *sha,
 }
 
 /* The item's bytes, or its thumbnail's. */
+/* "photo.webp" -> "photo-thumbnail.jpg": the thumbnail's own type. */
+static void
+thumb_name(char *name, size_t len, const char *mime)
+{
+	char	*dot;
+	size_t	 n;
+
+	if ((dot = strrchr(name, '.')) != NULL && dot != name)
+		*dot = '\0';
+	n = strlen(name);
+	if (n > len - 32)
+		name[len - 32] = '\0';
+	n = strlen(name);
+	(void)snprintf(name + n, len - n, "-thumbnail.%s",
+	    strcmp(mime, "image/png") == 0 ? "png" : "jpg");
+}
+
 static void
 media_serve(struct sb_req *req, int thumbnail)
 {
@@ -1501,6 +1518,8 @@ media_serve(struct sb_req *req, int thumbnail)
 	(void)snprintf(mime, sizeof(mime), "%s", api->db_value(r, 0, 1));
 	filename_clean(api->db_value(r, 0, 2), name, sizeof(name));
 	api->db_free(r);
+	if (thumbnail)
+		thumb_name(name, sizeof(name), mime);
 
 	(void)snprintf(hdr, sizeof(hdr), "\"%s\"", sha);
 	api->resp_header(req, "ETag", hdr);

@@ -452,7 +452,7 @@ test('the thumbnail is served like the content: ETag, Range, 304; deleting relea
   assert.equal(whole.status, 200);
   assert.equal(whole.headers.get('content-type'), 'image/jpeg');
   assert.equal(whole.headers.get('x-content-type-options'), 'nosniff');
-  assert.equal(whole.headers.get('content-disposition'), 'inline; filename="served.webp"');
+  assert.equal(whole.headers.get('content-disposition'), 'inline; filename="served-thumbnail.jpg"');
   assert.match(whole.headers.get('cache-control'), /private/);
   const tsha = sha256(whole.bytes);
   assert.equal(whole.headers.get('etag'), `"${tsha}"`);
