@@ -1670,6 +1670,15 @@ media_privacy_erase(struct sb_plugin *p, const struct sb_subject *s)
 	if (s->kind != SB_SUBJECT_CUSTOMER)
 		return (0);
 	params[0] = s->value;
+	/* The rows first, then their hashes, as DELETE and the thumbnail
+	 * job take them: one order, no deadlock. */
+	r = api->db_query(plug, "SELECT id FROM media WHERE customer_id = "
+	    "$1::bigint ORDER BY id FOR UPDATE", 1, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		return (-1);
+	}
+	api->db_free(r);
 	r = api->db_query(plug, "SELECT sha256 FROM media WHERE customer_id = "
 	    "$1::bigint UNION SELECT thumb_sha256 FROM media WHERE "
 	    "customer_id = $1::bigint AND thumb_sha256 IS NOT NULL "
