@@ -317,6 +317,12 @@ avatar_store(struct sb_req *req, int64_t user, const void *jpeg,
 	in.purpose = "avatar";
 	in.uploaded_by = user;
 	if ((id = media_put(&in, &status, err, sizeof(err))) <= 0) {
+		if (status == 503) {
+			api->db_rollback(avp);
+			api->resp_header(req, "Retry-After", "60");
+			api->respond_error(req, 503, "UNAVAILABLE", err, NULL);
+			return (-1);
+		}
 		api->log(avp, SB_LOG_ERROR, "avatar: storing the JPEG: %d %s",
 		    status, err);
 		goto fail;

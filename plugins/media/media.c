@@ -1060,19 +1060,26 @@ status_code(int status)
 	}
 }
 
-/* 503 while the storage backend is not configured; -1 when answered. */
+/* 1 when the storage backend can take objects (configured). */
 static int
-store_unavailable(struct sb_req *req)
+store_ok(void)
 {
 	json_t	*detail;
 	int	 rc;
 
 	if (store->ready == NULL)
-		return (0);
+		return (1);
 	detail = json_object();
 	rc = store->ready(detail);
 	json_decref(detail);
-	if (rc == SB_OK)
+	return (rc == SB_OK);
+}
+
+/* 503 while the storage backend is not configured; -1 when answered. */
+static int
+store_unavailable(struct sb_req *req)
+{
+	if (store_ok())
 		return (0);
 	api->resp_header(req, "Retry-After", "60");
 	api->respond_error(req, 503, "UNAVAILABLE", "the media storage is "
@@ -1727,6 +1734,12 @@ svc_put(struct sb_plugin *caller, const struct sb_media_input *in,
 	if (in == NULL || in->size < sizeof(*in)) {
 		*status = 500;
 		(void)snprintf(err, errlen, "bad input");
+		return (-1);
+	}
+	if (!store_ok()) {
+		*status = 503;
+		(void)snprintf(err, errlen, "the media storage is not "
+		    "configured");
 		return (-1);
 	}
 	if (ingest(&ig, 0) == -1) {

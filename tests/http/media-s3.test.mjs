@@ -8,11 +8,10 @@ await import('./media.test.mjs');
 // --- what only the s3 backend has ----------------------------------------
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, dropDatabase, TEST_PLUGINS, BUILD, assertEnvelope } from './lib/harness.mjs';
+import { startServer, dropDatabase, TEST_PLUGINS, ROOT, assertEnvelope, freshDir } from './lib/harness.mjs';
 import { poll } from './lib/helpers.mjs';
 import { startS3, ACCESS_KEY, SECRET_KEY, REGION } from './lib/s3.mjs';
 
@@ -21,16 +20,7 @@ const sha256 = (b) => createHash('sha256').update(b).digest('hex');
 let s3, nodeA, tokA;
 const servers = [];
 
-function storeDir() {
-  mkdirSync(join(BUILD, 'test-run'), { recursive: true });
-  const dir = mkdtempSync(join(BUILD, 'test-run', 'media-s3-'));
-  if (process.getuid() === 0) {
-    const uid = Number(execFileSync('id', ['-u', 'switchboard']).toString());
-    const gid = Number(execFileSync('id', ['-g', 'switchboard']).toString());
-    chownSync(dir, uid, gid);
-  }
-  return dir;
-}
+const storeDir = () => freshDir('media-s3');
 
 function s3Conf(dir, extra = {}) {
   return { dir, storage: 's3', s3_endpoint: s3.endpoint, s3_bucket: s3.bucket, s3_region: REGION,
@@ -202,6 +192,13 @@ test('s3: without its keys the plugin is "not configured": uploads 503, /readyz 
   const ready = await srv.request('GET', '/readyz');
   assert.equal(ready.status, 200, ready.text);
   assert.equal(ready.body.checks['plugin:media'].s3, 'not configured');
+  // the avatar (the media.store service's put underneath) says the same
+  const png = readFileSync(join(ROOT, 'tests/fixtures/media/tiny.png'));
+  const af = new FormData();
+  af.append('avatar', new Blob([png], { type: 'image/png' }), 'me.png');
+  const ar = await fetch(`${srv.url}/api/v1/users/me/avatar`, { method: 'POST', body: af, headers: { authorization: `Bearer ${tok}` } });
+  const at = await ar.text();
+  assertEnvelope(assert, { status: ar.status, headers: ar.headers, text: at, body: JSON.parse(at) }, 503, 'UNAVAILABLE');
 });
 
 test('s3: the secret key is never shown', async () => {

@@ -46,8 +46,8 @@ struct sb_media_store {
 	/*
 	 * Sniff, check against the purpose's types and limits and store.
 	 * The new media id (> 0), or -1 with *status the HTTP status the
-	 * refusal maps to (413, 415, 422; 500 for a failure) and err a
-	 * message for a person.
+	 * refusal maps to (413, 415, 422; 503 while the storage is not
+	 * configured; 500 for a failure) and err a message for a person.
 	 */
 	int64_t	(*put)(struct sb_plugin *caller,
 		    const struct sb_media_input *in, int *status,
