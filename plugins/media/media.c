@@ -118,6 +118,10 @@ static const struct sb_config_key config[] = {
 	{ "s3_secret_key", NULL, SB_CONF_SECRET, "s3: the secret access key" },
 	{ "url_ttl", "3600", 0, "lifetime of a signed URL, seconds (1 s to "
 	  "31 days; anything else is 3600)" },
+	{ "sweep_interval", "86400", 0, "seconds between sweeps of objects "
+	  "no row names any more (0: no sweep)" },
+	{ "sweep_grace", "3600", 0, "seconds a file must be left untouched "
+	  "before the sweep may remove it" },
 	{ "max_pixels", "40000000", 0, "largest image accepted, in pixels "
 	  "(width x height, read from the header)" },
 	{ "image_types", "image/jpeg image/png image/webp", 0,
@@ -757,7 +761,7 @@ path_id(struct sb_req *req)
 /* Remove the bytes when no row names sha any more, as an item or as a
  * thumbnail (lock held). */
 static int
-bytes_release(const char *sha)
+bytes_release_n(const char *sha, unsigned int *removed)
 {
 	struct sb_db_res	*r;
 	const char		*params[1];
@@ -772,7 +776,17 @@ bytes_release(const char *sha)
 	}
 	left = atoi(api->db_value(r, 0, 0));
 	api->db_free(r);
-	return (left == 0 ? store->remove(sha) : SB_OK);
+	if (left > 0)
+		return (SB_OK);
+	if (removed != NULL)
+		(*removed)++;
+	return (store->remove(sha));
+}
+
+static int
+bytes_release(const char *sha)
+{
+	return (bytes_release_n(sha, NULL));
 }
 
 static int
@@ -952,6 +966,77 @@ static const struct sb_job_kind thumb_kind = {
 	.run = thumb_run,
 	.max_attempts = 5,
 	.timeout_s = 120,
+};
+
+/* --- The sweep ---------------------------------------------------------- */
+
+/*
+ * Objects no row names any more, left by a worker that died between
+ * publishing a file and committing its row (or a commit that failed),
+ * and temporary files of uploads that died: the periodic job
+ * media.sweep (every sweep_interval seconds, once per cluster) removes
+ * what is older than sweep_grace seconds, each object under its hash's
+ * lock, so an upload of the same bytes meanwhile keeps it.
+ */
+#define SWEEP_MAX	100000		/* objects looked at per run */
+
+struct sweep {
+	unsigned int	 removed;
+	unsigned int	 failed;
+	unsigned int	 seen;
+};
+
+static int
+sweep_one(const char *sha, void *arg)
+{
+	struct sweep	*sw = arg;
+
+	if (++sw->seen > SWEEP_MAX)
+		return (-1);
+	if (api->db_begin(plug) != SB_OK) {
+		sw->failed++;
+		return (-1);
+	}
+	if (sha_lock(sha) != SB_OK ||
+	    bytes_release_n(sha, &sw->removed) != SB_OK ||
+	    api->db_commit(plug) != SB_OK) {
+		api->db_rollback(plug);
+		sw->failed++;
+	}
+	return (0);
+}
+
+static void
+sweep_run(struct sb_job *job)
+{
+	struct sweep	 sw;
+	unsigned int	 tmp;
+	long long	 grace;
+	int		 n;
+
+	memset(&sw, 0, sizeof(sw));
+	tmp = 0;
+	grace = api->config_int(plug, "sweep_grace", 3600);
+	if (grace < 0)
+		grace = 3600;
+	n = store->sweep(time(NULL) - (time_t)grace, sweep_one, &sw, &tmp);
+	api->log(plug, SB_LOG_INFO, "sweep: %d object(s) older than %llds "
+	    "looked at, %u no longer named and removed, %u temporary "
+	    "file(s) removed, %u failure(s)", n, grace, sw.removed, tmp,
+	    sw.failed);
+	if (n == -1 || sw.failed > 0) {
+		api->job_retry(job, "some objects could not be checked", 0);
+		return;
+	}
+	api->job_done(job, json_pack("{s:i, s:i, s:i}", "looked_at", n,
+	    "removed", (int)sw.removed, "temporary_removed", (int)tmp));
+}
+
+static struct sb_job_kind sweep_kind = {
+	.name = "media.sweep",
+	.run = sweep_run,
+	.max_attempts = 3,
+	.timeout_s = 3600,
 };
 
 /* --- Routes ------------------------------------------------------------ */
@@ -1916,6 +2001,24 @@ media_vips_init(void)
 	return (SB_OK);
 }
 
+/* The sweep's kind, every sweep_interval seconds (0: no sweep). */
+static int
+sweep_add(struct sb_plugin *p, const struct sb_host_api *a)
+{
+	long long	iv;
+
+	iv = a->config_int(p, "sweep_interval", 86400);
+	if (iv == 0)
+		return (SB_OK);
+	if (iv < 1 || iv > 31 * 86400) {
+		a->log(p, SB_LOG_ERROR, "sweep_interval: 0 (off) or 1 s to "
+		    "31 days");
+		return (SB_ERROR);
+	}
+	sweep_kind.interval_s = (unsigned int)iv;
+	return (a->job_kind_add(p, &sweep_kind));
+}
+
 static int
 media_setup(struct sb_plugin *p, const struct sb_host_api *a)
 {
@@ -1937,6 +2040,7 @@ media_setup(struct sb_plugin *p, const struct sb_host_api *a)
 	    SB_OK ||
 	    a->migrations_add(p, "migrations") != SB_OK ||
 	    a->job_kind_add(p, &thumb_kind) != SB_OK ||
+	    sweep_add(p, a) != SB_OK ||
 	    avatar_setup(p) != SB_OK)
 		return (SB_ERROR);
 	if (media_vips_init() != SB_OK) {

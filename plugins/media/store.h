@@ -17,6 +17,7 @@
 #define MEDIA_STORE_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include <switchboard/plugin.h>
 
@@ -53,6 +54,13 @@ struct media_store {
 	/* Optional, worker: SB_OK when usable; names the backend's state
 	 * in detail (/readyz).  SB_ERROR: "not configured", routes 503. */
 	int		(*ready)(json_t *detail);
+	/* Optional, worker: the sweep (media.c, job media.sweep).  Removes
+	 * the temporary files last changed before `before` (uploads that
+	 * died), adding their number to *tmp_removed, and calls cb(sha,
+	 * arg) for every local object last changed before it; cb returns
+	 * -1 to stop.  The number of objects passed to cb, or -1. */
+	int		(*sweep)(time_t before, int (*cb)(const char *, void *),
+			    void *arg, unsigned int *tmp_removed);
 };
 
 extern const struct media_store	media_store_dir;

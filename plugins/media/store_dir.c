@@ -19,6 +19,8 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -41,7 +43,7 @@ dir_setup(struct sb_plugin *p, const struct sb_host_api *a)
 	    SYS_renameat, SYS_renameat2, SYS_unlinkat, SYS_fsync,
 	    SYS_fdatasync, SYS_fstat, SYS_newfstatat, SYS_lseek,
 	    SYS_pwrite64, SYS_pread64, SYS_write, SYS_read, SYS_faccessat,
-	    SYS_faccessat2 };
+	    SYS_faccessat2, SYS_getdents64, SYS_fcntl };
 	struct stat		 st;
 	const char		*path;
 
@@ -189,6 +191,75 @@ dir_remove(const char *sha)
 	return (SB_OK);
 }
 
+/* A 64-digit lower-case hex name. */
+static int
+sha_name(const char *n)
+{
+	int	i;
+
+	for (i = 0; i < 64; i++) {
+		if (!isdigit((unsigned char)n[i]) && (n[i] < 'a' || n[i] > 'f'))
+			return (0);
+	}
+	return (n[64] == '\0');
+}
+
+/* Regular files of sub older than before: remove them (tmp/) or pass
+ * their names to cb.  -1 when cb asked to stop. */
+static int
+dir_walk(const char *sub, time_t before, int (*cb)(const char *, void *),
+    void *arg, unsigned int *count)
+{
+	struct dirent	*de;
+	struct stat	 st;
+	DIR		*d;
+	int		 fd, rc;
+
+	if ((fd = openat(dir_fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return (0);		/* no such fan-out directory */
+	if ((d = fdopendir(fd)) == NULL) {
+		(void)close(fd);
+		return (0);
+	}
+	rc = 0;
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode) ||
+		    st.st_mtime >= before)
+			continue;
+		if (cb == NULL) {
+			if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+				(*count)++;
+			continue;
+		}
+		if (!sha_name(de->d_name) || strncmp(de->d_name, sub, 2) != 0)
+			continue;
+		(*count)++;
+		rc = cb(de->d_name, arg);
+	}
+	closedir(d);
+	return (rc);
+}
+
+static int
+dir_sweep(time_t before, int (*cb)(const char *, void *), void *arg,
+    unsigned int *tmp_removed)
+{
+	unsigned int	n;
+	char		sub[3];
+	int		i;
+
+	(void)dir_walk("tmp", before, NULL, NULL, tmp_removed);
+	n = 0;
+	for (i = 0; i < 256; i++) {
+		(void)snprintf(sub, sizeof(sub), "%02x", i);
+		if (dir_walk(sub, before, cb, arg, &n) == -1)
+			break;
+	}
+	return ((int)n);
+}
+
 const struct media_store media_store_dir = {
 	.name = "dir",
 	.setup = dir_setup,
@@ -198,4 +269,5 @@ const struct media_store media_store_dir = {
 	.put_abort = dir_put_abort,
 	.open = dir_open,
 	.remove = dir_remove,
+	.sweep = dir_sweep,
 };

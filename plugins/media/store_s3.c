@@ -642,6 +642,14 @@ s3_open(const char *sha, uint64_t *size)
 	return (media_store_dir.open(sha, size));
 }
 
+/* The local spool and cache are the directory backend's. */
+static int
+s3_sweep(time_t before, int (*cb)(const char *, void *), void *arg,
+    unsigned int *tmp_removed)
+{
+	return (media_store_dir.sweep(before, cb, arg, tmp_removed));
+}
+
 const struct media_store media_store_s3 = {
 	.name = "s3",
 	.setup = s3_setup,
@@ -653,4 +661,5 @@ const struct media_store media_store_s3 = {
 	.remove = s3_remove,
 	.fetch = s3_fetch,
 	.ready = s3_ready,
+	.sweep = s3_sweep,
 };
