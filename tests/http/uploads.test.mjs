@@ -17,7 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, assertEnvelope, testPlugin, TEST_PLUGINS, ROOT } from './lib/harness.mjs';
+import { startServer, assertEnvelope, testPlugin, TEST_PLUGINS, ROOT, freshDir } from './lib/harness.mjs';
 import { rawRequest, poll, waitWorkerPids } from './lib/helpers.mjs';
 
 const PARTS = '/api/v1/uploader/parts';
@@ -31,8 +31,9 @@ before(async () => {
     plugins: { ...TEST_PLUGINS, uploader: testPlugin('uploader') } });
   // Everything over 4 KiB goes to a file: JSON, raw and multipart bodies
   // must read the same from there.
+  // The avatar is the media plugin's: it reads the image from the body file.
   small = await startServer({ workers: 1, host: { body_memory_max: '4096' },
-    plugins: { ...TEST_PLUGINS, uploader: testPlugin('uploader') } });
+    plugins: { ...TEST_PLUGINS, uploader: testPlugin('uploader'), media: { dir: freshDir('media') } } });
 });
 after(async () => {
   await srv?.stop();
