@@ -1,0 +1,83 @@
+/*
+ * application/x-www-form-urlencoded bodies (Twilio's webhooks).
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "sms.h"
+
+#define FIELD_MAX	4096
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return (c - '0');
+	if (c >= 'a' && c <= 'f')
+		return (c - 'a' + 10);
+	if (c >= 'A' && c <= 'F')
+		return (c - 'A' + 10);
+	return (-1);
+}
+
+/* Decode [s, e) into out (FIELD_MAX + 1): length, or -1. */
+static int
+decode(const char *s, const char *e, char *out)
+{
+	size_t	n = 0;
+	int	h, l;
+
+	while (s < e) {
+		if (n >= FIELD_MAX)
+			return (-1);
+		if (*s == '%') {
+			if (e - s < 3 || (h = hexval(s[1])) == -1 ||
+			    (l = hexval(s[2])) == -1 || (h == 0 && l == 0))
+				return (-1);
+			out[n++] = (char)(h << 4 | l);
+			s += 3;
+		} else if (*s == '\0')
+			return (-1);
+		else {
+			out[n++] = *s == '+' ? ' ' : *s;
+			s++;
+		}
+	}
+	out[n] = '\0';
+	return ((int)n);
+}
+
+int
+tel_form_parse(const char *body, size_t len, size_t maxpairs, tel_form_cb cb,
+    void *arg)
+{
+	const char	*s, *e, *eq, *end = body + len;
+	char		*name, *value;
+	int		 pairs = 0, rc = 0;
+
+	if ((name = malloc(FIELD_MAX + 1)) == NULL)
+		return (-1);
+	if ((value = malloc(FIELD_MAX + 1)) == NULL) {
+		free(name);
+		return (-1);
+	}
+	for (s = body; s < end && rc == 0; s = e + 1) {
+		for (e = s; e < end && *e != '&'; e++)
+			;
+		if (e == s)
+			continue;
+		for (eq = s; eq < e && *eq != '='; eq++)
+			;
+		if ((size_t)pairs >= maxpairs ||
+		    decode(s, eq, name) <= 0 ||
+		    decode(eq < e ? eq + 1 : e, e, value) < 0 ||
+		    cb(name, value, arg) == -1)
+			rc = -1;
+		else
+			pairs++;
+	}
+	free(name);
+	free(value);
+	return (rc == -1 ? -1 : pairs);
+}

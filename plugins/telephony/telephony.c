@@ -1,0 +1,1615 @@
+/*
+ * The telephony plugin (API.md "Telephony"): the SMS core.  Routes,
+ * the durable send job with routing and failover over the providers of
+ * provider.h, provider webhooks, statistics, privacy hooks and the
+ * customers timeline.  Providers live one per file (twilio.c).
+ */
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <switchboard/plugin.h>
+#include <switchboard/helpers.h>
+#include <switchboard/services/customers.h>
+
+#include "provider.h"
+#include "sms.h"
+
+#define ROOM		"telephony"
+#define SEND_KIND	"telephony.sms_send"
+#define SEND_ATTEMPTS	8
+#define TWIML		"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
+
+static const struct sb_host_api			*api;
+static struct sb_plugin				*self;
+static const struct sb_customers_directory	*dir;
+static const char	*routing;
+static const char	*country;
+static unsigned int	 sms_per_minute;
+
+/* Every provider this build has, in no particular order: routing picks. */
+static const struct tel_provider *const providers[] = { &tel_twilio, NULL };
+
+static void	sms_send(struct sb_req *);
+static void	sms_inbox(struct sb_req *);
+static void	sms_outbox(struct sb_req *);
+static void	sms_get(struct sb_req *);
+static void	sms_statistics(struct sb_req *);
+static void	webhook_twilio(struct sb_req *);
+static void	send_run(struct sb_job *);
+
+static const char *const sms_providers[] = { "twilio", "exotel", "device",
+	NULL };
+
+static const struct sb_field send_body[] = {
+	{ .name = "to", .type = SB_T_STRING, .flags = SB_F_REQUIRED |
+	  SB_F_NONEMPTY, .max_len = 64, .description = "The recipient; "
+	  "normalised to E.164" },
+	{ .name = "body", .type = SB_T_STRING, .flags = SB_F_REQUIRED,
+	  .min_len = 1, .max_len = 1600, .description = "1..1600 characters, "
+	  "at most 10 segments" },
+	{ .name = "provider", .type = SB_T_STRING, .flags = SB_F_NULLABLE,
+	  .choices = sms_providers, .description = "Overrides routing" },
+	{ .name = "sim_card_id", .type = SB_T_INT, .flags = SB_F_NULLABLE |
+	  SB_F_RANGE, .min = 1, .max = INT64_MAX },
+	{ .name = "device_id", .type = SB_T_INT, .flags = SB_F_NULLABLE |
+	  SB_F_RANGE, .min = 1, .max = INT64_MAX },
+	{ .name = "customer_id", .type = SB_T_INT, .flags = SB_F_NULLABLE |
+	  SB_F_RANGE, .min = 1, .max = INT64_MAX },
+	{ .name = "schedule_at", .type = SB_T_STRING, .flags = SB_F_NULLABLE,
+	  .format = "date-time", .description = "Send no earlier than this" },
+	SB_FIELD_END
+};
+
+static const struct sb_route routes[] = {
+	{ .method = "POST", .path = "/api/v1/sms", .permission = "sms.send",
+	  .handler = sms_send, .body = send_body,
+	  .summary = "Send an SMS (202: queued; the send is a durable job)" },
+	{ .method = "GET", .path = "/api/v1/sms/inbox",
+	  .permission = "sms.read", .handler = sms_inbox,
+	  .summary = "Inbound SMS, newest first" },
+	{ .method = "GET", .path = "/api/v1/sms/outbox",
+	  .permission = "sms.read", .handler = sms_outbox,
+	  .summary = "Outbound SMS, newest first" },
+	{ .method = "GET", .path = "/api/v1/sms/statistics",
+	  .permission = "sms.read", .handler = sms_statistics,
+	  .summary = "SMS totals by day, provider and SIM card" },
+	{ .method = "GET", .path = "/api/v1/sms/{id}",
+	  .permission = "sms.read", .handler = sms_get,
+	  .summary = "One SMS with its status events" },
+	{ .method = "POST", .path = "/api/v1/webhooks/twilio/sms",
+	  .flags = SB_ROUTE_PUBLIC, .handler = webhook_twilio,
+	  .body_max = 65536,
+	  .summary = "Twilio inbound SMS and status callbacks "
+	  "(X-Twilio-Signature)" },
+	SB_ROUTE_END
+};
+
+static const struct sb_config_key config_keys[] = {
+	{ "routing", "sms:*=twilio;voice:*=twilio", 0, "Per channel, number "
+	  "prefix to ordered providers: sms:+91=exotel,twilio;sms:*=twilio" },
+	{ "default_country", NULL, 0, "ISO 3166-1 alpha-2 for numbers "
+	  "written without their country code ([host] default_country when "
+	  "unset)" },
+	{ "sms_per_minute", "30", 0, "SMS a user may send, and a number may "
+	  "be sent, per minute (0: no limit)" },
+	{ "public_url", NULL, 0, "The externally visible base URL: Twilio's "
+	  "StatusCallback and the URL its signatures cover" },
+	{ "twilio_account_sid", NULL, 0, "Twilio AccountSid" },
+	{ "twilio_auth_token", NULL, SB_CONF_SECRET, "Twilio AuthToken" },
+	{ "twilio_from", NULL, 0, "The sender number (E.164)" },
+	{ "twilio_messaging_service_sid", NULL, 0, "Used for SMS instead of "
+	  "twilio_from when set" },
+	{ "twilio_api_url", "https://api.twilio.com", 0, "Twilio's REST base "
+	  "URL" },
+	{ "twilio_timeout_ms", "10000", 0, "A send taking longer is "
+	  "`unknown` (never resent)" },
+	SB_CONFIG_END
+};
+
+static const struct sb_job_kind send_kind = {
+	.name = SEND_KIND, .run = send_run, .max_attempts = SEND_ATTEMPTS,
+	.timeout_s = 180, .backoff_s = 1
+};
+
+/* ---- small helpers ---- */
+
+static const struct tel_provider *
+provider_find(const char *name, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; providers[i] != NULL; i++)
+		if (strlen(providers[i]->name) == len &&
+		    strncmp(providers[i]->name, name, len) == 0)
+			return (providers[i]);
+	return (NULL);
+}
+
+static int
+provider_ready(const struct tel_provider *tp, unsigned int chan)
+{
+	const char	*missing;
+
+	return (tp != NULL && (tp->channels & chan) &&
+	    tp->configured(&missing));
+}
+
+/* The providers to try for an SMS to e164, in order (comma list). */
+static int
+candidates(const char *explicit, const char *e164, char *out, size_t len)
+{
+	if (explicit != NULL) {
+		if ((size_t)snprintf(out, len, "%s", explicit) >= len)
+			return (-1);
+		return (0);
+	}
+	return (tel_route_lookup(routing, "sms", e164, out, len));
+}
+
+/* Is any provider of the comma list ready for SMS? */
+static int
+any_ready(const char *list)
+{
+	const char	*s, *e;
+
+	for (s = list; *s != '\0'; s = *e == ',' ? e + 1 : e) {
+		e = s + strcspn(s, ",");
+		if (provider_ready(provider_find(s, (size_t)(e - s)),
+		    TEL_CHAN_SMS))
+			return (1);
+	}
+	return (0);
+}
+
+static char *
+phone_index(const char *e164)
+{
+	return (api->blind_index(self, "phone", e164, strlen(e164)));
+}
+
+static int
+normalise(const char *in, char *out, size_t len)
+{
+	return (api->phone_e164(self, in, country, out, len));
+}
+
+static void
+err_field(struct sb_req *req, int status, const char *field,
+    const char *code, const char *msg)
+{
+	api->respond_error(req, status, "VALIDATION_ERROR", msg,
+	    sb_field_error(field, code, msg));
+}
+
+static void
+err_db(struct sb_req *req)
+{
+	api->respond_error(req, 500, "INTERNAL", "database error", NULL);
+}
+
+static int
+status_rank(const char *s)
+{
+	if (s == NULL)
+		return (-1);
+	if (strcmp(s, "queued") == 0)
+		return (0);
+	if (strcmp(s, "sending") == 0 || strcmp(s, "unknown") == 0)
+		return (1);
+	if (strcmp(s, "sent") == 0)
+		return (2);
+	if (strcmp(s, "delivered") == 0 || strcmp(s, "undelivered") == 0 ||
+	    strcmp(s, "failed") == 0 || strcmp(s, "received") == 0)
+		return (3);
+	return (-1);
+}
+
+/* ---- messages as the API shows them ---- */
+
+#define SMS_COLS "id, direction, to_sealed, from_sealed, body_sealed, " \
+	"provider, provider_message_id, sim_card_id, device_id, customer_id, " \
+	"segments, encoding, status, error_code, error_message, sent_by, " \
+	SB_SQL_TS("created_at") " AS created_at, " \
+	SB_SQL_TS("updated_at") " AS updated_at"
+
+static void
+unseal_into(json_t *row, const char *col, const char *key)
+{
+	const char	*v = sb_jstr(row, col);
+	char		*plain = NULL;
+
+	if (v != NULL)
+		plain = api->unseal(self, v, NULL);
+	json_object_set_new(row, key, plain != NULL ? json_string(plain) :
+	    json_null());
+	if (plain != NULL) {
+		explicit_bzero(plain, strlen(plain));
+		free(plain);
+	}
+	json_object_del(row, col);
+}
+
+/* A row of SMS_COLS (stolen) as the API's message. */
+static json_t *
+sms_json(json_t *row)
+{
+	if (row == NULL)
+		return (NULL);
+	unseal_into(row, "to_sealed", "to");
+	unseal_into(row, "from_sealed", "from");
+	unseal_into(row, "body_sealed", "body");
+	return (row);
+}
+
+/* The message id (with events when asked), or NULL (*dberr says why). */
+static json_t *
+sms_load(const char *id, int events, int *dberr)
+{
+	struct sb_db_res	*r;
+	const char		*params[1] = { id };
+	json_t			*m, *ev;
+
+	*dberr = 0;
+	r = api->db_query(self, "SELECT " SMS_COLS " FROM telephony_sms "
+	    "WHERE id = $1::bigint", 1, params);
+	if (!api->db_ok(r) || api->db_rows(r) != 1) {
+		*dberr = !api->db_ok(r);
+		api->db_free(r);
+		return (NULL);
+	}
+	m = sms_json(api->db_row_json(r, 0));
+	api->db_free(r);
+	if (m == NULL || !events)
+		return (m);
+	ev = sb_db_json(api, self, "SELECT coalesce(json_agg(json_strip_nulls("
+	    "json_build_object('status', status, 'at', " SB_SQL_TS("at")
+	    ", 'detail', detail)) ORDER BY id), '[]')::text FROM "
+	    "telephony_sms_events WHERE sms_id = $1::bigint", 1, params);
+	if (ev == NULL) {
+		json_decref(m);
+		*dberr = 1;
+		return (NULL);
+	}
+	json_object_set_new(m, "events", ev);
+	return (m);
+}
+
+static int
+event_add(int64_t id, const char *status, const char *detail,
+    const char *callback, int *added)
+{
+	struct sb_db_res	*r;
+	const char		*params[4];
+	char			 ids[24];
+	int			 ok;
+
+	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	params[0] = ids;
+	params[1] = status;
+	params[2] = detail;
+	params[3] = callback;
+	r = api->db_query(self, "INSERT INTO telephony_sms_events (sms_id, "
+	    "status, detail, callback) VALUES ($1::bigint, $2, $3, $4) "
+	    "ON CONFLICT DO NOTHING RETURNING id", 4, params);
+	ok = api->db_ok(r);
+	if (added != NULL)
+		*added = ok && api->db_rows(r) == 1;
+	api->db_free(r);
+	return (ok ? 0 : -1);
+}
+
+static void
+publish(const char *name, int64_t id)
+{
+	char	 ids[24];
+	json_t	*m;
+	int	 dberr;
+
+	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	if ((m = sms_load(ids, 0, &dberr)) == NULL)
+		return;
+	/* The room sees no numbers or bodies: clients GET the message. */
+	json_object_del(m, "to");
+	json_object_del(m, "from");
+	json_object_del(m, "body");
+	(void)api->publish_room(self, ROOM, name, 1, m);
+	json_decref(m);
+}
+
+/* ---- POST /api/v1/sms ---- */
+
+static int
+rate_ok(struct sb_req *req, const char *who, const char *index)
+{
+	char		 key[160], ra[16];
+	unsigned int	 retry = 0;
+
+	if (sms_per_minute == 0)
+		return (1);
+	(void)snprintf(key, sizeof(key), "telephony:sms:user:%s", who);
+	if (api->rate_hit(self, key, sms_per_minute, 60, &retry) == 0) {
+		(void)snprintf(key, sizeof(key), "telephony:sms:to:%s", index);
+		if (api->rate_hit(self, key, sms_per_minute, 60, &retry) == 0)
+			return (1);
+	}
+	(void)snprintf(ra, sizeof(ra), "%u", retry > 0 ? retry : 1);
+	api->resp_header(req, "Retry-After", ra);
+	api->respond_error(req, 429, "RATE_LIMITED", "too many SMS; try "
+	    "again later", NULL);
+	return (0);
+}
+
+static void
+sms_send(struct sb_req *req)
+{
+	const struct sb_principal	*who = api->req_principal(req);
+	struct sb_job_opts		 opts;
+	struct sb_db_res		*r;
+	json_t				*b = api->req_json(req), *m, *payload;
+	const char			*to, *body, *explicit, *sched, *params[12];
+	char				 e164[32], list[256], whos[32], cids[24];
+	char				 sims[24], devs[24], sentby[24], ids[24];
+	char				 segs[8], key[64];
+	char				*index = NULL, *to_s = NULL, *body_s = NULL;
+	size_t				 units;
+	int64_t				 cid = 0, id;
+	int				 enc, nseg, dberr;
+	double				 delay = 0;
+
+	to = sb_jstr(b, "to");
+	body = sb_jstr(b, "body");
+	explicit = sb_jstr(b, "provider");
+	sched = sb_jstr(b, "schedule_at");
+	if (normalise(to, e164, sizeof(e164)) != SB_OK) {
+		err_field(req, 422, "to", "INVALID_FORMAT", "not a valid phone "
+		    "number");
+		return;
+	}
+	nseg = tel_segments(body, strlen(body), &enc, &units);
+	if (nseg > TEL_MAX_SEGMENTS || nseg < 0) {
+		err_field(req, 422, "body", "TOO_LONG", "at most 10 SMS "
+		    "segments");
+		return;
+	}
+	if (candidates(explicit, e164, list, sizeof(list)) == -1 ||
+	    !any_ready(list)) {
+		api->respond_error(req, 503, "UNAVAILABLE", "no SMS provider "
+		    "for this number is configured and available", NULL);
+		return;
+	}
+	if ((index = phone_index(e164)) == NULL) {
+		api->respond_error(req, 503, "UNAVAILABLE", "no data key",
+		    NULL);
+		return;
+	}
+	(void)snprintf(whos, sizeof(whos), "%d:%lld", (int)who->kind,
+	    (long long)who->id);
+	if (!rate_ok(req, whos, index))
+		goto done;
+	if (sched != NULL) {
+		params[0] = sched;
+		r = api->db_query(self, "SELECT greatest(0, extract(epoch FROM "
+		    "($1::timestamptz - now())) * 1000)::bigint", 1, params);
+		if (!api->db_ok(r) || api->db_rows(r) != 1) {
+			api->db_free(r);
+			err_field(req, 422, "schedule_at", "INVALID_FORMAT",
+			    "not a time");
+			goto done;
+		}
+		delay = strtod(api->db_value(r, 0, 0), NULL);
+		api->db_free(r);
+	}
+	to_s = api->seal(self, e164, strlen(e164));
+	body_s = api->seal(self, body, strlen(body));
+	if (to_s == NULL || body_s == NULL) {
+		api->respond_error(req, 503, "UNAVAILABLE", "no data key",
+		    NULL);
+		goto done;
+	}
+	if (api->db_begin(self) != SB_OK) {
+		err_db(req);
+		goto done;
+	}
+	if (json_is_integer(json_object_get(b, "customer_id"))) {
+		cid = json_integer_value(json_object_get(b, "customer_id"));
+		if ((m = dir->get(self, cid, &dberr)) == NULL) {
+			api->db_rollback(self);
+			if (dberr)
+				err_db(req);
+			else
+				err_field(req, 422, "customer_id", "NOT_FOUND",
+				    "no such customer");
+			goto done;
+		}
+		json_decref(m);
+	} else if ((cid = dir->find_or_create(self, e164, NULL)) == -1) {
+		api->db_rollback(self);
+		err_db(req);
+		goto done;
+	}
+	(void)snprintf(cids, sizeof(cids), "%lld", (long long)cid);
+	(void)snprintf(segs, sizeof(segs), "%d", nseg);
+	(void)snprintf(sims, sizeof(sims), "%lld",
+	    (long long)sb_jint(b, "sim_card_id"));
+	(void)snprintf(devs, sizeof(devs), "%lld",
+	    (long long)sb_jint(b, "device_id"));
+	(void)snprintf(sentby, sizeof(sentby), "%lld", (long long)who->id);
+	params[0] = to_s;
+	params[1] = index;
+	params[2] = body_s;
+	params[3] = explicit;
+	params[4] = sb_jint(b, "sim_card_id") > 0 ? sims : NULL;
+	params[5] = sb_jint(b, "device_id") > 0 ? devs : NULL;
+	params[6] = cids;
+	params[7] = segs;
+	params[8] = enc == TEL_ENC_GSM7 ? "GSM-7" : "UCS-2";
+	params[9] = who->kind == SB_ACTOR_USER ? sentby : NULL;
+	params[10] = sched;
+	r = api->db_query(self, "INSERT INTO telephony_sms (direction, "
+	    "to_sealed, to_index, body_sealed, provider, sim_card_id, "
+	    "device_id, customer_id, segments, encoding, status, sent_by, "
+	    "schedule_at) VALUES ('outbound', $1, $2, $3, $4, $5::bigint, "
+	    "$6::bigint, $7::bigint, $8::int, $9, 'queued', $10::bigint, "
+	    "$11::timestamptz) RETURNING id", 11, params);
+	if (!api->db_ok(r) || api->db_rows(r) != 1) {
+		api->db_free(r);
+		api->db_rollback(self);
+		err_db(req);
+		goto done;
+	}
+	id = strtoll(api->db_value(r, 0, 0), NULL, 10);
+	api->db_free(r);
+	memset(&opts, 0, sizeof(opts));
+	opts.delay_ms = (int64_t)delay;
+	(void)snprintf(key, sizeof(key), "telephony.sms:%lld", (long long)id);
+	opts.idempotency_key = key;
+	payload = json_pack("{s:I}", "id", (json_int_t)id);
+	if (event_add(id, "queued", NULL, NULL, NULL) == -1 ||
+	    payload == NULL ||
+	    api->job_enqueue(self, SEND_KIND, payload, &opts) == -1 ||
+	    api->db_commit(self) != SB_OK) {
+		json_decref(payload);
+		api->db_rollback(self);
+		err_db(req);
+		goto done;
+	}
+	json_decref(payload);
+	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	publish("telephony.sms.created", id);
+	if ((m = sms_load(ids, 1, &dberr)) == NULL)
+		err_db(req);
+	else
+		api->respond_json(req, 202, m);
+done:
+	explicit_bzero(e164, sizeof(e164));
+	free(index);
+	free(to_s);
+	free(body_s);
+}
+
+/* ---- lists ---- */
+
+static json_t *
+list_map(struct sb_req *req, json_t *row, void *arg)
+{
+	(void)req;
+	(void)arg;
+	return (sms_json(row));
+}
+
+/* "2026-12-07" or an RFC 3339 time: a time filter; else NULL. */
+static int
+looks_like_time(const char *s)
+{
+	return (strlen(s) >= 10 && s[4] == '-' && s[7] == '-' &&
+	    s[0] >= '0' && s[0] <= '9');
+}
+
+static const char *const sms_statuses[] = { "queued", "sending", "sent",
+	"delivered", "undelivered", "failed", "unknown", "received", NULL };
+
+static int
+enum_ok(const char *v, const char *const *choices)
+{
+	for (; *choices != NULL; choices++)
+		if (strcmp(v, *choices) == 0)
+			return (1);
+	return (0);
+}
+
+/*
+ * The filters `from` and `to` take a time (a date or RFC 3339: created
+ * at or after / before) or a phone number (the message's own from/to,
+ * matched by blind index).
+ */
+static int
+filter_fromto(struct sb_req *req, const char *name, const char **time,
+    char **index)
+{
+	const char	*v = api->req_query(req, name);
+	char		 e164[32];
+
+	*time = NULL;
+	*index = NULL;
+	if (v == NULL || *v == '\0')
+		return (0);
+	if (strlen(v) > 64) {
+		err_field(req, 400, name, "TOO_LONG", "at most 64 characters");
+		return (-1);
+	}
+	if (looks_like_time(v)) {
+		*time = v;
+		return (0);
+	}
+	if (normalise(v, e164, sizeof(e164)) != SB_OK) {
+		err_field(req, 400, name, "INVALID_FORMAT", "neither a time "
+		    "nor a phone number");
+		return (-1);
+	}
+	*index = phone_index(e164);
+	explicit_bzero(e164, sizeof(e164));
+	if (*index == NULL) {
+		api->respond_error(req, 503, "UNAVAILABLE", "no data key",
+		    NULL);
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+filter_id(struct sb_req *req, const char *name, const char **out)
+{
+	const char	*v = api->req_query(req, name);
+
+	*out = NULL;
+	if (v == NULL || *v == '\0')
+		return (0);
+	if ((*out = sb_positive_id(v)) == NULL) {
+		err_field(req, 400, name, "INVALID_FORMAT", "not a positive "
+		    "integer");
+		return (-1);
+	}
+	return (0);
+}
+
+static void
+sms_list(struct sb_req *req, const char *direction)
+{
+	struct sb_list		 list;
+	struct sb_db_res	*r;
+	const char		*status, *provider, *sim, *cust, *tfrom, *tto;
+	const char		*params[11];
+	char			*ifrom = NULL, *ito = NULL;
+
+	memset(&list, 0, sizeof(list));
+	list.size = sizeof(list);
+	if (api->list_parse(req, &list, SB_LIST_ID_CURSOR) != SB_OK)
+		return;
+	status = api->req_query(req, "status");
+	provider = api->req_query(req, "provider");
+	if (status != NULL && *status != '\0' && !enum_ok(status,
+	    sms_statuses)) {
+		err_field(req, 400, "status", "INVALID_VALUE", "not an SMS "
+		    "status");
+		return;
+	}
+	if (provider != NULL && *provider != '\0' && !enum_ok(provider,
+	    sms_providers)) {
+		err_field(req, 400, "provider", "INVALID_VALUE", "not a "
+		    "provider");
+		return;
+	}
+	if (filter_id(req, "sim_card_id", &sim) == -1 ||
+	    filter_id(req, "customer_id", &cust) == -1 ||
+	    filter_fromto(req, "from", &tfrom, &ifrom) == -1)
+		return;
+	if (filter_fromto(req, "to", &tto, &ito) == -1) {
+		free(ifrom);
+		return;
+	}
+	params[0] = direction;
+	params[1] = status != NULL && *status != '\0' ? status : NULL;
+	params[2] = provider != NULL && *provider != '\0' ? provider : NULL;
+	params[3] = sim;
+	params[4] = cust;
+	params[5] = tfrom;
+	params[6] = tto;
+	params[7] = ifrom;
+	params[8] = ito;
+	params[9] = list.cursor;
+	params[10] = list.limit_plus_one;
+	r = api->db_query(self, "SELECT " SMS_COLS " FROM telephony_sms "
+	    "WHERE direction = $1 AND ($2::text IS NULL OR status = $2) AND "
+	    "($3::text IS NULL OR provider = $3) AND "
+	    "($4::bigint IS NULL OR sim_card_id = $4::bigint) AND "
+	    "($5::bigint IS NULL OR customer_id = $5::bigint) AND "
+	    "($6::timestamptz IS NULL OR created_at >= $6::timestamptz) AND "
+	    "($7::timestamptz IS NULL OR created_at < $7::timestamptz) AND "
+	    "($8::text IS NULL OR from_index = $8) AND "
+	    "($9::text IS NULL OR to_index = $9) AND "
+	    "($10::bigint IS NULL OR id < $10::bigint) "
+	    "ORDER BY id DESC LIMIT $11::bigint", 11, params);
+	free(ifrom);
+	free(ito);
+	if (!api->db_ok(r) && api->db_sqlstate(r) != NULL &&
+	    strncmp(api->db_sqlstate(r), "22", 2) == 0) {
+		api->db_free(r);
+		err_field(req, 400, tfrom != NULL ? "from" : "to",
+		    "INVALID_FORMAT", "not a time");
+		return;
+	}
+	api->list_respond(req, r, &list, "id", list_map, NULL);
+}
+
+static void
+sms_inbox(struct sb_req *req)
+{
+	sms_list(req, "inbound");
+}
+
+static void
+sms_outbox(struct sb_req *req)
+{
+	sms_list(req, "outbound");
+}
+
+static void
+sms_get(struct sb_req *req)
+{
+	const char	*id = sb_positive_id(api->req_param(req, "id"));
+	json_t		*m;
+	int		 dberr;
+
+	if (id == NULL) {
+		api->respond_error(req, 404, "NOT_FOUND", "no such SMS", NULL);
+		return;
+	}
+	if ((m = sms_load(id, 1, &dberr)) == NULL) {
+		if (dberr)
+			err_db(req);
+		else
+			api->respond_error(req, 404, "NOT_FOUND", "no such SMS",
+			    NULL);
+		return;
+	}
+	api->respond_json(req, 200, m);
+}
+
+/* ---- statistics ---- */
+
+/*
+ * sent: outbound messages a provider accepted (sending, sent, delivered,
+ * undelivered); delivered; failed (failed and undelivered); unknown;
+ * received (inbound); delivery_rate = delivered / sent (0 without sent).
+ */
+#define STAT_COLS \
+	"'sent', count(*) FILTER (WHERE status IN ('sending', 'sent', " \
+	"'delivered', 'undelivered')), " \
+	"'delivered', count(*) FILTER (WHERE status = 'delivered'), " \
+	"'failed', count(*) FILTER (WHERE status IN ('failed', " \
+	"'undelivered')), " \
+	"'unknown', count(*) FILTER (WHERE status = 'unknown'), " \
+	"'queued', count(*) FILTER (WHERE status = 'queued'), " \
+	"'received', count(*) FILTER (WHERE direction = 'inbound'), " \
+	"'delivery_rate', coalesce(round(count(*) FILTER (WHERE status = " \
+	"'delivered')::numeric / nullif(count(*) FILTER (WHERE status IN " \
+	"('sending', 'sent', 'delivered', 'undelivered')), 0), 4), 0)"
+
+static void
+sms_statistics(struct sb_req *req)
+{
+	const char	*from = api->req_query(req, "from");
+	const char	*to = api->req_query(req, "to");
+	const char	*params[2];
+	struct sb_db_res *r;
+	json_t		*out;
+
+	params[0] = from != NULL && *from != '\0' ? from : NULL;
+	params[1] = to != NULL && *to != '\0' ? to : NULL;
+	if ((params[0] != NULL && (strlen(params[0]) > 40 ||
+	    !looks_like_time(params[0]))) || (params[1] != NULL &&
+	    (strlen(params[1]) > 40 || !looks_like_time(params[1])))) {
+		err_field(req, 400, params[0] != NULL &&
+		    !looks_like_time(params[0]) ? "from" : "to",
+		    "INVALID_FORMAT", "a date (YYYY-MM-DD) or RFC 3339 time");
+		return;
+	}
+	/* Validate both bounds before the big query. */
+	r = api->db_query(self, "SELECT $1::timestamptz, $2::timestamptz",
+	    2, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		err_field(req, 400, "from", "INVALID_FORMAT", "a date "
+		    "(YYYY-MM-DD) or RFC 3339 time");
+		return;
+	}
+	api->db_free(r);
+	/* `to` is exclusive when a time, inclusive (the whole day) when a
+	 * date. */
+	out = sb_db_json(api, self, "WITH m AS (SELECT * FROM telephony_sms "
+	    "WHERE ($1::text IS NULL OR created_at >= $1::timestamptz) AND "
+	    "($2::text IS NULL OR created_at < CASE WHEN length($2) = 10 "
+	    "THEN $2::date + 1 ELSE $2::timestamptz END)) "
+	    "SELECT json_build_object("
+	    "'totals', (SELECT json_build_object(" STAT_COLS ") FROM m), "
+	    "'by_day', (SELECT coalesce(json_agg(x ORDER BY x.day), '[]') FROM "
+	    "(SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS "
+	    "day, json_build_object(" STAT_COLS ") AS s FROM m GROUP BY 1) "
+	    "d CROSS JOIN LATERAL (SELECT d.day) y CROSS JOIN LATERAL "
+	    "(SELECT (jsonb_build_object('day', d.day) || d.s::jsonb) AS x) z), "
+	    "'by_provider', (SELECT coalesce(json_agg(x ORDER BY x->>'provider')"
+	    ", '[]') FROM (SELECT jsonb_build_object('provider', provider) || "
+	    "json_build_object(" STAT_COLS ")::jsonb AS x FROM m WHERE "
+	    "provider IS NOT NULL GROUP BY provider) p), "
+	    "'by_sim_card', (SELECT coalesce(json_agg(x ORDER BY "
+	    "(x->>'sim_card_id')::bigint), '[]') FROM (SELECT jsonb_build_object("
+	    "'sim_card_id', sim_card_id) || json_build_object(" STAT_COLS
+	    ")::jsonb AS x FROM m WHERE sim_card_id IS NOT NULL GROUP BY "
+	    "sim_card_id) s))::text", 2, params);
+	if (out == NULL) {
+		err_db(req);
+		return;
+	}
+	api->respond_json(req, 200, out);
+}
+
+/* ---- the send job ---- */
+
+struct sendctx {
+	struct sb_job	*job;
+	int64_t		 id;
+	char		 ids[24];
+	char		 list[256];
+	const char	*next;		/* in list: the next candidate */
+	const char	*provider;	/* being tried */
+	char		*to;
+	char		*body;
+	int		 retry;		/* some provider asked to retry */
+	unsigned int	 retry_after;
+};
+
+static void	send_next(struct sendctx *);
+
+static void
+ctx_free(struct sendctx *c)
+{
+	if (c->to != NULL) {
+		explicit_bzero(c->to, strlen(c->to));
+		free(c->to);
+	}
+	if (c->body != NULL) {
+		explicit_bzero(c->body, strlen(c->body));
+		free(c->body);
+	}
+	free(c);
+}
+
+/* Set the message's status (when it moves forward) with an event. */
+static int
+status_set(int64_t id, const char *ids, const char *status,
+    const char *detail, const char *error_code, const char *error_message)
+{
+	struct sb_db_res	*r;
+	const char		*params[4];
+
+	params[0] = ids;
+	params[1] = status;
+	params[2] = error_code;
+	params[3] = error_message;
+	if (api->db_begin(self) != SB_OK)
+		return (-1);
+	r = api->db_query(self, "UPDATE telephony_sms SET status = $2, "
+	    "error_code = coalesce($3, error_code), error_message = "
+	    "coalesce($4, error_message), inflight = false, updated_at = now() "
+	    "WHERE id = $1::bigint", 4, params);
+	if (!api->db_ok(r) || event_add(id, status, detail, NULL, NULL) == -1 ||
+	    api->db_commit(self) != SB_OK) {
+		api->db_free(r);
+		api->db_rollback(self);
+		return (-1);
+	}
+	api->db_free(r);
+	publish("telephony.sms.status", id);
+	return (0);
+}
+
+static void
+inflight_clear(const char *ids)
+{
+	const char	*params[1] = { ids };
+
+	(void)sb_db_count(api, self, "UPDATE telephony_sms SET inflight = "
+	    "false WHERE id = $1::bigint RETURNING 1", 1, params);
+}
+
+static void
+send_done(struct sb_plugin *p, const struct tel_send_result *res, void *arg)
+{
+	struct sendctx		*c = arg;
+	struct sb_db_res	*r;
+	const char		*params[5];
+	char			*from_s = NULL;
+	const char		*from;
+
+	(void)p;
+	switch (res->outcome) {
+	case TEL_ACCEPTED:
+		from = api->config_get(self, "twilio_from");
+		if (from != NULL && *from != '\0' &&
+		    strcmp(c->provider, "twilio") == 0)
+			from_s = api->seal(self, from, strlen(from));
+		params[0] = c->ids;
+		params[1] = res->status;
+		params[2] = res->provider_message_id;
+		params[3] = from_s;
+		params[4] = NULL;
+		if (api->db_begin(self) != SB_OK)
+			goto dberr;
+		r = api->db_query(self, "UPDATE telephony_sms SET status = $2, "
+		    "provider_message_id = $3, from_sealed = $4, inflight = "
+		    "false, updated_at = now() WHERE id = $1::bigint", 4,
+		    params);
+		if (!api->db_ok(r) || event_add(c->id, res->status, NULL, NULL,
+		    NULL) == -1 || api->db_commit(self) != SB_OK) {
+			api->db_free(r);
+			api->db_rollback(self);
+			free(from_s);
+			goto dberr;
+		}
+		api->db_free(r);
+		free(from_s);
+		publish("telephony.sms.status", c->id);
+		api->job_done(c->job, json_pack("{s:s}", "provider",
+		    c->provider));
+		break;
+	case TEL_REFUSED:
+	case TEL_RETRY:
+		api->log(self, SB_LOG_INFO, "sms %s: %s did not take it (%s)",
+		    c->ids, c->provider, res->detail != NULL ? res->detail :
+		    "refused");
+		inflight_clear(c->ids);
+		if (res->outcome == TEL_RETRY) {
+			c->retry = 1;
+			if (res->retry_after > c->retry_after)
+				c->retry_after = res->retry_after;
+		}
+		send_next(c);
+		return;
+	case TEL_REJECTED:
+		if (status_set(c->id, c->ids, "failed", res->detail,
+		    res->error_code, res->error_message) == -1)
+			goto dberr;
+		api->job_done(c->job, json_pack("{s:s}", "status", "failed"));
+		break;
+	case TEL_AMBIGUOUS:
+		if (status_set(c->id, c->ids, "unknown", res->detail, NULL,
+		    NULL) == -1)
+			goto dberr;
+		api->job_done(c->job, json_pack("{s:s}", "status", "unknown"));
+		break;
+	}
+	ctx_free(c);
+	return;
+dberr:
+	/* The outcome is lost with the database: the message is left
+	 * inflight, and the job's next run marks it unknown. */
+	api->job_retry(c->job, "database error", 0);
+	ctx_free(c);
+}
+
+/* Try the next ready candidate; none left: retry later or fail. */
+static void
+send_next(struct sendctx *c)
+{
+	const struct tel_provider	*tp = NULL;
+	const char			*s, *e, *params[2];
+	struct tel_sms			 m;
+	char				 name[32];
+
+	for (s = c->next; s != NULL && *s != '\0'; s = *e == ',' ? e + 1 : e) {
+		e = s + strcspn(s, ",");
+		if (provider_ready(tp = provider_find(s, (size_t)(e - s)),
+		    TEL_CHAN_SMS)) {
+			c->next = *e == ',' ? e + 1 : e;
+			break;
+		}
+		tp = NULL;
+	}
+	if (tp == NULL) {
+		c->next = NULL;
+		if (api->job_attempt(c->job) >= SEND_ATTEMPTS) {
+			if (status_set(c->id, c->ids, "failed", "no provider "
+			    "took the message", NULL, NULL) == -1)
+				api->job_retry(c->job, "database error", 0);
+			else
+				api->job_done(c->job, NULL);
+		} else
+			api->job_retry(c->job, c->retry ? "provider asked to "
+			    "retry" : "no provider took the message",
+			    c->retry_after);
+		ctx_free(c);
+		return;
+	}
+	c->provider = tp->name;
+	(void)snprintf(name, sizeof(name), "%s", tp->name);
+	params[0] = c->ids;
+	params[1] = name;
+	/* From here the request may leave: a lost worker means unknown. */
+	if (sb_db_count(api, self, "UPDATE telephony_sms SET inflight = true, "
+	    "provider = $2, updated_at = now() WHERE id = $1::bigint AND "
+	    "status = 'queued' AND NOT inflight RETURNING 1", 2, params) != 1) {
+		api->job_retry(c->job, "database error", 0);
+		ctx_free(c);
+		return;
+	}
+	memset(&m, 0, sizeof(m));
+	m.id = c->id;
+	m.to = c->to;
+	m.body = c->body;
+	m.idempotency_key = api->job_key(c->job);
+	if (tp->send_sms(self, &m, send_done, c) != SB_OK) {
+		inflight_clear(c->ids);
+		send_next(c);
+	}
+}
+
+static void
+send_run(struct sb_job *job)
+{
+	struct sb_db_res	*r;
+	struct sendctx		*c;
+	json_int_t		 id = sb_jint(api->job_payload(job), "id");
+	const char		*params[1];
+
+	if (id <= 0) {
+		api->job_fail(job, "payload.id is not an id");
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		api->job_retry(job, "out of memory", 0);
+		return;
+	}
+	c->job = job;
+	c->id = id;
+	(void)snprintf(c->ids, sizeof(c->ids), "%lld", (long long)id);
+	params[0] = c->ids;
+	r = api->db_query(self, "SELECT status, inflight, provider, to_sealed, "
+	    "body_sealed FROM telephony_sms WHERE id = $1::bigint", 1, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		api->job_retry(job, "database error", 0);
+		ctx_free(c);
+		return;
+	}
+	if (api->db_rows(r) != 1 ||
+	    strcmp(api->db_value(r, 0, 0), "queued") != 0) {
+		/* Erased, or already past sending. */
+		api->db_free(r);
+		api->job_done(job, NULL);
+		ctx_free(c);
+		return;
+	}
+	if (strcmp(api->db_value(r, 0, 1), "t") == 0) {
+		api->db_free(r);
+		if (status_set(c->id, c->ids, "unknown", "the send was "
+		    "interrupted after its request may have left", NULL,
+		    NULL) == -1)
+			api->job_retry(job, "database error", 0);
+		else
+			api->job_done(job, json_pack("{s:s}", "status",
+			    "unknown"));
+		ctx_free(c);
+		return;
+	}
+	c->to = api->unseal(self, api->db_value(r, 0, 3), NULL);
+	c->body = api->unseal(self, api->db_value(r, 0, 4), NULL);
+	if (c->to == NULL || c->body == NULL ||
+	    candidates(api->db_isnull(r, 0, 2) ? NULL : api->db_value(r, 0, 2),
+	    c->to, c->list, sizeof(c->list)) == -1) {
+		api->db_free(r);
+		if (status_set(c->id, c->ids, "failed", c->to == NULL ||
+		    c->body == NULL ? "cannot unseal the message" :
+		    "no route for this number", NULL, NULL) == -1)
+			api->job_retry(job, "database error", 0);
+		else
+			api->job_done(job, NULL);
+		ctx_free(c);
+		return;
+	}
+	api->db_free(r);
+	c->next = c->list;
+	send_next(c);
+}
+
+/* ---- webhooks ---- */
+
+static int
+form_put(const char *name, const char *value, void *arg)
+{
+	return (json_object_set_new(arg, name, json_string(value)) == 0 ?
+	    0 : -1);
+}
+
+static void
+twiml(struct sb_req *req)
+{
+	api->respond_raw(req, 200, "text/xml", TWIML, strlen(TWIML));
+}
+
+/* Twilio's MessageStatus as an API status, or NULL to ignore. */
+static const char *
+twilio_status(const char *s)
+{
+	static const char *const map[][2] = {
+		{ "sending", "sending" }, { "sent", "sent" },
+		{ "delivered", "delivered" }, { "read", "delivered" },
+		{ "undelivered", "undelivered" }, { "failed", "failed" },
+		{ "canceled", "failed" }
+	};
+	size_t	i;
+
+	for (i = 0; s != NULL && i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(s, map[i][0]) == 0)
+			return (map[i][1]);
+	return (NULL);
+}
+
+static void
+webhook_status(struct sb_req *req, json_t *f)
+{
+	struct sb_db_res	*r;
+	const char		*sid = sb_jstr(f, "MessageSid");
+	const char		*st = twilio_status(sb_jstr(f, "MessageStatus"));
+	const char		*ec = sb_jstr(f, "ErrorCode");
+	const char		*params[4];
+	char			 cb[64], ids[24], detail[64];
+	int64_t			 id;
+	int			 added = 0, moved = 0;
+
+	if (sid == NULL || st == NULL || strlen(sid) > 64) {
+		twiml(req);
+		return;
+	}
+	if (api->db_begin(self) != SB_OK) {
+		err_db(req);
+		return;
+	}
+	params[0] = sid;
+	r = api->db_query(self, "SELECT id, status FROM telephony_sms WHERE "
+	    "provider = 'twilio' AND provider_message_id = $1 FOR UPDATE",
+	    1, params);
+	if (!api->db_ok(r) || api->db_rows(r) != 1) {
+		/* Not ours (or not yet recorded): nothing to change. */
+		api->db_free(r);
+		api->db_rollback(self);
+		twiml(req);
+		return;
+	}
+	id = strtoll(api->db_value(r, 0, 0), NULL, 10);
+	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	moved = status_rank(st) > status_rank(api->db_value(r, 0, 1));
+	api->db_free(r);
+	(void)snprintf(cb, sizeof(cb), "twilio:%s", st);
+	detail[0] = '\0';
+	if (ec != NULL && *ec != '\0')
+		(void)snprintf(detail, sizeof(detail), "Twilio error %.16s", ec);
+	if (event_add(id, st, detail[0] != '\0' ? detail : (moved ? NULL :
+	    "late: status unchanged"), cb, &added) == -1)
+		goto dberr;
+	if (added && moved) {
+		params[0] = ids;
+		params[1] = st;
+		params[2] = ec != NULL && *ec != '\0' ? ec : NULL;
+		params[3] = sb_jstr(f, "ErrorMessage");
+		r = api->db_query(self, "UPDATE telephony_sms SET status = $2, "
+		    "error_code = coalesce($3, error_code), error_message = "
+		    "coalesce($4, error_message), updated_at = now() WHERE "
+		    "id = $1::bigint", 4, params);
+		if (!api->db_ok(r)) {
+			api->db_free(r);
+			goto dberr;
+		}
+		api->db_free(r);
+	}
+	if (api->db_commit(self) != SB_OK)
+		goto dberr;
+	if (added && moved)
+		publish("telephony.sms.status", id);
+	twiml(req);
+	return;
+dberr:
+	api->db_rollback(self);
+	err_db(req);
+}
+
+static void
+webhook_inbound(struct sb_req *req, json_t *f)
+{
+	struct sb_db_res	*r;
+	const char		*sid = sb_jstr(f, "MessageSid");
+	const char		*body = sb_jstr(f, "Body");
+	const char		*params[10];
+	char			 from[32], to[32], cids[24], segs[8];
+	char			*fs = NULL, *fi = NULL, *ts = NULL, *ti = NULL;
+	char			*bs = NULL;
+	size_t			 units;
+	int64_t			 cid, id = 0;
+	int			 enc, nseg;
+
+	if (sid == NULL || strlen(sid) > 64 || body == NULL ||
+	    sb_jstr(f, "From") == NULL || sb_jstr(f, "To") == NULL ||
+	    normalise(sb_jstr(f, "From"), from, sizeof(from)) != SB_OK ||
+	    normalise(sb_jstr(f, "To"), to, sizeof(to)) != SB_OK) {
+		err_field(req, 422, "From", "INVALID_FORMAT", "an inbound SMS "
+		    "needs MessageSid, From, To and Body");
+		return;
+	}
+	if ((nseg = tel_segments(body, strlen(body), &enc, &units)) < 0)
+		nseg = 0;
+	if (nseg > TEL_MAX_SEGMENTS)
+		nseg = TEL_MAX_SEGMENTS;
+	fs = api->seal(self, from, strlen(from));
+	ts = api->seal(self, to, strlen(to));
+	bs = api->seal(self, body, strlen(body));
+	fi = phone_index(from);
+	ti = phone_index(to);
+	if (fs == NULL || ts == NULL || bs == NULL || fi == NULL ||
+	    ti == NULL) {
+		api->respond_error(req, 503, "UNAVAILABLE", "no data key",
+		    NULL);
+		goto done;
+	}
+	if (api->db_begin(self) != SB_OK) {
+		err_db(req);
+		goto done;
+	}
+	if ((cid = dir->find_or_create(self, from, NULL)) == -1)
+		goto dberr;
+	(void)snprintf(cids, sizeof(cids), "%lld", (long long)cid);
+	(void)snprintf(segs, sizeof(segs), "%d", nseg);
+	params[0] = ts;
+	params[1] = ti;
+	params[2] = fs;
+	params[3] = fi;
+	params[4] = bs;
+	params[5] = sid;
+	params[6] = cids;
+	params[7] = segs;
+	params[8] = enc == TEL_ENC_GSM7 ? "GSM-7" : "UCS-2";
+	r = api->db_query(self, "INSERT INTO telephony_sms (direction, "
+	    "to_sealed, to_index, from_sealed, from_index, body_sealed, "
+	    "provider, provider_message_id, customer_id, segments, encoding, "
+	    "status) VALUES ('inbound', $1, $2, $3, $4, $5, 'twilio', $6, "
+	    "$7::bigint, $8::int, $9, 'received') ON CONFLICT DO NOTHING "
+	    "RETURNING id", 9, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		goto dberr;
+	}
+	if (api->db_rows(r) == 1)
+		id = strtoll(api->db_value(r, 0, 0), NULL, 10);
+	api->db_free(r);
+	if ((id > 0 && event_add(id, "received", NULL, "twilio:received",
+	    NULL) == -1) || api->db_commit(self) != SB_OK)
+		goto dberr;
+	if (id > 0)
+		publish("telephony.sms.created", id);
+	twiml(req);
+	goto done;
+dberr:
+	api->db_rollback(self);
+	err_db(req);
+done:
+	explicit_bzero(from, sizeof(from));
+	explicit_bzero(to, sizeof(to));
+	free(fs);
+	free(fi);
+	free(ts);
+	free(ti);
+	free(bs);
+}
+
+static void
+webhook_twilio(struct sb_req *req)
+{
+	const char	*sig, *host, *pub, *ms, *acct, *mine;
+	const void	*body;
+	char		 url[768];
+	size_t		 len;
+	json_t		*f;
+
+	body = api->req_body(req, &len);
+	sig = api->req_header(req, "x-twilio-signature");
+	if (sig == NULL || *sig == '\0') {
+		api->respond_error(req, 401, "UNAUTHENTICATED", "missing "
+		    "X-Twilio-Signature", NULL);
+		return;
+	}
+	if ((pub = tel_public_url()) != NULL)
+		(void)snprintf(url, sizeof(url), "%s", pub);
+	else {
+		host = api->req_header(req, "host");
+		(void)snprintf(url, sizeof(url), "http://%s%s",
+		    host != NULL ? host : "", api->req_path(req));
+	}
+	if (!tel_twilio_verify(url, body, len, sig)) {
+		api->respond_error(req, 403, "FORBIDDEN", "bad "
+		    "X-Twilio-Signature", NULL);
+		return;
+	}
+	if ((f = json_object()) == NULL) {
+		err_db(req);
+		return;
+	}
+	if (tel_form_parse(body, len, 256, form_put, f) == -1) {
+		json_decref(f);
+		api->respond_error(req, 400, "VALIDATION_ERROR", "not a form "
+		    "body", NULL);
+		return;
+	}
+	acct = sb_jstr(f, "AccountSid");
+	mine = api->config_get(self, "twilio_account_sid");
+	if (acct != NULL && mine != NULL && strcmp(acct, mine) != 0) {
+		/* Signed with our token but for another account: ignore. */
+		json_decref(f);
+		twiml(req);
+		return;
+	}
+	ms = sb_jstr(f, "MessageStatus");
+	if (ms == NULL)
+		ms = sb_jstr(f, "SmsStatus");
+	if (ms != NULL && strcmp(ms, "received") != 0)
+		webhook_status(req, f);
+	else
+		webhook_inbound(req, f);
+	json_decref(f);
+}
+
+/* ---- WebSocket room, timeline, health, stats ---- */
+
+static int
+room_auth(struct sb_plugin *p, const struct sb_principal *who,
+    const char *room)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	int			 ok;
+
+	if (strcmp(room, ROOM) != 0 || who->kind != SB_ACTOR_USER ||
+	    who->role == NULL)
+		return (0);
+	if (strcmp(who->role, "SUPER_ADMIN") == 0)
+		return (1);
+	params[0] = who->role;
+	r = api->db_query(p, "SELECT 1 FROM roles WHERE name = $1 AND "
+	    "'sms.read' = ANY (permissions)", 1, params);
+	ok = api->db_ok(r) && api->db_rows(r) == 1;
+	api->db_free(r);
+	return (ok);
+}
+
+static json_t *
+timeline_items(struct sb_plugin *p, int64_t customer_id, const json_t *before,
+    unsigned int limit)
+{
+	struct sb_db_res	*r;
+	const char		*params[5];
+	char			 cids[24], lim[16], bid[24];
+	const json_t		*b = before;
+	json_t			*out, *row;
+	char			*body;
+	int			 i;
+
+	(void)snprintf(cids, sizeof(cids), "%lld", (long long)customer_id);
+	(void)snprintf(lim, sizeof(lim), "%u", limit);
+	params[0] = cids;
+	params[1] = json_string_value(json_object_get(b, "at"));
+	params[2] = json_string_value(json_object_get(b, "channel"));
+	if (b != NULL)
+		(void)snprintf(bid, sizeof(bid), "%lld",
+		    (long long)json_integer_value(json_object_get(b, "id")));
+	params[3] = b != NULL ? bid : NULL;
+	params[4] = lim;
+	r = api->db_query(p, "SELECT id, direction, status, body_sealed, "
+	    SB_SQL_TS("created_at") " AS at FROM telephony_sms WHERE "
+	    "customer_id = $1::bigint AND ($2::timestamptz IS NULL OR "
+	    "created_at < $2::timestamptz OR (created_at = $2::timestamptz AND "
+	    "('sms' > $3 OR ('sms' = $3 AND id < $4::bigint)))) "
+	    "ORDER BY created_at DESC, id DESC LIMIT $5::int", 5, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		return (NULL);
+	}
+	out = json_array();
+	for (i = 0; i < api->db_rows(r); i++) {
+		body = api->unseal(p, api->db_value(r, i, 3), NULL);
+		if (body != NULL && strlen(body) > 140) {
+			/* Cut at a character boundary. */
+			size_t n = 140;
+
+			while (n > 0 && ((unsigned char)body[n] & 0xC0) == 0x80)
+				n--;
+			body[n] = '\0';
+		}
+		row = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s}",
+		    "channel", "sms", "kind", "message", "id",
+		    (json_int_t)strtoll(api->db_value(r, i, 0), NULL, 10),
+		    "direction", api->db_value(r, i, 1),
+		    "status", api->db_value(r, i, 2),
+		    "summary", body != NULL ? body : "",
+		    "at", api->db_value(r, i, 4));
+		free(body);
+		if (row != NULL)
+			json_array_append_new(out, row);
+	}
+	api->db_free(r);
+	return (out);
+}
+
+static const struct sb_timeline_source timeline = {
+	.size = sizeof(struct sb_timeline_source),
+	.channel = "sms",
+	.items = timeline_items,
+};
+
+static int
+telephony_health(struct sb_plugin *p, json_t *detail)
+{
+	const char	*missing;
+	size_t		 i;
+
+	(void)p;
+	for (i = 0; providers[i] != NULL; i++) {
+		char	key[64];
+
+		(void)snprintf(key, sizeof(key), "telephony.%s",
+		    providers[i]->name);
+		json_object_set_new(detail, key, json_string(
+		    providers[i]->configured(&missing) ? "configured" :
+		    missing));
+	}
+	json_object_set_new(detail, "telephony.webhooks", json_string(
+	    tel_public_url() != NULL ? "configured" : "public_url is not "
+	    "set: no status callbacks"));
+	return (SB_OK);
+}
+
+/* GET /api/v1/stats: counts by provider, status and direction, and the
+ * messages of the last 14 days. */
+static int
+telephony_stats(struct sb_plugin *p, json_t *out)
+{
+	json_t	*j;
+
+	j = sb_db_json(api, p, "SELECT json_build_object("
+	    "'sms', (SELECT coalesce(json_agg(x), '[]') FROM (SELECT "
+	    "coalesce(provider, 'none') AS provider, status, direction, "
+	    "count(*) AS count FROM telephony_sms GROUP BY 1, 2, 3 "
+	    "ORDER BY 1, 2, 3) x), "
+	    "'messages_per_day', (SELECT coalesce(json_agg(json_build_object("
+	    "'day', d, 'count', n) ORDER BY d), '[]') FROM (SELECT "
+	    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS d, "
+	    "count(*) AS n FROM telephony_sms WHERE created_at > now() - "
+	    "interval '14 days' GROUP BY 1) y))::text", 0, NULL);
+	if (j == NULL)
+		return (SB_ERROR);
+	json_object_update(out, j);
+	json_decref(j);
+	return (SB_OK);
+}
+
+/* ---- privacy ---- */
+
+/* The WHERE clause of a subject's messages, with $1. */
+static int
+subject_param(const struct sb_subject *s, char **index, const char **param)
+{
+	*index = NULL;
+	if (s->kind == SB_SUBJECT_CUSTOMER) {
+		*param = s->value;
+		return (0);
+	}
+	if (s->kind == SB_SUBJECT_PHONE) {
+		if ((*index = phone_index(s->value)) == NULL)
+			return (-1);
+		*param = *index;
+		return (1);
+	}
+	return (2);
+}
+
+static json_t *
+telephony_privacy_export(struct sb_plugin *p, const struct sb_subject *s)
+{
+	struct sb_db_res	*r;
+	const char		*param;
+	char			*index;
+	json_t			*out, *arr;
+	int			 k, i;
+
+	if ((k = subject_param(s, &index, &param)) == -1)
+		return (NULL);
+	if (k == 2)
+		return (json_object());
+	r = api->db_query(p, k == 0 ? "SELECT " SMS_COLS " FROM telephony_sms "
+	    "WHERE customer_id = $1::bigint ORDER BY id" :
+	    "SELECT " SMS_COLS " FROM telephony_sms WHERE to_index = $1 OR "
+	    "from_index = $1 ORDER BY id", 1, &param);
+	free(index);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		return (NULL);
+	}
+	arr = json_array();
+	for (i = 0; i < api->db_rows(r); i++)
+		json_array_append_new(arr, sms_json(api->db_row_json(r, i)));
+	api->db_free(r);
+	out = json_object();
+	json_object_set_new(out, "sms", arr);
+	return (out);
+}
+
+static long long
+telephony_privacy_erase(struct sb_plugin *p, const struct sb_subject *s)
+{
+	const char	*param;
+	char		*index;
+	long long	 n;
+	int		 k;
+
+	if ((k = subject_param(s, &index, &param)) == -1)
+		return (-1);
+	if (k == 2)
+		return (0);
+	n = sb_db_count(api, p, k == 0 ? "DELETE FROM telephony_sms WHERE "
+	    "customer_id = $1::bigint RETURNING 1" : "DELETE FROM telephony_sms "
+	    "WHERE to_index = $1 OR from_index = $1 RETURNING 1", 1, &param);
+	free(index);
+	return (n);
+}
+
+/* Key rotation: re-seal the numbers and bodies of up to batch messages. */
+static int
+telephony_rekey(struct sb_plugin *p, json_t *state, unsigned int batch,
+    unsigned int *resealed)
+{
+	struct sb_db_res	*r;
+	const char		*params[5];
+	char			 after[24], lim[16], *out[3];
+	json_int_t		 last = sb_jint(state, "after");
+	int			 i, j, n, rc;
+
+	(void)snprintf(after, sizeof(after), "%lld", (long long)last);
+	(void)snprintf(lim, sizeof(lim), "%u", batch);
+	params[0] = after;
+	params[1] = lim;
+	r = api->db_query(p, "SELECT id, to_sealed, from_sealed, body_sealed "
+	    "FROM telephony_sms WHERE id > $1::bigint ORDER BY id LIMIT "
+	    "$2::int", 2, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		return (-1);
+	}
+	n = api->db_rows(r);
+	for (i = 0; i < n; i++) {
+		int changed = 0;
+
+		for (j = 0; j < 3; j++) {
+			out[j] = NULL;
+			if (api->db_isnull(r, i, j + 1))
+				continue;
+			rc = api->reseal(p, api->db_value(r, i, j + 1), &out[j]);
+			if (rc == 1) {
+				changed = 1;
+				(*resealed)++;
+			}
+		}
+		if (changed) {
+			params[0] = api->db_value(r, i, 0);
+			params[1] = out[0];
+			params[2] = out[1];
+			params[3] = out[2];
+			if (sb_db_count(api, p, "UPDATE telephony_sms SET "
+			    "to_sealed = coalesce($2, to_sealed), from_sealed = "
+			    "coalesce($3, from_sealed), body_sealed = "
+			    "coalesce($4, body_sealed) WHERE id = $1::bigint "
+			    "RETURNING 1", 4, params) == -1) {
+				for (j = 0; j < 3; j++)
+					free(out[j]);
+				api->db_free(r);
+				return (-1);
+			}
+		}
+		for (j = 0; j < 3; j++)
+			free(out[j]);
+		last = strtoll(api->db_value(r, i, 0), NULL, 10);
+	}
+	api->db_free(r);
+	json_object_set_new(state, "after", json_integer(last));
+	return ((unsigned int)n == batch ? 1 : 0);
+}
+
+/* ---- lifecycle ---- */
+
+static int
+telephony_setup(struct sb_plugin *p, const struct sb_host_api *host)
+{
+	char		 err[160];
+	long long	 n;
+	size_t		 i;
+
+	api = host;
+	self = p;
+	if (!SB_API_HAS(api, service_import) || !SB_API_HAS(api, blind_index) ||
+	    !SB_API_HAS(api, phone_e164) || !SB_API_HAS(api, list_respond) ||
+	    !SB_API_HAS(api, req_body) || !SB_API_HAS(api, reseal)) {
+		api->log(p, SB_LOG_ERROR, "this host lacks ABI 1.3");
+		return (SB_ERROR);
+	}
+	if (api->config_declare(p, config_keys) != SB_OK)
+		return (SB_ERROR);
+	routing = api->config_get(p, "routing");
+	if (routing == NULL)
+		routing = "";
+	if (tel_route_parse(routing, err, sizeof(err)) == -1) {
+		api->log(p, SB_LOG_ERROR, "%s", err);
+		return (SB_ERROR);
+	}
+	country = api->config_get(p, "default_country");
+	if (country != NULL && *country == '\0')
+		country = NULL;
+	n = api->config_int(p, "sms_per_minute", 30);
+	if (n < 0 || n > 100000) {
+		api->log(p, SB_LOG_ERROR, "sms_per_minute must be 0..100000");
+		return (SB_ERROR);
+	}
+	sms_per_minute = (unsigned int)n;
+	for (i = 0; providers[i] != NULL; i++)
+		if (providers[i]->configure(p, api) != SB_OK)
+			return (SB_ERROR);
+	if (api->service_import(p, SB_CUSTOMERS_DIRECTORY, 1,
+	    (const struct sb_service **)&dir) != SB_OK ||
+	    api->permission_add(p, "sms.read", "Read SMS, their events and "
+	    "statistics") != SB_OK ||
+	    api->permission_add(p, "sms.send", "Send SMS") != SB_OK ||
+	    api->routes_add(p, routes) != SB_OK ||
+	    api->migrations_add(p, "migrations") != SB_OK ||
+	    api->job_kind_add(p, &send_kind) != SB_OK ||
+	    api->room_add(p, ROOM, room_auth) != SB_OK ||
+	    api->event_declare(p, "telephony.sms.created", "An SMS was "
+	    "queued or received (room telephony; no numbers or body)") !=
+	    SB_OK ||
+	    api->event_declare(p, "telephony.sms.status", "An SMS changed "
+	    "status (room telephony)") != SB_OK)
+		return (SB_ERROR);
+	return (SB_OK);
+}
+
+static int
+telephony_init(struct sb_plugin *p)
+{
+	if (dir->timeline_source_add(p, &timeline) != SB_OK)
+		return (SB_ERROR);
+	return (SB_OK);
+}
+
+static const char *const depends[] = { "io.switchboard.customers", NULL };
+
+SB_PLUGIN(
+	.id = "io.switchboard.telephony",
+	.name = "telephony",
+	.version = "0.1.0",
+	.summary = "SMS (and later voice) through Twilio, with routing and "
+	    "failover over providers",
+	.depends = depends,
+	.setup = telephony_setup,
+	.init = telephony_init,
+	.health = telephony_health,
+	.stats = telephony_stats,
+	.rekey = telephony_rekey,
+	.privacy_export = telephony_privacy_export,
+	.privacy_erase = telephony_privacy_erase,
+)
