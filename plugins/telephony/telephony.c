@@ -718,8 +718,8 @@ sms_statistics(struct sb_req *req)
 		return;
 	}
 	/* Validate both bounds before the big query. */
-	r = api->db_query(self, "SELECT $1::timestamptz, $2::timestamptz",
-	    2, params);
+	r = api->db_query(self, "SELECT $1::text::timestamptz, "
+	    "$2::text::timestamptz", 2, params);
 	if (!api->db_ok(r)) {
 		api->db_free(r);
 		err_field(req, 400, "from", "INVALID_FORMAT", "a date "
@@ -730,16 +730,17 @@ sms_statistics(struct sb_req *req)
 	/* `to` is exclusive when a time, inclusive (the whole day) when a
 	 * date. */
 	out = sb_db_json(api, self, "WITH m AS (SELECT * FROM telephony_sms "
-	    "WHERE ($1::text IS NULL OR created_at >= $1::timestamptz) AND "
-	    "($2::text IS NULL OR created_at < CASE WHEN length($2) = 10 "
-	    "THEN $2::date + 1 ELSE $2::timestamptz END)) "
+	    "WHERE ($1::text IS NULL OR created_at >= $1::text::timestamptz) "
+	    "AND ($2::text IS NULL OR created_at < CASE WHEN length($2::text) "
+	    "= 10 THEN ($2::text::date + 1)::timestamptz ELSE "
+	    "$2::text::timestamptz END)) "
 	    "SELECT json_build_object("
 	    "'totals', (SELECT json_build_object(" STAT_COLS ") FROM m), "
-	    "'by_day', (SELECT coalesce(json_agg(x ORDER BY x.day), '[]') FROM "
-	    "(SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS "
-	    "day, json_build_object(" STAT_COLS ") AS s FROM m GROUP BY 1) "
-	    "d CROSS JOIN LATERAL (SELECT d.day) y CROSS JOIN LATERAL "
-	    "(SELECT (jsonb_build_object('day', d.day) || d.s::jsonb) AS x) z), "
+	    "'by_day', (SELECT coalesce(json_agg(x ORDER BY x->>'day'), '[]') "
+	    "FROM (SELECT jsonb_build_object('day', to_char(created_at AT TIME "
+	    "ZONE 'UTC', 'YYYY-MM-DD')) || json_build_object(" STAT_COLS
+	    ")::jsonb AS x FROM m GROUP BY to_char(created_at AT TIME ZONE "
+	    "'UTC', 'YYYY-MM-DD')) d), "
 	    "'by_provider', (SELECT coalesce(json_agg(x ORDER BY x->>'provider')"
 	    ", '[]') FROM (SELECT jsonb_build_object('provider', provider) || "
 	    "json_build_object(" STAT_COLS ")::jsonb AS x FROM m WHERE "

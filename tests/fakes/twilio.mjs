@@ -45,7 +45,10 @@ export async function postSigned(url, authToken, params, { signUrl = url, signat
       'x-twilio-signature': signature ?? signTwilio(authToken, signUrl, params) },
     body: new URLSearchParams(params).toString(),
   });
-  return { status: res.status, text: await res.text(), headers: res.headers };
+  const text = await res.text();
+  let body = null;
+  try { body = JSON.parse(text); } catch { body = null; }
+  return { status: res.status, text, body, headers: res.headers };
 }
 
 const hex = (n) => randomBytes(n).toString('hex');

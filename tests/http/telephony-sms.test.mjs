@@ -1,0 +1,327 @@
+// The telephony plugin's SMS (API.md "Telephony"), black box against real
+// PostgreSQL and the fake Twilio (tests/fakes/twilio.mjs): send -> queued ->
+// sending -> sent -> delivered through signed status callbacks; bad, missing,
+// replayed and late callbacks changing nothing; inbound SMS creating a
+// customer; 429 and 5xx retried; 21211 failed with its code; a timeout after
+// the request left -> unknown and sent once; routing over an unconfigured
+// provider; validation; statistics over a seeded set; signatures over the
+// request's own URL when public_url is unset.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
+import { startServer, TEST_PLUGINS, assertEnvelope, pgClient, withDb, databaseUrl } from './lib/harness.mjs';
+import { poll } from './lib/helpers.mjs';
+import { startTwilio, postSigned } from '../fakes/twilio.mjs';
+
+const PUBLIC = 'https://switchboard.example.org';
+const HOOK = '/api/v1/webhooks/twilio/sms';
+const FROM = '+15005550001';
+let srv, tw, admin;
+
+const uniqPhone = () => `+1415${String(randomInt(1000000, 9999999))}`;
+
+async function sql(server, text, params = []) {
+  const c = await pgClient(withDb(databaseUrl(), server.database));
+  try { return (await c.query(text, params)).rows; } finally { await c.end(); }
+}
+
+function telephonyConf(fake, extra = {}) {
+  return { twilio_account_sid: fake.accountSid, twilio_auth_token: fake.authToken,
+    twilio_from: FROM, twilio_api_url: fake.url, twilio_timeout_ms: '1500', sms_per_minute: '0',
+    routing: 'sms:+44=exotel,twilio;sms:*=twilio', ...extra };
+}
+
+before(async () => {
+  tw = await startTwilio();
+  srv = await startServer({ host: { breaker_failures: '1000' }, plugins: { ...TEST_PLUGINS,
+    customers: {}, telephony: telephonyConf(tw, { public_url: PUBLIC }) } });
+  admin = await srv.login();
+});
+
+after(async () => {
+  await srv?.stop();
+  await tw?.stop();
+});
+
+const send = (json, token = admin) => srv.request('POST', '/api/v1/sms', { token, json });
+const get = (id, server = srv, token = admin) => server.request('GET', `/api/v1/sms/${id}`, { token });
+async function until(id, pred, server = srv, token = admin) {
+  return poll(async () => {
+    const r = await get(id, server, token);
+    return pred(r.body) ? r.body : null;
+  });
+}
+// The signed callback for a message, delivered to this server behind the "proxy".
+const callback = (sid, status, opts = {}) => tw.callback(sid, status, { target: srv.url + HOOK, ...opts });
+
+async function sentMessage(body) {
+  const to = uniqPhone();
+  const r = await send({ to, body });
+  assert.equal(r.status, 202, r.text);
+  const m = await until(r.body.id, (b) => b.provider_message_id);
+  return { ...m, to };
+}
+
+test('send -> queued -> sending -> sent -> delivered through signed status callbacks', async () => {
+  const to = uniqPhone();
+  const r = await send({ to: `${to.slice(0, 5)} ${to.slice(5)}`, body: 'Hello from Switchboard' });
+  assert.equal(r.status, 202, r.text);
+  assert.equal(r.body.status, 'queued');
+  assert.equal(r.body.direction, 'outbound');
+  assert.equal(r.body.to, to);
+  assert.equal(r.body.segments, 1);
+  assert.equal(r.body.encoding, 'GSM-7');
+  assert.deepEqual(r.body.events.map((e) => e.status), ['queued']);
+  const m = await until(r.body.id, (b) => b.status === 'sending');
+  assert.equal(m.provider, 'twilio');
+  assert.match(m.provider_message_id, /^SM/);
+  assert.equal(m.from, FROM);
+  assert.equal(tw.sends(to, 'Hello from Switchboard'), 1);
+  const sent = tw.messages.get(m.provider_message_id);
+  assert.equal(sent.callback, PUBLIC + HOOK, 'the StatusCallback is built from public_url');
+
+  let c = await callback(m.provider_message_id, 'sent');
+  assert.equal(c.status, 200);
+  assert.match(c.headers.get('content-type'), /text\/xml/);
+  assert.match(c.text, /<Response\/>/);
+  assert.equal((await get(m.id)).body.status, 'sent');
+  c = await callback(m.provider_message_id, 'delivered');
+  assert.equal(c.status, 200);
+  const done = (await get(m.id)).body;
+  assert.equal(done.status, 'delivered');
+  assert.deepEqual(done.events.map((e) => e.status), ['queued', 'sending', 'sent', 'delivered']);
+  for (const e of done.events) assert.match(e.at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+
+  // The same callback again changes nothing.
+  c = await callback(m.provider_message_id, 'delivered');
+  assert.equal(c.status, 200);
+  assert.deepEqual((await get(m.id)).body, done);
+
+  // Nothing in the database holds the number or the body in clear.
+  const rows = await sql(srv, 'SELECT * FROM telephony_sms WHERE id = $1', [m.id]);
+  const dump = JSON.stringify(rows);
+  assert.ok(!dump.includes(to.slice(1)), 'no phone number in clear');
+  assert.ok(!dump.includes('Hello from'), 'no body in clear');
+  assert.ok(!JSON.stringify(await sql(srv, 'SELECT * FROM customers')).includes(to.slice(1)));
+
+  // The outbox lists it, newest first, filtered by status.
+  const ob = await srv.request('GET', '/api/v1/sms/outbox?status=delivered&limit=200', { token: admin });
+  assert.equal(ob.status, 200);
+  assert.ok(ob.body.data.some((x) => x.id === m.id && x.to === to));
+  const byTo = await srv.request('GET', `/api/v1/sms/outbox?to=${encodeURIComponent(to)}`, { token: admin });
+  assert.deepEqual(byTo.body.data.map((x) => x.id), [m.id]);
+});
+
+test('a late sent after delivered is recorded but the status stays', async () => {
+  const m = await sentMessage('late sent');
+  assert.equal((await callback(m.provider_message_id, 'delivered')).status, 200);
+  assert.equal((await callback(m.provider_message_id, 'sent')).status, 200);
+  const b = (await get(m.id)).body;
+  assert.equal(b.status, 'delivered');
+  assert.deepEqual(b.events.map((e) => e.status), ['queued', 'sending', 'delivered', 'sent']);
+});
+
+test('a bad or missing signature is refused and changes nothing', async () => {
+  const m = await sentMessage('bad signatures');
+  const before = (await get(m.id)).body;
+  const params = { AccountSid: tw.accountSid, MessageSid: m.provider_message_id, MessageStatus: 'delivered' };
+  let r = await postSigned(srv.url + HOOK, tw.authToken, params, { signature: 'AAAAAAAAAAAAAAAAAAAAAAAAAAA=' });
+  assertEnvelope(assert, r, 403, 'FORBIDDEN');
+  // Signed over the server's own URL, not the public one it is configured with.
+  r = await postSigned(srv.url + HOOK, tw.authToken, params);
+  assert.equal(r.status, 403);
+  // Signed with another token.
+  r = await postSigned(srv.url + HOOK, 'not-the-token', params, { signUrl: PUBLIC + HOOK });
+  assert.equal(r.status, 403);
+  const res = await fetch(srv.url + HOOK, { method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params).toString() });
+  assert.equal(res.status, 401);
+  assert.deepEqual((await get(m.id)).body, before);
+});
+
+test('an inbound SMS creates the customer and is listed in the inbox once', async () => {
+  const from = uniqPhone();
+  const r = await tw.inbound(srv.url + HOOK, { from, to: FROM, body: 'Hi, call me back 😀', signUrl: PUBLIC + HOOK });
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.text, /<Response\/>/);
+  const again = await tw.inbound(srv.url + HOOK, { from, to: FROM, body: 'Hi, call me back 😀', sid: r.sid,
+    signUrl: PUBLIC + HOOK });
+  assert.equal(again.status, 200);
+  const inbox = await srv.request('GET', `/api/v1/sms/inbox?from=${encodeURIComponent(from)}`, { token: admin });
+  assert.equal(inbox.status, 200);
+  assert.equal(inbox.body.data.length, 1);
+  const m = inbox.body.data[0];
+  assert.equal(m.direction, 'inbound');
+  assert.equal(m.status, 'received');
+  assert.equal(m.from, from);
+  assert.equal(m.body, 'Hi, call me back 😀');
+  assert.equal(m.encoding, 'UCS-2');
+  const cust = await srv.request('GET', `/api/v1/customers?phone=${encodeURIComponent(from)}`, { token: admin });
+  assert.equal(cust.body.data.length, 1);
+  assert.equal(cust.body.data[0].id, m.customer_id);
+  const tl = await srv.request('GET', `/api/v1/customers/${m.customer_id}/timeline`, { token: admin });
+  assert.equal(tl.status, 200, tl.text);
+  assert.deepEqual(tl.body.data.map((x) => [x.channel, x.id, x.direction]), [['sms', m.id, 'inbound']]);
+});
+
+test('429 with Retry-After and 5xx are retried; the message goes out once', async () => {
+  for (const fail of [{ status: 429, retryAfter: 1 }, { status: 503 }]) {
+    const to = uniqPhone();
+    const body = `retry after ${fail.status}`;
+    tw.fail([fail]);
+    const r = await send({ to, body });
+    assert.equal(r.status, 202);
+    const m = await until(r.body.id, (b) => b.status === 'sending');
+    assert.equal(tw.requests.filter((x) => x.To === to).length, 2, 'one refused request, one accepted');
+    assert.equal(tw.sends(to, body), 1);
+    assert.equal(m.provider, 'twilio');
+  }
+});
+
+test('21211 invalid number: failed with the provider code shown, not retried', async () => {
+  const to = uniqPhone();
+  tw.fail([{ status: 400, code: 21211 }]);
+  const r = await send({ to, body: 'to a bad number' });
+  const m = await until(r.body.id, (b) => b.status === 'failed');
+  assert.equal(m.error_code, '21211');
+  assert.match(m.error_message, /not a valid phone number/);
+  assert.deepEqual(m.events.map((e) => e.status), ['queued', 'failed']);
+  assert.equal(tw.requests.filter((x) => x.To === to).length, 1);
+});
+
+test('a timeout after the request left: unknown, and never sent twice', async () => {
+  const to = uniqPhone();
+  tw.fail([{ delayMs: 4000 }]);
+  const r = await send({ to, body: 'slow provider' });
+  const m = await until(r.body.id, (b) => b.status === 'unknown');
+  assert.equal(m.provider_message_id, null);
+  // The fake accepted it in the end: exactly once.
+  await poll(() => tw.sends(to, 'slow provider') === 1);
+  assert.equal(tw.requests.filter((x) => x.To === to).length, 1);
+  const jobs = await sql(srv, "SELECT status FROM jobs WHERE kind = 'telephony.sms_send' AND payload->>'id' = $1",
+    [String(m.id)]);
+  assert.equal(jobs.length, 1);
+  assert.ok(jobs.every((j) => j.status !== 'queued'), 'no send job left to run');
+  assert.equal((await get(m.id)).body.status, 'unknown');
+});
+
+test('routing: a prefix routed to an unconfigured provider fails over to twilio', async () => {
+  const to = `+447700${String(randomInt(100000, 999999))}`;
+  const r = await send({ to, body: 'routed' });
+  assert.equal(r.status, 202, r.text);
+  const m = await until(r.body.id, (b) => b.status === 'sending');
+  assert.equal(m.provider, 'twilio');
+  assert.equal(tw.sends(to, 'routed'), 1);
+  // Asked for explicitly, a provider that is not configured is 503.
+  assertEnvelope(assert, await send({ to, body: 'x', provider: 'exotel' }), 503, 'UNAVAILABLE');
+});
+
+test('validation: numbers, bodies, segments', async () => {
+  let r = await send({ to: 'not a number', body: 'x' });
+  assertEnvelope(assert, r, 422, 'VALIDATION_ERROR');
+  assert.equal(r.body.errors[0].field, 'to');
+  r = await send({ to: uniqPhone(), body: '' });
+  assert.ok(r.status === 400 || r.status === 422);
+  assert.equal(r.body.errors[0].field, 'body');
+  r = await send({ to: uniqPhone(), body: 'a'.repeat(1601) });
+  assert.ok(r.status === 400 || r.status === 422);
+  r = await send({ to: uniqPhone(), body: 'a'.repeat(1531) }); // 11 GSM-7 segments
+  assertEnvelope(assert, r, 422, 'VALIDATION_ERROR');
+  assert.equal(r.body.errors[0].field, 'body');
+  r = await send({ to: uniqPhone(), body: 'é'.repeat(1530) }); // GSM-7 é: 10 segments
+  assert.equal(r.status, 202, r.text);
+  assert.equal(r.body.segments, 10);
+  r = await send({ to: uniqPhone(), body: 'ж'.repeat(671) }); // UCS-2: 11 segments
+  assertEnvelope(assert, r, 422, 'VALIDATION_ERROR');
+  r = await send({ to: uniqPhone(), body: '{'.repeat(80) }); // 160 septets
+  assert.equal(r.body.segments, 1);
+  r = await send({ to: uniqPhone(), body: 'x', provider: 'carrier-pigeon' });
+  assertEnvelope(assert, r, 422, 'VALIDATION_ERROR');
+  assert.equal(r.body.errors[0].field, 'provider');
+  r = await send({ to: uniqPhone(), body: 'x', customer_id: 999999999 });
+  assertEnvelope(assert, r, 422, 'VALIDATION_ERROR');
+  assert.equal(r.body.errors[0].field, 'customer_id');
+  assertEnvelope(assert, await get('abc'), 404, 'NOT_FOUND');
+  assertEnvelope(assert, await get(999999999), 404, 'NOT_FOUND');
+  assertEnvelope(assert, await srv.request('GET', '/api/v1/sms/outbox?status=nope', { token: admin }),
+    400, 'VALIDATION_ERROR');
+  assertEnvelope(assert, await srv.request('POST', '/api/v1/sms', { json: { to: uniqPhone(), body: 'x' } }),
+    401, 'UNAUTHENTICATED');
+});
+
+test('schedule_at delays the send', async () => {
+  const to = uniqPhone();
+  const at = new Date(Date.now() + 3600e3).toISOString();
+  const r = await send({ to, body: 'later', schedule_at: at });
+  assert.equal(r.status, 202);
+  const jobs = await sql(srv, "SELECT run_at > now() + interval '50 minutes' AS later FROM jobs " +
+    "WHERE kind = 'telephony.sms_send' AND payload->>'id' = $1", [String(r.body.id)]);
+  assert.equal(jobs.length, 1);
+  assert.equal(jobs[0].later, true);
+  assert.equal((await get(r.body.id)).body.status, 'queued');
+});
+
+test('statistics over a seeded set match a hand-computed table', async () => {
+  // 2020-03-01: twilio 4 outbound (2 delivered, 1 sent, 1 failed), sim 7: 1 inbound
+  // 2020-03-02: exotel 3 outbound (1 delivered, 1 undelivered, 1 unknown), twilio 1 inbound
+  const seed = [
+    ['2020-03-01T10:00:00Z', 'outbound', 'twilio', 'delivered', null],
+    ['2020-03-01T11:00:00Z', 'outbound', 'twilio', 'delivered', null],
+    ['2020-03-01T12:00:00Z', 'outbound', 'twilio', 'sent', null],
+    ['2020-03-01T13:00:00Z', 'outbound', 'twilio', 'failed', null],
+    ['2020-03-01T14:00:00Z', 'inbound', 'device', 'received', 7],
+    ['2020-03-02T09:00:00Z', 'outbound', 'exotel', 'delivered', null],
+    ['2020-03-02T09:30:00Z', 'outbound', 'exotel', 'undelivered', null],
+    ['2020-03-02T10:00:00Z', 'outbound', 'exotel', 'unknown', null],
+    ['2020-03-02T23:59:00Z', 'inbound', 'twilio', 'received', null],
+    ['2020-03-03T00:00:00Z', 'outbound', 'twilio', 'delivered', null], // outside the range
+  ];
+  for (const [at, dir, prov, st, sim] of seed)
+    await sql(srv, "INSERT INTO telephony_sms (direction, to_sealed, to_index, body_sealed, provider, " +
+      "segments, encoding, status, sim_card_id, created_at) VALUES ($1, 'x', 'x', 'x', $2, 1, 'GSM-7', $3, $4, $5)",
+      [dir, prov, st, sim, at]);
+  const r = await srv.request('GET', '/api/v1/sms/statistics?from=2020-03-01&to=2020-03-02', { token: admin });
+  assert.equal(r.status, 200, r.text);
+  const pick = (o) => ({ sent: o.sent, delivered: o.delivered, failed: o.failed, received: o.received,
+    delivery_rate: o.delivery_rate });
+  // sent = accepted by a provider (sending, sent, delivered, undelivered);
+  // failed = failed or undelivered; delivery_rate = delivered / sent
+  assert.deepEqual(pick(r.body.totals), { sent: 5, delivered: 3, failed: 2, received: 2, delivery_rate: 0.6 });
+  assert.equal(r.body.totals.unknown, 1);
+  assert.deepEqual(r.body.by_day.map((d) => [d.day, pick(d)]), [
+    ['2020-03-01', { sent: 3, delivered: 2, failed: 1, received: 1, delivery_rate: 0.6667 }],
+    ['2020-03-02', { sent: 2, delivered: 1, failed: 1, received: 1, delivery_rate: 0.5 }],
+  ]);
+  assert.deepEqual(r.body.by_provider.map((p) => [p.provider, pick(p)]), [
+    ['device', { sent: 0, delivered: 0, failed: 0, received: 1, delivery_rate: 0 }],
+    ['exotel', { sent: 2, delivered: 1, failed: 1, received: 0, delivery_rate: 0.5 }],
+    ['twilio', { sent: 3, delivered: 2, failed: 1, received: 1, delivery_rate: 0.6667 }],
+  ]);
+  assert.deepEqual(r.body.by_sim_card.map((s) => [s.sim_card_id, pick(s)]), [
+    [7, { sent: 0, delivered: 0, failed: 0, received: 1, delivery_rate: 0 }],
+  ]);
+  assertEnvelope(assert, await srv.request('GET', '/api/v1/sms/statistics?from=yesterday', { token: admin }),
+    400, 'VALIDATION_ERROR');
+});
+
+test('without public_url the signature covers the request URL the server saw', async () => {
+  const tw2 = await startTwilio();
+  const s2 = await startServer({ plugins: { ...TEST_PLUGINS, customers: {}, telephony: telephonyConf(tw2) } });
+  try {
+    const token = await s2.login();
+    const r = await s2.request('POST', '/api/v1/sms', { token, json: { to: uniqPhone(), body: 'no proxy' } });
+    assert.equal(r.status, 202, r.text);
+    const m = await until(r.body.id, (b) => b.status === 'sending', s2, token);
+    assert.equal(tw2.messages.get(m.provider_message_id).callback, null, 'no StatusCallback without public_url');
+    const own = s2.url + HOOK;
+    // Signed over the public URL: refused here.
+    let c = await tw2.callback(m.provider_message_id, 'delivered', { signUrl: PUBLIC + HOOK, target: own });
+    assert.equal(c.status, 403);
+    c = await tw2.callback(m.provider_message_id, 'delivered', { signUrl: own, target: own });
+    assert.equal(c.status, 200);
+    assert.equal((await get(m.id, s2, token)).body.status, 'delivered');
+  } finally {
+    await s2.stop();
+    await tw2.stop();
+  }
+});
