@@ -133,6 +133,8 @@ UNIT_DEPS_test_phone	:= $(B)/obj/phone.o
 UNIT_LIBS_test_phone	:= $(PHONE_LIBS)
 UNIT_DEPS_test_mediaprobe	:= plugins/media/zipcheck.c plugins/media/probe.c
 UNIT_LIBS_test_mediaprobe	:= -lm
+UNIT_DEPS_test_telephony	:= plugins/telephony/segments.c \
+	plugins/telephony/routing.c plugins/telephony/form.c
 
 .SECONDEXPANSION:
 $(B)/tests/test_%: tests/unit/test_%.c $$(UNIT_DEPS_test_$$*) $(wildcard src/*.h) \
