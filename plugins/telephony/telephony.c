@@ -1222,6 +1222,13 @@ webhook_twilio(struct sb_req *req)
 	size_t		 len;
 	json_t		*f;
 
+	mine = api->config_get(self, "twilio_auth_token");
+	if (mine == NULL || *mine == '\0') {
+		/* Nothing can be verified: nothing is read. */
+		api->respond_error(req, 503, "UNAVAILABLE", "Twilio is not "
+		    "configured", NULL);
+		return;
+	}
 	body = api->req_body(req, &len);
 	sig = api->req_header(req, "x-twilio-signature");
 	if (sig == NULL || *sig == '\0') {

@@ -56,7 +56,7 @@ export const TEST_PLUGINS = {
 
 // TEST_PLUGINS plus every product plugin that is built, for the suites
 // that check every route (the authorisation matrix, OpenAPI).
-export const PRODUCT_PLUGINS = ['audit', 'concierge', 'calls', 'notifications', 'customers', 'media'];
+export const PRODUCT_PLUGINS = ['audit', 'concierge', 'calls', 'notifications', 'customers', 'media', 'telephony'];
 export function allPlugins() {
   const out = { ...TEST_PLUGINS };
   for (const name of PRODUCT_PLUGINS)
