@@ -9,8 +9,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { startServer, TEST_PLUGINS, assertEnvelope, pgClient, withDb, databaseUrl } from './lib/harness.mjs';
-import { poll } from './lib/helpers.mjs';
+import { startServer, TEST_PLUGINS, assertEnvelope, pgClient, withDb, databaseUrl, ADMIN_PASSWORD } from './lib/harness.mjs';
+import { poll, createUnprivilegedUser } from './lib/helpers.mjs';
+import { ready } from './lib/wsclient.mjs';
 import { startTwilio, postSigned } from '../fakes/twilio.mjs';
 
 const PUBLIC = 'https://switchboard.example.org';
@@ -306,7 +307,8 @@ test('statistics over a seeded set match a hand-computed table', async () => {
 
 test('without public_url the signature covers the request URL the server saw', async () => {
   const tw2 = await startTwilio();
-  const s2 = await startServer({ plugins: { ...TEST_PLUGINS, customers: {}, telephony: telephonyConf(tw2) } });
+  const s2 = await startServer({ plugins: { ...TEST_PLUGINS, customers: {},
+    telephony: telephonyConf(tw2, { sms_per_minute: '2' }) } });
   try {
     const token = await s2.login();
     const r = await s2.request('POST', '/api/v1/sms', { token, json: { to: uniqPhone(), body: 'no proxy' } });
@@ -320,8 +322,87 @@ test('without public_url the signature covers the request URL the server saw', a
     c = await tw2.callback(m.provider_message_id, 'delivered', { signUrl: own, target: own });
     assert.equal(c.status, 200);
     assert.equal((await get(m.id, s2, token)).body.status, 'delivered');
+
+    // sms_per_minute = 2: per user, and per destination.
+    const to = uniqPhone();
+    const sendAs = (tok, json) => s2.request('POST', '/api/v1/sms', { token: tok, json });
+    assert.equal((await sendAs(token, { to, body: 'budget 1' })).status, 202);
+    const over = await sendAs(token, { to: uniqPhone(), body: 'budget 2' });
+    assertEnvelope(assert, over, 429, 'RATE_LIMITED');
+    assert.ok(Number(over.headers.get('retry-after')) >= 1);
+    const agent = await s2.request('POST', '/api/v1/users', { token, json: { username: 'smsagent',
+      password: 'agent-password-0123456789', name: 'SMS Agent', email: 'smsagent@example.org', role: 'AGENT' } });
+    assert.equal(agent.status, 201, agent.text);
+    const at = await s2.login('smsagent', 'agent-password-0123456789');
+    assert.equal((await sendAs(at, { to: uniqPhone(), body: 'agent 1' })).status, 202, 'AGENT holds sms.send');
+    assert.equal((await sendAs(at, { to, body: 'agent 2' })).status, 202);
+    assertEnvelope(assert, await sendAs(at, { to, body: 'agent 3' }), 429, 'RATE_LIMITED');
   } finally {
     await s2.stop();
     await tw2.stop();
   }
+});
+
+test('the telephony room: holders of sms.read see created and status events, others are refused', async () => {
+  const ws = await ready(srv, admin);
+  try {
+    assert.equal((await ws.subscribe('telephony')).type, 'subscribed');
+    const to = uniqPhone();
+    const r = await send({ to, body: 'watched' });
+    const created = await ws.next((f) => f.type === 'event' && f.event === 'telephony.sms.created' &&
+      JSON.stringify(f).includes(`"id":${r.body.id}`));
+    assert.ok(!JSON.stringify(created).includes(to.slice(2)), 'no number in the event');
+    await ws.next((f) => f.type === 'event' && f.event === 'telephony.sms.status' &&
+      JSON.stringify(f).includes(`"id":${r.body.id}`) && JSON.stringify(f).includes('"sending"'));
+  } finally { ws.close(); }
+  await createUnprivilegedUser(srv, 'nosms');
+  const other = await ready(srv, await srv.login('nosms', ADMIN_PASSWORD));
+  try {
+    assert.equal((await other.subscribe('telephony')).type, 'error');
+    assertEnvelope(assert, await srv.request('GET', '/api/v1/sms/outbox', { token: await srv.login('nosms', ADMIN_PASSWORD) }),
+      403, 'FORBIDDEN');
+  } finally { other.close(); }
+});
+
+test('Twilio refusing connections: the send is retried and goes out once when it is back', async () => {
+  const to = uniqPhone();
+  await tw.stop();
+  let id;
+  try {
+    const r = await send({ to, body: 'while down' });
+    assert.equal(r.status, 202);
+    id = r.body.id;
+    await poll(async () => (await sql(srv, "SELECT attempts FROM jobs WHERE kind = 'telephony.sms_send' " +
+      "AND payload->>'id' = $1 AND attempts >= 2", [String(id)])).length === 1);
+    assert.equal((await get(id)).body.status, 'queued');
+  } finally { await tw.start(); }
+  const m = await until(id, (b) => b.status === 'sending');
+  assert.equal(m.provider, 'twilio');
+  assert.equal(tw.sends(to, 'while down'), 1);
+});
+
+test('privacy: export and erase by phone number and by customer', async () => {
+  const m = await sentMessage('private');
+  let r = await srv.request('GET', `/api/v1/privacy/export?phone=${encodeURIComponent(m.to)}`, { token: admin });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.body.telephony.sms.map((x) => [x.id, x.to, x.body]), [[m.id, m.to, 'private']]);
+  r = await srv.request('GET', `/api/v1/privacy/export?customer_id=${m.customer_id}`, { token: admin });
+  assert.deepEqual(r.body.telephony.sms.map((x) => x.id), [m.id]);
+  r = await srv.request('POST', '/api/v1/privacy/delete', { token: admin, json: { phone: m.to } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.deleted.telephony, 1);
+  assertEnvelope(assert, await get(m.id), 404, 'NOT_FOUND');
+  const m2 = await sentMessage('by customer');
+  r = await srv.request('POST', '/api/v1/privacy/delete', { token: admin, json: { customer_id: m2.customer_id } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.deleted.telephony, 1);
+  assertEnvelope(assert, await get(m2.id), 404, 'NOT_FOUND');
+});
+
+test('/readyz names what is configured and what is not', async () => {
+  const r = await srv.request('GET', '/readyz');
+  assert.equal(r.status, 200, r.text);
+  const c = JSON.stringify(r.body.checks['plugin:telephony']);
+  assert.match(c, /"telephony.twilio":"configured"/);
+  assert.match(c, /"telephony.webhooks":"configured"/);
 });
