@@ -48,7 +48,7 @@ struct tel_sms {
 	int64_t			 id;
 	const char		*to;		/* E.164 */
 	const char		*body;
-	const char		*idempotency_key;
+	const char		*idempotency_key;	/* for providers that take one */
 };
 
 struct tel_provider {

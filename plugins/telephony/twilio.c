@@ -218,7 +218,7 @@ static int
 twilio_send_sms(struct sb_plugin *p, const struct tel_sms *m, tel_send_cb cb,
     void *arg)
 {
-	struct sb_http_header	 h[3];
+	struct sb_http_header	 h[2];
 	struct sb_http_request	 r;
 	struct send		*s;
 	char			 url[640], *body = NULL;
@@ -246,13 +246,11 @@ twilio_send_sms(struct sb_plugin *p, const struct tel_sms *m, tel_send_cb cb,
 	h[0].value = auth;
 	h[1].name = "Content-Type";
 	h[1].value = "application/x-www-form-urlencoded";
-	h[2].name = "I-Twilio-Idempotency-Token";
-	h[2].value = m->idempotency_key;
 	memset(&r, 0, sizeof(r));
 	r.method = "POST";
 	r.url = url;
 	r.headers = h;
-	r.nheaders = m->idempotency_key != NULL ? 3 : 2;
+	r.nheaders = 2;	/* Messages.json has no idempotency key */
 	r.body = body;
 	r.body_len = len;
 	r.timeout_ms = timeout_ms;
