@@ -39,6 +39,8 @@ static void	sms_get(struct sb_req *);
 static void	sms_statistics(struct sb_req *);
 static void	webhook_twilio(struct sb_req *);
 static void	send_run(struct sb_job *);
+static int	sid_lock(const char *, const char *);
+static int	pending_apply(int64_t, const char *, const char *, int *);
 
 static const char *const sms_providers[] = { "twilio", "exotel", "device",
 	NULL };
@@ -834,6 +836,7 @@ send_done(struct sb_plugin *p, const struct tel_send_result *res, void *arg)
 	const char		*params[5];
 	char			*from_s = NULL;
 	const char		*from;
+	int			 changed = 0;
 
 	(void)p;
 	switch (res->outcome) {
@@ -849,12 +852,19 @@ send_done(struct sb_plugin *p, const struct tel_send_result *res, void *arg)
 		params[4] = NULL;
 		if (api->db_begin(self) != SB_OK)
 			goto dberr;
+		if (sid_lock(c->provider, res->provider_message_id) == -1) {
+			api->db_rollback(self);
+			free(from_s);
+			goto dberr;
+		}
 		r = api->db_query(self, "UPDATE telephony_sms SET status = $2, "
 		    "provider_message_id = $3, from_sealed = $4, inflight = "
 		    "false, updated_at = now() WHERE id = $1::bigint", 4,
 		    params);
 		if (!api->db_ok(r) || event_add(c->id, res->status, NULL, NULL,
-		    NULL) == -1 || api->db_commit(self) != SB_OK) {
+		    NULL) == -1 || pending_apply(c->id, c->provider,
+		    res->provider_message_id, &changed) == -1 ||
+		    api->db_commit(self) != SB_OK) {
 			api->db_free(r);
 			api->db_rollback(self);
 			free(from_s);
@@ -1058,6 +1068,104 @@ twilio_status(const char *s)
 	return (NULL);
 }
 
+/*
+ * A provider's status report for message id, inside the caller's
+ * transaction: recorded as an event once per message and status (a
+ * replay adds nothing), and the status moved only forward.  *changed: the
+ * status moved.  0, or -1 on a database error.
+ */
+static int
+callback_apply(int64_t id, const char *provider, const char *st,
+    const char *ec, const char *em, int *changed)
+{
+	struct sb_db_res	*r;
+	const char		*params[4];
+	char			 cb[64], ids[24], detail[64];
+	int			 added = 0, moved;
+
+	*changed = 0;
+	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	params[0] = ids;
+	r = api->db_query(self, "SELECT status FROM telephony_sms WHERE "
+	    "id = $1::bigint FOR UPDATE", 1, params);
+	if (!api->db_ok(r) || api->db_rows(r) != 1) {
+		api->db_free(r);
+		return (-1);
+	}
+	moved = status_rank(st) > status_rank(api->db_value(r, 0, 0));
+	api->db_free(r);
+	(void)snprintf(cb, sizeof(cb), "%s:%s", provider, st);
+	detail[0] = '\0';
+	if (ec != NULL && *ec != '\0')
+		(void)snprintf(detail, sizeof(detail), "%s error %.16s",
+		    provider, ec);
+	if (event_add(id, st, detail[0] != '\0' ? detail : (moved ? NULL :
+	    "late: status unchanged"), cb, &added) == -1)
+		return (-1);
+	if (!added || !moved)
+		return (0);
+	params[1] = st;
+	params[2] = ec != NULL && *ec != '\0' ? ec : NULL;
+	params[3] = em != NULL && *em != '\0' ? em : NULL;
+	r = api->db_query(self, "UPDATE telephony_sms SET status = $2, "
+	    "error_code = coalesce($3, error_code), error_message = "
+	    "coalesce($4, error_message), updated_at = now() WHERE "
+	    "id = $1::bigint", 4, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		return (-1);
+	}
+	api->db_free(r);
+	*changed = 1;
+	return (0);
+}
+
+/*
+ * Serialises a provider message id's callbacks with the send job that
+ * records it (inside a transaction): a callback that arrives before the
+ * job has stored the id is kept in telephony_sms_pending and applied by
+ * the job, under the same lock.
+ */
+static int
+sid_lock(const char *provider, const char *sid)
+{
+	const char	*params[2] = { provider, sid };
+
+	return (sb_db_count(api, self, "SELECT pg_advisory_xact_lock("
+	    "hashtext('telephony.sms:' || $1 || ':' || $2))", 2, params) == 1 ?
+	    0 : -1);
+}
+
+/* The callbacks that came before the job recorded sid: applied now. */
+static int
+pending_apply(int64_t id, const char *provider, const char *sid,
+    int *changed)
+{
+	struct sb_db_res	*r;
+	const char		*params[2] = { provider, sid };
+	int			 i, c;
+
+	r = api->db_query(self, "DELETE FROM telephony_sms_pending WHERE "
+	    "provider = $1 AND provider_message_id = $2 RETURNING status, "
+	    "error_code, error_message, id", 2, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		return (-1);
+	}
+	for (i = 0; i < api->db_rows(r); i++) {
+		if (callback_apply(id, provider, api->db_value(r, i, 0),
+		    api->db_isnull(r, i, 1) ? NULL : api->db_value(r, i, 1),
+		    api->db_isnull(r, i, 2) ? NULL : api->db_value(r, i, 2),
+		    &c) == -1) {
+			api->db_free(r);
+			return (-1);
+		}
+		*changed |= c;
+	}
+	api->db_free(r);
+	return (0);
+}
+
 static void
 webhook_status(struct sb_req *req, json_t *f)
 {
@@ -1065,59 +1173,55 @@ webhook_status(struct sb_req *req, json_t *f)
 	const char		*sid = sb_jstr(f, "MessageSid");
 	const char		*st = twilio_status(sb_jstr(f, "MessageStatus"));
 	const char		*ec = sb_jstr(f, "ErrorCode");
-	const char		*params[4];
-	char			 cb[64], ids[24], detail[64];
+	const char		*em = sb_jstr(f, "ErrorMessage");
+	const char		*params[5];
 	int64_t			 id;
-	int			 added = 0, moved = 0;
+	int			 changed = 0;
 
 	if (sid == NULL || st == NULL || strlen(sid) > 64) {
 		twiml(req);
 		return;
 	}
+	if (ec != NULL && strlen(ec) > 16)
+		ec = NULL;
+	if (em != NULL && strlen(em) > 512)
+		em = NULL;
 	if (api->db_begin(self) != SB_OK) {
 		err_db(req);
 		return;
 	}
+	if (sid_lock("twilio", sid) == -1)
+		goto dberr;
 	params[0] = sid;
-	r = api->db_query(self, "SELECT id, status FROM telephony_sms WHERE "
-	    "provider = 'twilio' AND provider_message_id = $1 FOR UPDATE",
-	    1, params);
-	if (!api->db_ok(r) || api->db_rows(r) != 1) {
-		/* Not ours (or not yet recorded): nothing to change. */
+	r = api->db_query(self, "SELECT id FROM telephony_sms WHERE "
+	    "provider = 'twilio' AND provider_message_id = $1", 1, params);
+	if (!api->db_ok(r)) {
 		api->db_free(r);
-		api->db_rollback(self);
+		goto dberr;
+	}
+	if (api->db_rows(r) != 1) {
+		/* Before the send job recorded the sid: kept for it. */
+		api->db_free(r);
+		params[0] = "twilio";
+		params[1] = sid;
+		params[2] = st;
+		params[3] = ec != NULL && *ec != '\0' ? ec : NULL;
+		params[4] = em;
+		if (sb_db_count(api, self, "INSERT INTO telephony_sms_pending "
+		    "(provider, provider_message_id, status, error_code, "
+		    "error_message) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO "
+		    "NOTHING RETURNING 1", 5, params) == -1 ||
+		    api->db_commit(self) != SB_OK)
+			goto dberr;
 		twiml(req);
 		return;
 	}
 	id = strtoll(api->db_value(r, 0, 0), NULL, 10);
-	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	moved = status_rank(st) > status_rank(api->db_value(r, 0, 1));
 	api->db_free(r);
-	(void)snprintf(cb, sizeof(cb), "twilio:%s", st);
-	detail[0] = '\0';
-	if (ec != NULL && *ec != '\0')
-		(void)snprintf(detail, sizeof(detail), "Twilio error %.16s", ec);
-	if (event_add(id, st, detail[0] != '\0' ? detail : (moved ? NULL :
-	    "late: status unchanged"), cb, &added) == -1)
+	if (callback_apply(id, "twilio", st, ec, em, &changed) == -1 ||
+	    api->db_commit(self) != SB_OK)
 		goto dberr;
-	if (added && moved) {
-		params[0] = ids;
-		params[1] = st;
-		params[2] = ec != NULL && *ec != '\0' ? ec : NULL;
-		params[3] = sb_jstr(f, "ErrorMessage");
-		r = api->db_query(self, "UPDATE telephony_sms SET status = $2, "
-		    "error_code = coalesce($3, error_code), error_message = "
-		    "coalesce($4, error_message), updated_at = now() WHERE "
-		    "id = $1::bigint", 4, params);
-		if (!api->db_ok(r)) {
-			api->db_free(r);
-			goto dberr;
-		}
-		api->db_free(r);
-	}
-	if (api->db_commit(self) != SB_OK)
-		goto dberr;
-	if (added && moved)
+	if (changed)
 		publish("telephony.sms.status", id);
 	twiml(req);
 	return;
@@ -1125,6 +1229,25 @@ dberr:
 	api->db_rollback(self);
 	err_db(req);
 }
+
+/* Retention: callbacks for messages never recorded (not ours). */
+static long long
+pending_purge(struct sb_plugin *p, const char *cutoff)
+{
+	const char	*params[1] = { cutoff };
+
+	return (sb_db_count(api, p, "DELETE FROM telephony_sms_pending WHERE "
+	    "received_at < $1::timestamptz RETURNING 1", 1, params));
+}
+
+static const struct sb_retention pending_retention = {
+	.size = sizeof(struct sb_retention),
+	.name = "pending_callbacks",
+	.default_days = 2,
+	.description = "Provider status callbacks for message ids the plugin "
+	    "never recorded",
+	.purge = pending_purge,
+};
 
 static void
 webhook_inbound(struct sb_req *req, json_t *f)
@@ -1587,6 +1710,7 @@ telephony_setup(struct sb_plugin *p, const struct sb_host_api *host)
 	    api->migrations_add(p, "migrations") != SB_OK ||
 	    api->job_kind_add(p, &send_kind) != SB_OK ||
 	    api->room_add(p, ROOM, room_auth) != SB_OK ||
+	    api->retention_add(p, &pending_retention) != SB_OK ||
 	    api->event_declare(p, "telephony.sms.created", "An SMS was "
 	    "queued or received (room telephony; no numbers or body)") !=
 	    SB_OK ||

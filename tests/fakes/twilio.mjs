@@ -4,7 +4,10 @@
 //   const tw = await startTwilio();             // tw.url, tw.accountSid, tw.authToken
 //   ... point the plugin at twilio_api_url = tw.url ...
 //   tw.fail([{ status: 429, retryAfter: 1 }, { status: 500 }, { status: 400, code: 21211 },
-//            { delayMs: 3000 }])            // the next sends answer so, in order
+//            { delayMs: 3000 }, { callbackFirst: 'sent' }])  // the next sends answer so, in
+//                                           // order (callbackFirst: the status callback is
+//                                           // delivered, to tw.callbackTarget when set,
+//                                           // before the 201)
 //   tw.sends('+15005550006', 'hello')          // how many messages Twilio accepted (201)
 //   tw.requests                                 // every create request seen (form fields)
 //   tw.messages.get(sid)                        // accepted messages {sid, to, body, callback}
@@ -125,6 +128,8 @@ function handle(tw, req, res) {
     const msg = { sid, to: form.To, from: form.From ?? null, body: form.Body, callback: form.StatusCallback ?? null };
     tw.messages.set(sid, msg);
     tw.counts.set(`${form.To}\n${form.Body}`, tw.sends(form.To, form.Body) + 1);
+    // Twilio may call back before its answer to the create is handled.
+    if (f.callbackFirst) await tw.callback(sid, f.callbackFirst, { target: tw.callbackTarget });
     res.writeHead(201, { 'content-type': 'application/json' });
     res.end(JSON.stringify({
       account_sid: tw.accountSid, api_version: '2010-04-01', body: form.Body, date_created: now,

@@ -122,6 +122,19 @@ test('a late sent after delivered is recorded but the status stays', async () =>
   assert.deepEqual(b.events.map((e) => e.status), ['queued', 'sending', 'delivered', 'sent']);
 });
 
+test('a status callback that comes before the answer to the send is applied when the sid is recorded', async () => {
+  const to = uniqPhone();
+  tw.callbackTarget = srv.url + HOOK;
+  tw.fail([{ callbackFirst: 'sent' }]);
+  const r = await send({ to, body: 'early callback' });
+  assert.equal(r.status, 202);
+  const m = await until(r.body.id, (b) => b.status === 'sent');
+  assert.deepEqual(m.events.map((e) => e.status), ['queued', 'sending', 'sent']);
+  assert.equal((await sql(srv, 'SELECT count(*)::int AS n FROM telephony_sms_pending'))[0].n, 0);
+  assert.equal((await callback(m.provider_message_id, 'sent')).status, 200);
+  assert.deepEqual((await get(m.id)).body.events.map((e) => e.status), ['queued', 'sending', 'sent']);
+});
+
 test('a bad or missing signature is refused and changes nothing', async () => {
   const m = await sentMessage('bad signatures');
   const before = (await get(m.id)).body;
