@@ -419,3 +419,15 @@ test('/readyz names what is configured and what is not', async () => {
   assert.match(c, /"telephony.twilio":"configured"/);
   assert.match(c, /"telephony.webhooks":"configured"/);
 });
+
+test('GET /api/v1/stats has the counts by provider, status and direction', async () => {
+  const r = await srv.request('GET', '/api/v1/stats', { token: admin });
+  assert.equal(r.status, 200, r.text);
+  const tel = r.body.plugins.find((x) => x.stats && Array.isArray(x.stats.sms));
+  assert.ok(tel, JSON.stringify(r.body.plugins));
+  const rows = await sql(srv, "SELECT coalesce(provider, 'none') AS provider, status, direction, " +
+    'count(*)::int AS count FROM telephony_sms GROUP BY 1, 2, 3 ORDER BY 1, 2, 3');
+  assert.deepEqual(tel.stats.sms, rows);
+  assert.ok(rows.some((x) => x.provider === 'twilio' && x.status === 'delivered' && x.direction === 'outbound'));
+  assert.ok(tel.stats.messages_per_day.length >= 1);
+});
