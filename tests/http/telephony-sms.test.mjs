@@ -104,6 +104,8 @@ test('send -> queued -> sending -> sent -> delivered through signed status callb
   assert.ok(!dump.includes(to.slice(1)), 'no phone number in clear');
   assert.ok(!dump.includes('Hello from'), 'no body in clear');
   assert.ok(!JSON.stringify(await sql(srv, 'SELECT * FROM customers')).includes(to.slice(1)));
+  assert.ok(!JSON.stringify(await sql(srv, 'SELECT * FROM jobs')).includes(to.slice(1)), 'nor in a job');
+  assert.ok(!srv.output.includes(to.slice(2)), 'nor in the logs');
 
   // The outbox lists it, newest first, filtered by status.
   const ob = await srv.request('GET', '/api/v1/sms/outbox?status=delivered&limit=200', { token: admin });
@@ -176,6 +178,9 @@ test('an inbound SMS creates the customer and is listed in the inbox once', asyn
   const tl = await srv.request('GET', `/api/v1/customers/${m.customer_id}/timeline`, { token: admin });
   assert.equal(tl.status, 200, tl.text);
   assert.deepEqual(tl.body.data.map((x) => [x.channel, x.id, x.direction]), [['sms', m.id, 'inbound']]);
+  assert.equal(tl.body.data[0].summary, 'Hi, call me back 😀');
+  assert.ok(!srv.output.includes(from.slice(2)), 'no number in the logs');
+  assert.ok(!JSON.stringify(await sql(srv, 'SELECT * FROM telephony_sms')).includes(from.slice(2)));
 });
 
 test('429 with Retry-After and 5xx are retried; the message goes out once', async () => {
