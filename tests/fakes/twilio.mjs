@@ -8,6 +8,7 @@
 //                                           // order (callbackFirst: the status callback is
 //                                           // delivered, to tw.callbackTarget when set,
 //                                           // before the 201)
+//   tw.delayAll = 30                            // every send answers that many ms late
 //   tw.sends('+15005550006', 'hello')          // how many messages Twilio accepted (201)
 //   tw.requests                                 // every create request seen (form fields)
 //   tw.messages.get(sid)                        // accepted messages {sid, to, body, callback}
@@ -117,7 +118,8 @@ function handle(tw, req, res) {
       return twilioError(res, 400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required.");
     if (!form.Body) return twilioError(res, 400, 21602, 'Message body is required.');
     const f = tw.failures.shift() ?? {};
-    if (f.delayMs) await new Promise((r) => setTimeout(r, f.delayMs));
+    const delay = f.delayMs ?? tw.delayAll ?? 0;
+    if (delay) await new Promise((r) => setTimeout(r, delay));
     if (f.status === 429)
       return twilioError(res, 429, 20429, 'Too Many Requests', f.retryAfter ? { 'retry-after': String(f.retryAfter) } : {});
     if (f.status >= 500) return twilioError(res, f.status, 20500, 'Internal Server Error');

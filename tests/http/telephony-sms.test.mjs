@@ -8,7 +8,7 @@
 // request's own URL when public_url is unset.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
+import { randomInt, randomBytes } from 'node:crypto';
 import { startServer, TEST_PLUGINS, assertEnvelope, pgClient, withDb, databaseUrl, ADMIN_PASSWORD } from './lib/harness.mjs';
 import { poll, createUnprivilegedUser } from './lib/helpers.mjs';
 import { ready } from './lib/wsclient.mjs';
@@ -435,4 +435,52 @@ test('GET /api/v1/stats has the counts by provider, status and direction', async
   assert.deepEqual(tel.stats.sms, rows);
   assert.ok(rows.some((x) => x.provider === 'twilio' && x.status === 'delivered' && x.direction === 'outbound'));
   assert.ok(tel.stats.messages_per_day.length >= 1);
+});
+
+// Last: it kills a worker of the shared server.
+test('kill -9 a worker during a burst: no message sent twice, none left queued', async (t) => {
+  const N = 120;
+  const tag = randomBytes(3).toString('hex');
+  const msgs = [];
+  tw.delayAll = 40;
+  try {
+    for (let i = 0; i < N; i++) {
+      const to = uniqPhone();
+      const body = `burst ${tag} ${i}`;
+      const r = await send({ to, body });
+      assert.equal(r.status, 202, r.text);
+      msgs.push({ id: r.body.id, to, body });
+    }
+    // A worker with a send in flight.
+    let locked;
+    await poll(async () => {
+      const rows = await sql(srv, "SELECT locked_by FROM jobs WHERE kind = 'telephony.sms_send' " +
+        "AND status = 'running' AND locked_by IS NOT NULL LIMIT 1");
+      locked = rows[0]?.locked_by;
+      return locked !== undefined;
+    }, { interval: 5 });
+    process.kill(Number(locked.split(':').pop()), 'SIGKILL');
+    // Its leases run out now rather than after timeout_s.
+    await sql(srv, "UPDATE jobs SET lease_until = now() WHERE status = 'running' AND locked_by = $1", [locked]);
+    const ids = msgs.map((m) => String(m.id));
+    await poll(async () => (await sql(srv, "SELECT count(*)::int AS n FROM telephony_sms WHERE id = ANY($1::bigint[]) " +
+      "AND status = 'queued'", [ids]))[0].n === 0);
+    const rows = await sql(srv, 'SELECT id::text, status FROM telephony_sms WHERE id = ANY($1::bigint[])', [ids]);
+    const status = new Map(rows.map((r) => [r.id, r.status]));
+    let unknown = 0;
+    for (const m of msgs) {
+      const n = tw.sends(m.to, m.body);
+      const st = status.get(String(m.id));
+      assert.ok(n <= 1, `message ${m.id} sent ${n} times`);
+      assert.ok(['sending', 'unknown'].includes(st), `message ${m.id}: ${st}`);
+      if (st === 'sending') assert.equal(n, 1, `message ${m.id} is sending but was not sent`);
+      if (st === 'unknown') unknown++;
+    }
+    // Only what was in flight on the killed worker can be unknown.
+    assert.ok(unknown < N, `${unknown} unknown`);
+    t.diagnostic(`${unknown} of ${N} unknown (in flight on the killed worker)`);
+    assert.equal((await srv.request('GET', '/healthz')).status, 200);
+  } finally {
+    tw.delayAll = 0;
+  }
 });
