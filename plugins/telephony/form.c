@@ -62,7 +62,7 @@ tel_form_parse(const char *body, size_t len, size_t maxpairs, tel_form_cb cb,
 		free(name);
 		return (-1);
 	}
-	for (s = body; s < end && rc == 0; s = e + 1) {
+	for (s = body; s < end && rc == 0; s = e < end ? e + 1 : end) {
 		for (e = s; e < end && *e != '&'; e++)
 			;
 		if (e == s)
