@@ -400,6 +400,28 @@ payload_get(struct sb_job *job, struct s3_call *call)
 	return (0);
 }
 
+/* A push or delete job's call; NULL when the job was answered here. */
+static struct s3_call *
+call_start(struct sb_job *job)
+{
+	struct s3_call	*call;
+
+	if (!configured) {
+		api->job_retry(job, "storage s3 is not configured", 60);
+		return (NULL);
+	}
+	if ((call = calloc(1, sizeof(*call))) == NULL) {
+		api->job_retry(job, "out of memory", 0);
+		return (NULL);
+	}
+	if (payload_get(job, call) == -1) {
+		free(call);
+		api->job_fail(job, "bad payload");
+		return (NULL);
+	}
+	return (call);
+}
+
 static void
 put_run(struct sb_job *job)
 {
@@ -409,19 +431,8 @@ put_run(struct sb_job *job)
 	uint64_t		 size;
 	int			 fd, rows;
 
-	if (!configured) {
-		api->job_retry(job, "storage s3 is not configured", 60);
+	if ((call = call_start(job)) == NULL)
 		return;
-	}
-	if ((call = calloc(1, sizeof(*call))) == NULL) {
-		api->job_retry(job, "out of memory", 0);
-		return;
-	}
-	if (payload_get(job, call) == -1) {
-		free(call);
-		api->job_fail(job, "bad payload");
-		return;
-	}
 	params[0] = call->sha;
 	params[1] = call->gen;
 	r = api->db_query(splug, "SELECT remote FROM media_objects WHERE "
@@ -481,19 +492,8 @@ delete_run(struct sb_job *job)
 {
 	struct s3_call	*call;
 
-	if (!configured) {
-		api->job_retry(job, "storage s3 is not configured", 60);
+	if ((call = call_start(job)) == NULL)
 		return;
-	}
-	if ((call = calloc(1, sizeof(*call))) == NULL) {
-		api->job_retry(job, "out of memory", 0);
-		return;
-	}
-	if (payload_get(job, call) == -1) {
-		free(call);
-		api->job_fail(job, "bad payload");
-		return;
-	}
 	if (s3_send("DELETE", call->sha, call->gen, EMPTY_SHA256, -1, 0, -1,
 	    0, 30000, delete_done, call) != SB_OK) {
 		free(call);
