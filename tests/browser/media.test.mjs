@@ -13,6 +13,7 @@ import { deflateSync } from 'node:zlib';
 import { ROOT } from '../http/lib/harness.mjs';
 import { launch, open, shot, signIn, assertClean, AVATAR_404 } from './lib/browser.mjs';
 import { startStack } from './lib/stack.mjs';
+import { pngChunk } from '../http/lib/media.mjs';
 
 let stack, browser;
 before(async () => { stack = await startStack(); browser = await launch(); });
@@ -22,29 +23,13 @@ const navLinks = (page) => page.locator('nav#sidenav a').allInnerTexts();
 
 // A PNG of random RGB noise (stored, not compressed): big enough for an
 // upload to take a while on a slowed-down link, under the 5 MB limit.
-const CRC = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(buf) {
-  let c = 0xffffffff;
-  for (const b of buf) c = CRC[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-function chunk(type, data) {
-  const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
-  const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(td));
-  return Buffer.concat([len, td, crc]);
-}
 function noisePng(w, hgt) {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(hgt, 4); ihdr[8] = 8; ihdr[9] = 2;
   const raw = randomBytes((w * 3 + 1) * hgt);
   for (let y = 0; y < hgt; y++) raw[y * (w * 3 + 1)] = 0;
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw, { level: 0 })), chunk('IEND', Buffer.alloc(0))]);
+    pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(raw, { level: 0 })), pngChunk('IEND', Buffer.alloc(0))]);
 }
 
 test('the profile avatar: upload with progress, the picture shown, the server\'s error shown', async () => {

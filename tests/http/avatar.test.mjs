@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { startServer, assertEnvelope, ROOT, ADMIN_PASSWORD, TEST_PLUGINS, freshDir }
   from './lib/harness.mjs';
 import { rawRequest, createUnprivilegedUser } from './lib/helpers.mjs';
+import { pngChunk } from './lib/media.mjs';
 
 const UPLOAD = '/api/v1/users/me/avatar';
 const fixture = (name) => readFileSync(join(ROOT, 'tests/fixtures', name));
@@ -34,29 +35,13 @@ after(async () => { await srv?.stop(); });
 
 // --- images ----------------------------------------------------------------
 
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(buf) {
-  let c = 0xffffffff;
-  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-function chunk(type, data) {
-  const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
-  const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(td));
-  return Buffer.concat([len, td, crc]);
-}
 // colour: 0 grey, 2 RGB, 6 RGBA (8 bits).  idat: compressed scanlines.
 function pngRaw(w, h, colour, idat) {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4);
   ihdr[8] = 8; ihdr[9] = colour;
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
+    pngChunk('IHDR', ihdr), pngChunk('IDAT', idat), pngChunk('IEND', Buffer.alloc(0))]);
 }
 // A gradient (or noise) PNG: every scanline has filter byte 0.
 function png(w, h, { alpha = false, noise = false } = {}) {
