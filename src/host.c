@@ -227,6 +227,36 @@ env_or(const char *name, const char *fallback)
 	return (fallback != NULL ? sb_strdup(fallback) : NULL);
 }
 
+/*
+ * [host] public_url (SB_PUBLIC_URL): the base URL clients and providers
+ * reach this server at, behind any proxy, for webhook URLs and their
+ * signatures.  http(s)://host[:port][/path], no query or fragment; a
+ * trailing slash is dropped.  v is taken (NULL: none).
+ */
+static char *
+public_url(char *v)
+{
+	size_t	n, i;
+
+	if (v == NULL || *v == '\0') {
+		free(v);
+		return (NULL);
+	}
+	n = strlen(v);
+	while (n > 0 && v[n - 1] == '/')
+		v[--n] = '\0';
+	for (i = 0; i < n; i++) {
+		if (v[i] <= ' ' || v[i] == 0x7f || v[i] == '?' || v[i] == '#')
+			break;
+	}
+	if (i != n || n > 512 || (strncmp(v, "https://", 8) != 0 &&
+	    strncmp(v, "http://", 7) != 0) || strlen(strchr(v, ':') + 3) == 0)
+		fatalx("[host] public_url (or SB_PUBLIC_URL) must be an "
+		    "http:// or https:// base URL without query or fragment, "
+		    "e.g. https://switchboard.example.org");
+	return (v);
+}
+
 static const char *
 host_conf(const char *key, const char *fallback)
 {
@@ -300,6 +330,10 @@ settings_load(void)
 	/* Checked against libphonenumber's regions by sb_phone_init(). */
 	sb_settings.default_country = env_or("SB_DEFAULT_COUNTRY",
 	    host_conf("default_country", NULL));
+	sb_settings.public_url = public_url(env_or("SB_PUBLIC_URL",
+	    host_conf("public_url", NULL)));
+	sb_settings.encrypt_bodies = sb_conf_bool(sb_config, "host",
+	    "encrypt_bodies", 0, NULL);
 	sb_settings.assets_dir = sb_strdup(host_conf("assets_dir", "assets"));
 	sb_settings.plugin_dir = sb_strdup(host_conf("plugin_dir",
 	    "build/plugins"));

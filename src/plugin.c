@@ -1321,6 +1321,20 @@ api_req_signed(struct sb_req *r)
 	return (r != NULL && r->signed_url);
 }
 
+static const char *
+api_host_setting(const char *name)
+{
+	if (name == NULL)
+		return (NULL);
+	if (strcmp(name, "public_url") == 0)
+		return (sb_settings.public_url);
+	if (strcmp(name, "encrypt_bodies") == 0)
+		return (sb_settings.encrypt_bodies ? "yes" : "no");
+	if (strcmp(name, "default_country") == 0)
+		return (sb_settings.default_country);
+	return (NULL);
+}
+
 static int
 api_dir_open(struct sb_plugin *p, const char *path)
 {
@@ -1577,4 +1591,5 @@ const struct sb_host_api sb_api = {
 	.signed_url = api_signed_url,
 	.req_signed = api_req_signed,
 	.dir_open = api_dir_open,
+	.host_setting = api_host_setting,
 };

@@ -35,6 +35,8 @@ struct sb_settings {
 	char		*jwt_secret;
 	char		*data_key;	/* SB_DATA_KEY or NULL (seal.c) */
 	char		*default_country;	/* phone.cc; NULL: none */
+	char		*public_url;	/* [host] public_url, no trailing /; NULL */
+	int		 encrypt_bodies;	/* [host] encrypt_bodies */
 	char		**data_keys_retired;	/* SB_DATA_KEYS_RETIRED, NULL-terminated */
 	char		*index_key;	/* SB_INDEX_KEY or NULL (seal.c) */
 	char		*jwt_issuer;

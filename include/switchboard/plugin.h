@@ -55,6 +55,7 @@ extern "C" {
 					 *      list_parse/list_respond, retention_add,
 					 *      privacy_erase_all, req_parts, respond_file,
 					 *      SB_ROUTE_SIGNED, signed_url, req_signed, dir_open,
+					 *      host_setting,
 					 *      desc.privacy_export/erase, desc.rekey */
 
 /* The one symbol a plugin exports. */
@@ -849,8 +850,17 @@ struct sb_host_api {
 	 * (allow those syscalls with syscalls_allow), or -1 (logged). --- */
 	int	(*dir_open)(struct sb_plugin *, const char *path);
 
+	/* --- The host's settings a plugin may read (ABI 1.3; any time).
+	 * "public_url": [host] public_url (SB_PUBLIC_URL) without a
+	 * trailing slash, the base URL providers reach this server at
+	 * behind a proxy, or NULL when unset; "encrypt_bodies": "yes" or
+	 * "no" ([host] encrypt_bodies: seal message bodies);
+	 * "default_country": SB_DEFAULT_COUNTRY or NULL.  Any other name:
+	 * NULL.  Borrowed for the life of the process. --- */
+	const char *(*host_setting)(const char *name);
+
 	/* Room for minor versions to grow without moving anything. */
-	void	*spare[13];
+	void	*spare[12];
 };
 
 /* True when the host provides slot `f` (a later-minor slot may be absent). */

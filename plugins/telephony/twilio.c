@@ -81,7 +81,11 @@ twilio_configure(struct sb_plugin *p, const struct sb_host_api *host)
 		OPENSSL_cleanse(plain, sizeof(plain));
 	}
 	callback_url[0] = '\0';
-	if ((pub = api->config_get(p, "public_url")) != NULL && *pub != '\0')
+	/* The plugin's own key overrides the host's [host] public_url. */
+	if (((pub = api->config_get(p, "public_url")) == NULL || *pub == '\0') &&
+	    SB_API_HAS(api, host_setting))
+		pub = api->host_setting("public_url");
+	if (pub != NULL && *pub != '\0')
 		(void)snprintf(callback_url, sizeof(callback_url), "%.*s%s",
 		    (int)strcspn(pub, "\0"), pub, WEBHOOK_PATH);
 	/* "https://x/" + path: one slash. */

@@ -34,8 +34,9 @@ function telephonyConf(fake, extra = {}) {
 
 before(async () => {
   tw = await startTwilio();
-  srv = await startServer({ host: { breaker_failures: '1000' }, plugins: { ...TEST_PLUGINS,
-    customers: {}, telephony: telephonyConf(tw, { public_url: PUBLIC }) } });
+  // [host] public_url (API.md): the address Twilio reaches us at behind a proxy.
+  srv = await startServer({ host: { breaker_failures: '1000', public_url: `${PUBLIC}/` }, plugins: { ...TEST_PLUGINS,
+    customers: {}, telephony: telephonyConf(tw) } });
   admin = await srv.login();
 });
 
@@ -321,6 +322,28 @@ test('statistics over a seeded set match a hand-computed table', async () => {
   ]);
   assertEnvelope(assert, await srv.request('GET', '/api/v1/sms/statistics?from=yesterday', { token: admin }),
     400, 'VALIDATION_ERROR');
+});
+
+test('a [host] public_url that is not an http(s) base URL refuses to start, saying why', async () => {
+  for (const bad of ['ftp://example.org', 'https://', 'https://example.org/?x=1', 'example.org']) {
+    const s = await startServer({ host: { public_url: bad }, expectFailure: true });
+    await s.stop();
+    assert.match(s.output, /public_url \(or SB_PUBLIC_URL\) must be an http:\/\/ or https:\/\/ base URL/, bad);
+  }
+});
+
+test('the plugin\'s own public_url overrides the host\'s', async () => {
+  const tw3 = await startTwilio();
+  const other = 'https://sms.example.net/base';
+  const s3 = await startServer({ host: { public_url: PUBLIC }, plugins: { ...TEST_PLUGINS, customers: {},
+    telephony: telephonyConf(tw3, { public_url: other }) } });
+  try {
+    const token = await s3.login();
+    const r = await s3.request('POST', '/api/v1/sms', { token, json: { to: uniqPhone(), body: 'override' } });
+    assert.equal(r.status, 202, r.text);
+    const m = await until(r.body.id, (b) => b.status === 'sending', s3, token);
+    assert.equal(tw3.messages.get(m.provider_message_id).callback, other + HOOK);
+  } finally { await s3.stop(); await tw3.stop(); }
 });
 
 test('without public_url the signature covers the request URL the server saw', async () => {
