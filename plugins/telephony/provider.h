@@ -68,6 +68,7 @@ struct tel_provider {
 };
 
 extern const struct tel_provider tel_twilio;
+extern const struct tel_provider tel_exotel;
 
 /* Twilio's webhook signature check (twilio.c), for the webhook route:
  * 1 when sig is X-Twilio-Signature of url + the sorted form body. */
@@ -76,5 +77,12 @@ int	tel_twilio_verify(const char *url, const void *body, size_t len,
 /* The webhook URL Twilio is told (StatusCallback), or NULL without
  * public_url. */
 const char *tel_public_url(void);
+
+/* Exotel's webhook path token (exotel.c): 1 when t is this
+ * installation's (exotel_webhook_token, or derived from the index key and
+ * exotel_sid); 0 when it is not or none can be had. */
+int	tel_exotel_token_ok(const char *t);
+/* Exotel's StatusCallback (with the token), or NULL without public_url. */
+const char *tel_exotel_callback_url(void);
 
 #endif /* TELEPHONY_PROVIDER_H */

@@ -30,7 +30,8 @@ static const char	*country;
 static unsigned int	 sms_per_minute;
 
 /* Every provider this build has, in no particular order: routing picks. */
-static const struct tel_provider *const providers[] = { &tel_twilio, NULL };
+static const struct tel_provider *const providers[] = { &tel_twilio, &tel_exotel,
+	NULL };
 
 static void	sms_send(struct sb_req *);
 static void	sms_inbox(struct sb_req *);
@@ -38,6 +39,7 @@ static void	sms_outbox(struct sb_req *);
 static void	sms_get(struct sb_req *);
 static void	sms_statistics(struct sb_req *);
 static void	webhook_twilio(struct sb_req *);
+static void	webhook_exotel(struct sb_req *);
 static void	send_run(struct sb_job *);
 static int	sid_lock(const char *, const char *);
 static int	pending_apply(int64_t, const char *, const char *, int *);
@@ -86,6 +88,11 @@ static const struct sb_route routes[] = {
 	  .body_max = 65536,
 	  .summary = "Twilio inbound SMS and status callbacks "
 	  "(X-Twilio-Signature)" },
+	{ .method = "POST", .path = "/api/v1/webhooks/exotel/{token}/sms",
+	  .flags = SB_ROUTE_PUBLIC, .handler = webhook_exotel,
+	  .body_max = 65536,
+	  .summary = "Exotel status callbacks and inbound SMS (the path "
+	  "token is the check)" },
 	SB_ROUTE_END
 };
 
@@ -107,6 +114,19 @@ static const struct sb_config_key config_keys[] = {
 	{ "twilio_api_url", "https://api.twilio.com", 0, "Twilio's REST base "
 	  "URL" },
 	{ "twilio_timeout_ms", "10000", 0, "A send taking longer is "
+	  "`unknown` (never resent)" },
+	{ "exotel_sid", NULL, 0, "Exotel account sid" },
+	{ "exotel_api_key", NULL, 0, "Exotel API key" },
+	{ "exotel_api_token", NULL, SB_CONF_SECRET, "Exotel API token" },
+	{ "exotel_from", NULL, 0, "The ExoPhone or sender id" },
+	{ "exotel_api_url", "https://api.exotel.com", 0, "Exotel's REST base "
+	  "URL (api.in.exotel.com for the Mumbai cluster)" },
+	{ "exotel_webhook_token", NULL, SB_CONF_SECRET, "The path token of "
+	  "/api/v1/webhooks/exotel/{token}/sms; derived from the index key "
+	  "and exotel_sid when unset" },
+	{ "exotel_dlt_entity_id", NULL, 0, "India's DLT entity id, sent as "
+	  "DltEntityId when set" },
+	{ "exotel_timeout_ms", "10000", 0, "A send taking longer is "
 	  "`unknown` (never resent)" },
 	SB_CONFIG_END
 };
@@ -841,9 +861,11 @@ send_done(struct sb_plugin *p, const struct tel_send_result *res, void *arg)
 	(void)p;
 	switch (res->outcome) {
 	case TEL_ACCEPTED:
-		from = api->config_get(self, "twilio_from");
-		if (from != NULL && *from != '\0' &&
-		    strcmp(c->provider, "twilio") == 0)
+		from = strcmp(c->provider, "twilio") == 0 ?
+		    api->config_get(self, "twilio_from") :
+		    strcmp(c->provider, "exotel") == 0 ?
+		    api->config_get(self, "exotel_from") : NULL;
+		if (from != NULL && *from != '\0')
 			from_s = api->seal(self, from, strlen(from));
 		params[0] = c->ids;
 		params[1] = res->status;
@@ -1050,6 +1072,17 @@ twiml(struct sb_req *req)
 	api->respond_raw(req, 200, "text/xml", TWIML, strlen(TWIML));
 }
 
+/* The fast answer to a provider's webhook: empty TwiML for Twilio, an
+ * empty 200 for the others. */
+static void
+hook_ok(struct sb_req *req, const char *prov)
+{
+	if (strcmp(prov, "twilio") == 0)
+		twiml(req);
+	else
+		api->respond_raw(req, 200, "text/plain", "", 0);
+}
+
 /* Twilio's MessageStatus as an API status, or NULL to ignore. */
 static const char *
 twilio_status(const char *s)
@@ -1167,19 +1200,16 @@ pending_apply(int64_t id, const char *provider, const char *sid,
 }
 
 static void
-webhook_status(struct sb_req *req, json_t *f)
+webhook_status(struct sb_req *req, const char *prov, const char *sid,
+    const char *st, const char *ec, const char *em)
 {
 	struct sb_db_res	*r;
-	const char		*sid = sb_jstr(f, "MessageSid");
-	const char		*st = twilio_status(sb_jstr(f, "MessageStatus"));
-	const char		*ec = sb_jstr(f, "ErrorCode");
-	const char		*em = sb_jstr(f, "ErrorMessage");
 	const char		*params[5];
 	int64_t			 id;
 	int			 changed = 0;
 
 	if (sid == NULL || st == NULL || strlen(sid) > 64) {
-		twiml(req);
+		hook_ok(req, prov);
 		return;
 	}
 	if (ec != NULL && strlen(ec) > 16)
@@ -1190,11 +1220,12 @@ webhook_status(struct sb_req *req, json_t *f)
 		err_db(req);
 		return;
 	}
-	if (sid_lock("twilio", sid) == -1)
+	if (sid_lock(prov, sid) == -1)
 		goto dberr;
 	params[0] = sid;
+	params[1] = prov;
 	r = api->db_query(self, "SELECT id FROM telephony_sms WHERE "
-	    "provider = 'twilio' AND provider_message_id = $1", 1, params);
+	    "provider = $2 AND provider_message_id = $1", 2, params);
 	if (!api->db_ok(r)) {
 		api->db_free(r);
 		goto dberr;
@@ -1202,7 +1233,7 @@ webhook_status(struct sb_req *req, json_t *f)
 	if (api->db_rows(r) != 1) {
 		/* Before the send job recorded the sid: kept for it. */
 		api->db_free(r);
-		params[0] = "twilio";
+		params[0] = prov;
 		params[1] = sid;
 		params[2] = st;
 		params[3] = ec != NULL && *ec != '\0' ? ec : NULL;
@@ -1213,17 +1244,17 @@ webhook_status(struct sb_req *req, json_t *f)
 		    "NOTHING RETURNING 1", 5, params) == -1 ||
 		    api->db_commit(self) != SB_OK)
 			goto dberr;
-		twiml(req);
+		hook_ok(req, prov);
 		return;
 	}
 	id = strtoll(api->db_value(r, 0, 0), NULL, 10);
 	api->db_free(r);
-	if (callback_apply(id, "twilio", st, ec, em, &changed) == -1 ||
+	if (callback_apply(id, prov, st, ec, em, &changed) == -1 ||
 	    api->db_commit(self) != SB_OK)
 		goto dberr;
 	if (changed)
 		publish("telephony.sms.status", id);
-	twiml(req);
+	hook_ok(req, prov);
 	return;
 dberr:
 	api->db_rollback(self);
@@ -1250,12 +1281,12 @@ static const struct sb_retention pending_retention = {
 };
 
 static void
-webhook_inbound(struct sb_req *req, json_t *f)
+webhook_inbound(struct sb_req *req, const char *prov, const char *sid,
+    const char *rfrom, const char *rto, const char *body)
 {
 	struct sb_db_res	*r;
-	const char		*sid = sb_jstr(f, "MessageSid");
-	const char		*body = sb_jstr(f, "Body");
-	const char		*params[10];
+	const char		*params[11];
+	char			 cbname[32];
 	char			 from[32], to[32], cids[24], segs[8];
 	char			*fs = NULL, *fi = NULL, *ts = NULL, *ti = NULL;
 	char			*bs = NULL;
@@ -1264,11 +1295,11 @@ webhook_inbound(struct sb_req *req, json_t *f)
 	int			 enc, nseg;
 
 	if (sid == NULL || strlen(sid) > 64 || body == NULL ||
-	    sb_jstr(f, "From") == NULL || sb_jstr(f, "To") == NULL ||
-	    normalise(sb_jstr(f, "From"), from, sizeof(from)) != SB_OK ||
-	    normalise(sb_jstr(f, "To"), to, sizeof(to)) != SB_OK) {
+	    rfrom == NULL || rto == NULL ||
+	    normalise(rfrom, from, sizeof(from)) != SB_OK ||
+	    normalise(rto, to, sizeof(to)) != SB_OK) {
 		err_field(req, 422, "From", "INVALID_FORMAT", "an inbound SMS "
-		    "needs MessageSid, From, To and Body");
+		    "needs its sid, From, To and Body");
 		return;
 	}
 	if ((nseg = tel_segments(body, strlen(body), &enc, &units)) < 0)
@@ -1303,12 +1334,13 @@ webhook_inbound(struct sb_req *req, json_t *f)
 	params[6] = cids;
 	params[7] = segs;
 	params[8] = enc == TEL_ENC_GSM7 ? "GSM-7" : "UCS-2";
+	params[9] = prov;
 	r = api->db_query(self, "INSERT INTO telephony_sms (direction, "
 	    "to_sealed, to_index, from_sealed, from_index, body_sealed, "
 	    "provider, provider_message_id, customer_id, segments, encoding, "
-	    "status) VALUES ('inbound', $1, $2, $3, $4, $5, 'twilio', $6, "
+	    "status) VALUES ('inbound', $1, $2, $3, $4, $5, $10, $6, "
 	    "$7::bigint, $8::int, $9, 'received') ON CONFLICT DO NOTHING "
-	    "RETURNING id", 9, params);
+	    "RETURNING id", 10, params);
 	if (!api->db_ok(r)) {
 		api->db_free(r);
 		goto dberr;
@@ -1316,12 +1348,13 @@ webhook_inbound(struct sb_req *req, json_t *f)
 	if (api->db_rows(r) == 1)
 		id = strtoll(api->db_value(r, 0, 0), NULL, 10);
 	api->db_free(r);
-	if ((id > 0 && event_add(id, "received", NULL, "twilio:received",
+	(void)snprintf(cbname, sizeof(cbname), "%s:received", prov);
+	if ((id > 0 && event_add(id, "received", NULL, cbname,
 	    NULL) == -1) || api->db_commit(self) != SB_OK)
 		goto dberr;
 	if (id > 0)
 		publish("telephony.sms.created", id);
-	twiml(req);
+	hook_ok(req, prov);
 	goto done;
 dberr:
 	api->db_rollback(self);
@@ -1393,9 +1426,82 @@ webhook_twilio(struct sb_req *req)
 	if (ms == NULL)
 		ms = sb_jstr(f, "SmsStatus");
 	if (ms != NULL && strcmp(ms, "received") != 0)
-		webhook_status(req, f);
+		webhook_status(req, "twilio", sb_jstr(f, "MessageSid"),
+		    twilio_status(ms), sb_jstr(f, "ErrorCode"),
+		    sb_jstr(f, "ErrorMessage"));
 	else
-		webhook_inbound(req, f);
+		webhook_inbound(req, "twilio", sb_jstr(f, "MessageSid"),
+		    sb_jstr(f, "From"), sb_jstr(f, "To"), sb_jstr(f, "Body"));
+	json_decref(f);
+}
+
+/*
+ * Exotel's Status as an API status, or NULL to ignore.  Its older
+ * callbacks report a delivered message as Status "sent" with
+ * DetailedStatus DELIVERED_TO_HANDSET; that is read as delivered.
+ */
+static const char *
+exotel_status(const char *s, const char *detailed)
+{
+	static const char *const map[][2] = {
+		{ "sending", "sending" }, { "submitted", "sending" },
+		{ "sent", "sent" }, { "delivered", "delivered" },
+		{ "failed", "failed" }, { "failed_dnd", "failed" },
+		{ "failed-dnd", "failed" }, { "expired", "undelivered" },
+		{ "undelivered", "undelivered" }
+	};
+	size_t	i;
+
+	if (s != NULL && strcmp(s, "sent") == 0 && detailed != NULL &&
+	    strcmp(detailed, "DELIVERED_TO_HANDSET") == 0)
+		return ("delivered");
+	for (i = 0; s != NULL && i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(s, map[i][0]) == 0)
+			return (map[i][1]);
+	return (NULL);
+}
+
+static void
+webhook_exotel(struct sb_req *req)
+{
+	const void	*body;
+	const char	*st, *ds, *ec, *em;
+	size_t		 len;
+	json_t		*f;
+
+	/* The path token is the only check: nothing is read without it. */
+	if (!tel_exotel_token_ok(api->req_param(req, "token"))) {
+		api->respond_error(req, 404, "NOT_FOUND", "no such webhook",
+		    NULL);
+		return;
+	}
+	body = api->req_body(req, &len);
+	if ((f = json_object()) == NULL) {
+		err_db(req);
+		return;
+	}
+	if (tel_form_parse(body, len, 256, form_put, f) == -1) {
+		json_decref(f);
+		api->respond_error(req, 400, "VALIDATION_ERROR", "not a form "
+		    "body", NULL);
+		return;
+	}
+	st = sb_jstr(f, "Status");
+	ds = sb_jstr(f, "DetailedStatus");
+	if (st != NULL) {
+		/* A failure's DetailedStatusCode and DetailedStatus. */
+		ec = em = NULL;
+		if (exotel_status(st, ds) != NULL &&
+		    (strcmp(exotel_status(st, ds), "failed") == 0 ||
+		    strcmp(exotel_status(st, ds), "undelivered") == 0)) {
+			ec = sb_jstr(f, "DetailedStatusCode");
+			em = ds;
+		}
+		webhook_status(req, "exotel", sb_jstr(f, "SmsSid"),
+		    exotel_status(st, ds), ec, em);
+	} else
+		webhook_inbound(req, "exotel", sb_jstr(f, "SmsSid"),
+		    sb_jstr(f, "From"), sb_jstr(f, "To"), sb_jstr(f, "Body"));
 	json_decref(f);
 }
 
