@@ -244,3 +244,41 @@ test('/readyz names Exotel as configured and shows no token', async () => {
   assert.match(c, /"telephony.exotel":"configured"/);
   assert.ok(!r.text.includes(hookPath.split('/')[5]), 'the webhook token is not shown');
 });
+
+test('the generated token is the same on another node; an explicit one replaces it; a bad one refuses to start', async () => {
+  const conf = (extra = {}) => ({ host: { breaker_failures: '1000', public_url: PUBLIC }, database: srv.database,
+    plugins: { ...TEST_PLUGINS, customers: {}, telephony: {
+      exotel_sid: ex.sid, exotel_api_key: ex.apiKey, exotel_api_token: ex.apiToken, exotel_from: EXO_FROM,
+      exotel_api_url: ex.url, sms_per_minute: '0', routing: 'sms:*=exotel', ...extra } } });
+  // A second node on the same database derives the same token.
+  let other = await startServer(conf());
+  try {
+    const token = await other.login();
+    const to = exoOnly();
+    const r = await other.request('POST', '/api/v1/sms', { token, json: { to, body: 'from node two' } });
+    assert.equal(r.status, 202, r.text);
+    const m = await poll(async () => {
+      const g = await other.request('GET', `/api/v1/sms/${r.body.id}`, { token });
+      return g.body.provider_message_id ? g.body : null;
+    });
+    assert.equal(new URL(ex.messages.get(m.provider_message_id).callback).pathname, hookPath);
+    // Its callback may land on either node.
+    assert.equal((await callback(m.provider_message_id, 'delivered')).status, 200);
+    assert.equal((await get(m.id)).body.status, 'delivered');
+  } finally { await other.stop({ keepDatabase: true }); }
+
+  const mine = 'operator-chosen_token-0123456789';
+  other = await startServer(conf({ exotel_webhook_token: mine }));
+  try {
+    const params = { SmsSid: 'nosuchsid', To: EXO_FROM, Status: 'sent' };
+    assert.equal((await postForm(`${other.url}/api/v1/webhooks/exotel/${mine}/sms`, params)).status, 200);
+    assertEnvelope(assert, await postForm(other.url + hookPath, params), 404, 'NOT_FOUND');
+  } finally { await other.stop({ keepDatabase: true }); }
+
+  for (const bad of ['short', 'has a space in it, which is bad']) {
+    const s = await startServer({ ...conf({ exotel_webhook_token: bad, required: 'yes' }), database: undefined,
+      expectFailure: true });
+    await s.stop();
+    assert.match(s.output, /exotel_webhook_token must be 16\.\.127 characters/, bad);
+  }
+});
