@@ -1,6 +1,6 @@
 /*
  * The provider interface of the telephony plugin.  One table per
- * provider (twilio.c now; exotel.c, freeswitch.c and device.c later),
+ * provider (twilio.c and exotel.c now; freeswitch.c and device.c later),
  * listed in telephony.c's providers[].  The SMS and call cores never
  * name a provider: they pick tables by [plugin telephony] routing and
  * talk to them through these slots only.

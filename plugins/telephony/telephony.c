@@ -2,7 +2,7 @@
  * The telephony plugin (API.md "Telephony"): the SMS core.  Routes,
  * the durable send job with routing and failover over the providers of
  * provider.h, provider webhooks, statistics, privacy hooks and the
- * customers timeline.  Providers live one per file (twilio.c).
+ * customers timeline.  Providers live one per file (twilio.c, exotel.c).
  */
 
 #include <stdint.h>
