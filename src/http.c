@@ -1094,7 +1094,9 @@ access_log(struct sb_req *req, uint64_t started)
 	    "level", "info", "component", "access",
 	    "method", req->http != NULL ? http_method_text(req->http->method) :
 	    req->gone_method,
-	    "path", sb_req_path(req),
+	    "path", req->route != NULL &&
+	    (req->route->flags & SB_ROUTE_SECRET_PATH) ? req->route->path :
+	    sb_req_path(req),
 	    "request_id", req->id,
 	    "status", req->status,
 	    "duration_ms", (json_int_t)(kore_time_ms() - started),

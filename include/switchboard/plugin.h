@@ -152,6 +152,12 @@ struct sb_field {
  * handler sees an anonymous principal and req_signed() true.
  */
 #define SB_ROUTE_SIGNED		0x0010
+/*
+ * The path carries a secret (ABI 1.3), e.g. a webhook's unguessable
+ * token ("/api/v1/webhooks/exotel/{token}/sms"): the access log writes
+ * the route's pattern instead of the request's path.
+ */
+#define SB_ROUTE_SECRET_PATH	0x0020
 
 /*
  * A request budget: at most `requests` in any `seconds`-long window.  A

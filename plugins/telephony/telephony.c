@@ -89,7 +89,8 @@ static const struct sb_route routes[] = {
 	  .summary = "Twilio inbound SMS and status callbacks "
 	  "(X-Twilio-Signature)" },
 	{ .method = "POST", .path = "/api/v1/webhooks/exotel/{token}/sms",
-	  .flags = SB_ROUTE_PUBLIC, .handler = webhook_exotel,
+	  .flags = SB_ROUTE_PUBLIC | SB_ROUTE_SECRET_PATH,
+	  .handler = webhook_exotel,
 	  .body_max = 65536,
 	  .summary = "Exotel status callbacks and inbound SMS (the path "
 	  "token is the check)" },
