@@ -146,41 +146,6 @@ tel_exotel_callback_url(void)
 	return (callback_url[0] != '\0' ? callback_url : NULL);
 }
 
-/* Append name=urlencoded(value) to the buffer. */
-static int
-form_add(char **buf, size_t *len, size_t *cap, const char *name,
-    const char *value)
-{
-	static const char	 hex[] = "0123456789ABCDEF";
-	size_t			 need;
-	const unsigned char	*v;
-	char			*n;
-
-	need = *len + strlen(name) + 2 + strlen(value) * 3 + 1;
-	if (need > *cap) {
-		if ((n = realloc(*buf, need * 2)) == NULL)
-			return (-1);
-		*buf = n;
-		*cap = need * 2;
-	}
-	if (*len > 0)
-		(*buf)[(*len)++] = '&';
-	*len += (size_t)sprintf(*buf + *len, "%s=", name);
-	for (v = (const unsigned char *)value; *v != '\0'; v++) {
-		if ((*v >= 'A' && *v <= 'Z') || (*v >= 'a' && *v <= 'z') ||
-		    (*v >= '0' && *v <= '9') || *v == '-' || *v == '_' ||
-		    *v == '.' || *v == '~')
-			(*buf)[(*len)++] = (char)*v;
-		else {
-			(*buf)[(*len)++] = '%';
-			(*buf)[(*len)++] = hex[*v >> 4];
-			(*buf)[(*len)++] = hex[*v & 15];
-		}
-	}
-	(*buf)[*len] = '\0';
-	return (0);
-}
-
 static void
 exotel_sent(struct sb_plugin *p, const struct sb_http_response *res,
     void *arg)
@@ -195,16 +160,7 @@ exotel_sent(struct sb_plugin *p, const struct sb_http_response *res,
 	if (res->status != 0 && res->body_len > 0)
 		j = json_loadb(res->body, res->body_len, 0, NULL);
 	if (res->status == 0) {
-		const char *e = res->error != NULL ? res->error : "no response";
-
-		/* Certainly never accepted: nothing reached Exotel. */
-		if (strcmp(e, "circuit open") == 0 ||
-		    strstr(e, "connect") != NULL ||
-		    strstr(e, "resolve") != NULL)
-			r.outcome = TEL_REFUSED;
-		else
-			r.outcome = TEL_AMBIGUOUS;
-		r.detail = e;
+		tel_outcome_transport(res, &r);
 	} else if (res->status == 200 || res->status == 201 ||
 	    res->status == 202) {
 		m = json_object_get(j, "SMSMessage");
@@ -243,13 +199,7 @@ exotel_sent(struct sb_plugin *p, const struct sb_http_response *res,
 		    strlen(json_string_value(code)) < 16)
 			r.error_code = json_string_value(code);
 		r.error_message = sb_jstr(ex, "Message");
-		r.retry_after = res->retry_after;
-		if (res->status == 401 || res->status == 403)
-			r.outcome = TEL_REFUSED;
-		else if (res->status == 429 || res->status >= 500)
-			r.outcome = TEL_RETRY;
-		else
-			r.outcome = TEL_REJECTED;
+		tel_outcome_http(res, &r);
 	}
 	s->cb(p, &r, s->arg);
 	json_decref(j);
@@ -267,12 +217,12 @@ exotel_send_sms(struct sb_plugin *p, const struct tel_sms *m, tel_send_cb cb,
 	size_t			 len = 0, cap = 0;
 	int			 rc;
 
-	if (form_add(&body, &len, &cap, "From", from) == -1 ||
-	    form_add(&body, &len, &cap, "To", m->to) == -1 ||
-	    form_add(&body, &len, &cap, "Body", m->body) == -1 ||
-	    (callback_url[0] != '\0' && form_add(&body, &len, &cap,
+	if (tel_form_add(&body, &len, &cap, "From", from) == -1 ||
+	    tel_form_add(&body, &len, &cap, "To", m->to) == -1 ||
+	    tel_form_add(&body, &len, &cap, "Body", m->body) == -1 ||
+	    (callback_url[0] != '\0' && tel_form_add(&body, &len, &cap,
 	    "StatusCallback", callback_url) == -1) ||
-	    (set(dlt) && form_add(&body, &len, &cap, "DltEntityId",
+	    (set(dlt) && tel_form_add(&body, &len, &cap, "DltEntityId",
 	    dlt) == -1)) {
 		free(body);
 		return (SB_ERROR);

@@ -68,6 +68,14 @@ struct tel_provider {
 };
 
 extern const struct tel_provider tel_twilio;
+
+/* outcome.c: what the providers' send calls share. */
+int	tel_form_add(char **buf, size_t *len, size_t *cap, const char *name,
+	    const char *value);
+void	tel_outcome_transport(const struct sb_http_response *,
+	    struct tel_send_result *);
+void	tel_outcome_http(const struct sb_http_response *,
+	    struct tel_send_result *);
 extern const struct tel_provider tel_exotel;
 
 /* Twilio's webhook signature check (twilio.c), for the webhook route:
