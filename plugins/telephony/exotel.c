@@ -31,7 +31,7 @@
 
 static const struct sb_host_api	*api;
 static const char	*sid, *key, *token, *from, *api_url, *dlt;
-static char		 auth[512];
+static char		 auth[TEL_AUTH_MAX];
 static char		 hook_token[128];
 static char		 callback_url[768];
 static unsigned int	 timeout_ms = EXOTEL_TIMEOUT_MS;
@@ -51,8 +51,7 @@ static int
 exotel_configure(struct sb_plugin *p, const struct sb_host_api *host)
 {
 	const char	*pub, *wt;
-	char		 plain[384], *bi;
-	long long	 t;
+	char		*bi;
 	size_t		 n;
 
 	api = host;
@@ -64,24 +63,14 @@ exotel_configure(struct sb_plugin *p, const struct sb_host_api *host)
 	api_url = api->config_get(p, "exotel_api_url");
 	if (!set(api_url))
 		api_url = "https://api.exotel.com";
-	t = api->config_int(p, "exotel_timeout_ms", EXOTEL_TIMEOUT_MS);
-	if (t < 100 || t > 120000) {
-		api->log(p, SB_LOG_ERROR, "exotel_timeout_ms must be "
-		    "100..120000");
+	if (tel_timeout_ms(p, api, "exotel_timeout_ms", EXOTEL_TIMEOUT_MS,
+	    &timeout_ms) != SB_OK)
 		return (SB_ERROR);
-	}
-	timeout_ms = (unsigned int)t;
 	auth[0] = '\0';
-	if (set(key) && set(token)) {
-		if ((size_t)snprintf(plain, sizeof(plain), "%s:%s", key,
-		    token) >= sizeof(plain)) {
-			api->log(p, SB_LOG_ERROR, "exotel credentials too long");
-			return (SB_ERROR);
-		}
-		memcpy(auth, "Basic ", 6);
-		EVP_EncodeBlock((unsigned char *)auth + 6,
-		    (const unsigned char *)plain, (int)strlen(plain));
-		OPENSSL_cleanse(plain, sizeof(plain));
+	if (set(key) && set(token) &&
+	    tel_basic_auth(auth, key, token) == -1) {
+		api->log(p, SB_LOG_ERROR, "exotel credentials too long");
+		return (SB_ERROR);
 	}
 	hook_token[0] = '\0';
 	wt = api->config_get(p, "exotel_webhook_token");
@@ -100,11 +89,8 @@ exotel_configure(struct sb_plugin *p, const struct sb_host_api *host)
 		free(bi);
 	}
 	callback_url[0] = '\0';
-	/* The plugin's own key overrides the host's [host] public_url. */
-	if (((pub = api->config_get(p, "public_url")) == NULL || *pub == '\0') &&
-	    SB_API_HAS(api, host_setting))
-		pub = api->host_setting("public_url");
-	if (set(pub) && hook_token[0] != '\0') {
+	pub = tel_public_base(p, api);
+	if (pub != NULL && hook_token[0] != '\0') {
 		n = strlen(pub);
 		if (pub[n - 1] == '/')
 			n--;

@@ -1,16 +1,69 @@
 /*
- * What the providers' send calls share (provider.h): the form body they
- * post, and what an HTTP answer means for the message — the core's
- * failover and never-twice rules in one place.
+ * What the providers share (provider.h): their configuration's common
+ * keys, the form body they post, and what an HTTP answer means for the
+ * message — the core's failover and never-twice rules in one place.
  */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include <switchboard/plugin.h>
 
 #include "provider.h"
+
+/*
+ * "<prefix>_timeout_ms" (100..120000, default def) into *out; SB_ERROR
+ * with a log line when it is out of range.
+ */
+int
+tel_timeout_ms(struct sb_plugin *p, const struct sb_host_api *api,
+    const char *key, unsigned int def, unsigned int *out)
+{
+	long long	t;
+
+	t = api->config_int(p, key, def);
+	if (t < 100 || t > 120000) {
+		api->log(p, SB_LOG_ERROR, "%s must be 100..120000", key);
+		return (SB_ERROR);
+	}
+	*out = (unsigned int)t;
+	return (SB_OK);
+}
+
+/* "Basic base64(user:pass)" into out (512 bytes); -1 when too long. */
+int
+tel_basic_auth(char out[TEL_AUTH_MAX], const char *user, const char *pass)
+{
+	char	plain[384];
+
+	if ((size_t)snprintf(plain, sizeof(plain), "%s:%s", user, pass) >=
+	    sizeof(plain))
+		return (-1);
+	memcpy(out, "Basic ", 6);
+	EVP_EncodeBlock((unsigned char *)out + 6, (const unsigned char *)plain,
+	    (int)strlen(plain));
+	OPENSSL_cleanse(plain, sizeof(plain));
+	return (0);
+}
+
+/*
+ * The public base URL webhooks are given: the plugin's own public_url
+ * (an override), else the host's [host] public_url; NULL when neither.
+ */
+const char *
+tel_public_base(struct sb_plugin *p, const struct sb_host_api *api)
+{
+	const char	*pub;
+
+	if (((pub = api->config_get(p, "public_url")) == NULL ||
+	    *pub == '\0') && SB_API_HAS(api, host_setting))
+		pub = api->host_setting("public_url");
+	return (pub != NULL && *pub != '\0' ? pub : NULL);
+}
 
 /* Append name=urlencoded(value) to a growing buffer; -1: out of memory. */
 int

@@ -69,7 +69,13 @@ struct tel_provider {
 
 extern const struct tel_provider tel_twilio;
 
-/* outcome.c: what the providers' send calls share. */
+/* outcome.c: what the providers share. */
+#define TEL_AUTH_MAX	512
+int	tel_timeout_ms(struct sb_plugin *, const struct sb_host_api *,
+	    const char *key, unsigned int def, unsigned int *out);
+int	tel_basic_auth(char out[TEL_AUTH_MAX], const char *user,
+	    const char *pass);
+const char *tel_public_base(struct sb_plugin *, const struct sb_host_api *);
 int	tel_form_add(char **buf, size_t *len, size_t *cap, const char *name,
 	    const char *value);
 void	tel_outcome_transport(const struct sb_http_response *,

@@ -31,7 +31,7 @@
 
 static const struct sb_host_api	*api;
 static const char	*sid, *token, *from, *mss, *api_url;
-static char		 auth[512];
+static char		 auth[TEL_AUTH_MAX];
 static char		 callback_url[512];
 static unsigned int	 timeout_ms = TWILIO_TIMEOUT_MS;
 
@@ -50,8 +50,7 @@ static int
 twilio_configure(struct sb_plugin *p, const struct sb_host_api *host)
 {
 	const char	*pub;
-	char		 plain[384];
-	long long	 t;
+	size_t		 n;
 
 	api = host;
 	sid = api->config_get(p, "twilio_account_sid");
@@ -61,40 +60,23 @@ twilio_configure(struct sb_plugin *p, const struct sb_host_api *host)
 	api_url = api->config_get(p, "twilio_api_url");
 	if (!set(api_url))
 		api_url = "https://api.twilio.com";
-	t = api->config_int(p, "twilio_timeout_ms", TWILIO_TIMEOUT_MS);
-	if (t < 100 || t > 120000) {
-		api->log(p, SB_LOG_ERROR, "twilio_timeout_ms must be "
-		    "100..120000");
+	if (tel_timeout_ms(p, api, "twilio_timeout_ms", TWILIO_TIMEOUT_MS,
+	    &timeout_ms) != SB_OK)
+		return (SB_ERROR);
+	auth[0] = '\0';
+	if (set(sid) && set(token) &&
+	    tel_basic_auth(auth, sid, token) == -1) {
+		api->log(p, SB_LOG_ERROR, "twilio credentials too long");
 		return (SB_ERROR);
 	}
-	timeout_ms = (unsigned int)t;
-	auth[0] = '\0';
-	if (set(sid) && set(token)) {
-		if ((size_t)snprintf(plain, sizeof(plain), "%s:%s", sid,
-		    token) >= sizeof(plain)) {
-			api->log(p, SB_LOG_ERROR, "twilio credentials too long");
-			return (SB_ERROR);
-		}
-		memcpy(auth, "Basic ", 6);
-		EVP_EncodeBlock((unsigned char *)auth + 6,
-		    (const unsigned char *)plain, (int)strlen(plain));
-		OPENSSL_cleanse(plain, sizeof(plain));
-	}
 	callback_url[0] = '\0';
-	/* The plugin's own key overrides the host's [host] public_url. */
-	if (((pub = api->config_get(p, "public_url")) == NULL || *pub == '\0') &&
-	    SB_API_HAS(api, host_setting))
-		pub = api->host_setting("public_url");
-	if (pub != NULL && *pub != '\0')
+	if ((pub = tel_public_base(p, api)) != NULL) {
+		/* "https://x/" + path: one slash. */
+		n = strlen(pub);
+		if (pub[n - 1] == '/')
+			n--;
 		(void)snprintf(callback_url, sizeof(callback_url), "%.*s%s",
-		    (int)strcspn(pub, "\0"), pub, WEBHOOK_PATH);
-	/* "https://x/" + path: one slash. */
-	if (callback_url[0] != '\0') {
-		size_t	n = strlen(pub);
-
-		if (n > 0 && pub[n - 1] == '/')
-			(void)snprintf(callback_url, sizeof(callback_url),
-			    "%.*s%s", (int)(n - 1), pub, WEBHOOK_PATH);
+		    (int)n, pub, WEBHOOK_PATH);
 	}
 	return (SB_OK);
 }

@@ -9,6 +9,7 @@
 //                                           // delivered, to tw.callbackTarget when set,
 //                                           // before the 201)
 //   tw.delayAll = 30                            // every send answers that many ms late
+//   tw.hold(); ... tw.release()                 // sends wait unanswered in between
 //   tw.sends('+15005550006', 'hello')          // how many messages Twilio accepted (201)
 //   tw.requests                                 // every create request seen (form fields)
 //   tw.messages.get(sid)                        // accepted messages {sid, to, body, callback}
@@ -68,6 +69,10 @@ export async function startTwilio({ accountSid = `AC${hex(16)}`, authToken = hex
     server: null, port: 0, url: '',
     fail(list) { this.failures.push(...list); },
     sends(to, body) { return this.counts.get(`${to}\n${body}`) ?? 0; },
+    // Requests wait (unanswered, uncounted) until release(): sends in flight for as long as a test needs.
+    gate: null, open: null,
+    hold() { if (!this.gate) this.gate = new Promise((r) => { this.open = r; }); },
+    release() { if (this.open) this.open(); this.gate = null; this.open = null; },
     async start() {
       this.server = createServer((req, res) => handle(this, req, res));
       await new Promise((r) => this.server.listen(this.port, '127.0.0.1', r));
@@ -117,6 +122,7 @@ function handle(tw, req, res) {
     if (!form.From && !form.MessagingServiceSid)
       return twilioError(res, 400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required.");
     if (!form.Body) return twilioError(res, 400, 21602, 'Message body is required.');
+    if (tw.gate) await tw.gate;
     const f = tw.failures.shift() ?? {};
     const delay = f.delayMs ?? tw.delayAll ?? 0;
     if (delay) await new Promise((r) => setTimeout(r, delay));

@@ -465,15 +465,20 @@ test('kill -9 a worker during a burst: no message sent twice, none left queued',
   const N = 120;
   const tag = randomBytes(3).toString('hex');
   const msgs = [];
-  tw.delayAll = 40;
-  try {
-    for (let i = 0; i < N; i++) {
-      const to = uniqPhone();
+  const burst = async (from, to) => {
+    for (let i = from; i < to; i++) {
+      const phone = uniqPhone();
       const body = `burst ${tag} ${i}`;
-      const r = await send({ to, body });
+      const r = await send({ to: phone, body });
       assert.equal(r.status, 202, r.text);
-      msgs.push({ id: r.body.id, to, body });
+      msgs.push({ id: r.body.id, to: phone, body });
     }
+  };
+  // Twilio holds its answers: the first sends are certainly in flight
+  // when a worker is killed, however fast or slow this machine is.
+  tw.hold();
+  try {
+    await burst(0, 10);
     // A worker with a send in flight.
     let locked;
     await poll(async () => {
@@ -485,6 +490,9 @@ test('kill -9 a worker during a burst: no message sent twice, none left queued',
     process.kill(Number(locked.split(':').pop()), 'SIGKILL');
     // Its leases run out now rather than after timeout_s.
     await sql(srv, "UPDATE jobs SET lease_until = now() WHERE status = 'running' AND locked_by = $1", [locked]);
+    tw.release();
+    // The rest of the burst while the worker comes back.
+    await burst(10, N);
     const ids = msgs.map((m) => String(m.id));
     await poll(async () => (await sql(srv, "SELECT count(*)::int AS n FROM telephony_sms WHERE id = ANY($1::bigint[]) " +
       "AND status = 'queued'", [ids]))[0].n === 0);
@@ -499,11 +507,11 @@ test('kill -9 a worker during a burst: no message sent twice, none left queued',
       if (st === 'sending') assert.equal(n, 1, `message ${m.id} is sending but was not sent`);
       if (st === 'unknown') unknown++;
     }
-    // Only what was in flight on the killed worker can be unknown.
+    // What was in flight (held) when the worker died may be unknown; the rest went out.
     assert.ok(unknown < N, `${unknown} unknown`);
-    t.diagnostic(`${unknown} of ${N} unknown (in flight on the killed worker)`);
+    t.diagnostic(`${unknown} of ${N} unknown (in flight when the worker was killed)`);
     assert.equal((await srv.request('GET', '/healthz')).status, 200);
   } finally {
-    tw.delayAll = 0;
+    tw.release();
   }
 });
