@@ -30,15 +30,17 @@
 #define EXOTEL_TIMEOUT_MS	10000
 
 static const struct sb_host_api	*api;
-static const char	*sid, *key, *token, *from, *api_url, *dlt;
+static const char	*sid, *key, *token, *from, *api_url, *dlt, *app_id;
 static char		 auth[TEL_AUTH_MAX];
 static char		 hook_token[128];
 static char		 callback_url[768];
+static char		 voice_url[768];
 static unsigned int	 timeout_ms = EXOTEL_TIMEOUT_MS;
 
 struct send {
 	tel_send_cb	 cb;
 	void		*arg;
+	int		 voice;		/* a Calls/connect answer */
 };
 
 static int
@@ -60,6 +62,11 @@ exotel_configure(struct sb_plugin *p, const struct sb_host_api *host)
 	token = api->config_get(p, "exotel_api_token");
 	from = api->config_get(p, "exotel_from");
 	dlt = api->config_get(p, "exotel_dlt_entity_id");
+	app_id = api->config_get(p, "exotel_app_id");
+	if (set(app_id) && strspn(app_id, "0123456789") != strlen(app_id)) {
+		api->log(p, SB_LOG_ERROR, "exotel_app_id must be digits");
+		return (SB_ERROR);
+	}
 	api_url = api->config_get(p, "exotel_api_url");
 	if (!set(api_url))
 		api_url = "https://api.exotel.com";
@@ -89,6 +96,7 @@ exotel_configure(struct sb_plugin *p, const struct sb_host_api *host)
 		free(bi);
 	}
 	callback_url[0] = '\0';
+	voice_url[0] = '\0';
 	pub = tel_public_base(p, api);
 	if (pub != NULL && hook_token[0] != '\0') {
 		n = strlen(pub);
@@ -96,6 +104,9 @@ exotel_configure(struct sb_plugin *p, const struct sb_host_api *host)
 			n--;
 		(void)snprintf(callback_url, sizeof(callback_url),
 		    "%.*s/api/v1/webhooks/exotel/%s/sms", (int)n, pub,
+		    hook_token);
+		(void)snprintf(voice_url, sizeof(voice_url),
+		    "%.*s/api/v1/webhooks/exotel/%s/voice", (int)n, pub,
 		    hook_token);
 	}
 	return (SB_OK);
@@ -117,6 +128,12 @@ exotel_configured(const char **missing)
 	return (1);
 }
 
+static const char *
+exotel_sms_sender(void)
+{
+	return (set(from) ? from : NULL);
+}
+
 int
 tel_exotel_token_ok(const char *t)
 {
@@ -130,6 +147,12 @@ const char *
 tel_exotel_callback_url(void)
 {
 	return (callback_url[0] != '\0' ? callback_url : NULL);
+}
+
+const char *
+tel_exotel_voice_url(void)
+{
+	return (voice_url[0] != '\0' ? voice_url : NULL);
 }
 
 static void
@@ -149,7 +172,7 @@ exotel_sent(struct sb_plugin *p, const struct sb_http_response *res,
 		tel_outcome_transport(res, &r);
 	} else if (res->status == 200 || res->status == 201 ||
 	    res->status == 202) {
-		m = json_object_get(j, "SMSMessage");
+		m = json_object_get(j, s->voice ? "Call" : "SMSMessage");
 		st = sb_jstr(m, "Status");
 		r.provider_message_id = sb_jstr(m, "Sid");
 		if (r.provider_message_id == NULL ||
@@ -158,6 +181,9 @@ exotel_sent(struct sb_plugin *p, const struct sb_http_response *res,
 			r.outcome = TEL_AMBIGUOUS;
 			r.provider_message_id = NULL;
 			r.detail = "Exotel answered without a Sid";
+		} else if (s->voice) {
+			r.outcome = TEL_ACCEPTED;
+			r.status = "initiated";
 		} else if (st != NULL && (strcmp(st, "failed") == 0 ||
 		    strncmp(st, "failed", 6) == 0)) {
 			r.outcome = TEL_ACCEPTED;
@@ -192,16 +218,42 @@ exotel_sent(struct sb_plugin *p, const struct sb_http_response *res,
 	free(s);
 }
 
+/* POST a form to path under the account; the answer to exotel_sent. */
+static int
+post(struct sb_plugin *p, const char *path, const char *body, size_t len,
+    struct send *s)
+{
+	struct sb_http_header	 h[2];
+	struct sb_http_request	 r;
+	char			 url[640];
+
+	(void)snprintf(url, sizeof(url), "%s/v1/Accounts/%s/%s", api_url, sid,
+	    path);
+	h[0].name = "Authorization";
+	h[0].value = auth;
+	h[1].name = "Content-Type";
+	h[1].value = "application/x-www-form-urlencoded";
+	memset(&r, 0, sizeof(r));
+	r.method = "POST";
+	r.url = url;
+	r.headers = h;
+	r.nheaders = 2;	/* Exotel's v1 API takes no idempotency key */
+	r.body = body;
+	r.body_len = len;
+	r.timeout_ms = timeout_ms;
+	r.max_response = 65536;
+	r.upstream = "exotel";
+	return (api->http_send(p, &r, exotel_sent, s));
+}
+
 static int
 exotel_send_sms(struct sb_plugin *p, const struct tel_sms *m, tel_send_cb cb,
     void *arg)
 {
-	struct sb_http_header	 h[2];
-	struct sb_http_request	 r;
-	struct send		*s;
-	char			 url[640], *body = NULL;
-	size_t			 len = 0, cap = 0;
-	int			 rc;
+	struct send	*s;
+	char		*body = NULL;
+	size_t		 len = 0, cap = 0;
+	int		 rc;
 
 	if (tel_form_add(&body, &len, &cap, "From", from) == -1 ||
 	    tel_form_add(&body, &len, &cap, "To", m->to) == -1 ||
@@ -219,23 +271,84 @@ exotel_send_sms(struct sb_plugin *p, const struct tel_sms *m, tel_send_cb cb,
 	}
 	s->cb = cb;
 	s->arg = arg;
-	(void)snprintf(url, sizeof(url), "%s/v1/Accounts/%s/Sms/send.json",
-	    api_url, sid);
-	h[0].name = "Authorization";
-	h[0].value = auth;
-	h[1].name = "Content-Type";
-	h[1].value = "application/x-www-form-urlencoded";
-	memset(&r, 0, sizeof(r));
-	r.method = "POST";
-	r.url = url;
-	r.headers = h;
-	r.nheaders = 2;	/* Sms/send takes no idempotency key */
-	r.body = body;
-	r.body_len = len;
-	r.timeout_ms = timeout_ms;
-	r.max_response = 65536;
-	r.upstream = "exotel";
-	rc = api->http_send(p, &r, exotel_sent, s);
+	rc = post(p, "Sms/send.json", body, len, s);
+	free(body);
+	if (rc != SB_OK)
+		free(s);
+	return (rc);
+}
+
+/* ---- voice ---- */
+
+/*
+ * Calls/connect dials From first and, once it answers, connects To: the
+ * agent's number (connect_to) first, then the customer.  Without
+ * connect_to the customer is connected to the call flow exotel_app_id
+ * (Exotel has no inline speech: the flow says what it says).  Exotel
+ * cannot dial a SIP user.
+ */
+static int
+exotel_call_ok(const struct tel_call *c, const char **why)
+{
+	*why = NULL;
+	if (c->connect_to != NULL && strncmp(c->connect_to, "sip:", 4) == 0) {
+		*why = "Exotel cannot connect a SIP user";
+		return (0);
+	}
+	if (c->connect_to == NULL && !set(app_id)) {
+		*why = "exotel_app_id is not set: Exotel speaks a message only "
+		    "through a call flow";
+		return (0);
+	}
+	return (1);
+}
+
+static int
+exotel_place_call(struct sb_plugin *p, const struct tel_call *c,
+    tel_send_cb cb, void *arg)
+{
+	struct send	*s;
+	char		*body = NULL, flow[256], ids[24];
+	size_t		 len = 0, cap = 0;
+	int		 rc = 0;
+
+	(void)snprintf(ids, sizeof(ids), "%lld", (long long)c->id);
+	if (c->connect_to != NULL) {
+		if (tel_form_add(&body, &len, &cap, "From", c->connect_to) ==
+		    -1 || tel_form_add(&body, &len, &cap, "To", c->to) == -1)
+			rc = -1;
+	} else {
+		(void)snprintf(flow, sizeof(flow), "http://my.exotel.com/%s/"
+		    "exoml/start_voice/%s", sid, app_id);
+		if (tel_form_add(&body, &len, &cap, "From", c->to) == -1 ||
+		    tel_form_add(&body, &len, &cap, "Url", flow) == -1)
+			rc = -1;
+	}
+	if (rc == -1 ||
+	    tel_form_add(&body, &len, &cap, "CallerId", from) == -1 ||
+	    tel_form_add(&body, &len, &cap, "CallType", "trans") == -1 ||
+	    tel_form_add(&body, &len, &cap, "CustomField", ids) == -1 ||
+	    (c->record && tel_form_add(&body, &len, &cap, "Record",
+	    "true") == -1) ||
+	    (voice_url[0] != '\0' && (tel_form_add(&body, &len, &cap,
+	    "StatusCallback", voice_url) == -1 ||
+	    tel_form_add(&body, &len, &cap, "StatusCallbackEvents[0]",
+	    "terminal") == -1 ||
+	    tel_form_add(&body, &len, &cap, "StatusCallbackEvents[1]",
+	    "answered") == -1 ||
+	    tel_form_add(&body, &len, &cap, "StatusCallbackContentType",
+	    "application/json") == -1))) {
+		free(body);
+		return (SB_ERROR);
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		free(body);
+		return (SB_ERROR);
+	}
+	s->cb = cb;
+	s->arg = arg;
+	s->voice = 1;
+	rc = post(p, "Calls/connect.json", body, len, s);
 	free(body);
 	if (rc != SB_OK)
 		free(s);
@@ -244,8 +357,12 @@ exotel_send_sms(struct sb_plugin *p, const struct tel_sms *m, tel_send_cb cb,
 
 const struct tel_provider tel_exotel = {
 	.name = "exotel",
-	.channels = TEL_CHAN_SMS,	/* voice: a later slice */
+	.channels = TEL_CHAN_SMS | TEL_CHAN_VOICE,
 	.configure = exotel_configure,
 	.configured = exotel_configured,
 	.send_sms = exotel_send_sms,
+	.call_ok = exotel_call_ok,
+	.place_call = exotel_place_call,
+	.sms_sender = exotel_sms_sender,
+	/* hangup: Exotel's v1 API has no way to end a call. */
 };

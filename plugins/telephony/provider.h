@@ -38,6 +38,10 @@ struct tel_send_result {
 	const char		*error_message;
 	unsigned int		 retry_after;
 	const char		*detail;	/* for the log and the job */
+	/* find_sms: the provider's ids of every message that may be this
+	 * one, oldest first (the job takes the first no other row holds). */
+	const char *const	*found;
+	size_t			 nfound;
 };
 
 typedef void (*tel_send_cb)(struct sb_plugin *,
@@ -49,6 +53,17 @@ struct tel_sms {
 	const char		*to;		/* E.164 */
 	const char		*body;
 	const char		*idempotency_key;	/* for providers that take one */
+};
+
+/* An outbound call as a provider places it (borrowed for the call). */
+struct tel_call {
+	int64_t			 id;
+	const char		*to;		/* E.164: the callee */
+	const char		*connect_to;	/* E.164 or "sip:...": bridged
+						 * to the callee; NULL: speak */
+	const char		*message;	/* spoken when no connect_to */
+	int			 record;
+	const char		*status;	/* API.md call status now (hangup) */
 };
 
 struct tel_provider {
@@ -63,8 +78,39 @@ struct tel_provider {
 	int			(*send_sms)(struct sb_plugin *,
 				    const struct tel_sms *, tel_send_cb,
 				    void *arg);
-	/* Later slices: place_call, hangup. */
-	void			*spare[4];
+	/*
+	 * Voice (TEL_CHAN_VOICE).  call_ok: 1 when this provider can place
+	 * this call as asked (Exotel cannot dial a SIP user, and speaks a
+	 * message only through a configured call flow), else 0 and *why.
+	 * place_call: as send_sms; an accepted result's
+	 * provider_message_id is the provider's call id.  hangup: ends the
+	 * call sid (c->status says how far it got); TEL_ACCEPTED when the
+	 * provider took the request, TEL_REJECTED when it says the call has
+	 * already ended.  NULL when the provider offers no way to end a call.
+	 */
+	int			(*call_ok)(const struct tel_call *,
+				    const char **why);
+	int			(*place_call)(struct sb_plugin *,
+				    const struct tel_call *, tel_send_cb,
+				    void *arg);
+	int			(*hangup)(struct sb_plugin *, const char *sid,
+				    const struct tel_call *, tel_send_cb,
+				    void *arg);
+	/*
+	 * Asks the provider whether an SMS whose send was interrupted (the
+	 * worker died with the request out) reached it: cb gets
+	 * TEL_ACCEPTED with the provider's id when it did, TEL_REFUSED when
+	 * it certainly did not, TEL_RETRY when the provider cannot say now.
+	 * since: when the attempt began (RFC 3339).  NULL: cannot ask.
+	 */
+	int			(*find_sms)(struct sb_plugin *,
+				    const struct tel_sms *, const char *since,
+				    tel_send_cb, void *arg);
+	/* The sender an SMS goes out from (its number, or Twilio's
+	 * messaging service): the daily cap counts per sender.  NULL: none
+	 * known. */
+	const char		*(*sms_sender)(void);
+	void			*spare[1];
 };
 
 extern const struct tel_provider tel_twilio;
@@ -88,9 +134,10 @@ extern const struct tel_provider tel_exotel;
  * 1 when sig is X-Twilio-Signature of url + the sorted form body. */
 int	tel_twilio_verify(const char *url, const void *body, size_t len,
 	    const char *sig);
-/* The webhook URL Twilio is told (StatusCallback), or NULL without
+/* The webhook URLs Twilio is told (StatusCallback), or NULL without
  * public_url. */
 const char *tel_public_url(void);
+const char *tel_twilio_voice_url(void);
 
 /* Exotel's webhook path token (exotel.c): 1 when t is this
  * installation's (exotel_webhook_token, or derived from the index key and
@@ -98,5 +145,8 @@ const char *tel_public_url(void);
 int	tel_exotel_token_ok(const char *t);
 /* Exotel's StatusCallback (with the token), or NULL without public_url. */
 const char *tel_exotel_callback_url(void);
+const char *tel_exotel_voice_url(void);
+/* XML text: & < > " ' escaped; NULL when out of memory. */
+char	*tel_xml_escape(const char *);
 
 #endif /* TELEPHONY_PROVIDER_H */

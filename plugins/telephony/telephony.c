@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <switchboard/plugin.h>
 #include <switchboard/helpers.h>
@@ -16,22 +17,18 @@
 
 #include "provider.h"
 #include "sms.h"
+#include "tel.h"
 
-#define ROOM		"telephony"
+#define ROOM		TEL_ROOM
 #define SEND_KIND	"telephony.sms_send"
 #define SEND_ATTEMPTS	8
-#define TWIML		"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
 
 static const struct sb_host_api			*api;
 static struct sb_plugin				*self;
 static const struct sb_customers_directory	*dir;
-static const char	*routing;
-static const char	*country;
 static unsigned int	 sms_per_minute;
+static unsigned int	 sms_daily_cap;
 
-/* Every provider this build has, in no particular order: routing picks. */
-static const struct tel_provider *const providers[] = { &tel_twilio, &tel_exotel,
-	NULL };
 
 static void	sms_send(struct sb_req *);
 static void	sms_inbox(struct sb_req *);
@@ -41,7 +38,6 @@ static void	sms_statistics(struct sb_req *);
 static void	webhook_twilio(struct sb_req *);
 static void	webhook_exotel(struct sb_req *);
 static void	send_run(struct sb_job *);
-static int	sid_lock(const char *, const char *);
 static int	pending_apply(int64_t, const char *, const char *, int *);
 
 static const char *const sms_providers[] = { "twilio", "exotel", "device",
@@ -107,6 +103,10 @@ static const struct sb_config_key config_keys[] = {
 	  "be sent, per minute (0: no limit)" },
 	{ "public_url", NULL, 0, "The externally visible base URL: Twilio's "
 	  "StatusCallback and the URL its signatures cover" },
+	{ "calls_per_minute", "10", 0, "Calls a user may place, and a number "
+	  "may be called, per minute (0: no limit)" },
+	{ "sms_daily_cap", "0", 0, "SMS one sender number may send per UTC "
+	  "day (0: no cap); over it, sends wait for the next day" },
 	{ "twilio_account_sid", NULL, 0, "Twilio AccountSid" },
 	{ "twilio_auth_token", NULL, SB_CONF_SECRET, "Twilio AuthToken" },
 	{ "twilio_from", NULL, 0, "The sender number (E.164)" },
@@ -116,6 +116,8 @@ static const struct sb_config_key config_keys[] = {
 	  "URL" },
 	{ "twilio_timeout_ms", "10000", 0, "A send taking longer is "
 	  "`unknown` (never resent)" },
+	{ "twilio_calls_per_second", "1", 0, "Calls the Twilio account "
+	  "starts per second (Twilio's default CPS is 1; 0: no pace)" },
 	{ "exotel_sid", NULL, 0, "Exotel account sid" },
 	{ "exotel_api_key", NULL, 0, "Exotel API key" },
 	{ "exotel_api_token", NULL, SB_CONF_SECRET, "Exotel API token" },
@@ -129,6 +131,11 @@ static const struct sb_config_key config_keys[] = {
 	  "DltEntityId when set" },
 	{ "exotel_timeout_ms", "10000", 0, "A send taking longer is "
 	  "`unknown` (never resent)" },
+	{ "exotel_app_id", NULL, 0, "The Exotel call flow (app id) a call "
+	  "without connect_to is connected to (Exotel has no inline "
+	  "speech)" },
+	{ "exotel_calls_per_second", "1", 0, "Calls the Exotel account starts "
+	  "per second (0: no pace)" },
 	SB_CONFIG_END
 };
 
@@ -138,80 +145,6 @@ static const struct sb_job_kind send_kind = {
 };
 
 /* ---- small helpers ---- */
-
-static const struct tel_provider *
-provider_find(const char *name, size_t len)
-{
-	size_t	i;
-
-	for (i = 0; providers[i] != NULL; i++)
-		if (strlen(providers[i]->name) == len &&
-		    strncmp(providers[i]->name, name, len) == 0)
-			return (providers[i]);
-	return (NULL);
-}
-
-static int
-provider_ready(const struct tel_provider *tp, unsigned int chan)
-{
-	const char	*missing;
-
-	return (tp != NULL && (tp->channels & chan) &&
-	    tp->configured(&missing));
-}
-
-/* The providers to try for an SMS to e164, in order (comma list). */
-static int
-candidates(const char *explicit, const char *e164, char *out, size_t len)
-{
-	if (explicit != NULL) {
-		if ((size_t)snprintf(out, len, "%s", explicit) >= len)
-			return (-1);
-		return (0);
-	}
-	return (tel_route_lookup(routing, "sms", e164, out, len));
-}
-
-/* Is any provider of the comma list ready for SMS? */
-static int
-any_ready(const char *list)
-{
-	const char	*s, *e;
-
-	for (s = list; *s != '\0'; s = *e == ',' ? e + 1 : e) {
-		e = s + strcspn(s, ",");
-		if (provider_ready(provider_find(s, (size_t)(e - s)),
-		    TEL_CHAN_SMS))
-			return (1);
-	}
-	return (0);
-}
-
-static char *
-phone_index(const char *e164)
-{
-	return (api->blind_index(self, "phone", e164, strlen(e164)));
-}
-
-static int
-normalise(const char *in, char *out, size_t len)
-{
-	return (api->phone_e164(self, in, country, out, len));
-}
-
-static void
-err_field(struct sb_req *req, int status, const char *field,
-    const char *code, const char *msg)
-{
-	api->respond_error(req, status, "VALIDATION_ERROR", msg,
-	    sb_field_error(field, code, msg));
-}
-
-static void
-err_db(struct sb_req *req)
-{
-	api->respond_error(req, 500, "INTERNAL", "database error", NULL);
-}
 
 static int
 status_rank(const char *s)
@@ -238,32 +171,15 @@ status_rank(const char *s)
 	SB_SQL_TS("created_at") " AS created_at, " \
 	SB_SQL_TS("updated_at") " AS updated_at"
 
-static void
-unseal_into(json_t *row, const char *col, const char *key)
-{
-	const char	*v = sb_jstr(row, col);
-	char		*plain = NULL;
-
-	if (v != NULL)
-		plain = api->unseal(self, v, NULL);
-	json_object_set_new(row, key, plain != NULL ? json_string(plain) :
-	    json_null());
-	if (plain != NULL) {
-		explicit_bzero(plain, strlen(plain));
-		free(plain);
-	}
-	json_object_del(row, col);
-}
-
 /* A row of SMS_COLS (stolen) as the API's message. */
 static json_t *
 sms_json(json_t *row)
 {
 	if (row == NULL)
 		return (NULL);
-	unseal_into(row, "to_sealed", "to");
-	unseal_into(row, "from_sealed", "from");
-	unseal_into(row, "body_sealed", "body");
+	tel_unseal_into(row, "to_sealed", "to");
+	tel_unseal_into(row, "from_sealed", "from");
+	tel_unseal_into(row, "body_sealed", "body");
 	return (row);
 }
 
@@ -324,6 +240,22 @@ event_add(int64_t id, const char *status, const char *detail,
 	return (ok ? 0 : -1);
 }
 
+/* The room sees no numbers or bodies: clients GET the message. */
+static void
+publish_json(const char *name, json_t *m)
+{
+	json_t	*e;
+
+	if ((e = json_copy(m)) == NULL)
+		return;
+	json_object_del(e, "to");
+	json_object_del(e, "from");
+	json_object_del(e, "body");
+	json_object_del(e, "events");
+	(void)api->publish_room(self, ROOM, name, 1, e);
+	json_decref(e);
+}
+
 static void
 publish(const char *name, int64_t id)
 {
@@ -334,11 +266,7 @@ publish(const char *name, int64_t id)
 	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
 	if ((m = sms_load(ids, 0, &dberr)) == NULL)
 		return;
-	/* The room sees no numbers or bodies: clients GET the message. */
-	json_object_del(m, "to");
-	json_object_del(m, "from");
-	json_object_del(m, "body");
-	(void)api->publish_room(self, ROOM, name, 1, m);
+	publish_json(name, m);
 	json_decref(m);
 }
 
@@ -386,24 +314,24 @@ sms_send(struct sb_req *req)
 	body = sb_jstr(b, "body");
 	explicit = sb_jstr(b, "provider");
 	sched = sb_jstr(b, "schedule_at");
-	if (normalise(to, e164, sizeof(e164)) != SB_OK) {
-		err_field(req, 422, "to", "INVALID_FORMAT", "not a valid phone "
+	if (tel_normalise(to, e164, sizeof(e164)) != SB_OK) {
+		tel_err_field(req, 422, "to", "INVALID_FORMAT", "not a valid phone "
 		    "number");
 		return;
 	}
 	nseg = tel_segments(body, strlen(body), &enc, &units);
 	if (nseg > TEL_MAX_SEGMENTS || nseg < 0) {
-		err_field(req, 422, "body", "TOO_LONG", "at most 10 SMS "
+		tel_err_field(req, 422, "body", "TOO_LONG", "at most 10 SMS "
 		    "segments");
 		return;
 	}
-	if (candidates(explicit, e164, list, sizeof(list)) == -1 ||
-	    !any_ready(list)) {
+	if (tel_candidates("sms", explicit, e164, list, sizeof(list)) == -1 ||
+	    !tel_any_ready(list, TEL_CHAN_SMS)) {
 		api->respond_error(req, 503, "UNAVAILABLE", "no SMS provider "
 		    "for this number is configured and available", NULL);
 		return;
 	}
-	if ((index = phone_index(e164)) == NULL) {
+	if ((index = tel_phone_index(e164)) == NULL) {
 		api->respond_error(req, 503, "UNAVAILABLE", "no data key",
 		    NULL);
 		return;
@@ -418,7 +346,7 @@ sms_send(struct sb_req *req)
 		    "($1::timestamptz - now())) * 1000)::bigint", 1, params);
 		if (!api->db_ok(r) || api->db_rows(r) != 1) {
 			api->db_free(r);
-			err_field(req, 422, "schedule_at", "INVALID_FORMAT",
+			tel_err_field(req, 422, "schedule_at", "INVALID_FORMAT",
 			    "not a time");
 			goto done;
 		}
@@ -433,7 +361,7 @@ sms_send(struct sb_req *req)
 		goto done;
 	}
 	if (api->db_begin(self) != SB_OK) {
-		err_db(req);
+		tel_err_db(req);
 		goto done;
 	}
 	if (json_is_integer(json_object_get(b, "customer_id"))) {
@@ -441,16 +369,16 @@ sms_send(struct sb_req *req)
 		if ((m = dir->get(self, cid, &dberr)) == NULL) {
 			api->db_rollback(self);
 			if (dberr)
-				err_db(req);
+				tel_err_db(req);
 			else
-				err_field(req, 422, "customer_id", "NOT_FOUND",
+				tel_err_field(req, 422, "customer_id", "NOT_FOUND",
 				    "no such customer");
 			goto done;
 		}
 		json_decref(m);
 	} else if ((cid = dir->find_or_create(self, e164, NULL)) == -1) {
 		api->db_rollback(self);
-		err_db(req);
+		tel_err_db(req);
 		goto done;
 	}
 	(void)snprintf(cids, sizeof(cids), "%lld", (long long)cid);
@@ -480,7 +408,7 @@ sms_send(struct sb_req *req)
 	if (!api->db_ok(r) || api->db_rows(r) != 1) {
 		api->db_free(r);
 		api->db_rollback(self);
-		err_db(req);
+		tel_err_db(req);
 		goto done;
 	}
 	id = strtoll(api->db_value(r, 0, 0), NULL, 10);
@@ -489,23 +417,26 @@ sms_send(struct sb_req *req)
 	opts.delay_ms = (int64_t)delay;
 	(void)snprintf(key, sizeof(key), "telephony.sms:%lld", (long long)id);
 	opts.idempotency_key = key;
-	payload = json_pack("{s:I}", "id", (json_int_t)id);
+	payload = json_pack("{s:I, s:s?}", "id", (json_int_t)id, "provider",
+	    explicit);
+	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	/* The answer is the message as committed (queued), read before the
+	 * send job can move it. */
+	m = NULL;
 	if (event_add(id, "queued", NULL, NULL, NULL) == -1 ||
 	    payload == NULL ||
 	    api->job_enqueue(self, SEND_KIND, payload, &opts) == -1 ||
+	    (m = sms_load(ids, 1, &dberr)) == NULL ||
 	    api->db_commit(self) != SB_OK) {
 		json_decref(payload);
+		json_decref(m);
 		api->db_rollback(self);
-		err_db(req);
+		tel_err_db(req);
 		goto done;
 	}
 	json_decref(payload);
-	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	publish("telephony.sms.created", id);
-	if ((m = sms_load(ids, 1, &dberr)) == NULL)
-		err_db(req);
-	else
-		api->respond_json(req, 202, m);
+	publish_json("telephony.sms.created", m);
+	api->respond_json(req, 202, m);
 done:
 	explicit_bzero(e164, sizeof(e164));
 	free(index);
@@ -523,80 +454,8 @@ list_map(struct sb_req *req, json_t *row, void *arg)
 	return (sms_json(row));
 }
 
-/* "2026-12-07" or an RFC 3339 time: a time filter; else NULL. */
-static int
-looks_like_time(const char *s)
-{
-	return (strlen(s) >= 10 && s[4] == '-' && s[7] == '-' &&
-	    s[0] >= '0' && s[0] <= '9');
-}
-
 static const char *const sms_statuses[] = { "queued", "sending", "sent",
 	"delivered", "undelivered", "failed", "unknown", "received", NULL };
-
-static int
-enum_ok(const char *v, const char *const *choices)
-{
-	for (; *choices != NULL; choices++)
-		if (strcmp(v, *choices) == 0)
-			return (1);
-	return (0);
-}
-
-/*
- * The filters `from` and `to` take a time (a date or RFC 3339: created
- * at or after / before) or a phone number (the message's own from/to,
- * matched by blind index).
- */
-static int
-filter_fromto(struct sb_req *req, const char *name, const char **time,
-    char **index)
-{
-	const char	*v = api->req_query(req, name);
-	char		 e164[32];
-
-	*time = NULL;
-	*index = NULL;
-	if (v == NULL || *v == '\0')
-		return (0);
-	if (strlen(v) > 64) {
-		err_field(req, 400, name, "TOO_LONG", "at most 64 characters");
-		return (-1);
-	}
-	if (looks_like_time(v)) {
-		*time = v;
-		return (0);
-	}
-	if (normalise(v, e164, sizeof(e164)) != SB_OK) {
-		err_field(req, 400, name, "INVALID_FORMAT", "neither a time "
-		    "nor a phone number");
-		return (-1);
-	}
-	*index = phone_index(e164);
-	explicit_bzero(e164, sizeof(e164));
-	if (*index == NULL) {
-		api->respond_error(req, 503, "UNAVAILABLE", "no data key",
-		    NULL);
-		return (-1);
-	}
-	return (0);
-}
-
-static int
-filter_id(struct sb_req *req, const char *name, const char **out)
-{
-	const char	*v = api->req_query(req, name);
-
-	*out = NULL;
-	if (v == NULL || *v == '\0')
-		return (0);
-	if ((*out = sb_positive_id(v)) == NULL) {
-		err_field(req, 400, name, "INVALID_FORMAT", "not a positive "
-		    "integer");
-		return (-1);
-	}
-	return (0);
-}
 
 static void
 sms_list(struct sb_req *req, const char *direction)
@@ -613,23 +472,23 @@ sms_list(struct sb_req *req, const char *direction)
 		return;
 	status = api->req_query(req, "status");
 	provider = api->req_query(req, "provider");
-	if (status != NULL && *status != '\0' && !enum_ok(status,
+	if (status != NULL && *status != '\0' && !tel_enum_ok(status,
 	    sms_statuses)) {
-		err_field(req, 400, "status", "INVALID_VALUE", "not an SMS "
+		tel_err_field(req, 400, "status", "INVALID_VALUE", "not an SMS "
 		    "status");
 		return;
 	}
-	if (provider != NULL && *provider != '\0' && !enum_ok(provider,
+	if (provider != NULL && *provider != '\0' && !tel_enum_ok(provider,
 	    sms_providers)) {
-		err_field(req, 400, "provider", "INVALID_VALUE", "not a "
+		tel_err_field(req, 400, "provider", "INVALID_VALUE", "not a "
 		    "provider");
 		return;
 	}
-	if (filter_id(req, "sim_card_id", &sim) == -1 ||
-	    filter_id(req, "customer_id", &cust) == -1 ||
-	    filter_fromto(req, "from", &tfrom, &ifrom) == -1)
+	if (tel_filter_id(req, "sim_card_id", &sim) == -1 ||
+	    tel_filter_id(req, "customer_id", &cust) == -1 ||
+	    tel_filter_fromto(req, "from", &tfrom, &ifrom) == -1)
 		return;
-	if (filter_fromto(req, "to", &tto, &ito) == -1) {
+	if (tel_filter_fromto(req, "to", &tto, &ito) == -1) {
 		free(ifrom);
 		return;
 	}
@@ -660,7 +519,7 @@ sms_list(struct sb_req *req, const char *direction)
 	if (!api->db_ok(r) && api->db_sqlstate(r) != NULL &&
 	    strncmp(api->db_sqlstate(r), "22", 2) == 0) {
 		api->db_free(r);
-		err_field(req, 400, tfrom != NULL ? "from" : "to",
+		tel_err_field(req, 400, tfrom != NULL ? "from" : "to",
 		    "INVALID_FORMAT", "not a time");
 		return;
 	}
@@ -692,7 +551,7 @@ sms_get(struct sb_req *req)
 	}
 	if ((m = sms_load(id, 1, &dberr)) == NULL) {
 		if (dberr)
-			err_db(req);
+			tel_err_db(req);
 		else
 			api->respond_error(req, 404, "NOT_FOUND", "no such SMS",
 			    NULL);
@@ -724,39 +583,15 @@ sms_get(struct sb_req *req)
 static void
 sms_statistics(struct sb_req *req)
 {
-	const char	*from = api->req_query(req, "from");
-	const char	*to = api->req_query(req, "to");
 	const char	*params[2];
-	struct sb_db_res *r;
 	json_t		*out;
 
-	params[0] = from != NULL && *from != '\0' ? from : NULL;
-	params[1] = to != NULL && *to != '\0' ? to : NULL;
-	if ((params[0] != NULL && (strlen(params[0]) > 40 ||
-	    !looks_like_time(params[0]))) || (params[1] != NULL &&
-	    (strlen(params[1]) > 40 || !looks_like_time(params[1])))) {
-		err_field(req, 400, params[0] != NULL &&
-		    !looks_like_time(params[0]) ? "from" : "to",
-		    "INVALID_FORMAT", "a date (YYYY-MM-DD) or RFC 3339 time");
+	if (tel_stats_bounds(req, &params[0], &params[1]) == -1)
 		return;
-	}
-	/* Validate both bounds before the big query. */
-	r = api->db_query(self, "SELECT $1::text::timestamptz, "
-	    "$2::text::timestamptz", 2, params);
-	if (!api->db_ok(r)) {
-		api->db_free(r);
-		err_field(req, 400, "from", "INVALID_FORMAT", "a date "
-		    "(YYYY-MM-DD) or RFC 3339 time");
-		return;
-	}
-	api->db_free(r);
 	/* `to` is exclusive when a time, inclusive (the whole day) when a
 	 * date. */
 	out = sb_db_json(api, self, "WITH m AS (SELECT * FROM telephony_sms "
-	    "WHERE ($1::text IS NULL OR created_at >= $1::text::timestamptz) "
-	    "AND ($2::text IS NULL OR created_at < CASE WHEN length($2::text) "
-	    "= 10 THEN ($2::text::date + 1)::timestamptz ELSE "
-	    "$2::text::timestamptz END)) "
+	    "WHERE " TEL_STATS_WHERE ") "
 	    "SELECT json_build_object("
 	    "'totals', (SELECT json_build_object(" STAT_COLS ") FROM m), "
 	    "'by_day', (SELECT coalesce(json_agg(x ORDER BY x->>'day'), '[]') "
@@ -774,7 +609,7 @@ sms_statistics(struct sb_req *req)
 	    ")::jsonb AS x FROM m WHERE sim_card_id IS NOT NULL GROUP BY "
 	    "sim_card_id) s))::text", 2, params);
 	if (out == NULL) {
-		err_db(req);
+		tel_err_db(req);
 		return;
 	}
 	api->respond_json(req, 200, out);
@@ -791,11 +626,22 @@ struct sendctx {
 	const char	*provider;	/* being tried */
 	char		*to;
 	char		*body;
+	char		*sender;	/* the daily cap's sender index, taken */
 	int		 retry;		/* some provider asked to retry */
 	unsigned int	 retry_after;
+	int		 capped;	/* a provider's sender was at its cap */
 };
 
 static void	send_next(struct sendctx *);
+
+/* Seconds to the next UTC day, and a minute (clocks differ). */
+static unsigned int
+cap_wait(void)
+{
+	time_t	now = time(NULL);
+
+	return ((unsigned int)(86400 - now % 86400) + 60);
+}
 
 static void
 ctx_free(struct sendctx *c)
@@ -808,7 +654,57 @@ ctx_free(struct sendctx *c)
 		explicit_bzero(c->body, strlen(c->body));
 		free(c->body);
 	}
+	free(c->sender);
 	free(c);
+}
+
+/*
+ * The daily cap per sender (sms_daily_cap): takes one of today's SMS of
+ * tp's sender for c.  1 taken (or no cap), 0 the sender is at its cap,
+ * -1 on a database error.
+ */
+static int
+cap_take(struct sendctx *c, const struct tel_provider *tp)
+{
+	const char	*sender, *params[2];
+	char		 cap[16];
+	long long	 n;
+
+	free(c->sender);
+	c->sender = NULL;
+	if (sms_daily_cap == 0 || tp->sms_sender == NULL ||
+	    (sender = tp->sms_sender()) == NULL)
+		return (1);
+	if ((c->sender = tel_phone_index(sender)) == NULL)
+		return (-1);
+	(void)snprintf(cap, sizeof(cap), "%u", sms_daily_cap);
+	params[0] = c->sender;
+	params[1] = cap;
+	n = sb_db_count(api, self, "INSERT INTO telephony_sender_day AS d "
+	    "(sender_index, day, sent) VALUES ($1, (now() AT TIME ZONE 'UTC')"
+	    "::date, 1) ON CONFLICT (sender_index, day) DO UPDATE SET sent = "
+	    "d.sent + 1 WHERE d.sent < $2::int RETURNING 1", 2, params);
+	if (n != 1) {
+		free(c->sender);
+		c->sender = NULL;
+	}
+	return (n == 1 ? 1 : n == 0 ? 0 : -1);
+}
+
+/* The provider did not take it: the sender's SMS is given back. */
+static void
+cap_give_back(struct sendctx *c)
+{
+	const char	*params[1];
+
+	if (c->sender == NULL)
+		return;
+	params[0] = c->sender;
+	(void)sb_db_count(api, self, "UPDATE telephony_sender_day SET sent = "
+	    "sent - 1 WHERE sender_index = $1 AND day = (now() AT TIME ZONE "
+	    "'UTC')::date AND sent > 0 RETURNING 1", 1, params);
+	free(c->sender);
+	c->sender = NULL;
 }
 
 /* Set the message's status (when it moves forward) with an event. */
@@ -819,10 +715,12 @@ status_set(int64_t id, const char *ids, const char *status,
 	struct sb_db_res	*r;
 	const char		*params[4];
 
+	char			 em[600];
+
 	params[0] = ids;
 	params[1] = status;
 	params[2] = error_code;
-	params[3] = error_message;
+	params[3] = tel_scrub(error_message, em, sizeof(em));
 	if (api->db_begin(self) != SB_OK)
 		return (-1);
 	r = api->db_query(self, "UPDATE telephony_sms SET status = $2, "
@@ -875,7 +773,7 @@ send_done(struct sb_plugin *p, const struct tel_send_result *res, void *arg)
 		params[4] = NULL;
 		if (api->db_begin(self) != SB_OK)
 			goto dberr;
-		if (sid_lock(c->provider, res->provider_message_id) == -1) {
+		if (tel_sid_lock("sms", c->provider, res->provider_message_id) == -1) {
 			api->db_rollback(self);
 			free(from_s);
 			goto dberr;
@@ -904,6 +802,7 @@ send_done(struct sb_plugin *p, const struct tel_send_result *res, void *arg)
 		api->log(self, SB_LOG_INFO, "sms %s: %s did not take it (%s)",
 		    c->ids, c->provider, res->detail != NULL ? res->detail :
 		    "refused");
+		cap_give_back(c);
 		inflight_clear(c->ids);
 		if (res->outcome == TEL_RETRY) {
 			c->retry = 1;
@@ -913,6 +812,7 @@ send_done(struct sb_plugin *p, const struct tel_send_result *res, void *arg)
 		send_next(c);
 		return;
 	case TEL_REJECTED:
+		cap_give_back(c);
 		if (status_set(c->id, c->ids, "failed", res->detail,
 		    res->error_code, res->error_message) == -1)
 			goto dberr;
@@ -945,12 +845,33 @@ send_next(struct sendctx *c)
 
 	for (s = c->next; s != NULL && *s != '\0'; s = *e == ',' ? e + 1 : e) {
 		e = s + strcspn(s, ",");
-		if (provider_ready(tp = provider_find(s, (size_t)(e - s)),
+		if (tel_provider_ready(tp = tel_provider_find(s, (size_t)(e - s)),
 		    TEL_CHAN_SMS)) {
+			switch (cap_take(c, tp)) {
+			case 1:
+				break;
+			case 0:
+				c->capped = 1;
+				tp = NULL;
+				continue;
+			default:
+				api->job_retry(c->job, "database error", 0);
+				ctx_free(c);
+				return;
+			}
 			c->next = *e == ',' ? e + 1 : e;
 			break;
 		}
 		tp = NULL;
+	}
+	if (tp == NULL && c->capped && !c->retry) {
+		/* Every sender able to take it is at its daily cap: wait for
+		 * the next UTC day (an attempt, not a failure). */
+		c->next = NULL;
+		api->job_retry(c->job, "the senders are at their daily cap",
+		    cap_wait());
+		ctx_free(c);
+		return;
 	}
 	if (tp == NULL) {
 		c->next = NULL;
@@ -972,9 +893,20 @@ send_next(struct sendctx *c)
 	params[0] = c->ids;
 	params[1] = name;
 	/* From here the request may leave: a lost worker means unknown. */
-	if (sb_db_count(api, self, "UPDATE telephony_sms SET inflight = true, "
-	    "provider = $2, updated_at = now() WHERE id = $1::bigint AND "
-	    "status = 'queued' AND NOT inflight RETURNING 1", 2, params) != 1) {
+	switch (sb_db_count(api, self, "UPDATE telephony_sms SET inflight = "
+	    "true, inflight_at = now(), provider = $2, updated_at = now() WHERE "
+	    "id = $1::bigint AND status = 'queued' AND NOT inflight RETURNING 1",
+	    2, params)) {
+	case 1:
+		break;
+	case 0:
+		/* Erased meanwhile. */
+		cap_give_back(c);
+		api->job_done(c->job, NULL);
+		ctx_free(c);
+		return;
+	default:
+		cap_give_back(c);
 		api->job_retry(c->job, "database error", 0);
 		ctx_free(c);
 		return;
@@ -985,18 +917,114 @@ send_next(struct sendctx *c)
 	m.body = c->body;
 	m.idempotency_key = api->job_key(c->job);
 	if (tp->send_sms(self, &m, send_done, c) != SB_OK) {
+		cap_give_back(c);
 		inflight_clear(c->ids);
 		send_next(c);
 	}
 }
 
+/*
+ * The provider could not say whether an interrupted send reached it: ask
+ * again later; after the last attempt the message is `unknown`.
+ */
+static void
+unsettled(struct sendctx *c, const char *why, unsigned int retry_after)
+{
+	if (api->job_attempt(c->job) < SEND_ATTEMPTS)
+		api->job_retry(c->job, why, retry_after);
+	else if (status_set(c->id, c->ids, "unknown", why, NULL, NULL) == -1)
+		api->job_retry(c->job, "database error", 0);
+	else
+		api->job_done(c->job, json_pack("{s:s}", "status", "unknown"));
+	ctx_free(c);
+}
+
+/*
+ * The request of an earlier run may have reached the provider (its worker
+ * died with it out).  A provider that can be asked (find_sms) is asked,
+ * once that request can no longer be on its way: the message it has is
+ * adopted, or the message is sent as if for the first time.  Others: the
+ * message is `unknown`, never sent again.
+ */
+static void
+found_done(struct sb_plugin *p, const struct tel_send_result *res, void *arg)
+{
+	struct sendctx		*c = arg;
+	struct tel_send_result	 acc;
+	struct sb_db_res	*r;
+	const char		*params[2];
+	char			*arr = NULL, *o;
+	size_t			 i, len = 3;
+
+	if (res->outcome == TEL_ACCEPTED) {
+		/* The first candidate no other message holds. */
+		for (i = 0; i < res->nfound; i++)
+			len += strlen(res->found[i]) + 3;
+		if ((arr = malloc(len)) == NULL)
+			goto retry;
+		o = arr;
+		*o++ = '{';
+		for (i = 0; i < res->nfound; i++) {
+			if (strspn(res->found[i], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcd"
+			    "efghijklmnopqrstuvwxyz0123456789") !=
+			    strlen(res->found[i]))
+				continue;
+			if (o > arr + 1)
+				*o++ = ',';
+			o = stpcpy(o, res->found[i]);
+		}
+		*o++ = '}';
+		*o = '\0';
+		params[0] = c->provider;
+		params[1] = arr;
+		r = api->db_query(self, "SELECT s FROM unnest($2::text[]) WITH "
+		    "ORDINALITY AS u (s, n) WHERE NOT EXISTS (SELECT 1 FROM "
+		    "telephony_sms WHERE provider = $1 AND provider_message_id = "
+		    "u.s) ORDER BY n LIMIT 1", 2, params);
+		free(arr);
+		if (!api->db_ok(r)) {
+			api->db_free(r);
+			goto retry;
+		}
+		if (api->db_rows(r) == 1) {
+			memset(&acc, 0, sizeof(acc));
+			acc.outcome = TEL_ACCEPTED;
+			acc.status = res->status != NULL ? res->status : "sending";
+			acc.provider_message_id = api->db_value(r, 0, 0);
+			api->log(self, SB_LOG_INFO, "sms %s: its interrupted "
+			    "send reached %s (%s)", c->ids, c->provider,
+			    acc.provider_message_id);
+			send_done(p, &acc, c);
+			api->db_free(r);
+			return;
+		}
+		api->db_free(r);
+	} else if (res->outcome != TEL_REFUSED)
+		goto retry;
+	/* The provider never had it: send it now, from the start. */
+	api->log(self, SB_LOG_INFO, "sms %s: its interrupted send never "
+	    "reached %s; sending", c->ids, c->provider);
+	inflight_clear(c->ids);
+	c->next = c->list;
+	send_next(c);
+	return;
+retry:
+	unsettled(c, res->detail != NULL ? res->detail : "cannot ask the "
+	    "provider", res->retry_after);
+}
+
 static void
 send_run(struct sb_job *job)
 {
-	struct sb_db_res	*r;
-	struct sendctx		*c;
-	json_int_t		 id = sb_jint(api->job_payload(job), "id");
-	const char		*params[1];
+	const struct tel_provider	*tp;
+	struct sb_db_res		*r;
+	struct sendctx			*c;
+	struct tel_sms			 m;
+	json_t				*pl = api->job_payload(job);
+	json_int_t			 id = sb_jint(pl, "id");
+	const char			*params[1], *explicit;
+	char				 key[64], since[40], prov[32];
+	long long			 age, wait;
 
 	if (id <= 0) {
 		api->job_fail(job, "payload.id is not an id");
@@ -1011,7 +1039,10 @@ send_run(struct sb_job *job)
 	(void)snprintf(c->ids, sizeof(c->ids), "%lld", (long long)id);
 	params[0] = c->ids;
 	r = api->db_query(self, "SELECT status, inflight, provider, to_sealed, "
-	    "body_sealed FROM telephony_sms WHERE id = $1::bigint", 1, params);
+	    "body_sealed, to_char(inflight_at AT TIME ZONE 'UTC', "
+	    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), coalesce(extract(epoch FROM "
+	    "(now() - inflight_at)) * 1000, 0)::bigint FROM telephony_sms "
+	    "WHERE id = $1::bigint", 1, params);
 	if (!api->db_ok(r)) {
 		api->db_free(r);
 		api->job_retry(job, "database error", 0);
@@ -1026,22 +1057,12 @@ send_run(struct sb_job *job)
 		ctx_free(c);
 		return;
 	}
-	if (strcmp(api->db_value(r, 0, 1), "t") == 0) {
-		api->db_free(r);
-		if (status_set(c->id, c->ids, "unknown", "the send was "
-		    "interrupted after its request may have left", NULL,
-		    NULL) == -1)
-			api->job_retry(job, "database error", 0);
-		else
-			api->job_done(job, json_pack("{s:s}", "status",
-			    "unknown"));
-		ctx_free(c);
-		return;
-	}
 	c->to = api->unseal(self, api->db_value(r, 0, 3), NULL);
 	c->body = api->unseal(self, api->db_value(r, 0, 4), NULL);
-	if (c->to == NULL || c->body == NULL ||
-	    candidates(api->db_isnull(r, 0, 2) ? NULL : api->db_value(r, 0, 2),
+	/* The providers asked for when it was sent (the payload), else the
+	 * routing's. */
+	explicit = sb_jstr(pl, "provider");
+	if (c->to == NULL || c->body == NULL || tel_candidates("sms", explicit,
 	    c->to, c->list, sizeof(c->list)) == -1) {
 		api->db_free(r);
 		if (status_set(c->id, c->ids, "failed", c->to == NULL ||
@@ -1053,36 +1074,51 @@ send_run(struct sb_job *job)
 		ctx_free(c);
 		return;
 	}
-	api->db_free(r);
 	c->next = c->list;
-	send_next(c);
+	if (strcmp(api->db_value(r, 0, 1), "t") != 0) {
+		api->db_free(r);
+		send_next(c);
+		return;
+	}
+	/* An earlier run's request may have reached the provider. */
+	(void)snprintf(prov, sizeof(prov), "%s", api->db_isnull(r, 0, 2) ? "" :
+	    api->db_value(r, 0, 2));
+	(void)snprintf(since, sizeof(since), "%s", api->db_isnull(r, 0, 5) ?
+	    "" : api->db_value(r, 0, 5));
+	age = strtoll(api->db_value(r, 0, 6), NULL, 10);
+	api->db_free(r);
+	tp = tel_provider_find(prov, strlen(prov));
+	if (tp == NULL || tp->find_sms == NULL || since[0] == '\0') {
+		if (status_set(c->id, c->ids, "unknown", "the send was "
+		    "interrupted after its request may have left", NULL,
+		    NULL) == -1)
+			api->job_retry(job, "database error", 0);
+		else
+			api->job_done(job, json_pack("{s:s}", "status",
+			    "unknown"));
+		ctx_free(c);
+		return;
+	}
+	/* Ask once that request has surely arrived or died: its timeout
+	 * and a margin. */
+	(void)snprintf(key, sizeof(key), "%s_timeout_ms", tp->name);
+	wait = api->config_int(self, key, 10000) + 2000 - age;
+	if (wait > 0 && api->job_attempt(job) < SEND_ATTEMPTS) {
+		api->job_retry(job, "waiting for an interrupted send to settle",
+		    (unsigned int)((wait + 999) / 1000));
+		ctx_free(c);
+		return;
+	}
+	c->provider = tp->name;
+	memset(&m, 0, sizeof(m));
+	m.id = c->id;
+	m.to = c->to;
+	m.body = c->body;
+	if (tp->find_sms(self, &m, since, found_done, c) != SB_OK)
+		unsettled(c, "cannot ask the provider", 0);
 }
 
 /* ---- webhooks ---- */
-
-static int
-form_put(const char *name, const char *value, void *arg)
-{
-	return (json_object_set_new(arg, name, json_string(value)) == 0 ?
-	    0 : -1);
-}
-
-static void
-twiml(struct sb_req *req)
-{
-	api->respond_raw(req, 200, "text/xml", TWIML, strlen(TWIML));
-}
-
-/* The fast answer to a provider's webhook: empty TwiML for Twilio, an
- * empty 200 for the others. */
-static void
-hook_ok(struct sb_req *req, const char *prov)
-{
-	if (strcmp(prov, "twilio") == 0)
-		twiml(req);
-	else
-		api->respond_raw(req, 200, "text/plain", "", 0);
-}
 
 /* Twilio's MessageStatus as an API status, or NULL to ignore. */
 static const char *
@@ -1114,7 +1150,7 @@ callback_apply(int64_t id, const char *provider, const char *st,
 {
 	struct sb_db_res	*r;
 	const char		*params[4];
-	char			 cb[64], ids[24], detail[64];
+	char			 cb[64], ids[24], detail[64], emb[600];
 	int			 added = 0, moved;
 
 	*changed = 0;
@@ -1140,7 +1176,8 @@ callback_apply(int64_t id, const char *provider, const char *st,
 		return (0);
 	params[1] = st;
 	params[2] = ec != NULL && *ec != '\0' ? ec : NULL;
-	params[3] = em != NULL && *em != '\0' ? em : NULL;
+	params[3] = em != NULL && *em != '\0' ? tel_scrub(em, emb,
+	    sizeof(emb)) : NULL;
 	r = api->db_query(self, "UPDATE telephony_sms SET status = $2, "
 	    "error_code = coalesce($3, error_code), error_message = "
 	    "coalesce($4, error_message), updated_at = now() WHERE "
@@ -1152,22 +1189,6 @@ callback_apply(int64_t id, const char *provider, const char *st,
 	api->db_free(r);
 	*changed = 1;
 	return (0);
-}
-
-/*
- * Serialises a provider message id's callbacks with the send job that
- * records it (inside a transaction): a callback that arrives before the
- * job has stored the id is kept in telephony_sms_pending and applied by
- * the job, under the same lock.
- */
-static int
-sid_lock(const char *provider, const char *sid)
-{
-	const char	*params[2] = { provider, sid };
-
-	return (sb_db_count(api, self, "SELECT pg_advisory_xact_lock("
-	    "hashtext('telephony.sms:' || $1 || ':' || $2))", 2, params) == 1 ?
-	    0 : -1);
 }
 
 /* The callbacks that came before the job recorded sid: applied now. */
@@ -1206,11 +1227,12 @@ webhook_status(struct sb_req *req, const char *prov, const char *sid,
 {
 	struct sb_db_res	*r;
 	const char		*params[5];
+	char			 emb[600];
 	int64_t			 id;
 	int			 changed = 0;
 
 	if (sid == NULL || st == NULL || strlen(sid) > 64) {
-		hook_ok(req, prov);
+		tel_hook_ok(req, prov);
 		return;
 	}
 	if (ec != NULL && strlen(ec) > 16)
@@ -1218,10 +1240,10 @@ webhook_status(struct sb_req *req, const char *prov, const char *sid,
 	if (em != NULL && strlen(em) > 512)
 		em = NULL;
 	if (api->db_begin(self) != SB_OK) {
-		err_db(req);
+		tel_err_db(req);
 		return;
 	}
-	if (sid_lock(prov, sid) == -1)
+	if (tel_sid_lock("sms", prov, sid) == -1)
 		goto dberr;
 	params[0] = sid;
 	params[1] = prov;
@@ -1238,14 +1260,14 @@ webhook_status(struct sb_req *req, const char *prov, const char *sid,
 		params[1] = sid;
 		params[2] = st;
 		params[3] = ec != NULL && *ec != '\0' ? ec : NULL;
-		params[4] = em;
+		params[4] = tel_scrub(em, emb, sizeof(emb));
 		if (sb_db_count(api, self, "INSERT INTO telephony_sms_pending "
 		    "(provider, provider_message_id, status, error_code, "
 		    "error_message) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO "
 		    "NOTHING RETURNING 1", 5, params) == -1 ||
 		    api->db_commit(self) != SB_OK)
 			goto dberr;
-		hook_ok(req, prov);
+		tel_hook_ok(req, prov);
 		return;
 	}
 	id = strtoll(api->db_value(r, 0, 0), NULL, 10);
@@ -1255,11 +1277,11 @@ webhook_status(struct sb_req *req, const char *prov, const char *sid,
 		goto dberr;
 	if (changed)
 		publish("telephony.sms.status", id);
-	hook_ok(req, prov);
+	tel_hook_ok(req, prov);
 	return;
 dberr:
 	api->db_rollback(self);
-	err_db(req);
+	tel_err_db(req);
 }
 
 /* Retention: callbacks for messages never recorded (not ours). */
@@ -1297,9 +1319,9 @@ webhook_inbound(struct sb_req *req, const char *prov, const char *sid,
 
 	if (sid == NULL || strlen(sid) > 64 || body == NULL ||
 	    rfrom == NULL || rto == NULL ||
-	    normalise(rfrom, from, sizeof(from)) != SB_OK ||
-	    normalise(rto, to, sizeof(to)) != SB_OK) {
-		err_field(req, 422, "From", "INVALID_FORMAT", "an inbound SMS "
+	    tel_normalise(rfrom, from, sizeof(from)) != SB_OK ||
+	    tel_normalise(rto, to, sizeof(to)) != SB_OK) {
+		tel_err_field(req, 422, "From", "INVALID_FORMAT", "an inbound SMS "
 		    "needs its sid, From, To and Body");
 		return;
 	}
@@ -1310,8 +1332,8 @@ webhook_inbound(struct sb_req *req, const char *prov, const char *sid,
 	fs = api->seal(self, from, strlen(from));
 	ts = api->seal(self, to, strlen(to));
 	bs = api->seal(self, body, strlen(body));
-	fi = phone_index(from);
-	ti = phone_index(to);
+	fi = tel_phone_index(from);
+	ti = tel_phone_index(to);
 	if (fs == NULL || ts == NULL || bs == NULL || fi == NULL ||
 	    ti == NULL) {
 		api->respond_error(req, 503, "UNAVAILABLE", "no data key",
@@ -1319,7 +1341,7 @@ webhook_inbound(struct sb_req *req, const char *prov, const char *sid,
 		goto done;
 	}
 	if (api->db_begin(self) != SB_OK) {
-		err_db(req);
+		tel_err_db(req);
 		goto done;
 	}
 	if ((cid = dir->find_or_create(self, from, NULL)) == -1)
@@ -1355,11 +1377,11 @@ webhook_inbound(struct sb_req *req, const char *prov, const char *sid,
 		goto dberr;
 	if (id > 0)
 		publish("telephony.sms.created", id);
-	hook_ok(req, prov);
+	tel_hook_ok(req, prov);
 	goto done;
 dberr:
 	api->db_rollback(self);
-	err_db(req);
+	tel_err_db(req);
 done:
 	explicit_bzero(from, sizeof(from));
 	explicit_bzero(to, sizeof(to));
@@ -1373,56 +1395,11 @@ done:
 static void
 webhook_twilio(struct sb_req *req)
 {
-	const char	*sig, *host, *pub, *ms, *acct, *mine;
-	const void	*body;
-	char		 url[768];
-	size_t		 len;
+	const char	*ms;
 	json_t		*f;
 
-	mine = api->config_get(self, "twilio_auth_token");
-	if (mine == NULL || *mine == '\0') {
-		/* Nothing can be verified: nothing is read. */
-		api->respond_error(req, 503, "UNAVAILABLE", "Twilio is not "
-		    "configured", NULL);
+	if ((f = tel_twilio_hook(req)) == NULL)
 		return;
-	}
-	body = api->req_body(req, &len);
-	sig = api->req_header(req, "x-twilio-signature");
-	if (sig == NULL || *sig == '\0') {
-		api->respond_error(req, 401, "UNAUTHENTICATED", "missing "
-		    "X-Twilio-Signature", NULL);
-		return;
-	}
-	if ((pub = tel_public_url()) != NULL)
-		(void)snprintf(url, sizeof(url), "%s", pub);
-	else {
-		host = api->req_header(req, "host");
-		(void)snprintf(url, sizeof(url), "http://%s%s",
-		    host != NULL ? host : "", api->req_path(req));
-	}
-	if (!tel_twilio_verify(url, body, len, sig)) {
-		api->respond_error(req, 403, "FORBIDDEN", "bad "
-		    "X-Twilio-Signature", NULL);
-		return;
-	}
-	if ((f = json_object()) == NULL) {
-		err_db(req);
-		return;
-	}
-	if (tel_form_parse(body, len, 256, form_put, f) == -1) {
-		json_decref(f);
-		api->respond_error(req, 400, "VALIDATION_ERROR", "not a form "
-		    "body", NULL);
-		return;
-	}
-	acct = sb_jstr(f, "AccountSid");
-	mine = api->config_get(self, "twilio_account_sid");
-	if (acct != NULL && mine != NULL && strcmp(acct, mine) != 0) {
-		/* Signed with our token but for another account: ignore. */
-		json_decref(f);
-		twiml(req);
-		return;
-	}
 	ms = sb_jstr(f, "MessageStatus");
 	if (ms == NULL)
 		ms = sb_jstr(f, "SmsStatus");
@@ -1465,28 +1442,11 @@ exotel_status(const char *s, const char *detailed)
 static void
 webhook_exotel(struct sb_req *req)
 {
-	const void	*body;
 	const char	*st, *ds, *ec, *em;
-	size_t		 len;
 	json_t		*f;
 
-	/* The path token is the only check: nothing is read without it. */
-	if (!tel_exotel_token_ok(api->req_param(req, "token"))) {
-		api->respond_error(req, 404, "NOT_FOUND", "no such webhook",
-		    NULL);
+	if ((f = tel_exotel_hook(req)) == NULL)
 		return;
-	}
-	body = api->req_body(req, &len);
-	if ((f = json_object()) == NULL) {
-		err_db(req);
-		return;
-	}
-	if (tel_form_parse(body, len, 256, form_put, f) == -1) {
-		json_decref(f);
-		api->respond_error(req, 400, "VALIDATION_ERROR", "not a form "
-		    "body", NULL);
-		return;
-	}
 	st = sb_jstr(f, "Status");
 	ds = sb_jstr(f, "DetailedStatus");
 	if (st != NULL) {
@@ -1523,7 +1483,8 @@ room_auth(struct sb_plugin *p, const struct sb_principal *who,
 		return (1);
 	params[0] = who->role;
 	r = api->db_query(p, "SELECT 1 FROM roles WHERE name = $1 AND "
-	    "'sms.read' = ANY (permissions)", 1, params);
+	    "('sms.read' = ANY (permissions) OR 'voice.read' = ANY "
+	    "(permissions))", 1, params);
 	ok = api->db_ok(r) && api->db_rows(r) == 1;
 	api->db_free(r);
 	return (ok);
@@ -1600,13 +1561,13 @@ telephony_health(struct sb_plugin *p, json_t *detail)
 	size_t		 i;
 
 	(void)p;
-	for (i = 0; providers[i] != NULL; i++) {
+	for (i = 0; tel_providers[i] != NULL; i++) {
 		char	key[64];
 
 		(void)snprintf(key, sizeof(key), "telephony.%s",
-		    providers[i]->name);
+		    tel_providers[i]->name);
 		json_object_set_new(detail, key, json_string(
-		    providers[i]->configured(&missing) ? "configured" :
+		    tel_providers[i]->configured(&missing) ? "configured" :
 		    missing));
 	}
 	json_object_set_new(detail, "telephony.webhooks", json_string(
@@ -1636,7 +1597,7 @@ telephony_stats(struct sb_plugin *p, json_t *out)
 		return (SB_ERROR);
 	json_object_update(out, j);
 	json_decref(j);
-	return (SB_OK);
+	return (tel_calls_stats(p, out));
 }
 
 /* ---- privacy ---- */
@@ -1651,7 +1612,7 @@ subject_param(const struct sb_subject *s, char **index, const char **param)
 		return (0);
 	}
 	if (s->kind == SB_SUBJECT_PHONE) {
-		if ((*index = phone_index(s->value)) == NULL)
+		if ((*index = tel_phone_index(s->value)) == NULL)
 			return (-1);
 		*param = *index;
 		return (1);
@@ -1665,7 +1626,7 @@ telephony_privacy_export(struct sb_plugin *p, const struct sb_subject *s)
 	struct sb_db_res	*r;
 	const char		*param;
 	char			*index;
-	json_t			*out, *arr;
+	json_t			*out, *arr, *calls;
 	int			 k, i;
 
 	if ((k = subject_param(s, &index, &param)) == -1)
@@ -1676,9 +1637,9 @@ telephony_privacy_export(struct sb_plugin *p, const struct sb_subject *s)
 	    "WHERE customer_id = $1::bigint ORDER BY id" :
 	    "SELECT " SMS_COLS " FROM telephony_sms WHERE to_index = $1 OR "
 	    "from_index = $1 ORDER BY id", 1, &param);
-	free(index);
 	if (!api->db_ok(r)) {
 		api->db_free(r);
+		free(index);
 		return (NULL);
 	}
 	arr = json_array();
@@ -1687,6 +1648,13 @@ telephony_privacy_export(struct sb_plugin *p, const struct sb_subject *s)
 	api->db_free(r);
 	out = json_object();
 	json_object_set_new(out, "sms", arr);
+	if ((calls = tel_calls_export(p, k, param)) == NULL) {
+		free(index);
+		json_decref(out);
+		return (NULL);
+	}
+	json_object_set_new(out, "calls", calls);
+	free(index);
 	return (out);
 }
 
@@ -1695,7 +1663,7 @@ telephony_privacy_erase(struct sb_plugin *p, const struct sb_subject *s)
 {
 	const char	*param;
 	char		*index;
-	long long	 n;
+	long long	 n, m;
 	int		 k;
 
 	if ((k = subject_param(s, &index, &param)) == -1)
@@ -1705,6 +1673,10 @@ telephony_privacy_erase(struct sb_plugin *p, const struct sb_subject *s)
 	n = sb_db_count(api, p, k == 0 ? "DELETE FROM telephony_sms WHERE "
 	    "customer_id = $1::bigint RETURNING 1" : "DELETE FROM telephony_sms "
 	    "WHERE to_index = $1 OR from_index = $1 RETURNING 1", 1, &param);
+	if (n >= 0) {
+		m = tel_calls_erase(p, k, param);
+		n = m < 0 ? -1 : n + m;
+	}
 	free(index);
 	return (n);
 }
@@ -1767,7 +1739,10 @@ telephony_rekey(struct sb_plugin *p, json_t *state, unsigned int batch,
 	}
 	api->db_free(r);
 	json_object_set_new(state, "after", json_integer(last));
-	return ((unsigned int)n == batch ? 1 : 0);
+	if ((unsigned int)n == batch)
+		return (1);
+	/* The messages are done: the calls. */
+	return (tel_calls_rekey(p, state, batch, resealed));
 }
 
 /* ---- lifecycle ---- */
@@ -1775,7 +1750,6 @@ telephony_rekey(struct sb_plugin *p, json_t *state, unsigned int batch,
 static int
 telephony_setup(struct sb_plugin *p, const struct sb_host_api *host)
 {
-	char		 err[160];
 	long long	 n;
 	size_t		 i;
 
@@ -1789,27 +1763,28 @@ telephony_setup(struct sb_plugin *p, const struct sb_host_api *host)
 	}
 	if (api->config_declare(p, config_keys) != SB_OK)
 		return (SB_ERROR);
-	routing = api->config_get(p, "routing");
-	if (routing == NULL)
-		routing = "";
-	if (tel_route_parse(routing, err, sizeof(err)) == -1) {
-		api->log(p, SB_LOG_ERROR, "%s", err);
+	if (tel_core_init(p, api) != SB_OK)
 		return (SB_ERROR);
-	}
-	country = api->config_get(p, "default_country");
-	if (country != NULL && *country == '\0')
-		country = NULL;
 	n = api->config_int(p, "sms_per_minute", 30);
 	if (n < 0 || n > 100000) {
 		api->log(p, SB_LOG_ERROR, "sms_per_minute must be 0..100000");
 		return (SB_ERROR);
 	}
 	sms_per_minute = (unsigned int)n;
-	for (i = 0; providers[i] != NULL; i++)
-		if (providers[i]->configure(p, api) != SB_OK)
+	n = api->config_int(p, "sms_daily_cap", 0);
+	if (n < 0 || n > 10000000) {
+		api->log(p, SB_LOG_ERROR, "sms_daily_cap must be 0..10000000");
+		return (SB_ERROR);
+	}
+	sms_daily_cap = (unsigned int)n;
+	for (i = 0; tel_providers[i] != NULL; i++)
+		if (tel_providers[i]->configure(p, api) != SB_OK)
 			return (SB_ERROR);
 	if (api->service_import(p, SB_CUSTOMERS_DIRECTORY, 1,
-	    (const struct sb_service **)&dir) != SB_OK ||
+	    (const struct sb_service **)&dir) != SB_OK)
+		return (SB_ERROR);
+	tel_core_directory(dir);
+	if (tel_calls_setup(p) != SB_OK ||
 	    api->permission_add(p, "sms.read", "Read SMS, their events and "
 	    "statistics") != SB_OK ||
 	    api->permission_add(p, "sms.send", "Send SMS") != SB_OK ||
@@ -1827,10 +1802,17 @@ telephony_setup(struct sb_plugin *p, const struct sb_host_api *host)
 	return (SB_OK);
 }
 
+static const struct sb_timeline_source call_timeline = {
+	.size = sizeof(struct sb_timeline_source),
+	.channel = "call",
+	.items = tel_calls_timeline,
+};
+
 static int
 telephony_init(struct sb_plugin *p)
 {
-	if (dir->timeline_source_add(p, &timeline) != SB_OK)
+	if (dir->timeline_source_add(p, &timeline) != SB_OK ||
+	    dir->timeline_source_add(p, &call_timeline) != SB_OK)
 		return (SB_ERROR);
 	return (SB_OK);
 }
@@ -1841,8 +1823,8 @@ SB_PLUGIN(
 	.id = "io.switchboard.telephony",
 	.name = "telephony",
 	.version = "0.1.0",
-	.summary = "SMS (and later voice) through Twilio, with routing and "
-	    "failover over providers",
+	.summary = "SMS and voice calls through Twilio and Exotel, with "
+	    "routing and failover over providers",
 	.depends = depends,
 	.setup = telephony_setup,
 	.init = telephony_init,

@@ -12,9 +12,11 @@
  * sorted by name, as name + value)).
  */
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -28,16 +30,21 @@
 
 #define TWILIO_TIMEOUT_MS	10000
 #define WEBHOOK_PATH		"/api/v1/webhooks/twilio/sms"
+#define VOICE_PATH		"/api/v1/webhooks/twilio/voice"
 
 static const struct sb_host_api	*api;
 static const char	*sid, *token, *from, *mss, *api_url;
 static char		 auth[TEL_AUTH_MAX];
 static char		 callback_url[512];
+static char		 voice_url[512];
 static unsigned int	 timeout_ms = TWILIO_TIMEOUT_MS;
 
 struct send {
 	tel_send_cb	 cb;
 	void		*arg;
+	int		 voice;		/* a Calls.json answer */
+	int64_t		 since;		/* find: the attempt began (epoch) */
+	char		*body;		/* find: the message's text */
 };
 
 static int
@@ -70,6 +77,7 @@ twilio_configure(struct sb_plugin *p, const struct sb_host_api *host)
 		return (SB_ERROR);
 	}
 	callback_url[0] = '\0';
+	voice_url[0] = '\0';
 	if ((pub = tel_public_base(p, api)) != NULL) {
 		/* "https://x/" + path: one slash. */
 		n = strlen(pub);
@@ -77,6 +85,8 @@ twilio_configure(struct sb_plugin *p, const struct sb_host_api *host)
 			n--;
 		(void)snprintf(callback_url, sizeof(callback_url), "%.*s%s",
 		    (int)n, pub, WEBHOOK_PATH);
+		(void)snprintf(voice_url, sizeof(voice_url), "%.*s%s",
+		    (int)n, pub, VOICE_PATH);
 	}
 	return (SB_OK);
 }
@@ -85,6 +95,18 @@ const char *
 tel_public_url(void)
 {
 	return (callback_url[0] != '\0' ? callback_url : NULL);
+}
+
+const char *
+tel_twilio_voice_url(void)
+{
+	return (voice_url[0] != '\0' ? voice_url : NULL);
+}
+
+static const char *
+twilio_sms_sender(void)
+{
+	return (set(mss) ? mss : set(from) ? from : NULL);
 }
 
 static int
@@ -127,10 +149,14 @@ twilio_sent(struct sb_plugin *p, const struct sb_http_response *res,
 			r.detail = "Twilio answered without a sid";
 		} else {
 			r.outcome = TEL_ACCEPTED;
-			r.status = st != NULL && strcmp(st, "sent") == 0 ?
-			    "sent" : "sending";
-			if (st != NULL && strcmp(st, "failed") == 0)
+			if (s->voice)
+				r.status = "initiated";
+			else if (st != NULL && strcmp(st, "sent") == 0)
+				r.status = "sent";
+			else if (st != NULL && strcmp(st, "failed") == 0)
 				r.status = "failed";
+			else
+				r.status = "sending";
 		}
 	} else {
 		(void)snprintf(detail, sizeof(detail), "Twilio answered %d",
@@ -150,16 +176,40 @@ twilio_sent(struct sb_plugin *p, const struct sb_http_response *res,
 	free(s);
 }
 
+/* POST url with a form body; the answer goes to done(s). */
+static int
+post(struct sb_plugin *p, const char *url, const char *body, size_t len,
+    void (*done)(struct sb_plugin *, const struct sb_http_response *,
+    void *), struct send *s)
+{
+	struct sb_http_header	 h[2];
+	struct sb_http_request	 r;
+
+	h[0].name = "Authorization";
+	h[0].value = auth;
+	h[1].name = "Content-Type";
+	h[1].value = "application/x-www-form-urlencoded";
+	memset(&r, 0, sizeof(r));
+	r.method = "POST";
+	r.url = url;
+	r.headers = h;
+	r.nheaders = 2;	/* Twilio's REST API takes no idempotency key */
+	r.body = body;
+	r.body_len = len;
+	r.timeout_ms = timeout_ms;
+	r.max_response = 65536;
+	r.upstream = "twilio";
+	return (api->http_send(p, &r, done, s));
+}
+
 static int
 twilio_send_sms(struct sb_plugin *p, const struct tel_sms *m, tel_send_cb cb,
     void *arg)
 {
-	struct sb_http_header	 h[2];
-	struct sb_http_request	 r;
-	struct send		*s;
-	char			 url[640], *body = NULL;
-	size_t			 len = 0, cap = 0;
-	int			 rc;
+	struct send	*s;
+	char		 url[640], *body = NULL;
+	size_t		 len = 0, cap = 0;
+	int		 rc;
 
 	if (tel_form_add(&body, &len, &cap, "To", m->to) == -1 ||
 	    (set(mss) ? tel_form_add(&body, &len, &cap, "MessagingServiceSid",
@@ -178,24 +228,322 @@ twilio_send_sms(struct sb_plugin *p, const struct tel_sms *m, tel_send_cb cb,
 	s->arg = arg;
 	(void)snprintf(url, sizeof(url),
 	    "%s/2010-04-01/Accounts/%s/Messages.json", api_url, sid);
-	h[0].name = "Authorization";
-	h[0].value = auth;
-	h[1].name = "Content-Type";
-	h[1].value = "application/x-www-form-urlencoded";
-	memset(&r, 0, sizeof(r));
-	r.method = "POST";
-	r.url = url;
-	r.headers = h;
-	r.nheaders = 2;	/* Messages.json has no idempotency key */
-	r.body = body;
-	r.body_len = len;
-	r.timeout_ms = timeout_ms;
-	r.max_response = 65536;
-	r.upstream = "twilio";
-	rc = api->http_send(p, &r, twilio_sent, s);
+	rc = post(p, url, body, len, twilio_sent, s);
 	free(body);
 	if (rc != SB_OK)
 		free(s);
+	return (rc);
+}
+
+/* ---- voice ---- */
+
+char *
+tel_xml_escape(const char *in)
+{
+	const char	*c;
+	char		*out, *o;
+
+	if ((out = malloc(strlen(in) * 6 + 1)) == NULL)
+		return (NULL);
+	for (c = in, o = out; *c != '\0'; c++) {
+		switch (*c) {
+		case '&': o = stpcpy(o, "&amp;"); break;
+		case '<': o = stpcpy(o, "&lt;"); break;
+		case '>': o = stpcpy(o, "&gt;"); break;
+		case '"': o = stpcpy(o, "&quot;"); break;
+		case '\'': o = stpcpy(o, "&apos;"); break;
+		default: *o++ = *c; break;
+		}
+	}
+	*o = '\0';
+	return (out);
+}
+
+/*
+ * The call's TwiML: <Dial> the number (or <Sip> the SIP user) the callee
+ * is bridged to, else <Say> the message.  NULL when out of memory.
+ */
+static char *
+twiml_for(const struct tel_call *c)
+{
+	char	*esc, *out = NULL;
+
+	esc = tel_xml_escape(c->connect_to != NULL ? c->connect_to :
+	    c->message != NULL ? c->message : "");
+	if (esc == NULL)
+		return (NULL);
+	if (c->connect_to != NULL && strncmp(c->connect_to, "sip:", 4) == 0) {
+		if (asprintf(&out, "<Response><Dial><Sip>%s</Sip></Dial>"
+		    "</Response>", esc) == -1)
+			out = NULL;
+	} else if (c->connect_to != NULL) {
+		if (asprintf(&out, "<Response><Dial><Number>%s</Number>"
+		    "</Dial></Response>", esc) == -1)
+			out = NULL;
+	} else if (asprintf(&out, "<Response><Say>%s</Say></Response>",
+	    esc) == -1)
+		out = NULL;
+	free(esc);
+	return (out);
+}
+
+static int
+twilio_call_ok(const struct tel_call *c, const char **why)
+{
+	*why = NULL;
+	if (!set(from)) {
+		*why = "twilio_from is not set (calls need a caller id)";
+		return (0);
+	}
+	(void)c;
+	return (1);
+}
+
+static int
+twilio_place_call(struct sb_plugin *p, const struct tel_call *c,
+    tel_send_cb cb, void *arg)
+{
+	static const char *const events[] = { "initiated", "ringing",
+		"answered", "completed" };
+	struct send	*s;
+	char		 url[640], *body = NULL, *twiml;
+	size_t		 len = 0, cap = 0, i;
+	int		 rc = 0;
+
+	if ((twiml = twiml_for(c)) == NULL)
+		return (SB_ERROR);
+	if (tel_form_add(&body, &len, &cap, "To", c->to) == -1 ||
+	    tel_form_add(&body, &len, &cap, "From", from) == -1 ||
+	    tel_form_add(&body, &len, &cap, "Twiml", twiml) == -1)
+		rc = -1;
+	free(twiml);
+	if (rc == 0 && voice_url[0] != '\0') {
+		if (tel_form_add(&body, &len, &cap, "StatusCallback",
+		    voice_url) == -1 || tel_form_add(&body, &len, &cap,
+		    "StatusCallbackMethod", "POST") == -1)
+			rc = -1;
+		for (i = 0; rc == 0 && i < sizeof(events) / sizeof(events[0]);
+		    i++)
+			if (tel_form_add(&body, &len, &cap,
+			    "StatusCallbackEvent", events[i]) == -1)
+				rc = -1;
+	}
+	if (rc == 0 && c->record && (tel_form_add(&body, &len, &cap,
+	    "Record", "true") == -1 || (voice_url[0] != '\0' &&
+	    tel_form_add(&body, &len, &cap, "RecordingStatusCallback",
+	    voice_url) == -1)))
+		rc = -1;
+	if (rc == -1 || (s = calloc(1, sizeof(*s))) == NULL) {
+		free(body);
+		return (SB_ERROR);
+	}
+	s->cb = cb;
+	s->arg = arg;
+	s->voice = 1;
+	(void)snprintf(url, sizeof(url), "%s/2010-04-01/Accounts/%s/Calls.json",
+	    api_url, sid);
+	rc = post(p, url, body, len, twilio_sent, s);
+	free(body);
+	if (rc != SB_OK)
+		free(s);
+	return (rc);
+}
+
+static void
+twilio_hung(struct sb_plugin *p, const struct sb_http_response *res,
+    void *arg)
+{
+	struct send		*s = arg;
+	struct tel_send_result	 r;
+	json_t			*j = NULL, *code;
+	char			 codebuf[32], detail[96];
+
+	memset(&r, 0, sizeof(r));
+	if (res->status != 0 && res->body_len > 0)
+		j = json_loadb(res->body, res->body_len, 0, NULL);
+	if (res->status == 0)
+		tel_outcome_transport(res, &r);
+	else if (res->status == 200 || res->status == 201) {
+		r.outcome = TEL_ACCEPTED;
+		r.status = sb_jstr(j, "status");
+	} else {
+		(void)snprintf(detail, sizeof(detail), "Twilio answered %d",
+		    res->status);
+		r.detail = detail;
+		code = json_object_get(j, "code");
+		if (json_is_integer(code)) {
+			(void)snprintf(codebuf, sizeof(codebuf), "%lld",
+			    (long long)json_integer_value(code));
+			r.error_code = codebuf;
+		}
+		r.error_message = sb_jstr(j, "message");
+		tel_outcome_http(res, &r);
+		/* An ambiguous hangup is harmless to repeat. */
+		if (res->status == 404)
+			r.outcome = TEL_REJECTED;
+	}
+	if (r.outcome == TEL_AMBIGUOUS)
+		r.outcome = TEL_RETRY;
+	s->cb(p, &r, s->arg);
+	json_decref(j);
+	free(s);
+}
+
+/* Status=canceled ends a call still queued or ringing; completed one in
+ * progress. */
+static int
+twilio_hangup(struct sb_plugin *p, const char *csid, const struct tel_call *c,
+    tel_send_cb cb, void *arg)
+{
+	struct send	*s;
+	char		 url[640], *body = NULL;
+	size_t		 len = 0, cap = 0;
+	int		 rc;
+
+	if (strspn(csid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789") != strlen(csid) || strlen(csid) > 64)
+		return (SB_ERROR);
+	if (tel_form_add(&body, &len, &cap, "Status",
+	    c->status != NULL && strcmp(c->status, "in-progress") == 0 ?
+	    "completed" : "canceled") == -1)
+		return (SB_ERROR);
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		free(body);
+		return (SB_ERROR);
+	}
+	s->cb = cb;
+	s->arg = arg;
+	(void)snprintf(url, sizeof(url),
+	    "%s/2010-04-01/Accounts/%s/Calls/%s.json", api_url, sid, csid);
+	rc = post(p, url, body, len, twilio_hung, s);
+	free(body);
+	if (rc != SB_OK)
+		free(s);
+	return (rc);
+}
+
+/* ---- finding a message whose send was interrupted ---- */
+
+/* Twilio's dates are RFC 2822: "Mon, 07 Dec 2026 19:40:00 +0000". */
+static int64_t
+rfc2822(const char *d)
+{
+	struct tm	 tm;
+	const char	*end;
+
+	memset(&tm, 0, sizeof(tm));
+	if (d == NULL || (end = strptime(d, "%a, %d %b %Y %H:%M:%S", &tm)) ==
+	    NULL)
+		return (-1);
+	return ((int64_t)timegm(&tm));
+}
+
+static void
+twilio_found(struct sb_plugin *p, const struct sb_http_response *res,
+    void *arg)
+{
+	struct send		*s = arg;
+	struct tel_send_result	 r;
+	json_t			*j = NULL, *list, *m;
+	const char		**found = NULL;
+	size_t			 i, n = 0;
+
+	memset(&r, 0, sizeof(r));
+	if (res->status == 200 && res->body_len > 0)
+		j = json_loadb(res->body, res->body_len, 0, NULL);
+	list = json_object_get(j, "messages");
+	if (res->status != 200 || !json_is_array(list)) {
+		r.outcome = TEL_RETRY;
+		r.retry_after = res->retry_after;
+		r.detail = "Twilio's message list is not available";
+		goto done;
+	}
+	if ((found = calloc(json_array_size(list) + 1,
+	    sizeof(*found))) == NULL) {
+		r.outcome = TEL_RETRY;
+		r.detail = "out of memory";
+		goto done;
+	}
+	/* Newest first: walk back so the oldest candidate comes first.  A
+	 * candidate has this text and was created once the attempt began
+	 * (a minute's slack for clocks). */
+	for (i = json_array_size(list); i-- > 0;) {
+		m = json_array_get(list, i);
+		if (sb_jstr(m, "sid") == NULL || sb_jstr(m, "body") == NULL ||
+		    strcmp(sb_jstr(m, "body"), s->body) != 0 ||
+		    rfc2822(sb_jstr(m, "date_created")) < s->since - 60)
+			continue;
+		found[n++] = sb_jstr(m, "sid");
+	}
+	r.outcome = n > 0 ? TEL_ACCEPTED : TEL_REFUSED;
+	r.found = found;
+	r.nfound = n;
+	r.status = "sending";
+	r.detail = n > 0 ? "Twilio has it" : "Twilio never had it";
+done:
+	s->cb(p, &r, s->arg);
+	free(found);
+	json_decref(j);
+	if (s->body != NULL) {
+		explicit_bzero(s->body, strlen(s->body));
+		free(s->body);
+	}
+	free(s);
+}
+
+/*
+ * The messages to m->to, newest first (one page of 1,000: the one asked
+ * for was created a little while ago).  Twilio lists accepted messages
+ * whatever their status.
+ */
+static int
+twilio_find_sms(struct sb_plugin *p, const struct tel_sms *m,
+    const char *since, tel_send_cb cb, void *arg)
+{
+	struct sb_http_header	 h[1];
+	struct sb_http_request	 r;
+	struct send		*s;
+	struct tm		 tm;
+	char			 url[768], *q = NULL;
+	size_t			 len = 0, cap = 0;
+	int			 rc;
+
+	memset(&tm, 0, sizeof(tm));
+	if (since == NULL || strptime(since, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
+		return (SB_ERROR);
+	if (tel_form_add(&q, &len, &cap, "To", m->to) == -1 ||
+	    (!set(mss) && tel_form_add(&q, &len, &cap, "From", from) == -1) ||
+	    tel_form_add(&q, &len, &cap, "PageSize", "1000") == -1) {
+		free(q);
+		return (SB_ERROR);
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->body = strdup(m->body)) == NULL) {
+		free(s);
+		free(q);
+		return (SB_ERROR);
+	}
+	s->cb = cb;
+	s->arg = arg;
+	s->since = (int64_t)timegm(&tm);
+	(void)snprintf(url, sizeof(url),
+	    "%s/2010-04-01/Accounts/%s/Messages.json?%s", api_url, sid, q);
+	free(q);
+	h[0].name = "Authorization";
+	h[0].value = auth;
+	memset(&r, 0, sizeof(r));
+	r.method = "GET";
+	r.url = url;
+	r.headers = h;
+	r.nheaders = 1;
+	r.timeout_ms = timeout_ms;
+	r.max_response = 4 * 1024 * 1024;
+	r.upstream = "twilio";
+	rc = api->http_send(p, &r, twilio_found, s);
+	if (rc != SB_OK) {
+		free(s->body);
+		free(s);
+	}
 	return (rc);
 }
 
@@ -291,4 +639,9 @@ const struct tel_provider tel_twilio = {
 	.configure = twilio_configure,
 	.configured = twilio_configured,
 	.send_sms = twilio_send_sms,
+	.call_ok = twilio_call_ok,
+	.place_call = twilio_place_call,
+	.hangup = twilio_hangup,
+	.find_sms = twilio_find_sms,
+	.sms_sender = twilio_sms_sender,
 };
