@@ -1,8 +1,9 @@
 /*
  * The notifications plugin: who hears of what, on which channel (API.md,
- * "Notifications").  One table, rules[], says which event reaches whom
- * (agents, a named user, a query's assignee, the admins, or a donor's
- * device) on which channels (the staff inbox, FCM push, email).
+ * "Notifications").  One table, rules[], says which event (by name,
+ * publisher, room and data conditions) reaches whom (agents, the holders
+ * of a permission, a named user, a query's assignee, the admins, or a
+ * donor's device) on which channels (the staff inbox, FCM push, email).
  *
  * Durability.  The event subscriber does one thing: in the worker that
  * published the event, it enqueues one notifications.fanout job keyed by
@@ -48,28 +49,55 @@ const struct sb_service		*notifications_thread;
 #define BODY_MAX	1000	/* ... and of its body */
 #define SNIPPET_MAX	140	/* a message's text in a notification */
 
-/* Who a rule reaches; `arg` names the data key the target reads. */
+/* Who a rule reaches; `arg` names the data key the target reads (for
+ * T_HOLDERS, the permission). */
 enum target {
 	T_AGENTS,		/* every agent */
 	T_USER,			/* the user data.<arg> */
 	T_USER_OR_AGENTS,	/* the user data.<arg>; all agents if null */
+	T_HOLDERS,		/* every holder of the permission <arg> */
 	T_ADMINS,		/* active SUPER_ADMIN / ADMIN users with an
 				 * email address */
 	T_DONOR			/* query data.<arg>'s donor's device */
 };
 
+/* A condition on the event's data: data.<field> is a string that is
+ * `value` (M_IS), or that does not start with it (M_NOT_PREFIX).  A
+ * field that is missing or not a string meets neither. */
+enum match_op {
+	M_IS,
+	M_NOT_PREFIX
+};
+
+struct match {
+	const char	*field;		/* NULL: an unused slot */
+	enum match_op	 op;
+	const char	*value;
+};
+#define IS(f, v)		{ (f), M_IS, (v) }
+#define NOT_PREFIX(f, v)	{ (f), M_NOT_PREFIX, (v) }
+#define RULE_MATCHES	3
+
 struct rule {
 	const char	*event;
+	/* The preference key and the mail template's name: what the
+	 * recipient hears of, when one event name carries several kinds
+	 * (a status event: failed, delivered, ...).  NULL: the event. */
+	const char	*type;
 	const char	*source;	/* the publisher's id */
 	/* Act on the copy published to rooms with this prefix: the
 	 * publisher sends some events to several rooms, each a separate
 	 * event.  NULL: any. */
 	const char	*room;
-	const char	*sender_type;	/* data.sender_type must be */
-	const char	*message_type;	/* data.message_type must be */
+	struct match	 when[RULE_MATCHES];	/* all must hold */
 	enum target	 target;
 	const char	*arg;
 	const char	*query_key;	/* data key holding the query id */
+	/* The data key of the thing the rule tells about (e.g. the SMS's
+	 * id): one notification per type and thing however many events
+	 * report it (a publisher that reloads its row for each status
+	 * event may send "failed" twice).  NULL: one per event. */
+	const char	*once;
 	unsigned int	 channels;	/* the channels it may use */
 	unsigned int	 defaults;	/* on when nothing is stored */
 	const char	*title;		/* inbox and push, {{vars}} */
@@ -78,56 +106,111 @@ struct rule {
 
 #define CONCIERGE	"io.switchboard.concierge"
 #define CALLS		"io.switchboard.calls"
+#define TELEPHONY	"io.switchboard.telephony"
 #define HOST		"io.switchboard.host"	/* the host's events */
 
 /*
- * THE rules.  A staff rule's event name is also its preference key (GET
- * /notifications/preferences lists each once, with the channels of its
- * rules); donor rules have no preferences.  Email templates are
- * templates/<event>.txt and .html for each event with an email rule.
+ * THE rules.  A staff rule's type (its event name unless it names one)
+ * is its preference key: GET /notifications/preferences lists each
+ * once, with the channels of its rules; donor rules have no
+ * preferences.  Email templates are templates/<type>.txt and .html for
+ * each type with an email rule.
  */
 static const struct rule rules[] = {
-	{ "concierge.query.created", CONCIERGE, "agents", NULL, NULL,
-	  T_AGENTS, NULL, "id", CH_ALL, CH_STAFF_DEFAULT,
-	  "New donor query",
-	  "{{donor}} opened query #{{query_id}}; it waits to be accepted" },
-	{ "concierge.query.transferred", CONCIERGE, "query:", NULL, NULL,
-	  T_USER, "transferred_to_user_id", "id", CH_ALL, CH_STAFF_DEFAULT,
-	  "Query transferred to you",
-	  "Query #{{query_id}} from {{donor}} is now yours" },
-	{ "concierge.reminder", CONCIERGE, NULL, NULL, NULL,
-	  T_USER_OR_AGENTS, "assigned_to", "query_id", CH_ALL,
-	  CH_STAFF_DEFAULT, "Query waiting",
-	  "Query #{{query_id}} from {{donor}} is waiting ({{reason}})" },
+	{ .event = "concierge.query.created", .source = CONCIERGE,
+	  .room = "agents", .target = T_AGENTS, .query_key = "id",
+	  .channels = CH_ALL, .defaults = CH_STAFF_DEFAULT,
+	  .title = "New donor query",
+	  .body = "{{donor}} opened query #{{query_id}}; it waits to be "
+	  "accepted" },
+	{ .event = "concierge.query.transferred", .source = CONCIERGE,
+	  .room = "query:", .target = T_USER,
+	  .arg = "transferred_to_user_id", .query_key = "id",
+	  .channels = CH_ALL, .defaults = CH_STAFF_DEFAULT,
+	  .title = "Query transferred to you",
+	  .body = "Query #{{query_id}} from {{donor}} is now yours" },
+	{ .event = "concierge.reminder", .source = CONCIERGE,
+	  .target = T_USER_OR_AGENTS, .arg = "assigned_to",
+	  .query_key = "query_id", .channels = CH_ALL,
+	  .defaults = CH_STAFF_DEFAULT, .title = "Query waiting",
+	  .body = "Query #{{query_id}} from {{donor}} is waiting "
+	  "({{reason}})" },
 	/* A query's assignee is the one the event names (data.assigned_to,
 	 * who had it when the message or the request was made), never the
 	 * one the fan-out finds later: a query accepted between the event
 	 * and its fan-out must not make the accepter hear of a message sent
 	 * while nobody had it, and a transfer must not move it. */
-	{ "concierge.message.created", CONCIERGE, "query:", "DONOR", NULL,
-	  T_USER, "assigned_to", "query_id", CH_ALL, CH_STAFF_DEFAULT,
-	  "Message from {{donor}}", "{{snippet}}" },
-	{ "calls.request.created", CALLS, "query:", NULL, NULL,
-	  T_USER_OR_AGENTS, "assigned_to", "query_id", CH_ALL,
-	  CH_STAFF_DEFAULT, "Call requested",
-	  "{{donor}} asks for a {{mode}} call on query #{{query_id}}" },
+	{ .event = "concierge.message.created", .source = CONCIERGE,
+	  .room = "query:", .when = { IS("sender_type", "DONOR") },
+	  .target = T_USER, .arg = "assigned_to", .query_key = "query_id",
+	  .channels = CH_ALL, .defaults = CH_STAFF_DEFAULT,
+	  .title = "Message from {{donor}}", .body = "{{snippet}}" },
+	{ .event = "calls.request.created", .source = CALLS,
+	  .room = "query:", .target = T_USER_OR_AGENTS, .arg = "assigned_to",
+	  .query_key = "query_id", .channels = CH_ALL,
+	  .defaults = CH_STAFF_DEFAULT, .title = "Call requested",
+	  .body = "{{donor}} asks for a {{mode}} call on query "
+	  "#{{query_id}}" },
+	/*
+	 * Telephony: the events carry the message or call without its
+	 * numbers and text, and so do the notifications (error_message is
+	 * dropped too: providers quote the number in it, see on_event;
+	 * error_code, provider and hangup_cause stay in the entry's data,
+	 * not in the text, as they may be null).
+	 * Status only moves forward, and failed is final, but each status
+	 * event carries the row as it is when published: `once`.
+	 */
+	{ .event = "telephony.sms.status", .type = "telephony.sms.failed",
+	  .source = TELEPHONY, .room = "telephony",
+	  .when = { IS("direction", "outbound"), IS("status", "failed") },
+	  .target = T_USER, .arg = "sent_by", .once = "id",
+	  .channels = CH_ALL, .defaults = CH_STAFF_DEFAULT,
+	  .title = "SMS #{{id}} failed",
+	  .body = "Your SMS #{{id}} to customer #{{customer_id}} was not "
+	  "sent" },
+	{ .event = "telephony.call.status", .type = "telephony.call.failed",
+	  .source = TELEPHONY, .room = "telephony",
+	  .when = { IS("direction", "outbound"), IS("status", "failed") },
+	  .target = T_USER, .arg = "initiated_by", .once = "id",
+	  .channels = CH_ALL, .defaults = CH_STAFF_DEFAULT,
+	  .title = "Call #{{id}} failed",
+	  .body = "Your call #{{id}} to customer #{{customer_id}} "
+	  "failed" },
+	/* Whoever may read it: the telephony room's audience for SMS. */
+	{ .event = "telephony.sms.created", .type = "telephony.sms.received",
+	  .source = TELEPHONY, .room = "telephony",
+	  .when = { IS("direction", "inbound") },
+	  .target = T_HOLDERS, .arg = "sms.read", .once = "id",
+	  .channels = CH_ALL, .defaults = CH_STAFF_DEFAULT,
+	  .title = "New SMS",
+	  .body = "SMS #{{id}} from customer #{{customer_id}}" },
 	/* An agent's reply, to the donor's app. */
-	{ "concierge.message.created", CONCIERGE, "query:", "STAFF", "CHAT",
-	  T_DONOR, "query_id", "query_id", PUSH, PUSH,
-	  "New reply to your query", "{{snippet}}" },
-	{ "calls.request.accepted", CALLS, "query:", NULL, NULL,
-	  T_DONOR, "query_id", "query_id", PUSH, PUSH,
-	  "Your call request was accepted", "Open the app to join the call" },
+	{ .event = "concierge.message.created", .source = CONCIERGE,
+	  .room = "query:", .when = { IS("sender_type", "STAFF"),
+	  IS("message_type", "CHAT") }, .target = T_DONOR,
+	  .arg = "query_id", .query_key = "query_id", .channels = PUSH,
+	  .defaults = PUSH, .title = "New reply to your query",
+	  .body = "{{snippet}}" },
+	{ .event = "calls.request.accepted", .source = CALLS,
+	  .room = "query:", .target = T_DONOR, .arg = "query_id",
+	  .query_key = "query_id", .channels = PUSH, .defaults = PUSH,
+	  .title = "Your call request was accepted",
+	  .body = "Open the app to join the call" },
 	/* The dead letter, to the admins.  Never about this plugin's own
-	 * jobs: a dead mail job would mail about itself (rule_applies). */
-	{ "jobs.dead", HOST, NULL, NULL, NULL,
-	  T_ADMINS, NULL, NULL, EMAIL, EMAIL,
-	  "Job {{kind}} #{{id}} failed",
-	  "Job {{kind}} #{{id}} is dead after {{attempts}} attempts" },
+	 * jobs: a dead mail job would mail about itself. */
+	{ .event = "jobs.dead", .source = HOST,
+	  .when = { NOT_PREFIX("kind", "notifications.") },
+	  .target = T_ADMINS, .channels = EMAIL, .defaults = EMAIL,
+	  .title = "Job {{kind}} #{{id}} failed",
+	  .body = "Job {{kind}} #{{id}} is dead after {{attempts}} "
+	  "attempts" },
 };
 #define NRULES	(sizeof(rules) / sizeof(rules[0]))
 
-/* The preference keys (staff events), built from rules[] in setup(). */
+#define RULE_TYPE(r)	((r)->type != NULL ? (r)->type : (r)->event)
+
+/* The preference keys (staff rules' types), built from rules[] in
+ * setup(). */
 static const char	*pref_events[NRULES + 1];
 static unsigned int	 pref_channels[NRULES];
 static unsigned int	 pref_defaults[NRULES];
@@ -144,11 +227,12 @@ static const unsigned int channel_bits[] = { INBOX, PUSH, EMAIL };
 
 /*
  * The recipients of a staff rule with their effective channels, one SQL
- * text per target.  $1 the preference key, $2 the target's argument
- * (bigint or NULL), $3..$5 the rule's defaults for inbox, push, email.
+ * text per target.  $1 the preference key, $2 the target's argument (a
+ * user id, a permission or NULL), $3..$5 the rule's defaults for inbox,
+ * push, email.
  */
 #define RCPT_SQL(target)						\
-	"WITH arg AS (SELECT $2::bigint AS v), rcpt AS (" target ") "	\
+	"WITH arg AS (SELECT $2::text AS v), rcpt AS (" target ") "	\
 	"SELECT u.id, u.email IS NOT NULL, u.fcm_token IS NOT NULL, "	\
 	"coalesce(bool_or(p.enabled) FILTER (WHERE p.channel = 'inbox'), " \
 	"$3::bool), coalesce(bool_or(p.enabled) FILTER (WHERE p.channel " \
@@ -160,10 +244,14 @@ static const unsigned int channel_bits[] = { INBOX, PUSH, EMAIL };
 
 static const char *const rcpt_sql[] = {
 	[T_AGENTS] = RCPT_SQL(AGENTS_SQL),
-	[T_USER] = RCPT_SQL("SELECT arg.v AS id FROM arg"),
-	[T_USER_OR_AGENTS] = RCPT_SQL("SELECT arg.v AS id FROM arg WHERE "
-	    "arg.v IS NOT NULL UNION SELECT a.id FROM (" AGENTS_SQL ") a, "
-	    "arg WHERE arg.v IS NULL"),
+	[T_USER] = RCPT_SQL("SELECT arg.v::bigint AS id FROM arg"),
+	[T_USER_OR_AGENTS] = RCPT_SQL("SELECT arg.v::bigint AS id FROM arg "
+	    "WHERE arg.v IS NOT NULL UNION SELECT a.id FROM (" AGENTS_SQL
+	    ") a, arg WHERE arg.v IS NULL"),
+	/* As the host decides: SUPER_ADMIN holds every permission. */
+	[T_HOLDERS] = RCPT_SQL("SELECT u.id FROM users u JOIN roles r ON "
+	    "r.id = u.role_id, arg WHERE r.name = 'SUPER_ADMIN' OR arg.v = "
+	    "ANY (r.permissions)"),
 	[T_ADMINS] = RCPT_SQL("SELECT u.id FROM users u JOIN roles r ON "
 	    "r.id = u.role_id WHERE r.name IN ('SUPER_ADMIN', 'ADMIN') AND "
 	    "u.email IS NOT NULL"),
@@ -259,10 +347,21 @@ jid(json_t *o, const char *k, char *buf, size_t len)
 	return (buf);
 }
 
+/* Does data meet condition m? */
 static int
-eq(const char *a, const char *b)
+match_holds(const struct match *m, json_t *data)
 {
-	return (a != NULL && b != NULL && strcmp(a, b) == 0);
+	const char	*v = sb_jstr(data, m->field);
+
+	if (v == NULL)
+		return (0);
+	switch (m->op) {
+	case M_IS:
+		return (strcmp(v, m->value) == 0);
+	case M_NOT_PREFIX:
+		return (strncmp(v, m->value, strlen(m->value)) != 0);
+	}
+	return (0);
 }
 
 /* Does rule r apply to event `name` with data `data`?  source and room
@@ -272,7 +371,7 @@ static int
 rule_applies(const struct rule *r, const char *name, const char *source,
     const char *room, json_t *data)
 {
-	const char	*kind;
+	size_t	i;
 
 	if (strcmp(r->event, name) != 0)
 		return (0);
@@ -281,18 +380,9 @@ rule_applies(const struct rule *r, const char *name, const char *source,
 	if (source != NULL && r->room != NULL && (room == NULL ||
 	    strncmp(room, r->room, strlen(r->room)) != 0))
 		return (0);
-	if (r->sender_type != NULL && !eq(sb_jstr(data, "sender_type"),
-	    r->sender_type))
-		return (0);
-	if (r->message_type != NULL && !eq(sb_jstr(data, "message_type"),
-	    r->message_type))
-		return (0);
-	if (r->target == T_ADMINS) {
-		/* Our own dead jobs: never (a dead mail would mail again). */
-		kind = sb_jstr(data, "kind");
-		if (kind == NULL || strncmp(kind, "notifications.", 14) == 0)
+	for (i = 0; i < RULE_MATCHES && r->when[i].field != NULL; i++)
+		if (!match_holds(&r->when[i], data))
 			return (0);
-	}
 	return (1);
 }
 
@@ -307,7 +397,7 @@ pref_index(const char *event)
 	return (-1);
 }
 
-/* The preference keys: each staff rule's event once, in table order,
+/* The preference keys: each staff rule's type once, in table order,
  * with the union of its rules' channels and defaults. */
 static void
 prefs_build(void)
@@ -319,9 +409,9 @@ prefs_build(void)
 	for (i = 0; i < NRULES; i++) {
 		if (rules[i].target == T_DONOR)
 			continue;
-		if ((k = pref_index(rules[i].event)) == -1) {
+		if ((k = pref_index(RULE_TYPE(&rules[i]))) == -1) {
 			k = (int)npref++;
-			pref_events[k] = rules[i].event;
+			pref_events[k] = RULE_TYPE(&rules[i]);
 			pref_channels[k] = 0;
 			pref_defaults[k] = 0;
 		}
@@ -353,6 +443,12 @@ user_room(char *room, size_t len, long long uid)
 
 /* ---- the subscriber ---- */
 
+/* Event fields the fan-out never sees, so no job payload, inbox entry,
+ * push or mail holds them: a provider's error text quotes the phone
+ * number (Twilio 21211: "The 'To' number +1... is not a valid phone
+ * number."). */
+static const char *const dropped_keys[] = { "error_message", NULL };
+
 /*
  * Every worker gets every event; the one that published it enqueues the
  * fan-out, once (the key), and nothing else happens here: no recipient
@@ -362,7 +458,7 @@ static void
 on_event(struct sb_plugin *p, const struct sb_event *ev, void *arg)
 {
 	struct sb_job_opts	 opts;
-	json_t			*payload;
+	json_t			*payload, *data;
 	char			 key[96];
 	size_t			 i;
 
@@ -378,8 +474,11 @@ on_event(struct sb_plugin *p, const struct sb_event *ev, void *arg)
 	snprintf(key, sizeof(key), "fanout:%s", ev->id);
 	memset(&opts, 0, sizeof(opts));
 	opts.idempotency_key = key;
-	payload = json_pack("{s:s, s:s, s:O}", "name", ev->name, "id", ev->id,
-	    "data", ev->data);
+	data = json_copy(ev->data);
+	for (i = 0; data != NULL && dropped_keys[i] != NULL; i++)
+		json_object_del(data, dropped_keys[i]);
+	payload = json_pack("{s:s, s:s, s:o}", "name", ev->name, "id", ev->id,
+	    "data", data);
 	if (payload == NULL ||
 	    api->job_enqueue(p, fanout_kind.name, payload, &opts) == -1)
 		api->log(p, SB_LOG_ERROR, "cannot enqueue the fan-out of %s "
@@ -530,7 +629,12 @@ enqueue(struct sb_plugin *p, const char *kind, const char *key,
 struct fanout {
 	struct sb_plugin	*p;
 	const char		*name;
+	const char		*event_id;	/* the bus event's id */
+	/* What the inbox row, the send jobs' keys and the mail's
+	 * Message-ID are keyed by: the event id, or for a rule with
+	 * `once` <type>.<data.once> (in once_id). */
 	const char		*id;
+	char			 once_id[160];
 	json_t			*data;
 	json_t			*vars;
 	char			*title;
@@ -591,7 +695,7 @@ deliver_user(struct fanout *f, const struct rule *r, const char *uid,
 	if ((ch & EMAIL) && has_email) {
 		snprintf(key, sizeof(key), "email:%s:%s", f->id, uid);
 		if (enqueue(f->p, "notifications.email", key, json_pack("{s:s, "
-		    "s:s, s:I, s:O}", "event", r->event, "event_id", f->id,
+		    "s:s, s:I, s:O}", "event", RULE_TYPE(r), "event_id", f->id,
 		    "user_id", (json_int_t)strtoll(uid, NULL, 10), "vars",
 		    f->vars)) == -1)
 			return (-1);
@@ -610,8 +714,9 @@ deliver_staff(struct fanout *f, const struct rule *r)
 	unsigned int		 ch;
 	int			 i, n, rc = 0;
 
-	params[0] = r->event;
-	params[1] = jid(f->data, r->arg, arg, sizeof(arg));
+	params[0] = RULE_TYPE(r);
+	params[1] = r->target == T_HOLDERS ? r->arg :
+	    jid(f->data, r->arg, arg, sizeof(arg));
 	params[2] = (r->defaults & INBOX) ? "t" : "f";
 	params[3] = (r->defaults & PUSH) ? "t" : "f";
 	params[4] = (r->defaults & EMAIL) ? "t" : "f";
@@ -681,16 +786,17 @@ fanout_run(struct sb_job *job)
 {
 	struct fanout	 f;
 	json_t		*payload = api->job_payload(job), *item;
-	char		*s, room[48];
+	char		*s, room[48], num[32];
 	size_t		 i;
 	int		 rc = 0, matched = 0;
 
 	memset(&f, 0, sizeof(f));
 	f.p = api->job_plugin(job);
 	f.name = sb_jstr(payload, "name");
-	f.id = sb_jstr(payload, "id");
+	f.event_id = sb_jstr(payload, "id");
 	f.data = json_object_get(payload, "data");
-	if (f.name == NULL || f.id == NULL || !json_is_object(f.data)) {
+	if (f.name == NULL || f.event_id == NULL ||
+	    !json_is_object(f.data)) {
 		api->job_fail(job, "malformed payload");
 		return;
 	}
@@ -704,7 +810,14 @@ fanout_run(struct sb_job *job)
 		if (!rule_applies(&rules[i], f.name, NULL, NULL, f.data))
 			continue;
 		matched++;
-		if ((f.vars = event_vars(f.p, f.name, f.id, f.data,
+		f.id = f.event_id;
+		if (rules[i].once != NULL && jid(f.data, rules[i].once, num,
+		    sizeof(num)) != NULL) {
+			snprintf(f.once_id, sizeof(f.once_id), "%s.%s",
+			    RULE_TYPE(&rules[i]), num);
+			f.id = f.once_id;
+		}
+		if ((f.vars = event_vars(f.p, f.name, f.event_id, f.data,
 		    rules[i].query_key)) == NULL) {
 			rc = -1;
 			break;
@@ -744,7 +857,7 @@ fanout_run(struct sb_job *job)
 	if (api->db_commit(f.p) != SB_OK) {
 		api->db_rollback(f.p);
 		api->log(f.p, SB_LOG_WARN, "fan-out of %s %s did not commit: "
-		    "it runs again", f.name, f.id);
+		    "it runs again", f.name, f.event_id);
 		json_decref(f.items);
 		return;
 	}
@@ -1100,11 +1213,11 @@ notifications_setup(struct sb_plugin *p, const struct sb_host_api *host)
 	for (i = n = 0; i < NRULES; i++) {
 		if (!(rules[i].channels & EMAIL))
 			continue;
-		for (j = 0; j < n && strcmp(mailed[j], rules[i].event) != 0;
-		    j++)
+		for (j = 0; j < n && strcmp(mailed[j],
+		    RULE_TYPE(&rules[i])) != 0; j++)
 			;
 		if (j == n)
-			mailed[n++] = rules[i].event;
+			mailed[n++] = RULE_TYPE(&rules[i]);
 	}
 	mailed[n] = NULL;
 	if (api->config_declare(p, config_keys) != SB_OK ||
