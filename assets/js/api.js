@@ -7,9 +7,12 @@
 // token used twice revokes its whole family, API.md).
 
 export class ApiError extends Error {
-  constructor(status, body) {
+  constructor(status, body, headers) {
     super(body?.message || `HTTP ${status}`);
     this.status = status;
+    // Seconds to wait, from a 429's or 503's Retry-After (null without).
+    const after = Number.parseInt(headers?.get?.('Retry-After') ?? '', 10);
+    this.retryAfter = Number.isFinite(after) ? after : null;
     this.code = body?.code || (status === 0 ? 'NETWORK' : 'HTTP_ERROR');
     this.errors = body?.errors || [];
     this.requestId = body?.request_id;
@@ -34,7 +37,7 @@ export async function call(method, path, { body, token, signal } = {}) {
   if (text) {
     try { data = JSON.parse(text); } catch { data = null; }
   }
-  if (!res.ok) throw new ApiError(res.status, data);
+  if (!res.ok) throw new ApiError(res.status, data, res.headers);
   return data;
 }
 
