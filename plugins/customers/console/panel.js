@@ -1,8 +1,9 @@
 // The customers plugin's console panel (docs/PLUGINS.md, "Console
 // panels"): list and search customers (name or e-mail, phone, tag),
 // create and edit them, a detail view with the timeline every channel
-// contributes to, and for holders of privacy.manage "Export data" and
-// "Erase" with a typed confirmation.  Plain DOM; every value from the
+// contributes to, the customer's SMS (sms.read) and calls (voice.read)
+// when the telephony plugin serves them, and for holders of
+// privacy.manage "Export data" and "Erase" with a typed confirmation.  Plain DOM; every value from the
 // API is set as text, never as HTML.
 
 const C = '/api/v1/customers';
@@ -32,6 +33,18 @@ export default function mount(root, ctx) {
   };
   const canManage = ctx.can('customers.manage');
   const canPrivacy = ctx.can('privacy.manage');
+  const canSms = ctx.can('sms.read');
+  const canVoice = ctx.can('voice.read');
+  // Which telephony routes this server serves (the OpenAPI document lists
+  // them), so a server without them shows a sentence, not a failed request.
+  let served = null;
+  const servedPaths = () => {
+    if (!served) {
+      served = ctx.api.get('/api/v1/openapi.json').then((d) => Object.keys(d?.paths || {}))
+        .catch(() => { served = null; return []; });
+    }
+    return served;
+  };
 
   const problem = el('p', { hidden: true, attrs: { role: 'alert' } });
   const fail = (err) => {
@@ -180,9 +193,17 @@ export default function mount(root, ctx) {
   const timeline = el('ol', { dataset: { testid: 'customer-timeline' }, attrs: { 'aria-label': 'Timeline' } });
   const timelineEmpty = el('p', { hidden: true, textContent: 'Nothing on the timeline yet.' });
   const older = el('button', { type: 'button', hidden: true, textContent: 'Older' });
+  const smsList = el('ol', { dataset: { testid: 'customer-sms' }, attrs: { 'aria-label': 'SMS' } });
+  const smsNote = el('p', { hidden: true });
+  const callList = el('ol', { dataset: { testid: 'customer-calls' }, attrs: { 'aria-label': 'Calls' } });
+  const callNote = el('p', { hidden: true });
+  const smsSection = el('section', { hidden: !canSms, attrs: { 'aria-label': 'SMS with this customer' } },
+    el('h4', { textContent: 'SMS' }), smsList, smsNote);
+  const callSection = el('section', { hidden: !canVoice, attrs: { 'aria-label': 'Calls with this customer' } },
+    el('h4', { textContent: 'Calls' }), callList, callNote);
   const detail = el('section', { hidden: true, attrs: { 'aria-label': 'Customer' } }, dTitle,
     el('div', {}, back, edit, exportButton, eraseButton), dFields, exportLink, exportOut,
-    el('h4', { textContent: 'Timeline' }), timeline, timelineEmpty, older);
+    el('h4', { textContent: 'Timeline' }), timeline, timelineEmpty, older, smsSection, callSection);
 
   // The erase dialog: the action only unlocks once the id or name is typed.
   const confirmInput = el('input', { type: 'text', autocomplete: 'off' });
@@ -219,6 +240,57 @@ export default function mount(root, ctx) {
     } catch (err) { fail(err); }
   }
 
+  // The customer's SMS: outbox and inbox by customer_id, newest first.
+  const when = (iso) => el('time', { dateTime: iso, textContent: new Date(iso).toLocaleString() });
+  async function loadSms() {
+    if (!current || !canSms) return;
+    const id = current.id;
+    smsList.replaceChildren();
+    smsNote.hidden = true;
+    if (!(await servedPaths()).includes('/api/v1/sms/outbox')) {
+      if (gone || current?.id !== id) return;
+      smsNote.textContent = 'SMS are not available on this server.';
+      smsNote.hidden = false;
+      return;
+    }
+    try {
+      const q = `customer_id=${encodeURIComponent(id)}&limit=50`;
+      const [o, i] = await Promise.all([ctx.api.get(`/api/v1/sms/outbox?${q}`), ctx.api.get(`/api/v1/sms/inbox?${q}`)]);
+      if (gone || current?.id !== id) return;
+      const all = [...o.data, ...i.data].sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : b.id - a.id));
+      smsList.append(...all.map((m) => el('li', { dataset: { smsId: String(m.id), status: m.status } },
+        when(m.created_at),
+        document.createTextNode(` ${m.direction === 'inbound' ? `from ${m.from}` : `to ${m.to}`} (${m.status}): `),
+        el('span', { textContent: m.body ?? '' }))));
+      smsNote.textContent = all.length ? '' : 'No SMS with this customer.';
+      smsNote.hidden = all.length > 0;
+    } catch (err) { fail(err); }
+  }
+
+  // The customer's calls (GET /api/v1/calls/customer/{id}).
+  async function loadCalls() {
+    if (!current || !canVoice) return;
+    const id = current.id;
+    callList.replaceChildren();
+    callNote.hidden = true;
+    if (!(await servedPaths()).some((p) => /^\/api\/v1\/calls\/customer\/\{[^}]+\}$/.test(p))) {
+      if (gone || current?.id !== id) return;
+      callNote.textContent = 'Calls are not available on this server.';
+      callNote.hidden = false;
+      return;
+    }
+    try {
+      const r = await ctx.api.get(`/api/v1/calls/customer/${encodeURIComponent(id)}?limit=50`);
+      if (gone || current?.id !== id) return;
+      callList.append(...r.data.map((c) => el('li', { dataset: { callId: String(c.id), status: c.status } },
+        when(c.started_at || c.created_at),
+        document.createTextNode(` ${c.direction === 'inbound' ? `from ${c.from}` : `to ${c.to}`} (${c.status}`
+          + `${c.duration_s != null ? `, ${c.duration_s} s` : ''})`))));
+      callNote.textContent = r.data.length ? '' : 'No calls with this customer.';
+      callNote.hidden = r.data.length > 0;
+    } catch (err) { fail(err); }
+  }
+
   async function showDetail(id) {
     clear();
     try {
@@ -238,7 +310,7 @@ export default function mount(root, ctx) {
       detail.hidden = false;
       dTitle.focus();
       timelineCursor = null;
-      await loadTimeline(false);
+      await Promise.all([loadTimeline(false), loadSms(), loadCalls()]);
     } catch (err) { fail(err); }
   }
 
