@@ -172,6 +172,7 @@ bench: build $(B)/bench/bare.so
 	bench/run.sh
 	bench/jobs.sh
 	bench/concierge.sh
+	bench/telephony.sh
 
 fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} scripts/fuzz.sh
