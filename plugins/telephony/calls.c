@@ -691,7 +691,7 @@ status_apply(const char *ids, const char *provider, const char *st,
 	struct sb_db_res	*r;
 	const char		*params[6];
 	char			 cb[64];
-	int			 added = 1, moved;
+	int			 added = 1, moved, same;
 
 	*changed = 0;
 	params[0] = ids;
@@ -702,6 +702,9 @@ status_apply(const char *ids, const char *provider, const char *st,
 		return (-1);
 	}
 	moved = status_rank(st) > status_rank(api->db_value(r, 0, 0));
+	/* The status it has (the provider confirming what the job set):
+	 * nothing new to record. */
+	same = st != NULL && strcmp(st, api->db_value(r, 0, 0)) == 0;
 	api->db_free(r);
 	if (recording != NULL && *recording != '\0' && strlen(recording) < 1024) {
 		params[1] = recording;
@@ -711,7 +714,7 @@ status_apply(const char *ids, const char *provider, const char *st,
 		    params) == -1)
 			return (-1);
 	}
-	if (st == NULL)
+	if (st == NULL || same)
 		return (0);
 	cb[0] = '\0';
 	if (callback != NULL)

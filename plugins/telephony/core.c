@@ -151,42 +151,6 @@ tel_hook_ok(struct sb_req *req, const char *prov)
 		api->respond_raw(req, 200, "text/plain", "", 0);
 }
 
-/*
- * A provider's error text without the phone numbers it may quote
- * (Twilio's 21211 names the number): every run of 6 or more digits, with
- * its +, spaces, dashes and brackets, becomes "[number]".  Into buf;
- * NULL for NULL.
- */
-const char *
-tel_scrub(const char *in, char *buf, size_t len)
-{
-	const char	*p, *q;
-	size_t		 o = 0, digits;
-
-	if (in == NULL || len == 0)
-		return (NULL);
-	for (p = in; *p != '\0' && o + 1 < len;) {
-		digits = 0;
-		for (q = p; *q != '\0' && (strchr("+0123456789", *q) != NULL ||
-		    (q > p && strchr(" -().", *q) != NULL)); q++)
-			if (*q >= '0' && *q <= '9')
-				digits++;
-		if (digits >= 6) {
-			/* Give back the trailing separators. */
-			while (q > p && strchr(" -(.", q[-1]) != NULL)
-				q--;
-			if (o + 9 >= len)
-				break;
-			memcpy(buf + o, "[number]", 8);
-			o += 8;
-			p = q;
-		} else
-			buf[o++] = *p++;
-	}
-	buf[o] = '\0';
-	return (buf);
-}
-
 /* ---- rows and filters ---- */
 
 void

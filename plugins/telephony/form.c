@@ -1,5 +1,7 @@
 /*
- * application/x-www-form-urlencoded bodies (Twilio's webhooks).
+ * Provider text in and out, without the host: application/x-www-form-
+ * urlencoded bodies (the providers' webhooks), XML text for TwiML, and
+ * error texts scrubbed of phone numbers.
  */
 
 #include <stdlib.h>
@@ -80,4 +82,63 @@ tel_form_parse(const char *body, size_t len, size_t maxpairs, tel_form_cb cb,
 	free(name);
 	free(value);
 	return (rc == -1 ? -1 : pairs);
+}
+
+/*
+ * A provider's error text without the phone numbers it may quote
+ * (Twilio's 21211 names the number): every run of 6 or more digits, with
+ * its +, spaces, dashes and brackets, becomes "[number]".  Into buf;
+ * NULL for NULL.
+ */
+const char *
+tel_scrub(const char *in, char *buf, size_t len)
+{
+	const char	*p, *q;
+	size_t		 o = 0, digits;
+
+	if (in == NULL || len == 0)
+		return (NULL);
+	for (p = in; *p != '\0' && o + 1 < len;) {
+		digits = 0;
+		for (q = p; *q != '\0' && (strchr("+0123456789", *q) != NULL ||
+		    (q > p && strchr(" -().", *q) != NULL)); q++)
+			if (*q >= '0' && *q <= '9')
+				digits++;
+		if (digits >= 6) {
+			/* Give back the trailing separators. */
+			while (q > p && strchr(" -(.", q[-1]) != NULL)
+				q--;
+			if (o + 9 >= len)
+				break;
+			memcpy(buf + o, "[number]", 8);
+			o += 8;
+			p = q;
+		} else
+			buf[o++] = *p++;
+	}
+	buf[o] = '\0';
+	return (buf);
+}
+
+/* XML text (TwiML): & < > " ' as entities; NULL when out of memory. */
+char *
+tel_xml_escape(const char *in)
+{
+	const char	*c;
+	char		*out, *o;
+
+	if ((out = malloc(strlen(in) * 6 + 1)) == NULL)
+		return (NULL);
+	for (c = in, o = out; *c != '\0'; c++) {
+		switch (*c) {
+		case '&': o = stpcpy(o, "&amp;"); break;
+		case '<': o = stpcpy(o, "&lt;"); break;
+		case '>': o = stpcpy(o, "&gt;"); break;
+		case '"': o = stpcpy(o, "&quot;"); break;
+		case '\'': o = stpcpy(o, "&apos;"); break;
+		default: *o++ = *c; break;
+		}
+	}
+	*o = '\0';
+	return (out);
 }

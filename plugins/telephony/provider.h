@@ -146,7 +146,6 @@ int	tel_exotel_token_ok(const char *t);
 /* Exotel's StatusCallback (with the token), or NULL without public_url. */
 const char *tel_exotel_callback_url(void);
 const char *tel_exotel_voice_url(void);
-/* XML text: & < > " ' escaped; NULL when out of memory. */
-char	*tel_xml_escape(const char *);
+
 
 #endif /* TELEPHONY_PROVIDER_H */

@@ -48,4 +48,16 @@ typedef int (*tel_form_cb)(const char *name, const char *value, void *arg);
 int	tel_form_parse(const char *body, size_t len, size_t maxpairs,
 	    tel_form_cb cb, void *arg);
 
+/*
+ * A provider's error text without the phone numbers it may quote
+ * (Twilio's 21211 names the number): every run of 6 or more digits with
+ * its +, spaces, dashes, dots and brackets becomes "[number]".  Written
+ * into buf (len > 0); returns buf, or NULL when in is NULL.
+ */
+const char *tel_scrub(const char *in, char *buf, size_t len);
+
+/* XML text (TwiML): & < > " ' as entities; the caller frees; NULL when
+ * out of memory. */
+char	*tel_xml_escape(const char *);
+
 #endif /* TELEPHONY_SMS_H */

@@ -15,6 +15,7 @@
 #include <switchboard/services/customers.h>
 
 #include "provider.h"
+#include "sms.h"
 
 #define TEL_ROOM	"telephony"
 #define TEL_TWIML_EMPTY	"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
@@ -49,9 +50,6 @@ void	tel_err_field(struct sb_req *, int status, const char *field,
 void	tel_err_db(struct sb_req *);
 void	tel_twiml(struct sb_req *, const char *xml);
 void	tel_hook_ok(struct sb_req *, const char *provider);
-
-/* A provider's error text without the phone numbers it may quote. */
-const char *tel_scrub(const char *in, char *buf, size_t len);
 
 /* Rows and filters. */
 void	tel_unseal_into(json_t *row, const char *col, const char *key);

@@ -237,28 +237,6 @@ twilio_send_sms(struct sb_plugin *p, const struct tel_sms *m, tel_send_cb cb,
 
 /* ---- voice ---- */
 
-char *
-tel_xml_escape(const char *in)
-{
-	const char	*c;
-	char		*out, *o;
-
-	if ((out = malloc(strlen(in) * 6 + 1)) == NULL)
-		return (NULL);
-	for (c = in, o = out; *c != '\0'; c++) {
-		switch (*c) {
-		case '&': o = stpcpy(o, "&amp;"); break;
-		case '<': o = stpcpy(o, "&lt;"); break;
-		case '>': o = stpcpy(o, "&gt;"); break;
-		case '"': o = stpcpy(o, "&quot;"); break;
-		case '\'': o = stpcpy(o, "&apos;"); break;
-		default: *o++ = *c; break;
-		}
-	}
-	*o = '\0';
-	return (out);
-}
-
 /*
  * The call's TwiML: <Dial> the number (or <Sip> the SIP user) the callee
  * is bridged to, else <Say> the message.  NULL when out of memory.
@@ -389,8 +367,8 @@ twilio_hung(struct sb_plugin *p, const struct sb_http_response *res,
 	free(s);
 }
 
-/* Status=canceled ends a call still queued or ringing; completed one in
- * progress. */
+/* Status=completed ends a call in any state (canceled would leave one
+ * in progress alone, and our status may lag Twilio's). */
 static int
 twilio_hangup(struct sb_plugin *p, const char *csid, const struct tel_call *c,
     tel_send_cb cb, void *arg)
@@ -403,9 +381,8 @@ twilio_hangup(struct sb_plugin *p, const char *csid, const struct tel_call *c,
 	if (strspn(csid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 	    "0123456789") != strlen(csid) || strlen(csid) > 64)
 		return (SB_ERROR);
-	if (tel_form_add(&body, &len, &cap, "Status",
-	    c->status != NULL && strcmp(c->status, "in-progress") == 0 ?
-	    "completed" : "canceled") == -1)
+	(void)c;
+	if (tel_form_add(&body, &len, &cap, "Status", "completed") == -1)
 		return (SB_ERROR);
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		free(body);

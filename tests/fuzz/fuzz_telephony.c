@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness for the telephony plugin's parsers of untrusted
  * input: the form bodies of Twilio's webhooks (form.c), segment counting
- * of message bodies (segments.c) and the routing rules (routing.c).  Any
+ * of message bodies (segments.c), the routing rules (routing.c), the
+ * TwiML text escape and the scrubbing of provider error texts (form.c).  Any
  * bytes must parse or be refused, never crash or leak.
  */
 /* fuzz-sources: plugins/telephony/form.c plugins/telephony/segments.c plugins/telephony/routing.c */
@@ -24,6 +25,32 @@ pair(const char *name, const char *value, void *arg)
 	return (0);
 }
 
+/*
+ * Provider text: the TwiML escape leaves no markup character bare, and
+ * the scrubbed error text no run of six digits.
+ */
+static void
+check_text(const char *s)
+{
+	char		*x, buf[256];
+	const char	*p;
+	size_t		 d;
+
+	if ((x = tel_xml_escape(s)) != NULL) {
+		if (strpbrk(x, "<>\"'") != NULL)
+			abort();
+		free(x);
+	}
+	if (tel_scrub(s, buf, sizeof(buf)) != buf || strlen(buf) >= sizeof(buf))
+		abort();
+	for (p = buf, d = 0; *p != '\0'; p++) {
+		d = *p >= '0' && *p <= '9' ? d + 1 : strchr(" -().+", *p) !=
+		    NULL && d > 0 ? d : 0;
+		if (d >= 6)
+			abort();
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
@@ -39,6 +66,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		return (0);
 	memcpy(s, data, len);
 	s[len] = '\0';
+	check_text(s);
 	if (tel_route_parse(s, err, sizeof(err)) == 0) {
 		(void)tel_route_lookup(s, "sms", "+919812345678", out,
 		    sizeof(out));

@@ -234,6 +234,41 @@ test_form(void **state)
 	}
 }
 
+static void
+test_scrub(void **state)
+{
+	char	b[128];
+
+	(void)state;
+	assert_null(tel_scrub(NULL, b, sizeof(b)));
+	assert_string_equal(tel_scrub("The 'To' number +14155550123 is not a "
+	    "valid phone number.", b, sizeof(b)), "The 'To' number [number] "
+	    "is not a valid phone number.");
+	assert_string_equal(tel_scrub("call (415) 555-0123 or +91 98765 43210.",
+	    b, sizeof(b)), "call ([number] or [number].");
+	/* Short numbers stay: error codes, counts, years. */
+	assert_string_equal(tel_scrub("error 21211 in 2026, 3 tries", b,
+	    sizeof(b)), "error 21211 in 2026, 3 tries");
+	/* A small buffer cuts the text, never a number in half. */
+	assert_string_equal(tel_scrub("ab +14155550123", b, 8), "ab ");
+}
+
+static void
+test_xml_escape(void **state)
+{
+	char	*x;
+
+	(void)state;
+	x = tel_xml_escape("<Say a=\"1\">Tom & Jerry's</Say>");
+	assert_non_null(x);
+	assert_string_equal(x, "&lt;Say a=&quot;1&quot;&gt;Tom &amp; "
+	    "Jerry&apos;s&lt;/Say&gt;");
+	free(x);
+	x = tel_xml_escape("");
+	assert_string_equal(x, "");
+	free(x);
+}
+
 int
 main(void)
 {
@@ -243,6 +278,8 @@ main(void)
 		cmocka_unit_test(test_ucs2),
 		cmocka_unit_test(test_routing),
 		cmocka_unit_test(test_form),
+		cmocka_unit_test(test_scrub),
+		cmocka_unit_test(test_xml_escape),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
