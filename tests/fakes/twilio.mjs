@@ -332,9 +332,10 @@ async function createMessage(tw, res, params) {
     status: form.MessagingServiceSid ? 'accepted' : 'queued' };
   tw.messages.set(sid, msg);
   tw.counts.set(`${form.To}\n${form.Body}`, tw.sends(form.To, form.Body) + 1);
-  // Twilio may call back before its answer to the create is handled.
+  // Twilio may call back before its answer to the create (made when it accepted the message) is handled.
+  const answer = messageJson(tw, msg);
   if (f.callbackFirst) await tw.callback(sid, f.callbackFirst, { target: tw.callbackTarget });
-  return json(res, 201, messageJson(tw, msg));
+  return json(res, 201, answer);
 }
 
 // DateSent filters: a date (YYYY-MM-DD) means that whole UTC day, a date-time
