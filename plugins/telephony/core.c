@@ -49,12 +49,6 @@ tel_core_init(struct sb_plugin *p, const struct sb_host_api *host)
 	return (SB_OK);
 }
 
-void
-tel_core_directory(const struct sb_customers_directory *d)
-{
-	tel_dir = d;
-}
-
 /* ---- providers and routing ---- */
 
 const struct tel_provider *

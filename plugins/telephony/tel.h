@@ -20,14 +20,13 @@
 #define TEL_ROOM	"telephony"
 #define TEL_TWIML_EMPTY	"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
 
-/* Set once by tel_core_init() in setup; read-only afterwards. */
+/* Set once in setup (tel_core_init(); tel_dir by service_import, which
+ * fills it in once the customers plugin is set up); read-only afterwards. */
 extern const struct sb_host_api			*tel_api;
 extern struct sb_plugin				*tel_self;
 extern const struct sb_customers_directory	*tel_dir;
 
 int	tel_core_init(struct sb_plugin *, const struct sb_host_api *);
-/* After setup imported the service. */
-void	tel_core_directory(const struct sb_customers_directory *);
 
 /* Providers and routing. */
 const struct tel_provider *tel_provider_find(const char *name, size_t len);

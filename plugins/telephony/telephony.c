@@ -25,7 +25,6 @@
 
 static const struct sb_host_api			*api;
 static struct sb_plugin				*self;
-static const struct sb_customers_directory	*dir;
 static unsigned int	 sms_per_minute;
 static unsigned int	 sms_daily_cap;
 
@@ -366,7 +365,7 @@ sms_send(struct sb_req *req)
 	}
 	if (json_is_integer(json_object_get(b, "customer_id"))) {
 		cid = json_integer_value(json_object_get(b, "customer_id"));
-		if ((m = dir->get(self, cid, &dberr)) == NULL) {
+		if ((m = tel_dir->get(self, cid, &dberr)) == NULL) {
 			api->db_rollback(self);
 			if (dberr)
 				tel_err_db(req);
@@ -376,7 +375,7 @@ sms_send(struct sb_req *req)
 			goto done;
 		}
 		json_decref(m);
-	} else if ((cid = dir->find_or_create(self, e164, NULL)) == -1) {
+	} else if ((cid = tel_dir->find_or_create(self, e164, NULL)) == -1) {
 		api->db_rollback(self);
 		tel_err_db(req);
 		goto done;
@@ -1344,7 +1343,7 @@ webhook_inbound(struct sb_req *req, const char *prov, const char *sid,
 		tel_err_db(req);
 		goto done;
 	}
-	if ((cid = dir->find_or_create(self, from, NULL)) == -1)
+	if ((cid = tel_dir->find_or_create(self, from, NULL)) == -1)
 		goto dberr;
 	(void)snprintf(cids, sizeof(cids), "%lld", (long long)cid);
 	(void)snprintf(segs, sizeof(segs), "%d", nseg);
@@ -1781,9 +1780,8 @@ telephony_setup(struct sb_plugin *p, const struct sb_host_api *host)
 		if (tel_providers[i]->configure(p, api) != SB_OK)
 			return (SB_ERROR);
 	if (api->service_import(p, SB_CUSTOMERS_DIRECTORY, 1,
-	    (const struct sb_service **)&dir) != SB_OK)
+	    (const struct sb_service **)&tel_dir) != SB_OK)
 		return (SB_ERROR);
-	tel_core_directory(dir);
 	if (tel_calls_setup(p) != SB_OK ||
 	    api->permission_add(p, "sms.read", "Read SMS, their events and "
 	    "statistics") != SB_OK ||
@@ -1811,8 +1809,8 @@ static const struct sb_timeline_source call_timeline = {
 static int
 telephony_init(struct sb_plugin *p)
 {
-	if (dir->timeline_source_add(p, &timeline) != SB_OK ||
-	    dir->timeline_source_add(p, &call_timeline) != SB_OK)
+	if (tel_dir->timeline_source_add(p, &timeline) != SB_OK ||
+	    tel_dir->timeline_source_add(p, &call_timeline) != SB_OK)
 		return (SB_ERROR);
 	return (SB_OK);
 }

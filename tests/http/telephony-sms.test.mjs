@@ -545,7 +545,7 @@ test('kill -9 a worker during a burst of 500 sends: each sent exactly once, all 
     t.diagnostic(`${adopted} interrupted sends found at Twilio and adopted`);
     // Twilio delivers them all: every message reaches its final status.
     for (const m of msgs) {
-      const r = await tw.callback(byId.get(String(m.id)).sid, 'delivered');
+      const r = await callback(byId.get(String(m.id)).sid, 'delivered');
       assert.equal(r.status, 200, r.text);
     }
     const done = await sql(srv, "SELECT count(*)::int AS n FROM telephony_sms WHERE id = ANY($1::bigint[]) " +
