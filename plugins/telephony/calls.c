@@ -641,7 +641,8 @@ static void
 call_statistics(struct sb_req *req)
 {
 	const char	*params[2], *g, *key;
-	char		 sql[2048];
+	char		 sql[8192];
+	int		 n;
 	json_t		*out;
 
 	if (tel_stats_bounds(req, &params[0], &params[1]) == -1)
@@ -659,7 +660,7 @@ call_statistics(struct sb_req *req)
 		return;
 	}
 	/* key is one of the three constants above. */
-	(void)snprintf(sql, sizeof(sql), "WITH m AS (SELECT * FROM "
+	n = snprintf(sql, sizeof(sql), "WITH m AS (SELECT * FROM "
 	    "telephony_calls WHERE " TEL_STATS_WHERE ") "
 	    "SELECT json_build_object("
 	    "'totals', (SELECT json_build_object(" CSTAT_COLS ") FROM m), "
@@ -667,7 +668,8 @@ call_statistics(struct sb_req *req)
 	    "'[]') FROM (SELECT %s AS k, jsonb_build_object('key', %s) || "
 	    "json_build_object(" CSTAT_COLS ")::jsonb AS x FROM m GROUP BY %s) "
 	    "g))::text", key, key, key);
-	if ((out = sb_db_json(api, self, sql, 2, params)) == NULL) {
+	if (n < 0 || (size_t)n >= sizeof(sql) ||
+	    (out = sb_db_json(api, self, sql, 2, params)) == NULL) {
 		tel_err_db(req);
 		return;
 	}
