@@ -37,7 +37,6 @@ static void	sms_statistics(struct sb_req *);
 static void	webhook_twilio(struct sb_req *);
 static void	webhook_exotel(struct sb_req *);
 static void	send_run(struct sb_job *);
-static int	pending_apply(int64_t, const char *, const char *, int *);
 
 static const char *const sms_providers[] = { "twilio", "exotel", "device",
 	NULL };
@@ -143,25 +142,6 @@ static const struct sb_job_kind send_kind = {
 	.timeout_s = 180, .backoff_s = 1
 };
 
-/* ---- small helpers ---- */
-
-static int
-status_rank(const char *s)
-{
-	if (s == NULL)
-		return (-1);
-	if (strcmp(s, "queued") == 0)
-		return (0);
-	if (strcmp(s, "sending") == 0 || strcmp(s, "unknown") == 0)
-		return (1);
-	if (strcmp(s, "sent") == 0)
-		return (2);
-	if (strcmp(s, "delivered") == 0 || strcmp(s, "undelivered") == 0 ||
-	    strcmp(s, "failed") == 0 || strcmp(s, "received") == 0)
-		return (3);
-	return (-1);
-}
-
 /* ---- messages as the API shows them ---- */
 
 #define SMS_COLS "id, direction, to_sealed, from_sealed, body_sealed, " \
@@ -253,20 +233,6 @@ publish_json(const char *name, json_t *m)
 	json_object_del(e, "events");
 	(void)api->publish_room(self, ROOM, name, 1, e);
 	json_decref(e);
-}
-
-static void
-publish(const char *name, int64_t id)
-{
-	char	 ids[24];
-	json_t	*m;
-	int	 dberr;
-
-	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	if ((m = sms_load(ids, 0, &dberr)) == NULL)
-		return;
-	publish_json(name, m);
-	json_decref(m);
 }
 
 /* ---- POST /api/v1/sms ---- */
@@ -616,6 +582,26 @@ sms_statistics(struct sb_req *req)
 
 /* ---- the send job ---- */
 
+/*
+ * A status's rank as SQL (status only moves forward): queued 0; sending
+ * and unknown 1; sent 2; delivered, undelivered, failed and received 3.
+ */
+#define RANK_SQL(x) "(CASE " x " WHEN 'queued' THEN 0 WHEN 'sending' " \
+	"THEN 1 WHEN 'unknown' THEN 1 WHEN 'sent' THEN 2 WHEN 'delivered' " \
+	"THEN 3 WHEN 'undelivered' THEN 3 WHEN 'failed' THEN 3 WHEN " \
+	"'received' THEN 3 ELSE -1 END)"
+
+/*
+ * The message as the room sees it (SMS_COLS without the sealed ones):
+ * RETURNING these publishes a change from the values at hand instead of
+ * reading the row again.
+ */
+#define SMS_PUB_COLS "id, direction, provider, provider_message_id, " \
+	"sim_card_id, device_id, customer_id, segments, encoding, status, " \
+	"error_code, error_message, sent_by, " \
+	SB_SQL_TS("created_at") " AS created_at, " \
+	SB_SQL_TS("updated_at") " AS updated_at"
+
 struct sendctx {
 	struct sb_job	*job;
 	int64_t		 id;
@@ -632,6 +618,8 @@ struct sendctx {
 };
 
 static void	send_next(struct sendctx *);
+static int	status_apply(const char *, const char *, const char *,
+		    const char *, const char *, json_t *);
 
 /* Seconds to the next UTC day, and a minute (clocks differ). */
 static unsigned int
@@ -655,6 +643,31 @@ ctx_free(struct sendctx *c)
 	}
 	free(c->sender);
 	free(c);
+}
+
+/* Row `row` of r (SMS_PUB_COLS first) to the room as event name. */
+static void
+publish_row(const char *name, struct sb_db_res *r, int row)
+{
+	json_t	*m;
+
+	if ((m = api->db_row_json(r, row)) == NULL)
+		return;
+	json_object_del(m, "pending");
+	(void)api->publish_room(self, ROOM, name, 1, m);
+	json_decref(m);
+}
+
+/* Publish what status_apply() collected: [{n: name, d: message}]. */
+static void
+publish_all(json_t *pubs)
+{
+	json_t	*e;
+	size_t	 i;
+
+	json_array_foreach(pubs, i, e)
+		(void)api->publish_room(self, ROOM, sb_jstr(e, "n"), 1,
+		    json_object_get(e, "d"));
 }
 
 /*
@@ -706,34 +719,36 @@ cap_give_back(struct sendctx *c)
 	c->sender = NULL;
 }
 
-/* Set the message's status (when it moves forward) with an event. */
+/* Set the message's status with an event, in one statement, and publish
+ * it. */
 static int
 status_set(int64_t id, const char *ids, const char *status,
     const char *detail, const char *error_code, const char *error_message)
 {
 	struct sb_db_res	*r;
-	const char		*params[4];
-
+	const char		*params[5];
 	char			 em[600];
 
+	(void)id;
 	params[0] = ids;
 	params[1] = status;
 	params[2] = error_code;
 	params[3] = tel_scrub(error_message, em, sizeof(em));
-	if (api->db_begin(self) != SB_OK)
-		return (-1);
-	r = api->db_query(self, "UPDATE telephony_sms SET status = $2, "
-	    "error_code = coalesce($3, error_code), error_message = "
-	    "coalesce($4, error_message), inflight = false, updated_at = now() "
-	    "WHERE id = $1::bigint", 4, params);
-	if (!api->db_ok(r) || event_add(id, status, detail, NULL, NULL) == -1 ||
-	    api->db_commit(self) != SB_OK) {
+	params[4] = detail;
+	r = api->db_query(self, "WITH u AS (UPDATE telephony_sms SET status = "
+	    "$2::text, error_code = coalesce($3::text, error_code), "
+	    "error_message = coalesce($4::text, error_message), inflight = "
+	    "false, updated_at = now() WHERE id = $1::bigint RETURNING "
+	    SMS_PUB_COLS "), e AS (INSERT INTO telephony_sms_events (sms_id, "
+	    "status, detail) SELECT id, status, $5::text FROM u) SELECT * "
+	    "FROM u", 5, params);
+	if (!api->db_ok(r)) {
 		api->db_free(r);
-		api->db_rollback(self);
 		return (-1);
 	}
+	if (api->db_rows(r) == 1)
+		publish_row("telephony.sms.status", r, 0);
 	api->db_free(r);
-	publish("telephony.sms.status", id);
 	return (0);
 }
 
@@ -746,53 +761,95 @@ inflight_clear(const char *ids)
 	    "false WHERE id = $1::bigint RETURNING 1", 1, params);
 }
 
+/*
+ * The provider took it: record its id, status and sender with the event,
+ * and apply the callbacks that came before (telephony_sms_pending), under
+ * the sid's lock (the drain takes it too): BEGIN, the lock, one statement,
+ * COMMIT.  Then publish the message from the values returned.
+ */
+static int
+accepted_record(struct sendctx *c, const struct tel_send_result *res)
+{
+	struct sb_db_res	*r;
+	const char		*params[5], *from;
+	char			*from_s = NULL;
+	json_t			*pend = NULL, *pubs = NULL, *e;
+	size_t			 i;
+	int			 rc = -1;
+
+	from = strcmp(c->provider, "twilio") == 0 ?
+	    api->config_get(self, "twilio_from") :
+	    strcmp(c->provider, "exotel") == 0 ?
+	    api->config_get(self, "exotel_from") : NULL;
+	if (from != NULL && *from != '\0')
+		from_s = api->seal(self, from, strlen(from));
+	params[0] = c->ids;
+	params[1] = res->status;
+	params[2] = res->provider_message_id;
+	params[3] = from_s;
+	params[4] = c->provider;
+	if (api->db_begin(self) != SB_OK) {
+		free(from_s);
+		return (-1);
+	}
+	if (tel_sid_lock("sms", c->provider, res->provider_message_id) == -1) {
+		api->db_rollback(self);
+		free(from_s);
+		return (-1);
+	}
+	r = api->db_query(self, "WITH u AS (UPDATE telephony_sms SET status = "
+	    "$2::text, provider_message_id = $3::text, from_sealed = $4::text, "
+	    "inflight = false, updated_at = now() WHERE id = $1::bigint "
+	    "RETURNING " SMS_PUB_COLS "), e AS (INSERT INTO "
+	    "telephony_sms_events (sms_id, status) SELECT id, status FROM u), "
+	    "p AS (DELETE FROM telephony_sms_pending WHERE provider = $5::text "
+	    "AND provider_message_id = $3::text RETURNING id, status, "
+	    "error_code, error_message) SELECT u.*, (SELECT coalesce(json_agg("
+	    "p ORDER BY p.id), '[]') FROM p)::text AS pending FROM u", 5,
+	    params);
+	free(from_s);
+	if (!api->db_ok(r))
+		goto out;
+	if (api->db_rows(r) == 1) {
+		/* "pending" follows the SMS_PUB_COLS. */
+		pend = json_loads(api->db_value(r, 0, 15), 0, NULL);
+		pubs = json_array();
+		json_array_foreach(pend, i, e) {
+			if (status_apply(c->provider, res->provider_message_id,
+			    sb_jstr(e, "status"), sb_jstr(e, "error_code"),
+			    sb_jstr(e, "error_message"), pubs) == -1)
+				goto out;
+		}
+	}
+	if (api->db_commit(self) != SB_OK)
+		goto out;
+	rc = 0;
+	/* One event with where it ended, as before the pending ones. */
+	if (json_array_size(pubs) > 0)
+		(void)api->publish_room(self, ROOM, "telephony.sms.status", 1,
+		    json_object_get(json_array_get(pubs,
+		    json_array_size(pubs) - 1), "d"));
+	else if (api->db_rows(r) == 1)
+		publish_row("telephony.sms.status", r, 0);
+out:
+	if (rc == -1)
+		api->db_rollback(self);
+	api->db_free(r);
+	json_decref(pend);
+	json_decref(pubs);
+	return (rc);
+}
+
 static void
 send_done(struct sb_plugin *p, const struct tel_send_result *res, void *arg)
 {
 	struct sendctx		*c = arg;
-	struct sb_db_res	*r;
-	const char		*params[5];
-	char			*from_s = NULL;
-	const char		*from;
-	int			 changed = 0;
 
 	(void)p;
 	switch (res->outcome) {
 	case TEL_ACCEPTED:
-		from = strcmp(c->provider, "twilio") == 0 ?
-		    api->config_get(self, "twilio_from") :
-		    strcmp(c->provider, "exotel") == 0 ?
-		    api->config_get(self, "exotel_from") : NULL;
-		if (from != NULL && *from != '\0')
-			from_s = api->seal(self, from, strlen(from));
-		params[0] = c->ids;
-		params[1] = res->status;
-		params[2] = res->provider_message_id;
-		params[3] = from_s;
-		params[4] = NULL;
-		if (api->db_begin(self) != SB_OK)
+		if (accepted_record(c, res) == -1)
 			goto dberr;
-		if (tel_sid_lock("sms", c->provider, res->provider_message_id) == -1) {
-			api->db_rollback(self);
-			free(from_s);
-			goto dberr;
-		}
-		r = api->db_query(self, "UPDATE telephony_sms SET status = $2, "
-		    "provider_message_id = $3, from_sealed = $4, inflight = "
-		    "false, updated_at = now() WHERE id = $1::bigint", 4,
-		    params);
-		if (!api->db_ok(r) || event_add(c->id, res->status, NULL, NULL,
-		    NULL) == -1 || pending_apply(c->id, c->provider,
-		    res->provider_message_id, &changed) == -1 ||
-		    api->db_commit(self) != SB_OK) {
-			api->db_free(r);
-			api->db_rollback(self);
-			free(from_s);
-			goto dberr;
-		}
-		api->db_free(r);
-		free(from_s);
-		publish("telephony.sms.status", c->id);
 		api->job_done(c->job, json_pack("{s:s}", "provider",
 		    c->provider));
 		break;
@@ -833,13 +890,31 @@ dberr:
 	ctx_free(c);
 }
 
+/* The request leaves for tp (the message is inflight for it). */
+static void
+send_via(struct sendctx *c, const struct tel_provider *tp)
+{
+	struct tel_sms	m;
+
+	c->provider = tp->name;
+	memset(&m, 0, sizeof(m));
+	m.id = c->id;
+	m.to = c->to;
+	m.body = c->body;
+	m.idempotency_key = api->job_key(c->job);
+	if (tp->send_sms(self, &m, send_done, c) != SB_OK) {
+		cap_give_back(c);
+		inflight_clear(c->ids);
+		send_next(c);
+	}
+}
+
 /* Try the next ready candidate; none left: retry later or fail. */
 static void
 send_next(struct sendctx *c)
 {
 	const struct tel_provider	*tp = NULL;
 	const char			*s, *e, *params[2];
-	struct tel_sms			 m;
 	char				 name[32];
 
 	for (s = c->next; s != NULL && *s != '\0'; s = *e == ',' ? e + 1 : e) {
@@ -887,7 +962,6 @@ send_next(struct sendctx *c)
 		ctx_free(c);
 		return;
 	}
-	c->provider = tp->name;
 	(void)snprintf(name, sizeof(name), "%s", tp->name);
 	params[0] = c->ids;
 	params[1] = name;
@@ -910,16 +984,26 @@ send_next(struct sendctx *c)
 		ctx_free(c);
 		return;
 	}
-	memset(&m, 0, sizeof(m));
-	m.id = c->id;
-	m.to = c->to;
-	m.body = c->body;
-	m.idempotency_key = api->job_key(c->job);
-	if (tp->send_sms(self, &m, send_done, c) != SB_OK) {
-		cap_give_back(c);
-		inflight_clear(c->ids);
-		send_next(c);
+	send_via(c, tp);
+}
+
+/* The first ready provider of list, or NULL; *rest: the ones after it. */
+static const struct tel_provider *
+first_ready(const char *list, const char **rest)
+{
+	const struct tel_provider	*tp;
+	const char			*s, *e;
+
+	for (s = list; *s != '\0'; s = *e == ',' ? e + 1 : e) {
+		e = s + strcspn(s, ",");
+		tp = tel_provider_find(s, (size_t)(e - s));
+		if (tel_provider_ready(tp, TEL_CHAN_SMS)) {
+			if (rest != NULL)
+				*rest = *e == ',' ? e + 1 : e;
+			return (tp);
+		}
 	}
+	return (NULL);
 }
 
 /*
@@ -1015,15 +1099,17 @@ retry:
 static void
 send_run(struct sb_job *job)
 {
-	const struct tel_provider	*tp;
+	const struct tel_provider	*tp, *guess = NULL;
 	struct sb_db_res		*r;
 	struct sendctx			*c;
 	struct tel_sms			 m;
 	json_t				*pl = api->job_payload(job);
 	json_int_t			 id = sb_jint(pl, "id");
-	const char			*params[1], *explicit;
+	const char			*params[2], *explicit, *rest;
 	char				 key[64], since[40], prov[32];
+	char				 glist[256];
 	long long			 age, wait;
+	int				 taken;
 
 	if (id <= 0) {
 		api->job_fail(job, "payload.id is not an id");
@@ -1036,12 +1122,32 @@ send_run(struct sb_job *job)
 	c->job = job;
 	c->id = id;
 	(void)snprintf(c->ids, sizeof(c->ids), "%lld", (long long)id);
+	/* The providers asked for when it was sent (the payload), else the
+	 * routing's. */
+	explicit = sb_jstr(pl, "provider");
+	/*
+	 * The read and the inflight mark in one statement: the first ready
+	 * provider of the explicit list, or of the route every number has
+	 * ("*"), is taken for the message while it is read (not under a
+	 * daily cap, which takes its SMS first).  Checked against the
+	 * message's own route once the number is unsealed below.
+	 */
+	if (sms_daily_cap == 0 && tel_candidates("sms", explicit, "", glist,
+	    sizeof(glist)) == 0)
+		guess = first_ready(glist, NULL);
 	params[0] = c->ids;
-	r = api->db_query(self, "SELECT status, inflight, provider, to_sealed, "
-	    "body_sealed, to_char(inflight_at AT TIME ZONE 'UTC', "
-	    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), coalesce(extract(epoch FROM "
-	    "(now() - inflight_at)) * 1000, 0)::bigint FROM telephony_sms "
-	    "WHERE id = $1::bigint", 1, params);
+	params[1] = guess != NULL ? guess->name : NULL;
+	r = api->db_query(self, "WITH o AS (SELECT id AS sms_id, status AS "
+	    "was, inflight AS was_inflight, provider AS was_provider, "
+	    "to_sealed, body_sealed, inflight_at AS was_at FROM telephony_sms "
+	    "WHERE id = $1::bigint FOR UPDATE), u AS (UPDATE telephony_sms SET "
+	    "inflight = true, inflight_at = now(), provider = $2::text, "
+	    "updated_at = now() FROM o WHERE id = o.sms_id AND $2::text IS NOT "
+	    "NULL AND o.was = 'queued' AND NOT o.was_inflight RETURNING id) "
+	    "SELECT was, was_inflight, was_provider, to_sealed, body_sealed, "
+	    "to_char(was_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+	    "coalesce(extract(epoch FROM (now() - was_at)) * 1000, 0)::bigint, "
+	    "EXISTS (SELECT 1 FROM u) FROM o", 2, params);
 	if (!api->db_ok(r)) {
 		api->db_free(r);
 		api->job_retry(job, "database error", 0);
@@ -1056,11 +1162,9 @@ send_run(struct sb_job *job)
 		ctx_free(c);
 		return;
 	}
+	taken = strcmp(api->db_value(r, 0, 7), "t") == 0;
 	c->to = api->unseal(self, api->db_value(r, 0, 3), NULL);
 	c->body = api->unseal(self, api->db_value(r, 0, 4), NULL);
-	/* The providers asked for when it was sent (the payload), else the
-	 * routing's. */
-	explicit = sb_jstr(pl, "provider");
 	if (c->to == NULL || c->body == NULL || tel_candidates("sms", explicit,
 	    c->to, c->list, sizeof(c->list)) == -1) {
 		api->db_free(r);
@@ -1074,6 +1178,18 @@ send_run(struct sb_job *job)
 		return;
 	}
 	c->next = c->list;
+	if (taken) {
+		api->db_free(r);
+		if ((tp = first_ready(c->list, &rest)) == guess) {
+			c->next = rest;
+			send_via(c, tp);
+			return;
+		}
+		/* Its own route names another provider first. */
+		inflight_clear(c->ids);
+		send_next(c);
+		return;
+	}
 	if (strcmp(api->db_value(r, 0, 1), "t") != 0) {
 		api->db_free(r);
 		send_next(c);
@@ -1119,6 +1235,35 @@ send_run(struct sb_job *job)
 
 /* ---- webhooks ---- */
 
+/*
+ * A verified callback is written to telephony_inbox in one statement
+ * (autocommit) and answered; the drain job applies the inbox in batches,
+ * each in one transaction that also deletes the rows it applied (a worker
+ * killed mid-drain loses nothing: its rows come back).  A new row wakes
+ * the drain through one job per DRAIN_BUCKET_MS bucket (the idempotency
+ * key names the bucket), due just after the bucket ends: thousands of
+ * webhooks make one job.  The periodic sweep (SWEEP_KIND) drains whatever
+ * a lost wake-up left.
+ */
+#define DRAIN_KIND	"telephony.inbox_drain"
+#define SWEEP_KIND	"telephony.inbox_sweep"
+#define DRAIN_BATCH	500
+#define DRAIN_BUCKET_MS	50
+#define DRAIN_MARGIN_MS	5
+#define SWEEP_EVERY_S	10
+
+static void	drain_run(struct sb_job *);
+
+static const struct sb_job_kind drain_kind = {
+	.name = DRAIN_KIND, .run = drain_run, .max_attempts = 8,
+	.timeout_s = 30, .backoff_s = 1
+};
+
+static const struct sb_job_kind sweep_kind = {
+	.name = SWEEP_KIND, .run = drain_run, .max_attempts = 1,
+	.timeout_s = 30, .interval_s = SWEEP_EVERY_S
+};
+
 /* Twilio's MessageStatus as an API status, or NULL to ignore. */
 static const char *
 twilio_status(const char *s)
@@ -1138,149 +1283,133 @@ twilio_status(const char *s)
 }
 
 /*
- * A provider's status report for message id, inside the caller's
- * transaction: recorded as an event once per message and status (a
- * replay adds nothing), and the status moved only forward.  *changed: the
- * status moved.  0, or -1 on a database error.
+ * A provider's status report for (provider, sid), in one statement inside
+ * the caller's transaction and under the sid's lock: recorded as an event
+ * once per message and status (a replay adds nothing), the status moved
+ * only forward; a sid no message holds yet (before the send job recorded
+ * it) is kept in telephony_sms_pending for the job.  When the status
+ * moved, {n, d} with the message as the room sees it is appended to pubs
+ * (published after the commit).  0, or -1 on a database error.
  */
 static int
-callback_apply(int64_t id, const char *provider, const char *st,
-    const char *ec, const char *em, int *changed)
+status_apply(const char *provider, const char *sid, const char *st,
+    const char *ec, const char *em, json_t *pubs)
 {
 	struct sb_db_res	*r;
-	const char		*params[4];
-	char			 cb[64], ids[24], detail[64], emb[600];
-	int			 added = 0, moved;
+	const char		*params[7];
+	char			 cb[64], detail[64];
 
-	*changed = 0;
-	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	params[0] = ids;
-	r = api->db_query(self, "SELECT status FROM telephony_sms WHERE "
-	    "id = $1::bigint FOR UPDATE", 1, params);
-	if (!api->db_ok(r) || api->db_rows(r) != 1) {
-		api->db_free(r);
-		return (-1);
-	}
-	moved = status_rank(st) > status_rank(api->db_value(r, 0, 0));
-	api->db_free(r);
 	(void)snprintf(cb, sizeof(cb), "%s:%s", provider, st);
 	detail[0] = '\0';
 	if (ec != NULL && *ec != '\0')
 		(void)snprintf(detail, sizeof(detail), "%s error %.16s",
 		    provider, ec);
-	if (event_add(id, st, detail[0] != '\0' ? detail : (moved ? NULL :
-	    "late: status unchanged"), cb, &added) == -1)
-		return (-1);
-	if (!added || !moved)
-		return (0);
-	params[1] = st;
-	params[2] = ec != NULL && *ec != '\0' ? ec : NULL;
-	params[3] = em != NULL && *em != '\0' ? tel_scrub(em, emb,
-	    sizeof(emb)) : NULL;
-	r = api->db_query(self, "UPDATE telephony_sms SET status = $2, "
-	    "error_code = coalesce($3, error_code), error_message = "
-	    "coalesce($4, error_message), updated_at = now() WHERE "
-	    "id = $1::bigint", 4, params);
+	params[0] = provider;
+	params[1] = sid;
+	params[2] = st;
+	params[3] = ec != NULL && *ec != '\0' ? ec : NULL;
+	params[4] = em != NULL && *em != '\0' ? em : NULL;
+	params[5] = cb;
+	params[6] = detail[0] != '\0' ? detail : NULL;
+	r = api->db_query(self, "WITH s AS (SELECT id AS sms_id, "
+	    RANK_SQL("status") " AS was FROM telephony_sms WHERE provider = "
+	    "$1::text AND provider_message_id = $2::text FOR UPDATE), "
+	    "e AS (INSERT INTO telephony_sms_events (sms_id, status, detail, "
+	    "callback) SELECT sms_id, $3::text, coalesce($7::text, CASE WHEN "
+	    RANK_SQL("$3::text") " > was THEN NULL ELSE 'late: status "
+	    "unchanged' END), $6::text FROM s ON CONFLICT DO NOTHING RETURNING "
+	    "sms_id), u AS (UPDATE telephony_sms SET status = $3::text, "
+	    "error_code = coalesce($4::text, error_code), error_message = "
+	    "coalesce($5::text, error_message), updated_at = now() FROM s JOIN "
+	    "e USING (sms_id) WHERE id = s.sms_id AND " RANK_SQL("$3::text")
+	    " > s.was RETURNING " SMS_PUB_COLS "), p AS (INSERT INTO "
+	    "telephony_sms_pending (provider, provider_message_id, status, "
+	    "error_code, error_message) SELECT $1::text, $2::text, $3::text, "
+	    "$4::text, $5::text WHERE NOT EXISTS (SELECT 1 FROM s) ON CONFLICT "
+	    "DO NOTHING) SELECT * FROM u", 7, params);
 	if (!api->db_ok(r)) {
 		api->db_free(r);
 		return (-1);
 	}
+	if (api->db_rows(r) == 1)
+		json_array_append_new(pubs, json_pack("{s:s, s:o}", "n",
+		    "telephony.sms.status", "d", api->db_row_json(r, 0)));
 	api->db_free(r);
-	*changed = 1;
 	return (0);
 }
 
-/* The callbacks that came before the job recorded sid: applied now. */
-static int
-pending_apply(int64_t id, const char *provider, const char *sid,
-    int *changed)
+/* An inbox row just written: the drain of this bucket is due at its end. */
+static void
+drain_wake(void)
 {
-	struct sb_db_res	*r;
-	const char		*params[2] = { provider, sid };
-	int			 i, c;
+	static long long	 last = -1;
+	struct sb_job_opts	 opts;
+	struct timespec		 ts;
+	long long		 now, bucket;
+	char			 key[64];
 
-	r = api->db_query(self, "DELETE FROM telephony_sms_pending WHERE "
-	    "provider = $1 AND provider_message_id = $2 RETURNING status, "
-	    "error_code, error_message, id", 2, params);
-	if (!api->db_ok(r)) {
-		api->db_free(r);
+	(void)clock_gettime(CLOCK_REALTIME, &ts);
+	now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	bucket = now / DRAIN_BUCKET_MS;
+	if (bucket == last)
+		return;
+	memset(&opts, 0, sizeof(opts));
+	(void)snprintf(key, sizeof(key), "telephony.inbox@%lld", bucket);
+	opts.idempotency_key = key;
+	opts.delay_ms = (bucket + 1) * DRAIN_BUCKET_MS - now + DRAIN_MARGIN_MS;
+	if (api->job_enqueue(self, DRAIN_KIND, NULL, &opts) != -1)
+		last = bucket;
+}
+
+/* One statement: the callback into the inbox (a replay adds nothing). */
+static int
+inbox_put(const char *prov, const char *kind, const char *dedupe,
+    json_t *fields)
+{
+	const char	*params[4];
+	char		*f;
+	long long	 n;
+
+	if (fields == NULL || (f = json_dumps(fields, JSON_COMPACT)) == NULL)
 		return (-1);
-	}
-	for (i = 0; i < api->db_rows(r); i++) {
-		if (callback_apply(id, provider, api->db_value(r, i, 0),
-		    api->db_isnull(r, i, 1) ? NULL : api->db_value(r, i, 1),
-		    api->db_isnull(r, i, 2) ? NULL : api->db_value(r, i, 2),
-		    &c) == -1) {
-			api->db_free(r);
-			return (-1);
-		}
-		*changed |= c;
-	}
-	api->db_free(r);
-	return (0);
+	params[0] = prov;
+	params[1] = kind;
+	params[2] = dedupe;
+	params[3] = f;
+	n = sb_db_count(api, self, "INSERT INTO telephony_inbox (provider, "
+	    "kind, dedupe, fields) VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT "
+	    "DO NOTHING RETURNING 1", 4, params);
+	free(f);
+	if (n == 1)
+		drain_wake();
+	return (n < 0 ? -1 : 0);
 }
 
 static void
 webhook_status(struct sb_req *req, const char *prov, const char *sid,
     const char *st, const char *ec, const char *em)
 {
-	struct sb_db_res	*r;
-	const char		*params[5];
-	char			 emb[600];
-	int64_t			 id;
-	int			 changed = 0;
+	json_t	*f;
+	char	 emb[600], dedupe[128];
+	int	 rc;
 
 	if (sid == NULL || st == NULL || strlen(sid) > 64) {
 		tel_hook_ok(req, prov);
 		return;
 	}
-	if (ec != NULL && strlen(ec) > 16)
+	if (ec != NULL && (strlen(ec) > 16 || *ec == '\0'))
 		ec = NULL;
-	if (em != NULL && strlen(em) > 512)
+	if (em != NULL && (strlen(em) > 512 || *em == '\0'))
 		em = NULL;
-	if (api->db_begin(self) != SB_OK) {
+	(void)snprintf(dedupe, sizeof(dedupe), "%s:%s", sid, st);
+	f = json_pack("{s:s, s:s, s:s?, s:s?}", "sid", sid, "status", st,
+	    "error_code", ec, "error_message", tel_scrub(em, emb, sizeof(emb)));
+	rc = inbox_put(prov, "status", dedupe, f);
+	json_decref(f);
+	if (rc == -1)
 		tel_err_db(req);
-		return;
-	}
-	if (tel_sid_lock("sms", prov, sid) == -1)
-		goto dberr;
-	params[0] = sid;
-	params[1] = prov;
-	r = api->db_query(self, "SELECT id FROM telephony_sms WHERE "
-	    "provider = $2 AND provider_message_id = $1", 2, params);
-	if (!api->db_ok(r)) {
-		api->db_free(r);
-		goto dberr;
-	}
-	if (api->db_rows(r) != 1) {
-		/* Before the send job recorded the sid: kept for it. */
-		api->db_free(r);
-		params[0] = prov;
-		params[1] = sid;
-		params[2] = st;
-		params[3] = ec != NULL && *ec != '\0' ? ec : NULL;
-		params[4] = tel_scrub(em, emb, sizeof(emb));
-		if (sb_db_count(api, self, "INSERT INTO telephony_sms_pending "
-		    "(provider, provider_message_id, status, error_code, "
-		    "error_message) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO "
-		    "NOTHING RETURNING 1", 5, params) == -1 ||
-		    api->db_commit(self) != SB_OK)
-			goto dberr;
+	else
 		tel_hook_ok(req, prov);
-		return;
-	}
-	id = strtoll(api->db_value(r, 0, 0), NULL, 10);
-	api->db_free(r);
-	if (callback_apply(id, prov, st, ec, em, &changed) == -1 ||
-	    api->db_commit(self) != SB_OK)
-		goto dberr;
-	if (changed)
-		publish("telephony.sms.status", id);
-	tel_hook_ok(req, prov);
-	return;
-dberr:
-	api->db_rollback(self);
-	tel_err_db(req);
 }
 
 /* Retention: callbacks for messages never recorded (not ours). */
@@ -1302,19 +1431,17 @@ static const struct sb_retention pending_retention = {
 	.purge = pending_purge,
 };
 
+/* Numbers and body sealed (with the numbers' blind index) before the row
+ * is written, as telephony_sms holds them. */
 static void
 webhook_inbound(struct sb_req *req, const char *prov, const char *sid,
     const char *rfrom, const char *rto, const char *body)
 {
-	struct sb_db_res	*r;
-	const char		*params[11];
-	char			 cbname[32];
-	char			 from[32], to[32], cids[24], segs[8];
-	char			*fs = NULL, *fi = NULL, *ts = NULL, *ti = NULL;
-	char			*bs = NULL;
-	size_t			 units;
-	int64_t			 cid, id = 0;
-	int			 enc, nseg;
+	json_t	*f;
+	char	 from[32], to[32];
+	char	*fs = NULL, *fi = NULL, *ts = NULL, *ti = NULL, *bs = NULL;
+	size_t	 units;
+	int	 enc, nseg, rc;
 
 	if (sid == NULL || strlen(sid) > 64 || body == NULL ||
 	    rfrom == NULL || rto == NULL ||
@@ -1339,48 +1466,16 @@ webhook_inbound(struct sb_req *req, const char *prov, const char *sid,
 		    NULL);
 		goto done;
 	}
-	if (api->db_begin(self) != SB_OK) {
+	f = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "sid", sid,
+	    "to_sealed", ts, "to_index", ti, "from_sealed", fs, "from_index",
+	    fi, "body_sealed", bs, "segments", nseg, "encoding",
+	    enc == TEL_ENC_GSM7 ? "GSM-7" : "UCS-2");
+	rc = inbox_put(prov, "inbound", sid, f);
+	json_decref(f);
+	if (rc == -1)
 		tel_err_db(req);
-		goto done;
-	}
-	if ((cid = tel_dir->find_or_create(self, from, NULL)) == -1)
-		goto dberr;
-	(void)snprintf(cids, sizeof(cids), "%lld", (long long)cid);
-	(void)snprintf(segs, sizeof(segs), "%d", nseg);
-	params[0] = ts;
-	params[1] = ti;
-	params[2] = fs;
-	params[3] = fi;
-	params[4] = bs;
-	params[5] = sid;
-	params[6] = cids;
-	params[7] = segs;
-	params[8] = enc == TEL_ENC_GSM7 ? "GSM-7" : "UCS-2";
-	params[9] = prov;
-	r = api->db_query(self, "INSERT INTO telephony_sms (direction, "
-	    "to_sealed, to_index, from_sealed, from_index, body_sealed, "
-	    "provider, provider_message_id, customer_id, segments, encoding, "
-	    "status) VALUES ('inbound', $1, $2, $3, $4, $5, $10, $6, "
-	    "$7::bigint, $8::int, $9, 'received') ON CONFLICT DO NOTHING "
-	    "RETURNING id", 10, params);
-	if (!api->db_ok(r)) {
-		api->db_free(r);
-		goto dberr;
-	}
-	if (api->db_rows(r) == 1)
-		id = strtoll(api->db_value(r, 0, 0), NULL, 10);
-	api->db_free(r);
-	(void)snprintf(cbname, sizeof(cbname), "%s:received", prov);
-	if ((id > 0 && event_add(id, "received", NULL, cbname,
-	    NULL) == -1) || api->db_commit(self) != SB_OK)
-		goto dberr;
-	if (id > 0)
-		publish("telephony.sms.created", id);
-	tel_hook_ok(req, prov);
-	goto done;
-dberr:
-	api->db_rollback(self);
-	tel_err_db(req);
+	else
+		tel_hook_ok(req, prov);
 done:
 	explicit_bzero(from, sizeof(from));
 	explicit_bzero(to, sizeof(to));
@@ -1389,6 +1484,171 @@ done:
 	free(ts);
 	free(ti);
 	free(bs);
+}
+
+/*
+ * An inbound SMS of the inbox (fields f), inside the drain's transaction:
+ * stored once (a replay adds nothing) with the customer found or created
+ * through customers.directory; {n, d} appended to pubs when it is new.
+ */
+static int
+inbound_apply(const char *prov, json_t *f, json_t *pubs)
+{
+	struct sb_db_res	*r;
+	const char		*params[11];
+	char			 cbname[32], cids[24], segs[8];
+	char			*from;
+	int64_t			 cid;
+
+	if ((from = api->unseal(self, sb_jstr(f, "from_sealed"), NULL)) ==
+	    NULL) {
+		api->log(self, SB_LOG_WARN, "inbox: an inbound SMS that cannot "
+		    "be unsealed is dropped");
+		return (0);
+	}
+	cid = tel_dir->find_or_create(self, from, NULL);
+	explicit_bzero(from, strlen(from));
+	free(from);
+	if (cid == -1)
+		return (-1);
+	(void)snprintf(cids, sizeof(cids), "%lld", (long long)cid);
+	(void)snprintf(segs, sizeof(segs), "%lld",
+	    (long long)sb_jint(f, "segments"));
+	(void)snprintf(cbname, sizeof(cbname), "%s:received", prov);
+	params[0] = sb_jstr(f, "to_sealed");
+	params[1] = sb_jstr(f, "to_index");
+	params[2] = sb_jstr(f, "from_sealed");
+	params[3] = sb_jstr(f, "from_index");
+	params[4] = sb_jstr(f, "body_sealed");
+	params[5] = sb_jstr(f, "sid");
+	params[6] = cids;
+	params[7] = segs;
+	params[8] = sb_jstr(f, "encoding");
+	params[9] = prov;
+	params[10] = cbname;
+	r = api->db_query(self, "WITH m AS (INSERT INTO telephony_sms ("
+	    "direction, to_sealed, to_index, from_sealed, from_index, "
+	    "body_sealed, provider, provider_message_id, customer_id, segments, "
+	    "encoding, status) VALUES ('inbound', $1, $2, $3, $4, $5, $10, $6, "
+	    "$7::bigint, $8::int, $9, 'received') ON CONFLICT DO NOTHING "
+	    "RETURNING " SMS_PUB_COLS "), e AS (INSERT INTO "
+	    "telephony_sms_events (sms_id, status, callback) SELECT id, "
+	    "'received', $11 FROM m) SELECT * FROM m", 11, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		return (-1);
+	}
+	if (api->db_rows(r) == 1)
+		json_array_append_new(pubs, json_pack("{s:s, s:o}", "n",
+		    "telephony.sms.created", "d", api->db_row_json(r, 0)));
+	api->db_free(r);
+	return (0);
+}
+
+/*
+ * The drain (and the sweep): up to DRAIN_BATCH rows of the inbox, oldest
+ * first, taken (FOR UPDATE SKIP LOCKED: drains on other workers take
+ * others), applied and deleted in one transaction, then published.  The
+ * status callbacks' sid locks are taken first, in one order, so that two
+ * drains and the send job never wait on each other in a cycle.  A full
+ * batch enqueues the next drain at once.
+ */
+static void
+drain_run(struct sb_job *job)
+{
+	struct sb_db_res	*r;
+	struct sb_job_opts	 opts;
+	const char		*params[1], *prov, *kind;
+	char			 lim[16], key[64], lk[160], *locks_s;
+	json_t			*rows = NULL, *locks = NULL, *pubs = NULL;
+	json_t			*f;
+	size_t			 i;
+	int			 n;
+	long long		 nl;
+
+	(void)snprintf(lim, sizeof(lim), "%d", DRAIN_BATCH);
+	params[0] = lim;
+	if (api->db_begin(self) != SB_OK) {
+		api->job_retry(job, "database error", 0);
+		return;
+	}
+	r = api->db_query(self, "WITH d AS (DELETE FROM telephony_inbox WHERE "
+	    "id IN (SELECT id FROM telephony_inbox ORDER BY id LIMIT $1::int "
+	    "FOR UPDATE SKIP LOCKED) RETURNING id, provider, kind, fields) "
+	    "SELECT coalesce(json_agg(json_build_object('p', provider, 'k', "
+	    "kind, 'f', fields) ORDER BY id), '[]')::text FROM d", 1, params);
+	if (!api->db_ok(r) || api->db_rows(r) != 1) {
+		api->db_free(r);
+		goto dberr;
+	}
+	rows = json_loads(api->db_value(r, 0, 0), 0, NULL);
+	api->db_free(r);
+	if ((n = (int)json_array_size(rows)) == 0) {
+		api->db_rollback(self);
+		json_decref(rows);
+		api->job_done(job, NULL);
+		return;
+	}
+	locks = json_array();
+	pubs = json_array();
+	json_array_foreach(rows, i, f) {
+		if (strcmp(sb_jstr(f, "k"), "status") != 0)
+			continue;
+		(void)snprintf(lk, sizeof(lk), "sms:%s:%s", sb_jstr(f, "p"),
+		    sb_jstr(json_object_get(f, "f"), "sid"));
+		json_array_append_new(locks, json_string(lk));
+	}
+	if (json_array_size(locks) > 0) {
+		/* tel_sid_lock()'s keys, in the order of their hash. */
+		if ((locks_s = json_dumps(locks, JSON_COMPACT)) == NULL)
+			goto dberr;
+		params[0] = locks_s;
+		nl = sb_db_count(api, self, "SELECT pg_advisory_xact_lock(h) "
+		    "FROM (SELECT DISTINCT hashtext(k) AS h FROM "
+		    "jsonb_array_elements_text($1::jsonb) AS a (k) ORDER BY 1) x",
+		    1, params);
+		free(locks_s);
+		if (nl == -1)
+			goto dberr;
+	}
+	json_array_foreach(rows, i, f) {
+		prov = sb_jstr(f, "p");
+		kind = sb_jstr(f, "k");
+		if (strcmp(kind, "status") == 0) {
+			if (status_apply(prov, sb_jstr(json_object_get(f, "f"),
+			    "sid"), sb_jstr(json_object_get(f, "f"), "status"),
+			    sb_jstr(json_object_get(f, "f"), "error_code"),
+			    sb_jstr(json_object_get(f, "f"), "error_message"),
+			    pubs) == -1)
+				goto dberr;
+		} else if (inbound_apply(prov, json_object_get(f, "f"),
+		    pubs) == -1)
+			goto dberr;
+	}
+	if (api->db_commit(self) != SB_OK)
+		goto dberr;
+	publish_all(pubs);
+	if (json_array_size(rows) == DRAIN_BATCH) {
+		/* More may wait: the next batch at once, after this one has
+		 * let the worker's other work in. */
+		memset(&opts, 0, sizeof(opts));
+		(void)snprintf(key, sizeof(key), "telephony.inbox+%lld",
+		    (long long)api->job_id(job));
+		opts.idempotency_key = key;
+		(void)api->job_enqueue(self, DRAIN_KIND, NULL, &opts);
+	}
+	json_decref(rows);
+	json_decref(locks);
+	json_decref(pubs);
+	api->job_done(job, json_pack("{s:i}", "applied", n));
+	return;
+dberr:
+	/* The rows come back with the rollback; applied again later. */
+	api->db_rollback(self);
+	json_decref(rows);
+	json_decref(locks);
+	json_decref(pubs);
+	api->job_retry(job, "database error", 0);
 }
 
 static void
@@ -1789,6 +2049,8 @@ telephony_setup(struct sb_plugin *p, const struct sb_host_api *host)
 	    api->routes_add(p, routes) != SB_OK ||
 	    api->migrations_add(p, "migrations") != SB_OK ||
 	    api->job_kind_add(p, &send_kind) != SB_OK ||
+	    api->job_kind_add(p, &drain_kind) != SB_OK ||
+	    api->job_kind_add(p, &sweep_kind) != SB_OK ||
 	    api->room_add(p, ROOM, room_auth) != SB_OK ||
 	    api->retention_add(p, &pending_retention) != SB_OK ||
 	    api->event_declare(p, "telephony.sms.created", "An SMS was "
