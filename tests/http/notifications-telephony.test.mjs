@@ -190,11 +190,15 @@ test('an SMS that ends delivered notifies nobody', async () => {
   assert.ok(sent, 'the SMS never reached Twilio');
   const cb = await tw.callback(sent.provider_message_id, 'delivered', { target: srv.url + HOOK });
   assert.equal(cb.status, 200, cb.text);
-  const m = await srv.request('GET', `/api/v1/sms/${id}`, { token: U.a.token });
-  assert.equal(m.body.status, 'delivered');
-  // Every event about it has been published (the webhook publishes before
-  // it answers; the send job before it is done), so any fan-out would be
-  // enqueued by now.
+  // The webhook answers from the inbox; the drain applies and publishes it.
+  const m = await poll(async () => {
+    const g = await srv.request('GET', `/api/v1/sms/${id}`, { token: U.a.token });
+    return g.body.status === 'delivered' ? g : null;
+  });
+  assert.equal(m?.body.status, 'delivered');
+  // Every event about it has been published (the drain publishes once it
+  // applied the callback; the send job before it is done), so any fan-out
+  // would be enqueued by now.
   await sendJobDone(id);
   await settle();
   assert.deepEqual(await fanoutsAbout(id), []);
@@ -206,8 +210,9 @@ test('an inbound SMS reaches each active holder of sms.read once; a replay adds 
   const body = `please call me ${randomBytes(4).toString('hex')}`;
   const r = await tw.inbound(srv.url + HOOK, { from, to: FROM, body, signUrl: PUBLIC + HOOK });
   assert.equal(r.status, 200, r.text);
-  const [row] = await sql("SELECT id, customer_id FROM telephony_sms WHERE provider = 'twilio' "
-    + 'AND provider_message_id = $1', [r.sid]);
+  // Answered from the inbox: stored (and published) by the drain just after.
+  const row = await poll(async () => (await sql("SELECT id, customer_id FROM telephony_sms WHERE "
+    + "provider = 'twilio' AND provider_message_id = $1", [r.sid]))[0] ?? null);
   assert.ok(row, 'the inbound SMS was not stored');
   const id = Number(row.id);
   // Holders of sms.read: the super-admin, the agents, the SMS reader; not
@@ -227,11 +232,14 @@ test('an inbound SMS reaches each active holder of sms.read once; a replay adds 
     assert.equal(got[0].data.direction, 'inbound');
     assertNoSecrets(got[0], from, from.slice(2), body);
   }
-  // The replay: same MessageSid.  The webhook publishes (or not) before it
-  // answers, so once it has answered and the jobs are idle nothing can come.
+  // The replay: same MessageSid.  Once the inbox is drained (the drain
+  // publishes, or not, as it commits its delete) and the jobs are idle
+  // nothing can come.
   const again = await tw.inbound(srv.url + HOOK, { from, to: FROM, body, sid: r.sid,
     signUrl: PUBLIC + HOOK });
   assert.equal(again.status, 200, again.text);
+  assert.ok(await poll(async () => (await sql('SELECT count(*)::int AS n FROM telephony_inbox'))[0].n === 0),
+    'the webhook inbox was not drained');
   await settle();
   const by = await entriesAbout(id);
   assert.deepEqual(Object.keys(by).map(Number).sort((x, y) => x - y),

@@ -13,7 +13,7 @@ import { request as httpRequest } from 'node:http';
 import { startServer, TEST_PLUGINS, assertEnvelope, pgClient, withDb, databaseUrl, ADMIN_PASSWORD } from './lib/harness.mjs';
 import { poll, createUnprivilegedUser } from './lib/helpers.mjs';
 import { ready } from './lib/wsclient.mjs';
-import { startTwilio, postSigned } from '../fakes/twilio.mjs';
+import { startTwilio, postSigned, signTwilio } from '../fakes/twilio.mjs';
 
 const PUBLIC = 'https://switchboard.example.org';
 const HOOK = '/api/v1/webhooks/twilio/sms';
@@ -54,6 +54,13 @@ async function until(id, pred, server = srv, token = admin) {
     return pred(r.body) ? r.body : null;
   });
 }
+// Webhooks are answered from the durable inbox and applied by the drain job
+// just after: wait until the inbox is empty (a drain's uncommitted delete
+// still shows its rows here) before asserting that something changed nothing.
+async function drained(server = srv) {
+  assert.ok(await poll(async () => (await sql(server, 'SELECT count(*)::int AS n FROM telephony_inbox'))[0].n === 0),
+    'the webhook inbox was not drained');
+}
 // The signed callback for a message, delivered to this server behind the "proxy".
 const callback = (sid, status, opts = {}) => tw.callback(sid, status, { target: srv.url + HOOK, ...opts });
 
@@ -87,17 +94,17 @@ test('send -> queued -> sending -> sent -> delivered through signed status callb
   assert.equal(c.status, 200);
   assert.match(c.headers.get('content-type'), /text\/xml/);
   assert.match(c.text, /<Response\/>/);
-  assert.equal((await get(m.id)).body.status, 'sent');
+  await until(m.id, (b) => b.status === 'sent');
   c = await callback(m.provider_message_id, 'delivered');
   assert.equal(c.status, 200);
-  const done = (await get(m.id)).body;
-  assert.equal(done.status, 'delivered');
+  const done = await until(m.id, (b) => b.status === 'delivered');
   assert.deepEqual(done.events.map((e) => e.status), ['queued', 'sending', 'sent', 'delivered']);
   for (const e of done.events) assert.match(e.at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
 
   // The same callback again changes nothing.
   c = await callback(m.provider_message_id, 'delivered');
   assert.equal(c.status, 200);
+  await drained();
   assert.deepEqual((await get(m.id)).body, done);
 
   // Nothing in the database holds the number or the body in clear.
@@ -120,8 +127,9 @@ test('send -> queued -> sending -> sent -> delivered through signed status callb
 test('a late sent after delivered is recorded but the status stays', async () => {
   const m = await sentMessage('late sent');
   assert.equal((await callback(m.provider_message_id, 'delivered')).status, 200);
+  await until(m.id, (x) => x.status === 'delivered');
   assert.equal((await callback(m.provider_message_id, 'sent')).status, 200);
-  const b = (await get(m.id)).body;
+  const b = await until(m.id, (x) => x.events.length === 4);
   assert.equal(b.status, 'delivered');
   assert.deepEqual(b.events.map((e) => e.status), ['queued', 'sending', 'delivered', 'sent']);
 });
@@ -136,6 +144,7 @@ test('a status callback that comes before the answer to the send is applied when
   assert.deepEqual(m.events.map((e) => e.status), ['queued', 'sending', 'sent']);
   assert.equal((await sql(srv, 'SELECT count(*)::int AS n FROM telephony_sms_pending'))[0].n, 0);
   assert.equal((await callback(m.provider_message_id, 'sent')).status, 200);
+  await drained();
   assert.deepEqual((await get(m.id)).body.events.map((e) => e.status), ['queued', 'sending', 'sent']);
 });
 
@@ -165,6 +174,7 @@ test('an inbound SMS creates the customer and is listed in the inbox once', asyn
   const again = await tw.inbound(srv.url + HOOK, { from, to: FROM, body: 'Hi, call me back 😀', sid: r.sid,
     signUrl: PUBLIC + HOOK });
   assert.equal(again.status, 200);
+  await drained();
   const inbox = await srv.request('GET', `/api/v1/sms/inbox?from=${encodeURIComponent(from)}`, { token: admin });
   assert.equal(inbox.status, 200);
   assert.equal(inbox.body.data.length, 1);
@@ -363,7 +373,7 @@ test('without public_url the signature covers the request URL the server saw', a
     assert.equal(c.status, 403);
     c = await tw2.callback(m.provider_message_id, 'delivered', { signUrl: own, target: own });
     assert.equal(c.status, 200);
-    assert.equal((await get(m.id, s2, token)).body.status, 'delivered');
+    assert.ok(await until(m.id, (b) => b.status === 'delivered', s2, token));
 
     // sms_per_minute = 2: per user, and per destination.
     const to = uniqPhone();
@@ -461,6 +471,71 @@ test('GET /api/v1/stats has the counts by provider, status and direction', async
   assert.ok(tel.stats.messages_per_day.length >= 1);
 });
 
+// A signed webhook on a connection of its own (a kept-alive one may have
+// been a killed worker's): its HTTP status.
+function hookFresh(params) {
+  return new Promise((resolve, reject) => {
+    const data = Buffer.from(new URLSearchParams(params).toString());
+    const req = httpRequest(`${srv.url}${HOOK}`, { method: 'POST', agent: false, headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-twilio-signature': signTwilio(tw.authToken, PUBLIC + HOOK, params) } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+// Twilio's fields of an inbound SMS (as the fake's inbound() sends them).
+const inboundParams = (sid, from, body) => ({ AccountSid: tw.accountSid, ApiVersion: '2010-04-01', Body: body,
+  From: from, MessageSid: sid, NumMedia: '0', NumSegments: '1', SmsMessageSid: sid, SmsSid: sid,
+  SmsStatus: 'received', To: FROM });
+// All of them, `concurrency` at a time: their statuses.
+async function postAll(list, concurrency = 64) {
+  const statuses = [];
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < list.length) statuses.push(await hookFresh(list[next++]));
+  }));
+  return statuses;
+}
+// A burst of n inbound SMS from 50 numbers, each its own MessageSid.
+function inboundBurst(n) {
+  const tag = randomBytes(4).toString('hex');
+  const froms = Array.from({ length: 50 }, () => uniqPhone());
+  const list = Array.from({ length: n }, (_, i) => inboundParams(`SM${tag}${String(i).padStart(24, '0')}`,
+    froms[i % froms.length], `burst ${tag} ${i}`));
+  const sids = list.map((x) => x.MessageSid);
+  // Stored messages and their events for these sids.
+  const count = async () => (await sql(srv, 'SELECT count(*)::int AS n, count(DISTINCT s.provider_message_id)::int ' +
+    'AS d, (SELECT count(*)::int FROM telephony_sms_events e JOIN telephony_sms x ON x.id = e.sms_id WHERE ' +
+    "x.provider = 'twilio' AND x.provider_message_id = ANY($1::text[])) AS events FROM telephony_sms s " +
+    "WHERE s.provider = 'twilio' AND s.provider_message_id = ANY($1::text[])", [sids]))[0];
+  return { tag, froms, list, count };
+}
+
+test('a burst of 2,000 inbound webhooks: each applied exactly once; replaying all of them adds nothing', async () => {
+  const N = 2000;
+  const { list, count, froms } = inboundBurst(N);
+  const statuses = await postAll(list);
+  assert.equal(statuses.length, N);
+  assert.deepEqual([...new Set(statuses)], [200]);
+  assert.ok(await poll(async () => (await count()).n === N), `applied: ${JSON.stringify(await count())}`);
+  await drained();
+  assert.deepEqual(await count(), { n: N, d: N, events: N });
+  const again = await postAll(list);
+  assert.deepEqual([...new Set(again)], [200]);
+  await drained();
+  assert.deepEqual(await count(), { n: N, d: N, events: N });
+  // One customer per number, found or created by the drain.
+  const cust = await srv.request('GET', `/api/v1/customers?phone=${encodeURIComponent(froms[7])}`, { token: admin });
+  assert.equal(cust.body.data.length, 1);
+  const inbox = await srv.request('GET', `/api/v1/sms/inbox?from=${encodeURIComponent(froms[7])}&limit=100`,
+    { token: admin });
+  assert.equal(inbox.body.data.length, N / 50);
+  assert.ok(inbox.body.data.every((m) => m.customer_id === cust.body.data[0].id && m.status === 'received'));
+});
+
 // Last: it kills a worker of the shared server.
 // One request on a connection of its own: after a worker is killed, a
 // kept-alive connection of the shared client may have been that worker's.
@@ -548,11 +623,56 @@ test('kill -9 a worker during a burst of 500 sends: each sent exactly once, all 
       const r = await callback(byId.get(String(m.id)).sid, 'delivered');
       assert.equal(r.status, 200, r.text);
     }
-    const done = await sql(srv, "SELECT count(*)::int AS n FROM telephony_sms WHERE id = ANY($1::bigint[]) " +
-      "AND status = 'delivered'", [ids]);
-    assert.equal(done[0].n, N);
+    const delivered = async () => (await sql(srv, "SELECT count(*)::int AS n FROM telephony_sms " +
+      "WHERE id = ANY($1::bigint[]) AND status = 'delivered'", [ids]))[0].n;
+    await poll(async () => await delivered() === N);
+    assert.equal(await delivered(), N);
     assert.equal((await fresh('GET', '/healthz')).status, 200);
   } finally {
     tw.release();
   }
+});
+
+test('kill -9 a worker in the middle of a drain: no webhook is lost, each applied once', async () => {
+  const N = 300;
+  const { tag, list, count, froms } = inboundBurst(N);
+  // A status callback for a sid no message holds (kept pending) comes
+  // first; the drain that takes it waits for its sid's lock, held here, with
+  // the burst behind it taken in the same transaction.
+  const sid = `SM${tag}${'f'.repeat(24)}`;
+  const holder = await pgClient(withDb(databaseUrl(), srv.database));
+  let held = true;
+  try {
+    await holder.query("SELECT pg_advisory_lock(hashtext('sms:twilio:' || $1))", [sid]);
+    assert.equal(await hookFresh({ AccountSid: tw.accountSid, ApiVersion: '2010-04-01', From: FROM, MessageSid: sid,
+      MessageStatus: 'sent', SmsSid: sid, SmsStatus: 'sent', To: uniqPhone() }), 200);
+    assert.deepEqual([...new Set(await postAll(list))], [200]);
+    let locked;
+    assert.ok(await poll(async () => {
+      const waiting = await sql(srv, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' " +
+        "AND wait_event = 'advisory' AND datname = current_database()");
+      const running = await sql(srv, "SELECT locked_by FROM jobs WHERE kind IN ('telephony.inbox_drain', " +
+        "'telephony.inbox_sweep') AND status = 'running'");
+      locked = running[0]?.locked_by;
+      return waiting[0].n === 1 && running.length === 1;
+    }, { interval: 20 }), 'no drain waiting on the lock');
+    // The rows it holds are still in the inbox, sealed.
+    const dump = JSON.stringify(await sql(srv, 'SELECT * FROM telephony_inbox'));
+    assert.ok(dump.includes(sid), 'the status callback is in the inbox');
+    assert.ok(!dump.includes(froms[0].slice(2)) && !dump.includes(`burst ${tag}`), 'no number or body in clear');
+    process.kill(Number(locked.split(':').pop()), 'SIGKILL');
+    await sql(srv, "UPDATE jobs SET lease_until = now() WHERE status = 'running' AND locked_by = $1", [locked]);
+    await holder.query('SELECT pg_advisory_unlock_all()');
+    held = false;
+  } finally {
+    if (held) await holder.query('SELECT pg_advisory_unlock_all()').catch(() => {});
+    await holder.end();
+  }
+  assert.ok(await poll(async () => (await count()).n === N, { timeout: 120000 }),
+    `applied after the kill: ${JSON.stringify(await count())}`);
+  await drained();
+  assert.deepEqual(await count(), { n: N, d: N, events: N });
+  const pending = await sql(srv, "SELECT status FROM telephony_sms_pending WHERE provider = 'twilio' " +
+    'AND provider_message_id = $1', [sid]);
+  assert.deepEqual(pending.map((x) => x.status), ['sent']);
 });
