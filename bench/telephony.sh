@@ -23,12 +23,17 @@
 #   inbound  wrk -t2 -c64 POST /api/v1/webhooks/twilio/sms cycling through
 #            BENCH_WEBHOOKS signed inbound SMS (bench/telephony-bodies.mjs:
 #            each its own MessageSid, from BENCH_FROMS numbers in turn);
-#            every answer must be 200 and no body may be sent twice.
+#            every answer must be 200 and no body may be sent twice.  The
+#            webhook answers from the durable inbox (telephony_inbox); the
+#            script then waits until the drain has emptied it and checks
+#            that every answered SMS was stored: "applied" is the stored
+#            count / (last stored created_at - the run's start).
 #   status   the same with a "sent" and a "delivered" status callback for
 #            every message the fake accepted so far (no warm-up of its own:
 #            the inbound runs came just before); bodies sent again once
 #            they run out are counted ("repeated") and are replays, which
-#            change nothing.
+#            change nothing.  Applied as for inbound: events added / (last
+#            event's time - the run's start), once the inbox is empty.
 #
 # Each wrk run but status follows a BENCH_WARMUP warm-up (its own numbers
 # or webhook bodies); wrk's timeout is 30 s so that slow answers stay in
@@ -176,9 +181,23 @@ node bench/telephony-bodies.mjs inbound "$OUT/telephony-inbound-warmup.tsv" "$PU
 node bench/telephony-bodies.mjs inbound "$OUT/telephony-inbound.tsv" "$PUBLIC$HOOK" "$tw_token" "$tw_sid" \
 	"$TWILIO_FROM" "$HOOKS" "$FROMS" >/dev/null
 wrkrun inbound-warmup "$WARMUP" hook 200 "$HOOK" BENCH_BODIES="$OUT/telephony-inbound-warmup.tsv"
+# until_drained: the webhook inbox is empty (every answered callback applied).
+until_drained() {
+	local t0=$SECONDS
+	while (($(sql "SELECT count(*) FROM telephony_inbox") > 0)); do
+		((SECONDS - t0 < 600)) || { echo "bench: the webhook inbox is not drained after 600 s" >&2; exit 1; }
+		sleep 0.05
+	done
+}
+until_drained
 in0=$(sql "SELECT count(*) FROM telephony_sms WHERE direction = 'inbound'")
+inmax0=$(sql "SELECT coalesce(max(id), 0) FROM telephony_sms")
+in_t0=$(sql "SELECT clock_timestamp()")
 wrkrun inbound "$DUR" hook 200 "$HOOK" BENCH_BODIES="$OUT/telephony-inbound.tsv"
+until_drained
 in1=$(sql "SELECT count(*) FROM telephony_sms WHERE direction = 'inbound'")
+in_applied=$(sql "SELECT extract(epoch FROM max(created_at) - '$in_t0'::timestamptz) FROM telephony_sms
+	WHERE direction = 'inbound' AND id > $inmax0")
 in_resp=$(sed -nE 's/^telephony-wrk: responses ([0-9]+) .*/\1/p' "$OUT/telephony-inbound.txt")
 # Stored: every answered one, and at most one per connection more (the
 # requests in flight when wrk stopped counting).
@@ -186,8 +205,19 @@ in_resp=$(sed -nE 's/^telephony-wrk: responses ([0-9]+) .*/\1/p' "$OUT/telephony
 	{ echo "bench: $in_resp inbound answers but $((in1 - in0)) stored" >&2; exit 1; }
 ncb=$(node bench/telephony-bodies.mjs status "$OUT/telephony-status.tsv" "$PUBLIC$HOOK" "$tw_token" "$tw_sid" "$tw_control")
 ev0=$(sql "SELECT count(*) FROM telephony_sms_events WHERE status IN ('sent', 'delivered')")
+evmax0=$(sql "SELECT coalesce(max(id), 0) FROM telephony_sms_events")
+st_t0=$(sql "SELECT clock_timestamp()")
 wrkrun status "$DUR" hook 200 "$HOOK" BENCH_BODIES="$OUT/telephony-status.tsv"
+until_drained
 ev1=$(sql "SELECT count(*) FROM telephony_sms_events WHERE status IN ('sent', 'delivered')")
+st_applied=$(sql "SELECT extract(epoch FROM max(at) - '$st_t0'::timestamptz) FROM telephony_sms_events
+	WHERE id > $evmax0 AND status IN ('sent', 'delivered')")
+st_resp=$(sed -nE 's/^telephony-wrk: responses ([0-9]+) .*/\1/p' "$OUT/telephony-status.txt")
+# Every distinct callback answered was applied: one event each.
+st_distinct=$(sed -nE 's/^telephony-wrk: responses ([0-9]+) unexpected 0 repeated ([0-9]+)$/\1 \2/p' "$OUT/telephony-status.txt" |
+	awk '{print $1 - $2}')
+(((ev1 - ev0) >= st_distinct && (ev1 - ev0) <= st_distinct + 64)) ||
+	{ echo "bench: $st_distinct distinct status callbacks answered but $((ev1 - ev0)) events added" >&2; exit 1; }
 st_line=$(grep '^telephony-wrk:' "$OUT/telephony-status.txt")
 echo "load after: $(uptime)"
 
@@ -197,5 +227,7 @@ awk -v n="$sms_n" -v s="$sms_flow" 'BEGIN { printf "        ... and sent to the 
 awk -v n="$N" -v s="$flow_span" -v e="$fsecs" -v c="$CLIENTS" -v a="$flow_avg" -v m="$flow_max" -v p="$fpast" 'BEGIN {
 	printf "flow    %d enqueued (%d clients, %.2f s) -> all left queued in %.2f s: %.0f sends/s (created -> sending avg %.0f ms, max %.0f ms; %d answers already said sending)\n", n, c, e, s, n / s, a, m, p }'
 awk -v n="$N" -v s="$drain_span" 'BEGIN { printf "drain   a backlog of %d due at one moment, all left queued in %.2f s: %.0f sends/s\n", n, s, n / s }'
-printf 'inbound POST %s: %.0f req/s (%s), %d new inbound SMS stored, all 200\n' "$HOOK" "$(rps inbound)" "$(lat inbound)" "$((in1 - in0))"
-printf 'status  POST %s: %.0f req/s (%s), %d distinct callbacks, %d events added; %s\n' "$HOOK" "$(rps status)" "$(lat status)" "$ncb" "$((ev1 - ev0))" "$st_line"
+printf 'inbound POST %s: %.0f req/s answered (%s), %d new inbound SMS stored, all 200\n' "$HOOK" "$(rps inbound)" "$(lat inbound)" "$((in1 - in0))"
+awk -v n="$((in1 - in0))" -v s="$in_applied" 'BEGIN { printf "        ... applied by the drain: %d in %.2f s from the run'"'"'s start (%.0f/s)\n", n, s, n / s }'
+printf 'status  POST %s: %.0f req/s answered (%s), %d distinct callbacks, %d events added; %s\n' "$HOOK" "$(rps status)" "$(lat status)" "$ncb" "$((ev1 - ev0))" "$st_line"
+awk -v n="$((ev1 - ev0))" -v s="$st_applied" 'BEGIN { printf "        ... applied by the drain: %d in %.2f s from the run'"'"'s start (%.0f/s)\n", n, s, n / s }'
