@@ -143,6 +143,84 @@ append_json(struct kore_buf *b, const char *prefix, json_t *o)
 	}
 }
 
+static int
+metric_name_ok(const char *s)
+{
+	size_t	n;
+
+	if (s == NULL || (n = strlen(s)) == 0 || n > 64 || s[0] < 'a' ||
+	    s[0] > 'z')
+		return (0);
+	return (strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n);
+}
+
+/* A label value as Prometheus quotes it: \\, \" and \n escaped. */
+static void
+append_label_value(struct kore_buf *b, const char *v)
+{
+	for (; *v != '\0'; v++) {
+		if (*v == '\\' || *v == '"')
+			kore_buf_appendf(b, "\\%c", *v);
+		else if (*v == '\n')
+			kore_buf_appendf(b, "\\n");
+		else
+			kore_buf_append(b, v, 1);
+	}
+}
+
+/*
+ * A plugin's "metrics" (its stats hook, include/switchboard/plugin.h) as
+ * gauges switchboard_<plugin>_<name>{labels} value.  Entries are grouped
+ * by name so each has one HELP/TYPE; malformed ones are left out.
+ */
+static void
+plugin_metrics(struct kore_buf *b, struct sb_plugin *p, json_t *list)
+{
+	json_t		*e, *f, *labels, *lv, *done;
+	const char	*name, *k, *help;
+	size_t		 i, j, nl;
+
+	if (!json_is_array(list) || !metric_name_ok(p->name))
+		return;
+	done = json_object();
+	json_array_foreach(list, i, e) {
+		name = json_string_value(json_object_get(e, "name"));
+		if (!metric_name_ok(name) || json_object_get(done, name) != NULL)
+			continue;
+		json_object_set_new(done, name, json_true());
+		help = json_string_value(json_object_get(e, "help"));
+		kore_buf_appendf(b, "# HELP switchboard_%s_%s ", p->name, name);
+		append_label_value(b, help != NULL ? help : name);
+		kore_buf_appendf(b, "\n# TYPE switchboard_%s_%s gauge\n",
+		    p->name, name);
+		for (j = i; j < json_array_size(list); j++) {
+			f = json_array_get(list, j);
+			if (!json_is_string(json_object_get(f, "name")) ||
+			    strcmp(json_string_value(json_object_get(f,
+			    "name")), name) != 0 ||
+			    !json_is_number(json_object_get(f, "value")))
+				continue;
+			labels = json_object_get(f, "labels");
+			nl = 0;
+			json_object_foreach(labels, k, lv)
+				if (!metric_name_ok(k) || !json_is_string(lv))
+					nl = SIZE_MAX;
+			if (nl == SIZE_MAX)
+				continue;
+			kore_buf_appendf(b, "switchboard_%s_%s", p->name, name);
+			json_object_foreach(labels, k, lv) {
+				kore_buf_appendf(b, "%s%s=\"", nl++ == 0 ?
+				    "{" : ",", k);
+				append_label_value(b, json_string_value(lv));
+				kore_buf_appendf(b, "\"");
+			}
+			kore_buf_appendf(b, "%s %.17g\n", nl > 0 ? "}" : "",
+			    json_number_value(json_object_get(f, "value")));
+		}
+	}
+	json_decref(done);
+}
+
 static void
 metrics_prometheus(struct sb_req *req)
 {
@@ -222,6 +300,16 @@ metrics_prometheus(struct sb_req *req)
 		append_json(&b, "switchboard_jobs", jobs);
 		json_decref(jobs);
 	}
+	TAILQ_FOREACH(p, &sb_plugins, list) {
+		json_t	*out;
+
+		if (p->state != SB_PLUGIN_READY || p->d.stats == NULL)
+			continue;
+		out = json_object();
+		if (p->d.stats(p, out) == SB_OK)
+			plugin_metrics(&b, p, json_object_get(out, "metrics"));
+		json_decref(out);
+	}
 
 	sb_respond_raw(req, 200, "text/plain; version=0.0.4; charset=utf-8",
 	    b.data, b.offset);
@@ -246,6 +334,8 @@ plugin_stats(struct sb_plugin *p, json_t *entry, json_t *days)
 		json_decref(out);
 		return;
 	}
+	/* Prometheus figures are for /metrics only. */
+	json_object_del(out, "metrics");
 	list = json_object_get(out, "messages_per_day");
 	json_array_foreach(list, i, d) {
 		day = json_string_value(json_object_get(d, "day"));

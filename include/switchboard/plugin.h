@@ -906,7 +906,13 @@ struct sb_plugin_desc {
 	 * plugin's figures to out, shown as its "stats".  A plugin that
 	 * carries messages reports "messages_per_day": [{"day":
 	 * "YYYY-MM-DD", "count": n}] over the last 14 UTC days; the host
-	 * adds those up across plugins.  SB_ERROR: nothing is shown. */
+	 * adds those up across plugins.  SB_ERROR: nothing is shown.
+	 * Figures for Prometheus go in "metrics": [{"name": "[a-z][a-z0-9_]*",
+	 * "help": "...", "labels": {"k": "v", ...}, "value": n}], shown on
+	 * /metrics as gauges switchboard_<plugin>_<name>{k="v"} n (a name's
+	 * help from its first entry; entries that do not fit are left out)
+	 * and not in /api/v1/stats.  Counted from the database, they are the
+	 * cluster's, the same on every node: aggregate nodes with max(). */
 	int			(*stats)(struct sb_plugin *, json_t *out);
 
 	/*

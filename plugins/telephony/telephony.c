@@ -1835,6 +1835,32 @@ telephony_health(struct sb_plugin *p, json_t *detail)
 	return (SB_OK);
 }
 
+/* Each {provider, status, direction, count} of out[key] as a "metrics"
+ * entry named name (include/switchboard/plugin.h, the stats hook). */
+static int
+metrics_add(json_t *out, const char *key, const char *name, const char *help)
+{
+	json_t	*list = json_object_get(out, "metrics"), *row, *e;
+	size_t	 i;
+
+	if (list == NULL) {
+		list = json_array();
+		if (list == NULL || json_object_set_new(out, "metrics",
+		    list) == -1)
+			return (-1);
+	}
+	json_array_foreach(json_object_get(out, key), i, row) {
+		e = json_pack("{s:s, s:s, s:{s:O, s:O, s:O}, s:O}", "name", name,
+		    "help", help, "labels", "provider", json_object_get(row,
+		    "provider"), "status", json_object_get(row, "status"),
+		    "direction", json_object_get(row, "direction"), "value",
+		    json_object_get(row, "count"));
+		if (e == NULL || json_array_append_new(list, e) == -1)
+			return (-1);
+	}
+	return (0);
+}
+
 /* GET /api/v1/stats: counts by provider, status and direction, and the
  * messages of the last 14 days. */
 static int
@@ -1856,7 +1882,13 @@ telephony_stats(struct sb_plugin *p, json_t *out)
 		return (SB_ERROR);
 	json_object_update(out, j);
 	json_decref(j);
-	return (tel_calls_stats(p, out));
+	if (tel_calls_stats(p, out) != SB_OK)
+		return (SB_ERROR);
+	/* The same counts for /metrics: the success rates by provider. */
+	return (metrics_add(out, "sms", "sms_messages", "SMS by provider, "
+	    "status and direction (the cluster's)") == 0 &&
+	    metrics_add(out, "calls", "calls", "Calls by provider, status and "
+	    "direction (the cluster's)") == 0 ? SB_OK : SB_ERROR);
 }
 
 /* ---- privacy ---- */

@@ -270,6 +270,14 @@ test('failover: Twilio down -> the call goes through Exotel once; a timeout afte
   assert.equal(tw.callsTo(slow), 1);
   const st = await srv.request('GET', '/api/v1/calls/statistics?group_by=provider', { token: admin });
   assert.ok(st.body.totals.unknown >= 1, st.text);
+  // Prometheus: the calls and SMS by provider, status and direction.
+  const prom = await (await fetch(`${srv.url}/metrics`)).text();
+  assert.match(prom, /^# TYPE switchboard_telephony_calls gauge$/m);
+  assert.match(prom, /^switchboard_telephony_calls\{provider="exotel",status="initiated",direction="outbound"\} [1-9]/m);
+  assert.match(prom, /^switchboard_telephony_calls\{provider="twilio",status="failed",direction="outbound"\} [1-9]/m);
+  const stats = await srv.request('GET', '/api/v1/stats', { token: admin });
+  assert.equal(stats.status, 200, stats.text);
+  assert.ok(!stats.text.includes('"metrics"'), 'the Prometheus figures stay out of /api/v1/stats');
 });
 
 test('Exotel: the agent leg first, callbacks through the path token, a call flow for a message, no hangup, a wrong token 404', async () => {
