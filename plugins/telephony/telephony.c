@@ -618,16 +618,44 @@ struct sendctx {
 };
 
 static void	send_next(struct sendctx *);
+static void	ctx_free(struct sendctx *);
 static int	status_apply(const char *, const char *, const char *,
 		    const char *, const char *, json_t *);
 
-/* Seconds to the next UTC day, and a minute (clocks differ). */
-static unsigned int
-cap_wait(void)
+/*
+ * The senders are at their daily cap: the message's send starts again
+ * in a new job a minute into the next UTC day (clocks differ), keyed by
+ * that day so the same wait is never queued twice.
+ */
+static void
+cap_defer(struct sendctx *c)
 {
-	time_t	now = time(NULL);
+	struct sb_job_opts	 opts;
+	json_t			*payload;
+	const char		*explicit;
+	char			 key[96];
+	time_t			 now = time(NULL);
+	int64_t			 day = (int64_t)(now / 86400) + 1;
 
-	return ((unsigned int)(86400 - now % 86400) + 60);
+	memset(&opts, 0, sizeof(opts));
+	opts.delay_ms = ((int64_t)(86400 - now % 86400) + 60) * 1000;
+	(void)snprintf(key, sizeof(key), "telephony.sms:%s:day:%lld", c->ids,
+	    (long long)day);
+	opts.idempotency_key = key;
+	explicit = sb_jstr(api->job_payload(c->job), "provider");
+	payload = json_pack("{s:I, s:s?}", "id", (json_int_t)c->id,
+	    "provider", explicit);
+	if (payload == NULL || api->job_enqueue(self, SEND_KIND, payload,
+	    &opts) == -1)
+		api->job_retry(c->job, "database error", 0);
+	else {
+		api->log(self, SB_LOG_INFO, "sms %s: its senders are at their "
+		    "daily cap; it waits for the next day", c->ids);
+		api->job_done(c->job, json_pack("{s:s, s:s}", "waiting",
+		    "daily cap", "continued_in", key));
+	}
+	json_decref(payload);
+	ctx_free(c);
 }
 
 static void
@@ -939,12 +967,11 @@ send_next(struct sendctx *c)
 		tp = NULL;
 	}
 	if (tp == NULL && c->capped && !c->retry) {
-		/* Every sender able to take it is at its daily cap: wait for
-		 * the next UTC day (an attempt, not a failure). */
+		/* Every sender able to take it is at its daily cap: the send
+		 * waits for the next UTC day in a job of its own (not an
+		 * attempt of this one, whose retries stop at an hour). */
 		c->next = NULL;
-		api->job_retry(c->job, "the senders are at their daily cap",
-		    cap_wait());
-		ctx_free(c);
+		cap_defer(c);
 		return;
 	}
 	if (tp == NULL) {

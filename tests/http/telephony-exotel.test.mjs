@@ -295,3 +295,44 @@ test('the generated token is the same on another node; an explicit one replaces 
     assert.match(s.output, /exotel_webhook_token must be 16\.\.127 characters/, bad);
   }
 });
+
+test('the daily cap per sender: a capped sender is skipped for the next provider, or the send waits for the next day', async () => {
+  const s = await startServer({ host: { public_url: PUBLIC }, plugins: { ...TEST_PLUGINS, customers: {},
+    telephony: {
+      twilio_account_sid: tw.accountSid, twilio_auth_token: tw.authToken, twilio_from: TW_FROM,
+      twilio_api_url: tw.url, exotel_sid: ex.sid, exotel_api_key: ex.apiKey, exotel_api_token: ex.apiToken,
+      exotel_from: EXO_FROM, exotel_api_url: ex.url, sms_per_minute: '0', sms_daily_cap: '2',
+      routing: 'sms:+9190=exotel;sms:+91=exotel,twilio;sms:*=twilio' } } });
+  try {
+    const token = await s.login();
+    const sendAs = (json) => s.request('POST', '/api/v1/sms', { token, json });
+    const wait = async (id, pred) => poll(async () => {
+      const r = await s.request('GET', `/api/v1/sms/${id}`, { token });
+      return pred(r.body) ? r.body : null;
+    });
+    // Exotel's sender takes two today; the third +91 message goes through Twilio.
+    const got = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await sendAs({ to: indian(), body: `cap ${i}` });
+      assert.equal(r.status, 202, r.text);
+      got.push(await wait(r.body.id, (b) => b.provider_message_id));
+    }
+    assert.deepEqual(got.map((m) => m.provider), ['exotel', 'exotel', 'twilio']);
+    // A number only Exotel may serve waits for the next UTC day, still queued.
+    const r = await sendAs({ to: exoOnly(), body: 'cap waits' });
+    assert.equal(r.status, 202, r.text);
+    // Its job ends and a new one waits for the next UTC day.
+    const job = await poll(async () => (await sql(s, "SELECT status, run_at > now() + interval '1 minute' AS later, " +
+      "run_at >= (date_trunc('day', now() AT TIME ZONE 'UTC') + interval '1 day') AT TIME ZONE 'UTC' AS tomorrow " +
+      'FROM jobs WHERE idempotency_key LIKE $1', [`telephony.sms:${r.body.id}:day:%`]))[0]);
+    assert.ok(job, 'the send did not wait for the cap');
+    assert.equal(job.status, 'queued');
+    assert.equal(job.later, true);
+    assert.equal(job.tomorrow, true);
+    assert.equal((await s.request('GET', `/api/v1/sms/${r.body.id}`, { token })).body.status, 'queued');
+    const day = await sql(s, 'SELECT sum(sent)::int AS n FROM telephony_sender_day');
+    assert.equal(day[0].n, 3, 'two for Exotel\'s sender, one for Twilio\'s');
+  } finally {
+    await s.stop();
+  }
+});

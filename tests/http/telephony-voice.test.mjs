@@ -435,3 +435,40 @@ test('statistics match a hand-computed table over a seeded set of calls', async 
     { token: admin });
   assert.equal(r.body.totals.total, 4);
 });
+
+test('privacy: a number\'s or a customer\'s calls are exported and erased with their SMS', async () => {
+  const to = uniqPhone();
+  const c = await placed({ to, message: 'private call' });
+  let r = await srv.request('GET', `/api/v1/privacy/export?phone=${encodeURIComponent(to)}`, { token: admin });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.body.telephony.calls.map((x) => [x.id, x.to]), [[c.id, to]]);
+  r = await srv.request('GET', `/api/v1/privacy/export?customer_id=${c.customer_id}`, { token: admin });
+  assert.deepEqual(r.body.telephony.calls.map((x) => x.id), [c.id]);
+  r = await srv.request('POST', '/api/v1/privacy/delete', { token: admin, json: { phone: to } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.deleted.telephony, 1);
+  assertEnvelope(assert, await getCall(c.id), 404, 'NOT_FOUND');
+  const c2 = await placed({ to: uniqPhone(), message: 'by customer' });
+  r = await srv.request('POST', '/api/v1/privacy/delete', { token: admin, json: { customer_id: c2.customer_id } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.deleted.telephony, 1);
+  assertEnvelope(assert, await getCall(c2.id), 404, 'NOT_FOUND');
+});
+
+test('the call budget: calls_per_minute per user and per number, 429 with Retry-After', async () => {
+  const s = await startServer({ host: { public_url: PUBLIC }, plugins: { ...TEST_PLUGINS, customers: {},
+    telephony: conf({ calls_per_minute: '2' }) } });
+  try {
+    const token = await s.login();
+    const to = uniqPhone();
+    for (let i = 0; i < 2; i++) assert.equal((await initiate({ to, message: `${i}` }, s, token)).status, 202);
+    const over = await initiate({ to, message: 'third' }, s, token);
+    assertEnvelope(assert, over, 429, 'RATE_LIMITED');
+    assert.ok(Number(over.headers.get('retry-after')) >= 1);
+    // Nothing was written for it.
+    const n = await sql(s, 'SELECT count(*)::int AS n FROM telephony_calls');
+    assert.equal(n[0].n, 2);
+  } finally {
+    await s.stop();
+  }
+});
