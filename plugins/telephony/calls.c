@@ -162,70 +162,16 @@ call_json(json_t *row)
 static json_t *
 call_load(const char *id, int events, int *dberr)
 {
-	struct sb_db_res	*r;
-	const char		*params[1] = { id };
-	json_t			*m, *ev;
-
-	*dberr = 0;
-	r = api->db_query(self, "SELECT " CALL_COLS " FROM telephony_calls "
-	    "WHERE id = $1::bigint", 1, params);
-	if (!api->db_ok(r) || api->db_rows(r) != 1) {
-		*dberr = !api->db_ok(r);
-		api->db_free(r);
-		return (NULL);
-	}
-	m = call_json(api->db_row_json(r, 0));
-	api->db_free(r);
-	if (m == NULL || !events)
-		return (m);
-	ev = sb_db_json(api, self, "SELECT coalesce(json_agg(json_strip_nulls("
-	    "json_build_object('status', status, 'at', " SB_SQL_TS("at")
-	    ", 'detail', detail)) ORDER BY id), '[]')::text FROM "
-	    "telephony_call_events WHERE call_id = $1::bigint", 1, params);
-	if (ev == NULL) {
-		json_decref(m);
-		*dberr = 1;
-		return (NULL);
-	}
-	json_object_set_new(m, "events", ev);
-	return (m);
+	return (tel_item_load("call", "SELECT " CALL_COLS " FROM "
+	    "telephony_calls WHERE id = $1::bigint", id, events, call_json,
+	    dberr));
 }
 
 static int
 event_add(const char *ids, const char *status, const char *detail,
     const char *callback, int *added)
 {
-	struct sb_db_res	*r;
-	const char		*params[4];
-	int			 ok;
-
-	params[0] = ids;
-	params[1] = status;
-	params[2] = detail;
-	params[3] = callback;
-	r = api->db_query(self, "INSERT INTO telephony_call_events (call_id, "
-	    "status, detail, callback) VALUES ($1::bigint, $2, $3, $4) "
-	    "ON CONFLICT DO NOTHING RETURNING id", 4, params);
-	ok = api->db_ok(r);
-	if (added != NULL)
-		*added = ok && api->db_rows(r) == 1;
-	api->db_free(r);
-	return (ok ? 0 : -1);
-}
-
-/* The room sees no numbers: clients GET the call. */
-static void
-publish_json(const char *name, json_t *m)
-{
-	json_t	*e;
-
-	if ((e = json_copy(m)) == NULL)
-		return;
-	json_object_del(e, "to");
-	json_object_del(e, "from");
-	json_object_del(e, "events");
-	(void)api->publish_room(self, TEL_ROOM, name, 1, e);
-	json_decref(e);
+	return (tel_event_add("call", ids, status, detail, callback, added));
 }
 
 static void
@@ -236,33 +182,11 @@ publish(const char *name, const char *ids)
 
 	if ((m = call_load(ids, 0, &dberr)) == NULL)
 		return;
-	publish_json(name, m);
+	tel_publish(name, m);
 	json_decref(m);
 }
 
 /* ---- POST /api/v1/calls/initiate ---- */
-
-static int
-rate_ok(struct sb_req *req, const char *who, const char *index)
-{
-	char		 key[160], ra[16];
-	unsigned int	 retry = 0;
-
-	if (calls_per_minute == 0)
-		return (1);
-	(void)snprintf(key, sizeof(key), "telephony:call:user:%s", who);
-	if (api->rate_hit(self, key, calls_per_minute, 60, &retry) == 0) {
-		(void)snprintf(key, sizeof(key), "telephony:call:to:%s", index);
-		if (api->rate_hit(self, key, calls_per_minute, 60,
-		    &retry) == 0)
-			return (1);
-	}
-	(void)snprintf(ra, sizeof(ra), "%u", retry > 0 ? retry : 1);
-	api->resp_header(req, "Retry-After", ra);
-	api->respond_error(req, 429, "RATE_LIMITED", "too many calls; try "
-	    "again later", NULL);
-	return (0);
-}
 
 /* The first provider of list that is ready and can place c, or NULL
  * (*why: the last reason one could not). */
@@ -401,7 +325,8 @@ call_initiate(struct sb_req *req)
 	}
 	(void)snprintf(whos, sizeof(whos), "%d:%lld", (int)who->kind,
 	    (long long)who->id);
-	if (!rate_ok(req, whos, index))
+	if (!tel_rate_ok(req, "call", calls_per_minute, whos, index, "too "
+	    "many calls; try again later"))
 		goto done;
 	to_s = api->seal(self, e164, strlen(e164));
 	if (cto != NULL)
@@ -472,7 +397,7 @@ call_initiate(struct sb_req *req)
 		goto dberr;
 	}
 	json_decref(payload);
-	publish_json("telephony.call.created", m);
+	tel_publish("telephony.call.created", m);
 	api->respond_json(req, 202, m);
 	goto done;
 dberr:

@@ -293,6 +293,127 @@ tel_sid_lock(const char *what, const char *provider, const char *id)
 	    "hashtext($1 || ':' || $2 || ':' || $3))", 3, params) == 1 ? 0 : -1);
 }
 
+/* ---- messages and calls: loading, events, the room, budgets ---- */
+
+/*
+ * The SQL of each kind of item: its events table and the item's column
+ * there.  Constants only: nothing from a request is spliced into SQL.
+ */
+static const struct kind {
+	const char	*name;
+	const char	*events_sql;
+	const char	*event_add_sql;
+} kinds[] = {
+	{ "sms",
+	  "SELECT coalesce(json_agg(json_strip_nulls(json_build_object("
+	  "'status', status, 'at', " SB_SQL_TS("at") ", 'detail', detail)) "
+	  "ORDER BY id), '[]')::text FROM telephony_sms_events WHERE "
+	  "sms_id = $1::bigint",
+	  "INSERT INTO telephony_sms_events (sms_id, status, detail, callback) "
+	  "VALUES ($1::bigint, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING id" },
+	{ "call",
+	  "SELECT coalesce(json_agg(json_strip_nulls(json_build_object("
+	  "'status', status, 'at', " SB_SQL_TS("at") ", 'detail', detail)) "
+	  "ORDER BY id), '[]')::text FROM telephony_call_events WHERE "
+	  "call_id = $1::bigint",
+	  "INSERT INTO telephony_call_events (call_id, status, detail, "
+	  "callback) VALUES ($1::bigint, $2, $3, $4) ON CONFLICT DO NOTHING "
+	  "RETURNING id" },
+};
+
+static const struct kind *
+kind_of(const char *name)
+{
+	return (strcmp(name, "call") == 0 ? &kinds[1] : &kinds[0]);
+}
+
+json_t *
+tel_item_load(const char *kind, const char *select_sql, const char *id,
+    int events, json_t *(*to_json)(json_t *), int *dberr)
+{
+	struct sb_db_res	*r;
+	const char		*params[1] = { id };
+	json_t			*m, *ev;
+
+	*dberr = 0;
+	r = api->db_query(self, select_sql, 1, params);
+	if (!api->db_ok(r) || api->db_rows(r) != 1) {
+		*dberr = !api->db_ok(r);
+		api->db_free(r);
+		return (NULL);
+	}
+	m = to_json(api->db_row_json(r, 0));
+	api->db_free(r);
+	if (m == NULL || !events)
+		return (m);
+	if ((ev = sb_db_json(api, self, kind_of(kind)->events_sql, 1,
+	    params)) == NULL) {
+		json_decref(m);
+		*dberr = 1;
+		return (NULL);
+	}
+	json_object_set_new(m, "events", ev);
+	return (m);
+}
+
+int
+tel_event_add(const char *kind, const char *id, const char *status,
+    const char *detail, const char *callback, int *added)
+{
+	struct sb_db_res	*r;
+	const char		*params[4];
+	int			 ok;
+
+	params[0] = id;
+	params[1] = status;
+	params[2] = detail;
+	params[3] = callback;
+	r = api->db_query(self, kind_of(kind)->event_add_sql, 4, params);
+	ok = api->db_ok(r);
+	if (added != NULL)
+		*added = ok && api->db_rows(r) == 1;
+	api->db_free(r);
+	return (ok ? 0 : -1);
+}
+
+/* The room sees no numbers or bodies: clients GET the item. */
+void
+tel_publish(const char *name, json_t *m)
+{
+	json_t	*e;
+
+	if ((e = json_copy(m)) == NULL)
+		return;
+	json_object_del(e, "to");
+	json_object_del(e, "from");
+	json_object_del(e, "body");
+	json_object_del(e, "events");
+	(void)api->publish_room(self, TEL_ROOM, name, 1, e);
+	json_decref(e);
+}
+
+int
+tel_rate_ok(struct sb_req *req, const char *what, unsigned int per_minute,
+    const char *who, const char *index, const char *message)
+{
+	char		 key[160], ra[16];
+	unsigned int	 retry = 0;
+
+	if (per_minute == 0)
+		return (1);
+	(void)snprintf(key, sizeof(key), "telephony:%s:user:%s", what, who);
+	if (api->rate_hit(self, key, per_minute, 60, &retry) == 0) {
+		(void)snprintf(key, sizeof(key), "telephony:%s:to:%s", what,
+		    index);
+		if (api->rate_hit(self, key, per_minute, 60, &retry) == 0)
+			return (1);
+	}
+	(void)snprintf(ra, sizeof(ra), "%u", retry > 0 ? retry : 1);
+	api->resp_header(req, "Retry-After", ra);
+	api->respond_error(req, 429, "RATE_LIMITED", message, NULL);
+	return (0);
+}
+
 /* ---- webhooks ---- */
 
 static int

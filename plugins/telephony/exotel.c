@@ -223,27 +223,12 @@ static int
 post(struct sb_plugin *p, const char *path, const char *body, size_t len,
     struct send *s)
 {
-	struct sb_http_header	 h[2];
-	struct sb_http_request	 r;
-	char			 url[640];
+	char	url[640];
 
 	(void)snprintf(url, sizeof(url), "%s/v1/Accounts/%s/%s", api_url, sid,
 	    path);
-	h[0].name = "Authorization";
-	h[0].value = auth;
-	h[1].name = "Content-Type";
-	h[1].value = "application/x-www-form-urlencoded";
-	memset(&r, 0, sizeof(r));
-	r.method = "POST";
-	r.url = url;
-	r.headers = h;
-	r.nheaders = 2;	/* Exotel's v1 API takes no idempotency key */
-	r.body = body;
-	r.body_len = len;
-	r.timeout_ms = timeout_ms;
-	r.max_response = 65536;
-	r.upstream = "exotel";
-	return (api->http_send(p, &r, exotel_sent, s));
+	return (tel_post_form(p, api, url, auth, body, len, timeout_ms,
+	    "exotel", exotel_sent, s));
 }
 
 static int

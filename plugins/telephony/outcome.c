@@ -134,3 +134,35 @@ tel_outcome_http(const struct sb_http_response *res,
 	else
 		r->outcome = TEL_REJECTED;
 }
+
+/*
+ * POST a form body to url with HTTP Basic auth (no idempotency key: the
+ * providers' REST APIs take none); the answer to done(arg).  SB_OK or
+ * SB_ERROR (done never called).
+ */
+int
+tel_post_form(struct sb_plugin *p, const struct sb_host_api *api,
+    const char *url, const char *auth, const char *body, size_t len,
+    unsigned int timeout_ms, const char *upstream,
+    void (*done)(struct sb_plugin *, const struct sb_http_response *, void *),
+    void *arg)
+{
+	struct sb_http_header	 h[2];
+	struct sb_http_request	 r;
+
+	h[0].name = "Authorization";
+	h[0].value = auth;
+	h[1].name = "Content-Type";
+	h[1].value = "application/x-www-form-urlencoded";
+	memset(&r, 0, sizeof(r));
+	r.method = "POST";
+	r.url = url;
+	r.headers = h;
+	r.nheaders = 2;
+	r.body = body;
+	r.body_len = len;
+	r.timeout_ms = timeout_ms;
+	r.max_response = 65536;
+	r.upstream = upstream;
+	return (api->http_send(p, &r, done, arg));
+}

@@ -124,6 +124,11 @@ int	tel_basic_auth(char out[TEL_AUTH_MAX], const char *user,
 const char *tel_public_base(struct sb_plugin *, const struct sb_host_api *);
 int	tel_form_add(char **buf, size_t *len, size_t *cap, const char *name,
 	    const char *value);
+int	tel_post_form(struct sb_plugin *, const struct sb_host_api *,
+	    const char *url, const char *auth, const char *body, size_t len,
+	    unsigned int timeout_ms, const char *upstream,
+	    void (*)(struct sb_plugin *, const struct sb_http_response *,
+	    void *), void *arg);
 void	tel_outcome_transport(const struct sb_http_response *,
 	    struct tel_send_result *);
 void	tel_outcome_http(const struct sb_http_response *,

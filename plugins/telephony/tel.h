@@ -67,6 +67,25 @@ int	tel_stats_bounds(struct sb_req *, const char **from, const char **to);
 	"= 10 THEN ($2::text::date + 1)::timestamptz ELSE " \
 	"$2::text::timestamptz END)"
 
+/*
+ * Messages ("sms") and calls ("call").  tel_item_load: the row select_sql
+ * ($1 the id) finds, through to_json (which takes the row), with its
+ * events when asked; NULL when none or on error (*dberr).
+ * tel_event_add: one status event (callback: the provider callback's name,
+ * unique per item; NULL for the plugin's own); *added: it was new.
+ * tel_publish: the item to the room without numbers, body or events.
+ * tel_rate_ok: the per-user and per-number budget of what ("sms",
+ * "call"); 0 after answering 429 with Retry-After.
+ */
+json_t	*tel_item_load(const char *kind, const char *select_sql,
+	    const char *id, int events, json_t *(*to_json)(json_t *),
+	    int *dberr);
+int	tel_event_add(const char *kind, const char *id, const char *status,
+	    const char *detail, const char *callback, int *added);
+void	tel_publish(const char *name, json_t *m);
+int	tel_rate_ok(struct sb_req *, const char *what, unsigned int per_minute,
+	    const char *who, const char *index, const char *message);
+
 /* An advisory lock on (what, provider, id) inside a transaction. */
 int	tel_sid_lock(const char *what, const char *provider, const char *id);
 

@@ -166,97 +166,21 @@ sms_json(json_t *row)
 static json_t *
 sms_load(const char *id, int events, int *dberr)
 {
-	struct sb_db_res	*r;
-	const char		*params[1] = { id };
-	json_t			*m, *ev;
-
-	*dberr = 0;
-	r = api->db_query(self, "SELECT " SMS_COLS " FROM telephony_sms "
-	    "WHERE id = $1::bigint", 1, params);
-	if (!api->db_ok(r) || api->db_rows(r) != 1) {
-		*dberr = !api->db_ok(r);
-		api->db_free(r);
-		return (NULL);
-	}
-	m = sms_json(api->db_row_json(r, 0));
-	api->db_free(r);
-	if (m == NULL || !events)
-		return (m);
-	ev = sb_db_json(api, self, "SELECT coalesce(json_agg(json_strip_nulls("
-	    "json_build_object('status', status, 'at', " SB_SQL_TS("at")
-	    ", 'detail', detail)) ORDER BY id), '[]')::text FROM "
-	    "telephony_sms_events WHERE sms_id = $1::bigint", 1, params);
-	if (ev == NULL) {
-		json_decref(m);
-		*dberr = 1;
-		return (NULL);
-	}
-	json_object_set_new(m, "events", ev);
-	return (m);
+	return (tel_item_load("sms", "SELECT " SMS_COLS " FROM telephony_sms "
+	    "WHERE id = $1::bigint", id, events, sms_json, dberr));
 }
 
 static int
 event_add(int64_t id, const char *status, const char *detail,
     const char *callback, int *added)
 {
-	struct sb_db_res	*r;
-	const char		*params[4];
-	char			 ids[24];
-	int			 ok;
+	char	ids[24];
 
 	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	params[0] = ids;
-	params[1] = status;
-	params[2] = detail;
-	params[3] = callback;
-	r = api->db_query(self, "INSERT INTO telephony_sms_events (sms_id, "
-	    "status, detail, callback) VALUES ($1::bigint, $2, $3, $4) "
-	    "ON CONFLICT DO NOTHING RETURNING id", 4, params);
-	ok = api->db_ok(r);
-	if (added != NULL)
-		*added = ok && api->db_rows(r) == 1;
-	api->db_free(r);
-	return (ok ? 0 : -1);
-}
-
-/* The room sees no numbers or bodies: clients GET the message. */
-static void
-publish_json(const char *name, json_t *m)
-{
-	json_t	*e;
-
-	if ((e = json_copy(m)) == NULL)
-		return;
-	json_object_del(e, "to");
-	json_object_del(e, "from");
-	json_object_del(e, "body");
-	json_object_del(e, "events");
-	(void)api->publish_room(self, ROOM, name, 1, e);
-	json_decref(e);
+	return (tel_event_add("sms", ids, status, detail, callback, added));
 }
 
 /* ---- POST /api/v1/sms ---- */
-
-static int
-rate_ok(struct sb_req *req, const char *who, const char *index)
-{
-	char		 key[160], ra[16];
-	unsigned int	 retry = 0;
-
-	if (sms_per_minute == 0)
-		return (1);
-	(void)snprintf(key, sizeof(key), "telephony:sms:user:%s", who);
-	if (api->rate_hit(self, key, sms_per_minute, 60, &retry) == 0) {
-		(void)snprintf(key, sizeof(key), "telephony:sms:to:%s", index);
-		if (api->rate_hit(self, key, sms_per_minute, 60, &retry) == 0)
-			return (1);
-	}
-	(void)snprintf(ra, sizeof(ra), "%u", retry > 0 ? retry : 1);
-	api->resp_header(req, "Retry-After", ra);
-	api->respond_error(req, 429, "RATE_LIMITED", "too many SMS; try "
-	    "again later", NULL);
-	return (0);
-}
 
 static void
 sms_send(struct sb_req *req)
@@ -303,7 +227,8 @@ sms_send(struct sb_req *req)
 	}
 	(void)snprintf(whos, sizeof(whos), "%d:%lld", (int)who->kind,
 	    (long long)who->id);
-	if (!rate_ok(req, whos, index))
+	if (!tel_rate_ok(req, "sms", sms_per_minute, whos, index, "too many "
+	    "SMS; try again later"))
 		goto done;
 	if (sched != NULL) {
 		params[0] = sched;
@@ -400,7 +325,7 @@ sms_send(struct sb_req *req)
 		goto done;
 	}
 	json_decref(payload);
-	publish_json("telephony.sms.created", m);
+	tel_publish("telephony.sms.created", m);
 	api->respond_json(req, 202, m);
 done:
 	explicit_bzero(e164, sizeof(e164));

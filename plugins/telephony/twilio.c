@@ -182,24 +182,8 @@ post(struct sb_plugin *p, const char *url, const char *body, size_t len,
     void (*done)(struct sb_plugin *, const struct sb_http_response *,
     void *), struct send *s)
 {
-	struct sb_http_header	 h[2];
-	struct sb_http_request	 r;
-
-	h[0].name = "Authorization";
-	h[0].value = auth;
-	h[1].name = "Content-Type";
-	h[1].value = "application/x-www-form-urlencoded";
-	memset(&r, 0, sizeof(r));
-	r.method = "POST";
-	r.url = url;
-	r.headers = h;
-	r.nheaders = 2;	/* Twilio's REST API takes no idempotency key */
-	r.body = body;
-	r.body_len = len;
-	r.timeout_ms = timeout_ms;
-	r.max_response = 65536;
-	r.upstream = "twilio";
-	return (api->http_send(p, &r, done, s));
+	return (tel_post_form(p, api, url, auth, body, len, timeout_ms,
+	    "twilio", done, s));
 }
 
 static int
