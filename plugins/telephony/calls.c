@@ -434,20 +434,8 @@ calls_query(struct sb_req *req, const char *customer)
 	list.size = sizeof(list);
 	if (api->list_parse(req, &list, SB_LIST_ID_CURSOR) != SB_OK)
 		return;
-	status = api->req_query(req, "status");
-	provider = api->req_query(req, "provider");
-	if (status != NULL && *status != '\0' && !tel_enum_ok(status,
-	    call_statuses)) {
-		tel_err_field(req, 400, "status", "INVALID_VALUE", "not a call "
-		    "status");
+	if (tel_filter_enums(req, call_statuses, voice_providers, &status, &provider) == -1)
 		return;
-	}
-	if (provider != NULL && *provider != '\0' && !tel_enum_ok(provider,
-	    voice_providers)) {
-		tel_err_field(req, 400, "provider", "INVALID_VALUE", "not a "
-		    "provider");
-		return;
-	}
 	cust = customer;
 	if ((customer == NULL && tel_filter_id(req, "customer_id",
 	    &cust) == -1) ||
@@ -457,8 +445,8 @@ calls_query(struct sb_req *req, const char *customer)
 		free(ifrom);
 		return;
 	}
-	params[0] = status != NULL && *status != '\0' ? status : NULL;
-	params[1] = provider != NULL && *provider != '\0' ? provider : NULL;
+	params[0] = status;
+	params[1] = provider;
 	params[2] = cust;
 	params[3] = tfrom;
 	params[4] = tto;

@@ -237,6 +237,33 @@ tel_filter_id(struct sb_req *req, const char *name, const char **out)
 	return (0);
 }
 
+/*
+ * The `status` and `provider` filters of a list, checked against their
+ * choices: NULL when absent; -1 after answering 400.
+ */
+int
+tel_filter_enums(struct sb_req *req, const char *const *statuses,
+    const char *const *providers, const char **status, const char **provider)
+{
+	*status = api->req_query(req, "status");
+	*provider = api->req_query(req, "provider");
+	if (*status != NULL && **status == '\0')
+		*status = NULL;
+	if (*provider != NULL && **provider == '\0')
+		*provider = NULL;
+	if (*status != NULL && !tel_enum_ok(*status, statuses)) {
+		tel_err_field(req, 400, "status", "INVALID_VALUE", "not one of "
+		    "the statuses");
+		return (-1);
+	}
+	if (*provider != NULL && !tel_enum_ok(*provider, providers)) {
+		tel_err_field(req, 400, "provider", "INVALID_VALUE", "not a "
+		    "provider");
+		return (-1);
+	}
+	return (0);
+}
+
 int
 tel_stats_bounds(struct sb_req *req, const char **from, const char **to)
 {

@@ -57,6 +57,9 @@ int	tel_enum_ok(const char *, const char *const *choices);
 int	tel_filter_fromto(struct sb_req *, const char *name,
 	    const char **time, char **index);
 int	tel_filter_id(struct sb_req *, const char *name, const char **out);
+int	tel_filter_enums(struct sb_req *, const char *const *statuses,
+	    const char *const *providers, const char **status,
+	    const char **provider);
 /* ?from=&to= of a statistics route (a date or an RFC 3339 time): 0, or
  * -1 after answering 400. */
 int	tel_stats_bounds(struct sb_req *, const char **from, const char **to);

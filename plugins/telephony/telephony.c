@@ -360,20 +360,8 @@ sms_list(struct sb_req *req, const char *direction)
 	list.size = sizeof(list);
 	if (api->list_parse(req, &list, SB_LIST_ID_CURSOR) != SB_OK)
 		return;
-	status = api->req_query(req, "status");
-	provider = api->req_query(req, "provider");
-	if (status != NULL && *status != '\0' && !tel_enum_ok(status,
-	    sms_statuses)) {
-		tel_err_field(req, 400, "status", "INVALID_VALUE", "not an SMS "
-		    "status");
+	if (tel_filter_enums(req, sms_statuses, sms_providers, &status, &provider) == -1)
 		return;
-	}
-	if (provider != NULL && *provider != '\0' && !tel_enum_ok(provider,
-	    sms_providers)) {
-		tel_err_field(req, 400, "provider", "INVALID_VALUE", "not a "
-		    "provider");
-		return;
-	}
 	if (tel_filter_id(req, "sim_card_id", &sim) == -1 ||
 	    tel_filter_id(req, "customer_id", &cust) == -1 ||
 	    tel_filter_fromto(req, "from", &tfrom, &ifrom) == -1)
@@ -383,8 +371,8 @@ sms_list(struct sb_req *req, const char *direction)
 		return;
 	}
 	params[0] = direction;
-	params[1] = status != NULL && *status != '\0' ? status : NULL;
-	params[2] = provider != NULL && *provider != '\0' ? provider : NULL;
+	params[1] = status;
+	params[2] = provider;
 	params[3] = sim;
 	params[4] = cust;
 	params[5] = tfrom;

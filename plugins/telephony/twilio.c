@@ -125,13 +125,36 @@ twilio_configured(const char **missing)
 	return (1);
 }
 
+/*
+ * An error answer, {code, message, more_info, status}: the provider's code
+ * and text, and what the HTTP status means (tel_outcome_http).  detail
+ * (96) and codebuf (32) hold what r points at.
+ */
+static void
+refused(const struct sb_http_response *res, json_t *j,
+    struct tel_send_result *r, char *detail, char *codebuf)
+{
+	json_t	*code;
+
+	(void)snprintf(detail, 96, "Twilio answered %d", res->status);
+	r->detail = detail;
+	code = json_object_get(j, "code");
+	if (json_is_integer(code)) {
+		(void)snprintf(codebuf, 32, "%lld",
+		    (long long)json_integer_value(code));
+		r->error_code = codebuf;
+	}
+	r->error_message = sb_jstr(j, "message");
+	tel_outcome_http(res, r);
+}
+
 static void
 twilio_sent(struct sb_plugin *p, const struct sb_http_response *res,
     void *arg)
 {
 	struct send		*s = arg;
 	struct tel_send_result	 r;
-	json_t			*j = NULL, *code;
+	json_t			*j = NULL;
 	const char		*st;
 	char			 codebuf[32], detail[96];
 
@@ -159,17 +182,7 @@ twilio_sent(struct sb_plugin *p, const struct sb_http_response *res,
 				r.status = "sending";
 		}
 	} else {
-		(void)snprintf(detail, sizeof(detail), "Twilio answered %d",
-		    res->status);
-		r.detail = detail;
-		code = json_object_get(j, "code");
-		if (json_is_integer(code)) {
-			(void)snprintf(codebuf, sizeof(codebuf), "%lld",
-			    (long long)json_integer_value(code));
-			r.error_code = codebuf;
-		}
-		r.error_message = sb_jstr(j, "message");
-		tel_outcome_http(res, &r);
+		refused(res, j, &r, detail, codebuf);
 	}
 	s->cb(p, &r, s->arg);
 	json_decref(j);
@@ -317,7 +330,7 @@ twilio_hung(struct sb_plugin *p, const struct sb_http_response *res,
 {
 	struct send		*s = arg;
 	struct tel_send_result	 r;
-	json_t			*j = NULL, *code;
+	json_t			*j = NULL;
 	char			 codebuf[32], detail[96];
 
 	memset(&r, 0, sizeof(r));
@@ -329,17 +342,7 @@ twilio_hung(struct sb_plugin *p, const struct sb_http_response *res,
 		r.outcome = TEL_ACCEPTED;
 		r.status = sb_jstr(j, "status");
 	} else {
-		(void)snprintf(detail, sizeof(detail), "Twilio answered %d",
-		    res->status);
-		r.detail = detail;
-		code = json_object_get(j, "code");
-		if (json_is_integer(code)) {
-			(void)snprintf(codebuf, sizeof(codebuf), "%lld",
-			    (long long)json_integer_value(code));
-			r.error_code = codebuf;
-		}
-		r.error_message = sb_jstr(j, "message");
-		tel_outcome_http(res, &r);
+		refused(res, j, &r, detail, codebuf);
 		/* An ambiguous hangup is harmless to repeat. */
 		if (res->status == 404)
 			r.outcome = TEL_REJECTED;
