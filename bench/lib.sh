@@ -6,7 +6,7 @@
 #                       secrets exported, a free port in $port; on exit the
 #                       server is stopped, the database dropped and
 #                       PostgreSQL stopped.
-#   bench_start NAME    Switchboard with 2 workers and $OUT/NAME.conf (which
+#   bench_start NAME    Switchboard with $BENCH_WORKERS (2) workers and $OUT/NAME.conf (which
 #                       the script writes between the two calls), in the
 #                       sandbox when run as root; returns once /healthz
 #                       answers, or exits with the server's log.
@@ -44,7 +44,7 @@ bench_init() {
 
 bench_start() {
 	local name=$1 up=
-	PORT=$port SB_WORKERS=2 SB_PIDFILE=$OUT/$name.pid scripts/kore-conf.sh kore.conf > "$OUT/$name-kore.conf"
+	PORT=$port SB_WORKERS=${BENCH_WORKERS:-2} SB_PIDFILE=$OUT/$name.pid scripts/kore-conf.sh kore.conf > "$OUT/$name-kore.conf"
 	SB_CONFIG=$OUT/$name.conf build/kore -f "${sandbox[@]}" -c "$OUT/$name-kore.conf" > "$OUT/$name.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 1 100); do

@@ -221,7 +221,7 @@ st_distinct=$(sed -nE 's/^telephony-wrk: responses ([0-9]+) unexpected 0 repeate
 st_line=$(grep '^telephony-wrk:' "$OUT/telephony-status.txt")
 echo "load after: $(uptime)"
 
-echo "bench/telephony.sh: 2 workers; wrk -t2 -c64 -d$DUR --timeout 30s (after a $WARMUP warm-up but status)"
+echo "bench/telephony.sh: ${BENCH_WORKERS:-2} workers; wrk -t2 -c64 -d$DUR --timeout 30s (after a $WARMUP warm-up but status)"
 printf 'accept  POST /api/v1/sms: %.0f req/s (%s), %d messages, all 202\n' "$(rps sms)" "$(lat sms)" "$sms_n"
 awk -v n="$sms_n" -v s="$sms_flow" 'BEGIN { printf "        ... and sent to the fake by the workers meanwhile and after: %d in %.2f s from the first created (%.0f/s)\n", n, s, n / s }'
 awk -v n="$N" -v s="$flow_span" -v e="$fsecs" -v c="$CLIENTS" -v a="$flow_avg" -v m="$flow_max" -v p="$fpast" 'BEGIN {

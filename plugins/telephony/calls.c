@@ -39,6 +39,7 @@ static void	call_statistics(struct sb_req *);
 static void	webhook_twilio_voice(struct sb_req *);
 static void	webhook_exotel_voice(struct sb_req *);
 static void	place_run(struct sb_job *);
+static void	inbound_call(struct sb_req *, json_t *);
 static void	hangup_run(struct sb_job *);
 
 static const char *const voice_providers[] = { "twilio", "exotel",
@@ -1251,6 +1252,101 @@ dberr:
 }
 
 /*
+ * A call to our Twilio number (its Voice URL is this webhook): logged as
+ * an inbound call with the caller found or created as a customer, once
+ * per CallSid, and answered with TwiML: bridged to inbound_connect_to
+ * when set, else an empty <Response/> (Twilio ends the call).  Its status
+ * callbacks, when the number has them, update it like any call's.
+ */
+static void
+inbound_call(struct sb_req *req, json_t *f)
+{
+	struct sb_db_res	*r;
+	const char		*sid = sb_jstr(f, "CallSid"), *st, *params[9];
+	const char		*conn = api->config_get(self, "inbound_connect_to");
+	char			 from[32], to[32], cids[24], ids[24];
+	char			*fs = NULL, *fi = NULL, *ts = NULL, *ti = NULL;
+	char			*esc = NULL, *xml = NULL;
+	int64_t			 cid;
+	int			 created = 0;
+
+	st = sb_jstr(f, "CallStatus");
+	if (st == NULL || status_rank(st) < 1 || status_rank(st) > 3)
+		st = "ringing";
+	if (sid == NULL || strlen(sid) > 64 || sb_jstr(f, "From") == NULL ||
+	    sb_jstr(f, "To") == NULL ||
+	    tel_normalise(sb_jstr(f, "From"), from, sizeof(from)) != SB_OK ||
+	    tel_normalise(sb_jstr(f, "To"), to, sizeof(to)) != SB_OK) {
+		/* A withheld or SIP caller: nothing to file it under. */
+		tel_twiml(req, TEL_TWIML_EMPTY);
+		return;
+	}
+	fs = api->seal(self, from, strlen(from));
+	ts = api->seal(self, to, strlen(to));
+	fi = tel_phone_index(from);
+	ti = tel_phone_index(to);
+	if (fs == NULL || ts == NULL || fi == NULL || ti == NULL) {
+		api->respond_error(req, 503, "UNAVAILABLE", "no data key",
+		    NULL);
+		goto done;
+	}
+	if (api->db_begin(self) != SB_OK)
+		goto dberr;
+	if (tel_sid_lock("call", "twilio", sid) == -1 ||
+	    (cid = tel_dir->find_or_create(self, from, NULL)) == -1)
+		goto rollback;
+	(void)snprintf(cids, sizeof(cids), "%lld", (long long)cid);
+	params[0] = ts;
+	params[1] = ti;
+	params[2] = fs;
+	params[3] = fi;
+	params[4] = sid;
+	params[5] = cids;
+	params[6] = st;
+	r = api->db_query(self, "INSERT INTO telephony_calls (direction, "
+	    "to_sealed, to_index, from_sealed, from_index, provider, "
+	    "provider_call_id, customer_id, status, started_at) VALUES "
+	    "('inbound', $1, $2, $3, $4, 'twilio', $5, $6::bigint, $7, now()) "
+	    "ON CONFLICT DO NOTHING RETURNING id", 7, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		goto rollback;
+	}
+	if (api->db_rows(r) == 1) {
+		created = 1;
+		(void)snprintf(ids, sizeof(ids), "%s", api->db_value(r, 0, 0));
+	}
+	api->db_free(r);
+	if ((created && event_add(ids, st, "inbound", "twilio:inbound",
+	    NULL) == -1) || api->db_commit(self) != SB_OK)
+		goto rollback;
+	if (created)
+		publish("telephony.call.created", ids);
+	if (conn != NULL && *conn != '\0' && (esc = tel_xml_escape(conn)) !=
+	    NULL && asprintf(&xml, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+	    "<Response><Dial>%s%s%s</Dial></Response>",
+	    strncmp(conn, "sip:", 4) == 0 ? "<Sip>" : "<Number>", esc,
+	    strncmp(conn, "sip:", 4) == 0 ? "</Sip>" : "</Number>") != -1)
+		tel_twiml(req, xml);
+	else
+		tel_twiml(req, TEL_TWIML_EMPTY);
+	goto done;
+rollback:
+	api->db_rollback(self);
+dberr:
+	tel_err_db(req);
+done:
+	explicit_bzero(from, sizeof(from));
+	explicit_bzero(to, sizeof(to));
+	free(fs);
+	free(fi);
+	free(ts);
+	free(ti);
+	free(esc);
+	free(xml);
+}
+
+/*
  * Twilio: CallStatus is already ours (queued, initiated, ringing,
  * in-progress, completed, busy, no-answer, failed, canceled); `queued`
  * says nothing new.  CallDuration on the end; RecordingUrl on the
@@ -1288,9 +1384,16 @@ webhook_twilio_voice(struct sb_req *req)
 		} else
 			cause = cs;
 	}
-	callback(req, "twilio", sb_jstr(f, "CallSid"), cs, cause,
-	    cs != NULL && strcmp(cs, "completed") == 0 ?
-	    sb_jstr(f, "CallDuration") : NULL, rec);
+	/* A call to our number asks its Voice URL what to do: no
+	 * CallbackSource, Direction inbound. */
+	if (sb_jstr(f, "CallbackSource") == NULL && sb_jstr(f,
+	    "RecordingStatus") == NULL && sb_jstr(f, "Direction") != NULL &&
+	    strcmp(sb_jstr(f, "Direction"), "inbound") == 0)
+		inbound_call(req, f);
+	else
+		callback(req, "twilio", sb_jstr(f, "CallSid"), cs, cause,
+		    cs != NULL && strcmp(cs, "completed") == 0 ?
+		    sb_jstr(f, "CallDuration") : NULL, rec);
 	json_decref(f);
 }
 
@@ -1541,6 +1644,17 @@ tel_calls_setup(struct sb_plugin *p)
 		if (*end != '\0' || d < 0 || d > 1000) {
 			api->log(p, SB_LOG_ERROR, "%s must be a number 0..1000 "
 			    "(0: no pace)", pace_keys[i]);
+			return (SB_ERROR);
+		}
+	}
+	v = api->config_get(p, "inbound_connect_to");
+	if (v != NULL && *v != '\0') {
+		char	out[208];
+
+		if (connect_norm(v, out, sizeof(out)) == -1 ||
+		    strcmp(out, v) != 0) {
+			api->log(p, SB_LOG_ERROR, "inbound_connect_to must be an "
+			    "E.164 number or a sip: URI");
 			return (SB_ERROR);
 		}
 	}

@@ -101,6 +101,8 @@ static const struct sb_config_key config_keys[] = {
 	  "be sent, per minute (0: no limit)" },
 	{ "public_url", NULL, 0, "The externally visible base URL: Twilio's "
 	  "StatusCallback and the URL its signatures cover" },
+	{ "inbound_connect_to", NULL, 0, "A call to the Twilio number is "
+	  "bridged to this number or sip: URI (unset: logged, then ended)" },
 	{ "calls_per_minute", "10", 0, "Calls a user may place, and a number "
 	  "may be called, per minute (0: no limit)" },
 	{ "sms_daily_cap", "0", 0, "SMS one sender number may send per UTC "

@@ -10,7 +10,7 @@
 // seeded set; per-customer history and the timeline.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
+import { randomInt, randomBytes } from 'node:crypto';
 import { startServer, TEST_PLUGINS, assertEnvelope, pgClient, withDb, databaseUrl } from './lib/harness.mjs';
 import { poll } from './lib/helpers.mjs';
 import { startTwilio, postSigned } from '../fakes/twilio.mjs';
@@ -468,6 +468,47 @@ test('the call budget: calls_per_minute per user and per number, 429 with Retry-
     // Nothing was written for it.
     const n = await sql(s, 'SELECT count(*)::int AS n FROM telephony_calls');
     assert.equal(n[0].n, 2);
+  } finally {
+    await s.stop();
+  }
+});
+
+test('a call to our Twilio number is logged as inbound with its caller as a customer, and bridged when configured', async () => {
+  const caller = uniqPhone();
+  const sid = `CA${randomBytes(16).toString('hex')}`;
+  const params = { AccountSid: tw.accountSid, ApiVersion: '2010-04-01', CallSid: sid, CallStatus: 'ringing',
+    Direction: 'inbound', From: caller, To: FROM, Called: FROM, Caller: caller };
+  let r = await postSigned(srv.url + VHOOK, tw.authToken, params, { signUrl: PUBLIC + VHOOK });
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.text, /<Response\/>/);
+  // Twilio asks again (a retry): one call still.
+  r = await postSigned(srv.url + VHOOK, tw.authToken, params, { signUrl: PUBLIC + VHOOK });
+  assert.equal(r.status, 200, r.text);
+  const list = await srv.request('GET', `/api/v1/calls?from=${encodeURIComponent(caller)}`, { token: admin });
+  assert.equal(list.status, 200, list.text);
+  assert.equal(list.body.data.length, 1, list.text);
+  const c = list.body.data[0];
+  assert.equal(c.direction, 'inbound');
+  assert.equal(c.status, 'ringing');
+  assert.equal(c.from, caller);
+  assert.equal(c.to, FROM);
+  assert.equal(c.provider_call_id, sid);
+  const cust = await srv.request('GET', `/api/v1/customers/${c.customer_id}`, { token: admin });
+  assert.equal(cust.body.phone, caller);
+  // Its status callbacks move it on.
+  const end = { ...params, CallStatus: 'completed', CallDuration: '12', CallbackSource: 'call-progress-events' };
+  r = await postSigned(srv.url + VHOOK, tw.authToken, end, { signUrl: PUBLIC + VHOOK });
+  assert.equal(r.status, 200, r.text);
+  const done = await until(c.id, (b) => b.status === 'completed');
+  assert.equal(done.duration_s, 12);
+
+  const s = await startServer({ host: { public_url: PUBLIC }, plugins: { ...TEST_PLUGINS, customers: {},
+    telephony: conf({ inbound_connect_to: 'sip:frontdesk@pbx.example.org' }) } });
+  try {
+    r = await postSigned(s.url + VHOOK, tw.authToken, { ...params, CallSid: `CA${randomBytes(16).toString('hex')}` },
+      { signUrl: PUBLIC + VHOOK });
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.text, /<Response><Dial><Sip>sip:frontdesk@pbx\.example\.org<\/Sip><\/Dial><\/Response>/);
   } finally {
     await s.stop();
   }
