@@ -114,8 +114,14 @@ export function mount(root, ctx) {
     empty.hidden = sorted.length > 0;
   }
 
+  // A call's status only moves forward: an answer that left the server
+  // before a live event (the hangup's 202, say) must not undo it.
+  const RANK = { queued: 0, initiated: 1, ringing: 2, 'in-progress': 3 };
+  const rank = (st) => (CALL_ENDED.has(st) ? 4 : RANK[st] ?? -1);
+
   function upsert(c) {
     const old = calls.get(c.id);
+    if (old && rank(c.status) < rank(old.status)) return;
     const cur = { ...old, ...c };
     calls.set(c.id, cur);
     const tr = rows.get(c.id);

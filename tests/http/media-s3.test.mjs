@@ -146,8 +146,11 @@ test('s3: a push that meets 503s is retried until it lands', async () => {
   const data = doc();
   const m = await upload(nodeA, tokA, data);
   const [key] = await poll(() => { const k = remoteKeys(m.sha256); return k.length === 1 ? k : null; });
-  const puts = s3.requests.filter((r) => r.method === 'PUT' && r.path.endsWith(key)).map((r) => r.status);
-  assert.deepEqual(puts, [503, 503, 200]);
+  // The bucket may hold the object a moment before the front has seen
+  // the store's answer to its PUT: wait for that answer too.
+  const statuses = () => s3.requests.filter((r) => r.method === 'PUT' && r.path.endsWith(key)).map((r) => r.status);
+  await poll(() => statuses().every((st) => st !== 0));
+  assert.deepEqual(statuses(), [503, 503, 200]);
   assert.deepEqual(readFileSync(s3.objectFile(key)), data);
 });
 
