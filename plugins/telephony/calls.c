@@ -806,11 +806,7 @@ placed(struct sb_plugin *p, const struct tel_send_result *res, void *arg)
 	(void)p;
 	switch (res->outcome) {
 	case TEL_ACCEPTED:
-		from = strcmp(c->provider, "twilio") == 0 ?
-		    api->config_get(self, "twilio_from") :
-		    strcmp(c->provider, "exotel") == 0 ?
-		    api->config_get(self, "exotel_from") : NULL;
-		if (from != NULL && *from != '\0') {
+		if ((from = tel_from_number(c->provider)) != NULL) {
 			from_s = api->seal(self, from, strlen(from));
 			from_i = tel_phone_index(from);
 		}

@@ -84,6 +84,20 @@ tel_candidates(const char *channel, const char *explicit, const char *e164,
 	return (tel_route_lookup(routing, channel, e164, out, len));
 }
 
+const char *
+tel_from_number(const char *provider)
+{
+	const struct tel_provider	*tp;
+	const char			*f;
+
+	tp = provider != NULL ? tel_provider_find(provider, strlen(provider)) :
+	    NULL;
+	if (tp == NULL || tp->from_number == NULL ||
+	    (f = tp->from_number()) == NULL || *f == '\0')
+		return (NULL);
+	return (f);
+}
+
 int
 tel_any_ready(const char *list, unsigned int chan)
 {

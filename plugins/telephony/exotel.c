@@ -349,5 +349,6 @@ const struct tel_provider tel_exotel = {
 	.call_ok = exotel_call_ok,
 	.place_call = exotel_place_call,
 	.sms_sender = exotel_sms_sender,
+	.from_number = exotel_sms_sender,
 	/* hangup: Exotel's v1 API has no way to end a call. */
 };

@@ -110,7 +110,8 @@ struct tel_provider {
 	 * messaging service): the daily cap counts per sender.  NULL: none
 	 * known. */
 	const char		*(*sms_sender)(void);
-	void			*spare[1];
+	/* The number its SMS and calls show as `from` (E.164), or NULL. */
+	const char		*(*from_number)(void);
 };
 
 extern const struct tel_provider tel_twilio;

@@ -36,6 +36,8 @@ int	tel_provider_ready(const struct tel_provider *, unsigned int chan);
 int	tel_candidates(const char *channel, const char *explicit,
 	    const char *e164, char *out, size_t len);
 int	tel_any_ready(const char *list, unsigned int chan);
+/* The number provider's SMS and calls go out from, or NULL. */
+const char *tel_from_number(const char *provider);
 /* Each provider in turn (NULL-terminated). */
 extern const struct tel_provider *const tel_providers[];
 

@@ -720,11 +720,7 @@ accepted_record(struct sendctx *c, const struct tel_send_result *res)
 	size_t			 i;
 	int			 rc = -1;
 
-	from = strcmp(c->provider, "twilio") == 0 ?
-	    api->config_get(self, "twilio_from") :
-	    strcmp(c->provider, "exotel") == 0 ?
-	    api->config_get(self, "exotel_from") : NULL;
-	if (from != NULL && *from != '\0')
+	if ((from = tel_from_number(c->provider)) != NULL)
 		from_s = api->seal(self, from, strlen(from));
 	params[0] = c->ids;
 	params[1] = res->status;

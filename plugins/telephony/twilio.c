@@ -104,6 +104,12 @@ tel_twilio_voice_url(void)
 }
 
 static const char *
+twilio_from_number(void)
+{
+	return (set(from) ? from : NULL);
+}
+
+static const char *
 twilio_sms_sender(void)
 {
 	return (set(mss) ? mss : set(from) ? from : NULL);
@@ -608,4 +614,5 @@ const struct tel_provider tel_twilio = {
 	.hangup = twilio_hangup,
 	.find_sms = twilio_find_sms,
 	.sms_sender = twilio_sms_sender,
+	.from_number = twilio_from_number,
 };
