@@ -714,39 +714,46 @@ static int
 accepted_record(struct sendctx *c, const struct tel_send_result *res)
 {
 	struct sb_db_res	*r;
-	const char		*params[5], *from;
-	char			*from_s = NULL;
+	const char		*params[6], *from;
+	char			*from_s = NULL, *from_i = NULL;
 	json_t			*pend = NULL, *pubs = NULL, *e;
 	size_t			 i;
 	int			 rc = -1;
 
-	if ((from = tel_from_number(c->provider)) != NULL)
+	if ((from = tel_from_number(c->provider)) != NULL) {
 		from_s = api->seal(self, from, strlen(from));
+		from_i = tel_phone_index(from);
+	}
 	params[0] = c->ids;
 	params[1] = res->status;
 	params[2] = res->provider_message_id;
 	params[3] = from_s;
 	params[4] = c->provider;
+	params[5] = from_i;
 	if (api->db_begin(self) != SB_OK) {
 		free(from_s);
+		free(from_i);
 		return (-1);
 	}
 	if (tel_sid_lock("sms", c->provider, res->provider_message_id) == -1) {
 		api->db_rollback(self);
 		free(from_s);
+		free(from_i);
 		return (-1);
 	}
 	r = api->db_query(self, "WITH u AS (UPDATE telephony_sms SET status = "
 	    "$2::text, provider_message_id = $3::text, from_sealed = $4::text, "
+	    "from_index = $6::text, "
 	    "inflight = false, updated_at = now() WHERE id = $1::bigint "
 	    "RETURNING " SMS_PUB_COLS "), e AS (INSERT INTO "
 	    "telephony_sms_events (sms_id, status) SELECT id, status FROM u), "
 	    "p AS (DELETE FROM telephony_sms_pending WHERE provider = $5::text "
 	    "AND provider_message_id = $3::text RETURNING id, status, "
 	    "error_code, error_message) SELECT u.*, (SELECT coalesce(json_agg("
-	    "p ORDER BY p.id), '[]') FROM p)::text AS pending FROM u", 5,
+	    "p ORDER BY p.id), '[]') FROM p)::text AS pending FROM u", 6,
 	    params);
 	free(from_s);
+	free(from_i);
 	if (!api->db_ok(r))
 		goto out;
 	if (api->db_rows(r) == 1) {

@@ -122,6 +122,11 @@ test('send -> queued -> sending -> sent -> delivered through signed status callb
   assert.ok(ob.body.data.some((x) => x.id === m.id && x.to === to));
   const byTo = await srv.request('GET', `/api/v1/sms/outbox?to=${encodeURIComponent(to)}`, { token: admin });
   assert.deepEqual(byTo.body.data.map((x) => x.id), [m.id]);
+  // and by the number it went out from.
+  const byFrom = await srv.request('GET', `/api/v1/sms/outbox?from=${encodeURIComponent(FROM)}&limit=200`,
+    { token: admin });
+  assert.equal(byFrom.status, 200, byFrom.text);
+  assert.ok(byFrom.body.data.some((x) => x.id === m.id && x.from === FROM), byFrom.text);
 });
 
 test('a late sent after delivered is recorded but the status stays', async () => {
