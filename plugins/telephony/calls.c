@@ -593,16 +593,16 @@ call_statistics(struct sb_req *req)
 /* ---- status changes ---- */
 
 /*
- * A status for call ids inside the caller's transaction: recorded as an
- * event once per callback (a replay adds nothing), the call moved only
- * forward, the times, the duration and the recording kept.  f: the
- * provider's fields (CallDuration or ConversationDuration, RecordingUrl,
- * the hangup cause); may be NULL.  *changed: the call moved.
+ * A status st (NULL: only a recording) for call ids inside the caller's
+ * transaction: recorded as an event, once per provider callback when
+ * from_provider (a replay adds nothing), the call moved only forward, the
+ * times, the duration (seconds, digits), the hangup cause and the
+ * recording's URL kept.  *changed: the call moved.
  */
 static int
 status_apply(const char *ids, const char *provider, const char *st,
     const char *cause, const char *duration, const char *recording,
-    const char *detail, const char *callback, int *changed)
+    const char *detail, int from_provider, int *changed)
 {
 	struct sb_db_res	*r;
 	const char		*params[6];
@@ -633,7 +633,7 @@ status_apply(const char *ids, const char *provider, const char *st,
 	if (st == NULL || same)
 		return (0);
 	cb[0] = '\0';
-	if (callback != NULL)
+	if (from_provider)
 		(void)snprintf(cb, sizeof(cb), "%s:%s", provider, st);
 	if (event_add(ids, st, detail != NULL ? detail : moved ? NULL :
 	    "late: status unchanged", cb[0] != '\0' ? cb : NULL, &added) == -1)
@@ -681,7 +681,7 @@ status_set(const char *ids, const char *st, const char *cause,
 	params[0] = ids;
 	params[1] = ec;
 	params[2] = tel_scrub(em, emb, sizeof(emb));
-	if (status_apply(ids, NULL, st, cause, NULL, NULL, detail, NULL,
+	if (status_apply(ids, NULL, st, cause, NULL, NULL, detail, 0,
 	    &changed) == -1 || sb_db_count(api, self, "UPDATE telephony_calls "
 	    "SET inflight = false, error_code = coalesce($2, error_code), "
 	    "error_message = coalesce($3, error_message) WHERE "
@@ -716,7 +716,7 @@ pending_apply(const char *ids, const char *provider, const char *sid,
 		if (status_apply(ids, provider, strcmp(api->db_value(r, i, 0),
 		    "recording") == 0 ? NULL : api->db_value(r, i, 0),
 		    sb_jstr(f, "cause"), sb_jstr(f, "duration"),
-		    sb_jstr(f, "recording"), NULL, "1", &c) == -1) {
+		    sb_jstr(f, "recording"), NULL, 1, &c) == -1) {
 			json_decref(f);
 			api->db_free(r);
 			return (-1);
@@ -834,7 +834,7 @@ placed(struct sb_plugin *p, const struct tel_send_result *res, void *arg)
 		hang = strcmp(api->db_value(r, 0, 0), "t") == 0;
 		api->db_free(r);
 		if (status_apply(c->ids, c->provider, res->status != NULL ?
-		    res->status : "initiated", NULL, NULL, NULL, NULL, NULL,
+		    res->status : "initiated", NULL, NULL, NULL, NULL, 0,
 		    &changed) == -1 || pending_apply(c->ids, c->provider,
 		    res->provider_message_id, &changed) == -1 ||
 		    (hang && hangup_enqueue(c->ids) == -1) ||
@@ -1076,7 +1076,7 @@ call_hangup(struct sb_req *req)
 		/* Not placed yet, nor being placed: it never will be. */
 		api->db_free(r);
 		if (status_apply(id, NULL, "canceled", "canceled", NULL, NULL,
-		    "hung up before it was placed", NULL, &dberr) == -1)
+		    "hung up before it was placed", 0, &dberr) == -1)
 			goto dberr;
 		code = 200;
 	} else if (tp != NULL && tp->hangup == NULL) {
@@ -1235,7 +1235,7 @@ callback(struct sb_req *req, const char *prov, const char *sid,
 	}
 	(void)snprintf(ids, sizeof(ids), "%s", api->db_value(r, 0, 0));
 	api->db_free(r);
-	if (status_apply(ids, prov, st, cause, duration, recording, NULL, "1",
+	if (status_apply(ids, prov, st, cause, duration, recording, NULL, 1,
 	    &changed) == -1 || api->db_commit(self) != SB_OK)
 		goto dberr;
 	if (changed)
