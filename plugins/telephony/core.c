@@ -490,16 +490,9 @@ form_json(struct sb_req *req, const void *body, size_t len)
 static void
 hook_url(struct sb_req *req, char *url, size_t len)
 {
-	const char	*pub = tel_public_base(self, api), *host;
-	size_t		 n;
+	const char	*host;
 
-	if (pub != NULL) {
-		n = strlen(pub);
-		if (n > 0 && pub[n - 1] == '/')
-			n--;
-		(void)snprintf(url, len, "%.*s%s", (int)n, pub,
-		    api->req_path(req));
-	} else {
+	if (tel_public_url_for(self, api, api->req_path(req), url, len) == -1) {
 		host = api->req_header(req, "host");
 		(void)snprintf(url, len, "http://%s%s", host != NULL ? host :
 		    "", api->req_path(req));

@@ -52,9 +52,8 @@ set(const char *s)
 static int
 exotel_configure(struct sb_plugin *p, const struct sb_host_api *host)
 {
-	const char	*pub, *wt;
-	char		*bi;
-	size_t		 n;
+	const char	*wt;
+	char		*bi, path[200];
 
 	api = host;
 	sid = api->config_get(p, "exotel_sid");
@@ -97,17 +96,15 @@ exotel_configure(struct sb_plugin *p, const struct sb_host_api *host)
 	}
 	callback_url[0] = '\0';
 	voice_url[0] = '\0';
-	pub = tel_public_base(p, api);
-	if (pub != NULL && hook_token[0] != '\0') {
-		n = strlen(pub);
-		if (pub[n - 1] == '/')
-			n--;
-		(void)snprintf(callback_url, sizeof(callback_url),
-		    "%.*s/api/v1/webhooks/exotel/%s/sms", (int)n, pub,
+	if (hook_token[0] != '\0') {
+		(void)snprintf(path, sizeof(path), "/api/v1/webhooks/exotel/%s/sms",
 		    hook_token);
-		(void)snprintf(voice_url, sizeof(voice_url),
-		    "%.*s/api/v1/webhooks/exotel/%s/voice", (int)n, pub,
-		    hook_token);
+		(void)tel_public_url_for(p, api, path, callback_url,
+		    sizeof(callback_url));
+		(void)snprintf(path, sizeof(path),
+		    "/api/v1/webhooks/exotel/%s/voice", hook_token);
+		(void)tel_public_url_for(p, api, path, voice_url,
+		    sizeof(voice_url));
 	}
 	return (SB_OK);
 }

@@ -65,6 +65,27 @@ tel_public_base(struct sb_plugin *p, const struct sb_host_api *api)
 	return (pub != NULL && *pub != '\0' ? pub : NULL);
 }
 
+/*
+ * The public base URL + path (path starts with "/"; one slash between)
+ * into out: 0, or -1 without a public base URL (out is then "").
+ */
+int
+tel_public_url_for(struct sb_plugin *p, const struct sb_host_api *api,
+    const char *path, char *out, size_t len)
+{
+	const char	*pub = tel_public_base(p, api);
+	size_t		 n;
+
+	out[0] = '\0';
+	if (pub == NULL)
+		return (-1);
+	n = strlen(pub);
+	if (n > 0 && pub[n - 1] == '/')
+		n--;
+	(void)snprintf(out, len, "%.*s%s", (int)n, pub, path);
+	return (0);
+}
+
 /* Append name=urlencoded(value) to a growing buffer; -1: out of memory. */
 int
 tel_form_add(char **buf, size_t *len, size_t *cap, const char *name,

@@ -123,6 +123,8 @@ int	tel_timeout_ms(struct sb_plugin *, const struct sb_host_api *,
 int	tel_basic_auth(char out[TEL_AUTH_MAX], const char *user,
 	    const char *pass);
 const char *tel_public_base(struct sb_plugin *, const struct sb_host_api *);
+int	tel_public_url_for(struct sb_plugin *, const struct sb_host_api *,
+	    const char *path, char *out, size_t len);
 int	tel_form_add(char **buf, size_t *len, size_t *cap, const char *name,
 	    const char *value);
 int	tel_post_form(struct sb_plugin *, const struct sb_host_api *,

@@ -56,9 +56,6 @@ set(const char *s)
 static int
 twilio_configure(struct sb_plugin *p, const struct sb_host_api *host)
 {
-	const char	*pub;
-	size_t		 n;
-
 	api = host;
 	sid = api->config_get(p, "twilio_account_sid");
 	token = api->config_get(p, "twilio_auth_token");
@@ -76,18 +73,10 @@ twilio_configure(struct sb_plugin *p, const struct sb_host_api *host)
 		api->log(p, SB_LOG_ERROR, "twilio credentials too long");
 		return (SB_ERROR);
 	}
-	callback_url[0] = '\0';
-	voice_url[0] = '\0';
-	if ((pub = tel_public_base(p, api)) != NULL) {
-		/* "https://x/" + path: one slash. */
-		n = strlen(pub);
-		if (pub[n - 1] == '/')
-			n--;
-		(void)snprintf(callback_url, sizeof(callback_url), "%.*s%s",
-		    (int)n, pub, WEBHOOK_PATH);
-		(void)snprintf(voice_url, sizeof(voice_url), "%.*s%s",
-		    (int)n, pub, VOICE_PATH);
-	}
+	(void)tel_public_url_for(p, api, WEBHOOK_PATH, callback_url,
+	    sizeof(callback_url));
+	(void)tel_public_url_for(p, api, VOICE_PATH, voice_url,
+	    sizeof(voice_url));
 	return (SB_OK);
 }
 
