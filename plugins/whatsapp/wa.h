@@ -131,6 +131,37 @@ int	wa_template_check(struct sb_req *, const char *name,
 
 /* ---- media (media.c) ---- */
 int	wa_media_setup(struct sb_plugin *);
+/*
+ * The Graph media id of the media plugin's item media_id for our phone
+ * number id.  1: it is in whatsapp_media_uploads and fresh, copied into
+ * out (cb is not called).  0: it is being uploaded now (POST
+ * /<phone_number_id>/media, multipart) and will be remembered; cb runs
+ * exactly once, later, on the worker's loop: graph_id on success; else
+ * NULL with err (for a person) and retryable (1: try again later, e.g.
+ * 429/5xx/transport; 0: never, e.g. the item is gone or Graph refused
+ * the file).  -1 (cb never runs) on a local or database error.
+ */
+typedef void	(*wa_media_cb)(const char *graph_id, int retryable,
+		    const char *err, void *arg);
+int	wa_media_graph_id(int64_t media_id, char *out, size_t outlen,
+	    wa_media_cb cb, void *arg);
+/*
+ * Inside the caller's transaction: a durable job that downloads the
+ * Graph media of inbound message message_id (whatsapp_messages
+ * .graph_media_id) into the media plugin and sets the message's
+ * media_id; it then publishes whatsapp.message.status with the message
+ * (its status unchanged, its media now there) to the conversation's
+ * room.  0 or -1.
+ */
+int	wa_media_fetch_enqueue(int64_t message_id);
+/*
+ * A media item the agent attaches: 0 when the item exists and WhatsApp
+ * takes its type and size as `type` (image, video, audio, document,
+ * sticker), with *meta the item's metadata (a new reference: mime_type,
+ * filename, size); -1 after answering 422 (field media_id) or 500.
+ */
+int	wa_media_check(struct sb_req *, int64_t media_id, const char *type,
+	    json_t **meta);
 
 /* ---- the payload (payload.c; pure: no host, fuzzed) ---- */
 /*

@@ -14,6 +14,8 @@ CREATE TABLE whatsapp_conversations (
     status              text NOT NULL CHECK (status IN ('NEW', 'ACTIVE',
                         'EXPIRED', 'CLOSED')),
     assigned_to         bigint,
+    -- The name the customer's WhatsApp profile shows (from the webhook).
+    profile_name        text,
     last_inbound_at     timestamptz,
     window_expires_at   timestamptz,
     last_message_at     timestamptz,
