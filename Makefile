@@ -135,6 +135,7 @@ UNIT_DEPS_test_mediaprobe	:= plugins/media/zipcheck.c plugins/media/probe.c
 UNIT_LIBS_test_mediaprobe	:= -lm
 UNIT_DEPS_test_telephony	:= plugins/telephony/segments.c \
 	plugins/telephony/routing.c plugins/telephony/form.c
+UNIT_DEPS_test_whatsapp	:= plugins/whatsapp/payload.c
 
 .SECONDEXPANSION:
 $(B)/tests/test_%: tests/unit/test_%.c $$(UNIT_DEPS_test_$$*) $(wildcard src/*.h) \
