@@ -6,7 +6,9 @@
 #   scripts/fuzz.sh edge router  the named ones (tests/fuzz/fuzz_<name>.c)
 #
 # A harness fuzzes src/<name>.c (with src/text.c) unless it names its
-# sources itself with a line "/* fuzz-sources: a.c b.c */".
+# sources itself with a line "/* fuzz-sources: a.c b.c */", and links
+# with jansson alone unless it names more libraries with a line
+# "/* fuzz-libs: -lcrypto */".
 #
 # Each harness starts from its committed corpus, tests/fuzz/corpus/<name>/
 # (read only), and writes what it finds new to build/fuzz/<name>/corpus/.
@@ -44,6 +46,11 @@ for sub in "${names[@]}"; do
 	    [[ -n $decl ]]; then
 		read -ra srcs <<<"$decl"
 	fi
+	libs=()
+	if decl=$(sed -nE 's|^/\* fuzz-libs: (.*) \*/$|\1|p' "tests/fuzz/$name.c") &&
+	    [[ -n $decl ]]; then
+		read -ra libs <<<"$decl"
+	fi
 	if [[ -f src/$sub.cc ]]; then
 		srcs=("$out/$sub.o")
 		extra=(-fsanitize-link-c++-runtime -lphonenumber -lprotobuf -lstdc++)
@@ -56,7 +63,7 @@ for sub in "${names[@]}"; do
 		fi
 	fi
 	if ! clang "${flags[@]}" -o "$out/$name" "tests/fuzz/$name.c" "${srcs[@]}" \
-	    $(pkg-config --libs jansson) "${extra[@]}"; then
+	    $(pkg-config --libs jansson) "${extra[@]}" "${libs[@]}"; then
 		echo "FAIL fuzz $sub: does not build"
 		failed=$((failed + 1))
 		continue
