@@ -31,7 +31,7 @@
 #define MIME_MAX	128
 #define SHA_MAX		128
 #define MEDIA_ID_MAX	128
-#define REPLY_ID_MAX	1024	/* a reply's id or a template button's payload */
+#define REPLY_ID_MAX	1024	/* a reply's id, a template button's payload */
 #define EMOJI_MAX	64	/* code points: ZWJ sequences are long */
 #define PLACE_MAX	256	/* a location's name */
 #define ADDRESS_MAX	1024
@@ -612,7 +612,8 @@ wa_payload_parse(const char *raw, size_t len, size_t *skipped, char *err,
 	}
 	object = json_string_value(json_object_get(root, "object"));
 	entries = json_object_get(root, "entry");
-	if (object == NULL || strcmp(object, "whatsapp_business_account") != 0 ||
+	if (object == NULL ||
+	    strcmp(object, "whatsapp_business_account") != 0 ||
 	    !json_is_array(entries)) {
 		set_err(err, errlen, "not a whatsapp_business_account payload");
 		goto out;

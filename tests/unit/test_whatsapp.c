@@ -160,7 +160,8 @@ test_media(void **state)
 
 	items = parse(MSG("'type': 'video', 'video': {'caption': "
 	    "'Check out my new video', 'mime_type': 'video/mp4', 'sha256': "
-	    "'a3d2f7b1c8e4d9a6b5c0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2', "
+	    "'a3d2f7b1c8e4d9a6b5c0e1f2a3b4c5d6"
+	    "e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2', "
 	    "'id': '1166846181421424'}"), 1, 0);
 	it = json_array_get(items, 0);
 	assert_string_equal(str(it, "type"), "video");
@@ -170,7 +171,8 @@ test_media(void **state)
 	items = parse(MSG("'type': 'document', 'document': {'caption': "
 	    "'Lucky Shrub Invoice', 'filename': 'lucky-shrub-invoice.pdf', "
 	    "'mime_type': 'application/pdf', 'sha256': "
-	    "'799a7ef2d5a1e5fa1ae1a6b8b4e4a0c4aa3b4f1b8f9e0e5c9d2a1b3c4d5e6f70', "
+	    "'799a7ef2d5a1e5fa1ae1a6b8b4e4a0c4"
+	    "aa3b4f1b8f9e0e5c9d2a1b3c4d5e6f70', "
 	    "'id': '1003383421387256'}"), 1, 0);
 	it = json_array_get(items, 0);
 	assert_string_equal(str(it, "type"), "document");
@@ -182,7 +184,8 @@ test_media(void **state)
 
 	items = parse(MSG("'type': 'sticker', 'sticker': {'mime_type': "
 	    "'image/webp', 'sha256': "
-	    "'3b1d5a8f0c9e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e8b0d2f4a6c8e0b2d', "
+	    "'3b1d5a8f0c9e2b4d6f8a0c2e4b6d8f0a"
+	    "2c4e6b8d0f2a4c6e8b0d2f4a6c8e0b2d', "
 	    "'id': '1003383421387256', 'animated': false}"), 1, 0);
 	it = json_array_get(items, 0);
 	assert_string_equal(str(it, "type"), "sticker");
@@ -511,7 +514,8 @@ test_batch(void **state)
 	    "'image/jpeg', 'sha256': 'abc', 'id': '42'}}]}, "
 	    "'field': 'messages'}]}]}", 5, 0);
 	for (i = 0; i < 5; i++)
-		assert_string_equal(str(json_array_get(items, i), "id"), ids[i]);
+		assert_string_equal(str(json_array_get(items, i), "id"),
+		    ids[i]);
 	assert_string_equal(str(json_array_get(items, 0), "name"), "Ann");
 	assert_string_equal(str(json_array_get(items, 1), "name"), "Bob");
 	assert_string_equal(str(json_array_get(items, 2), "name"), "");
@@ -548,7 +552,8 @@ check_name(size_t n, size_t want)
 	free(d);
 	assert_non_null(o);
 	json_object_set_new(json_object_get(json_array_get(json_object_get(
-	    value_of(o), "contacts"), 0), "profile"), "name", json_string(name));
+	    value_of(o), "contacts"), 0), "profile"), "name",
+	    json_string(name));
 	d = json_dumps(o, 0);
 	assert_non_null(d);
 	items = wa_payload_parse(d, strlen(d), &skipped, NULL, 0);
