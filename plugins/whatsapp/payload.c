@@ -382,21 +382,24 @@ m_button(struct pctx *c, json_t *it, const char *type, json_t *b)
 	return (0);
 }
 
-/* The profile name of wa_id among the change's contacts, "" if none. */
+/* The profile name of wa_id among the change's contacts, "" if none or
+ * not a bounded string: a customer's odd name never costs the message. */
 static const char *
 profile_name(json_t *contacts, const char *wa_id, int *bad)
 {
 	json_t		*ct;
 	const char	*id, *name;
 	size_t		 i;
+	int		 odd = 0;
 
+	(void)bad;
 	json_array_foreach(contacts, i, ct) {
 		id = json_string_value(json_object_get(ct, "wa_id"));
 		if (id == NULL || strcmp(id, wa_id) != 0)
 			continue;
 		name = opt_str(json_object_get(ct, "profile"), "name",
-		    PROFILE_MAX, bad);
-		return (name != NULL ? name : "");
+		    PROFILE_MAX, &odd);
+		return (name != NULL && !odd ? name : "");
 	}
 	return ("");
 }
