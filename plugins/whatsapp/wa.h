@@ -39,6 +39,7 @@ struct wa_conf {
 	const char	*verify_token;
 	const char	*graph_api_url;		/* no trailing slash */
 	const char	*graph_api_version;
+	const char	*spool_dir;		/* media on their way */
 	unsigned int	 timeout_ms;		/* one Graph request */
 	unsigned int	 inflight_grace_s;	/* see send.c */
 	unsigned int	 template_sync_s;	/* periodic sync; 0: off */
@@ -81,13 +82,14 @@ json_t	*wa_conv_load(int64_t id, int *dberr);
  * transaction, under the number's advisory lock.  inbound_at: the time of
  * a customer's message being applied (RFC 3339 or unix seconds as text,
  * NULL for a send): it moves last_inbound_at forward, reopens EXPIRED and
- * counts unread.  The conversation id, or -1 on a database error;
+ * counts unread; name (or NULL) is the customer's WhatsApp profile
+ * name.  The conversation id, or -1 on a database error;
  * *created set when this call made it.  Appends whatsapp.conversation
  * .updated to pubs when anything changed.
  */
 int64_t	wa_conv_touch(int64_t customer_id, const char *e164,
-	    const char *index, const char *inbound_unix, int *created,
-	    json_t *pubs);
+	    const char *index, const char *inbound_unix, const char *name,
+	    int *created, json_t *pubs);
 /* Schedules the expiry of conversation id at its window's end. */
 void	wa_conv_expire_at(int64_t id, const char *expires_unix);
 /* Room of a conversation: "whatsapp:<id>". */
@@ -98,7 +100,9 @@ int	wa_send_setup(struct sb_plugin *);
 #define WA_MSG_COLS "m.id, m.conversation_id, m.customer_id, m.direction, " \
 	"m.type, m.text_sealed, m.caption_sealed, m.template, m.media_id, " \
 	"m.payload, m.wa_message_id, m.status, m.error_code, m.error_title, " \
-	"m.error_detail, m.sent_by, " \
+	"m.error_detail, m.sent_by, (SELECT c.assigned_to FROM " \
+	"whatsapp_conversations c WHERE c.id = m.conversation_id) AS " \
+	"assigned_to, " \
 	SB_SQL_TS("m.created_at") " AS created_at, " \
 	SB_SQL_TS("m.updated_at") " AS updated_at"
 /* A row of WA_MSG_COLS (stolen) as the API's message. */
@@ -111,13 +115,23 @@ void	wa_msg_publish(json_t *pubs, const char *name, json_t *m);
 /* ---- the webhook (hook.c) ---- */
 int	wa_hook_setup(struct sb_plugin *);
 /*
- * A status of Meta's for a message, inside the caller's transaction: an
- * event once per status, the status moved only forward.  st: sent,
- * delivered, read or failed.  Pubs as above.  0, or -1 on a database
- * error.
+ * A status of a message, inside the caller's transaction, under the
+ * wamid's lock (hook.c takes them): an event once per status, the status
+ * moved only forward (queued < sent < failed < delivered < read), error
+ * {code, title, detail} kept with a failure.  The message is msg_id when
+ * > 0, else the one holding wamid, else the outbound message that
+ * biz_opaque ("sb:<id>", echoed by Meta) names, which then takes wamid
+ * (adopted: its send's answer was lost); a wamid nobody holds waits in
+ * whatsapp_status_pending.  at_unix: Meta's time (NULL: now).  Pubs as
+ * above.  0, or -1 on a database error.
  */
-int	wa_status_apply(const char *wamid, const char *st, const char *at_unix,
-	    json_t *error, const char *biz_opaque, json_t *pubs);
+int	wa_status_apply(int64_t msg_id, const char *wamid, const char *st,
+	    const char *at_unix, json_t *error, const char *biz_opaque,
+	    json_t *pubs);
+/* The statuses that waited for wamid (see above), applied now that
+ * message msg_id holds it.  0 or -1. */
+int	wa_status_pending_apply(int64_t msg_id, const char *wamid,
+	    json_t *pubs);
 
 /* ---- templates (templates.c) ---- */
 int	wa_templates_setup(struct sb_plugin *);

@@ -26,8 +26,13 @@
 //                                             // with appSecret ?? g.appSecret. {status, text, raw}
 //   g.inboundText({ from, text, id, timestamp, name })
 //   g.inboundImage({ from, mediaId, mime, sha256, caption, id, timestamp, name })
-//   g.status({ id, status, recipient_id, timestamp, errors })
-//                                             // Meta's webhook envelopes, to pass to deliver()
+//   g.status({ id, status, recipient_id, timestamp, errors, biz_opaque_callback_data })
+//                                             // Meta's webhook envelopes, to pass to deliver();
+//                                             // a status of a message the fake accepted echoes
+//                                             // its biz_opaque_callback_data, as Meta does
+//   g.autoStatus = { url, statuses: ['sent'] } // after each accepted send, deliver those status
+//                                             // webhooks to url (signed; retried like Meta retries
+//                                             // a failed delivery); await g.idle() waits for them
 //   await g.verify(url, { mode: 'subscribe', token, challenge })
 //                                             // Meta's verification GET; the server's {status, text}
 //   await g.stop(); await g.start()           // connection refused while stopped
@@ -170,6 +175,8 @@ export async function startGraph({ accessToken = `EAAJB${hex(24)}`, appSecret = 
     messages: new Map(), requests: [], failures: [], counts: new Map(), media: new Map(), uploads: [],
     templates: DEFAULT_TEMPLATES.map((t) => ({ ...t, id: numericId() })),
     delayAll: 0, gate: null, open: null, server: null, port: 0, url: '',
+    autoStatus: null, inflight: new Set(), deliveries: 0,
+    async idle() { while (this.inflight.size) await Promise.allSettled([...this.inflight]); },
     fail(list) { this.failures.push(...list); },
     sends(to) { return this.counts.get(digits(to)) ?? 0; },
     hold() { if (!this.gate) this.gate = new Promise((r) => { this.open = r; }); },
@@ -212,8 +219,10 @@ export async function startGraph({ accessToken = `EAAJB${hex(24)}`, appSecret = 
       return this.envelope({ contacts: [{ profile: { name }, wa_id: wa }],
         messages: [{ from: wa, id, timestamp: String(timestamp), type: 'image', image }] });
     },
-    status({ id, status, recipient_id, timestamp = now(), errors }) {
+    status({ id, status, recipient_id, timestamp = now(), errors, biz_opaque_callback_data }) {
       const s = { id, status, timestamp: String(timestamp), recipient_id: digits(recipient_id) };
+      const opaque = biz_opaque_callback_data ?? this.messages.get(id)?.biz_opaque_callback_data;
+      if (opaque !== undefined) s.biz_opaque_callback_data = opaque;
       if (status === 'sent' || status === 'delivered') {
         s.conversation = { id: hex(16), origin: { type: 'service' } };
         if (status === 'sent') s.conversation.expiration_timestamp = String(Number(timestamp) + 86400);
@@ -329,10 +338,31 @@ async function send(g, res, req, raw) {
   }
   const id = wamid();
   const waId = digits(body.to);
-  g.messages.set(id, { id, to: body.to, wa_id: waId, type, body });
+  g.messages.set(id, { id, to: body.to, wa_id: waId, type, body,
+    biz_opaque_callback_data: body.biz_opaque_callback_data });
   g.counts.set(waId, g.sends(waId) + 1);
+  if (g.autoStatus) autoDeliver(g, id, waId);
   return answer(res, 200, { messaging_product: 'whatsapp', contacts: [{ input: body.to, wa_id: waId }],
     messages: [{ id }] });
+}
+
+// Meta delivers a message's statuses after it took the message, and retries a
+// delivery that failed (a connection reset by a dying worker, a 5xx).
+function autoDeliver(g, id, waId) {
+  const { url, statuses = ['sent'] } = g.autoStatus;
+  const p = (async () => {
+    for (const status of statuses) {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        try {
+          const r = await g.deliver(url, g.status({ id, status, recipient_id: waId }));
+          if (r.status === 200) { g.deliveries++; break; }
+        } catch { /* connection refused or reset: retried */ }
+        await new Promise((r) => setTimeout(r, 100 * Math.min(attempt + 1, 10)));
+      }
+    }
+  })();
+  g.inflight.add(p);
+  p.finally(() => g.inflight.delete(p));
 }
 
 async function upload(g, res, req, raw, query) {
