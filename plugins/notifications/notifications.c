@@ -107,6 +107,7 @@ struct rule {
 #define CONCIERGE	"io.switchboard.concierge"
 #define CALLS		"io.switchboard.calls"
 #define TELEPHONY	"io.switchboard.telephony"
+#define WHATSAPP	"io.switchboard.whatsapp"
 #define HOST		"io.switchboard.host"	/* the host's events */
 
 /*
@@ -184,6 +185,29 @@ static const struct rule rules[] = {
 	  .channels = CH_ALL, .defaults = CH_STAFF_DEFAULT,
 	  .title = "New SMS",
 	  .body = "SMS #{{id}} from customer #{{customer_id}}" },
+	/*
+	 * WhatsApp: the events carry ids, status and error, never the
+	 * number or the text.  A customer's message goes to whoever the
+	 * conversation is assigned to, or to every agent while nobody has
+	 * it; a send that failed to its sender (the error's code and title
+	 * are Meta's, not personal).
+	 */
+	{ .event = "whatsapp.message.created",
+	  .type = "whatsapp.message.received", .source = WHATSAPP,
+	  .room = "whatsapp:", .when = { IS("direction", "inbound") },
+	  .target = T_USER_OR_AGENTS, .arg = "assigned_to", .once = "id",
+	  .channels = CH_ALL, .defaults = CH_STAFF_DEFAULT,
+	  .title = "New WhatsApp message",
+	  .body = "WhatsApp message #{{id}} from customer #{{customer_id}} "
+	  "in conversation #{{conversation_id}}" },
+	{ .event = "whatsapp.message.status",
+	  .type = "whatsapp.message.failed", .source = WHATSAPP,
+	  .room = "whatsapp:", .when = { IS("direction", "outbound"),
+	  IS("status", "failed") }, .target = T_USER, .arg = "sent_by",
+	  .once = "id", .channels = CH_ALL, .defaults = CH_STAFF_DEFAULT,
+	  .title = "WhatsApp message #{{id}} failed",
+	  .body = "Your WhatsApp message #{{id}} to customer #{{customer_id}} "
+	  "was not delivered" },
 	/* An agent's reply, to the donor's app. */
 	{ .event = "concierge.message.created", .source = CONCIERGE,
 	  .room = "query:", .when = { IS("sender_type", "STAFF"),
