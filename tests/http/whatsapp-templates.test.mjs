@@ -261,8 +261,17 @@ test('whatsapp.read lists, whatsapp.manage syncs: an AGENT gets 403 on sync, nob
   assertEnvelope(assert, await srv.request('GET', T), 401, 'UNAUTHENTICATED');
 });
 
-test('sync is 503 UNAVAILABLE while access_token or waba_id is unset', async () => {
-  const unconfigured = conf(g);
+async function kinds(server, token) {
+  const r = await server.request('GET', '/api/v1/jobs/stats', { token });
+  assert.equal(r.status, 200, r.text);
+  return new Map(r.body.kinds.filter((k) => k.plugin === 'whatsapp').map((k) => [k.name, k]));
+}
+
+test('sync is 503 UNAVAILABLE while access_token or waba_id is unset; the periodic sync is there when asked for', async () => {
+  const mine = await kinds(srv, admin);
+  assert.ok(mine.has(KIND));
+  assert.ok(!mine.has(`${KIND}_periodic`), 'template_sync_interval_s = 0: on demand only');
+  const unconfigured = conf(g, { template_sync_interval_s: '900' });
   delete unconfigured.waba_id;
   const other = await startServer({ workers: 1, plugins: { ...TEST_PLUGINS, customers: {},
     media: { dir: freshDir('media') }, whatsapp: unconfigured } });
@@ -272,6 +281,7 @@ test('sync is 503 UNAVAILABLE while access_token or waba_id is unset', async () 
     const r = await other.request('GET', T, { token });
     assert.equal(r.status, 200, r.text);
     assert.deepEqual(r.body, { data: [], next_cursor: null });
+    assert.equal((await kinds(other, token)).get(`${KIND}_periodic`)?.interval_s, 900);
   } finally {
     await other.stop();
   }
