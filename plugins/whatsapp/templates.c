@@ -659,6 +659,12 @@ wa_template_check(struct sb_req *req, const char *name,
 	size_t			 o;
 	int			 i, n, row = -1, rc = -1;
 
+	if (name == NULL || language == NULL) {
+		wa_err_field(req, 422, name == NULL ? "name" : "language",
+		    "REQUIRED", "a template send names the template and its "
+		    "language");
+		return (-1);
+	}
 	params[0] = name;
 	r = wa_api->db_query(wa_self, "SELECT language, status, "
 	    "components::text FROM whatsapp_templates WHERE name = $1 "
