@@ -9,6 +9,7 @@
 //           { status: 500, code: 2 }, { delayMs: 3000 }])
 //                                             // the next message sends answer so, in order;
 //                                             // code alone means HTTP 400
+//   g.failUploads([{ status: 500, code: 1 }]) // the next media uploads answer so, in order
 //   g.delayAll = 30                           // every send answers that many ms late
 //   g.hold(); ... g.release()                 // sends wait unanswered (and uncounted)
 //   g.sends('+15551234567')                   // messages accepted (200) to that number
@@ -172,12 +173,14 @@ export async function startGraph({ accessToken = `EAAJB${hex(24)}`, appSecret = 
   phoneNumberId = numericId(), wabaId = numericId(), displayPhoneNumber = '15550783881' } = {}) {
   const g = {
     accessToken, appSecret, phoneNumberId, wabaId, displayPhoneNumber,
-    messages: new Map(), requests: [], failures: [], counts: new Map(), media: new Map(), uploads: [],
+    messages: new Map(), requests: [], failures: [], uploadFailures: [], counts: new Map(), media: new Map(),
+    uploads: [],
     templates: DEFAULT_TEMPLATES.map((t) => ({ ...t, id: numericId() })),
     delayAll: 0, gate: null, open: null, server: null, port: 0, url: '',
     autoStatus: null, inflight: new Set(), deliveries: 0,
     async idle() { while (this.inflight.size) await Promise.allSettled([...this.inflight]); },
     fail(list) { this.failures.push(...list); },
+    failUploads(list) { this.uploadFailures.push(...list); },
     sends(to) { return this.counts.get(digits(to)) ?? 0; },
     hold() { if (!this.gate) this.gate = new Promise((r) => { this.open = r; }); },
     release() { if (this.open) this.open(); this.gate = null; this.open = null; },
@@ -379,6 +382,8 @@ async function upload(g, res, req, raw, query) {
   if (product !== 'whatsapp') return fail(res, 400, 100, { details: 'The parameter messaging_product is required.' });
   if (!file || typeof file === 'string') return fail(res, 400, 100, { details: 'The parameter file is required.' });
   if (!mime) return fail(res, 400, 100, { details: 'The parameter type is required.' });
+  const f = g.uploadFailures.shift();
+  if (f) return fail(res, f.status ?? CODES[f.code]?.[2] ?? 400, f.code ?? (f.status >= 500 ? 1 : 100), f);
   const id = g.addMedia(Buffer.from(await file.arrayBuffer()), mime.split(';')[0].trim());
   return answer(res, 200, { id });
 }
