@@ -35,7 +35,6 @@
 #define self	wa_self
 
 #define FETCH_KIND		"whatsapp.media_fetch"
-#define SPOOL_DIR		"var/whatsapp"
 #define MB			(1024ULL * 1024)
 #define MEDIA_MAX		(100 * MB)	/* WhatsApp's largest: documents */
 #define TRANSFER_MS		240000		/* one upload or download */
@@ -292,7 +291,7 @@ spool_open(void)
 	    O_NOFOLLOW | O_CLOEXEC, 0600)) == -1)
 		return (-1);
 	if (unlinkat(spool_fd, name, 0) == -1)
-		api->log(self, SB_LOG_WARN, "%s/%s: %s", SPOOL_DIR, name,
+		api->log(self, SB_LOG_WARN, "%s/%s: %s", wa_conf.spool_dir, name,
 		    strerror(errno));
 	return (fd);
 }
@@ -522,7 +521,7 @@ upload_start(int64_t media_id, wa_media_cb cb, void *arg)
 	    (size_t)tl >= sizeof(tail))
 		goto out;
 	if ((tmp = spool_open()) == -1) {
-		api->log(self, SB_LOG_ERROR, "%s: %s", SPOOL_DIR,
+		api->log(self, SB_LOG_ERROR, "%s: %s", wa_conf.spool_dir,
 		    strerror(errno));
 		goto out;
 	}
@@ -861,7 +860,7 @@ fetch_meta_done(struct sb_plugin *p, const struct sb_http_response *res,
 	if (mime[0] != '\0')
 		(void)snprintf(f->mime, sizeof(f->mime), "%s", mime);
 	if ((f->fd = spool_open()) == -1) {
-		(void)snprintf(err, sizeof(err), "%s: %s", SPOOL_DIR,
+		(void)snprintf(err, sizeof(err), "%s: %s", wa_conf.spool_dir,
 		    strerror(errno));
 		fetch_retry(f, err, 0);
 		goto out;
@@ -1022,9 +1021,9 @@ wa_media_setup(struct sb_plugin *p)
 	if (api->job_kind_add(p, &fetch_kind) != SB_OK)
 		return (SB_ERROR);
 	/* Created when missing, owned by the worker user (the host's). */
-	if ((spool_fd = api->dir_open(p, SPOOL_DIR)) == -1) {
+	if ((spool_fd = api->dir_open(p, wa_conf.spool_dir)) == -1) {
 		api->log(p, SB_LOG_ERROR, "%s: cannot prepare it (see the "
-		    "host's log line)", SPOOL_DIR);
+		    "host's log line)", wa_conf.spool_dir);
 		return (SB_ERROR);
 	}
 	return (api->seccomp_allow(p, nrs, sizeof(nrs) / sizeof(nrs[0])));

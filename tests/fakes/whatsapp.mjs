@@ -173,14 +173,12 @@ export async function startGraph({ accessToken = `EAAJB${hex(24)}`, appSecret = 
   phoneNumberId = numericId(), wabaId = numericId(), displayPhoneNumber = '15550783881' } = {}) {
   const g = {
     accessToken, appSecret, phoneNumberId, wabaId, displayPhoneNumber,
-    messages: new Map(), requests: [], failures: [], uploadFailures: [], counts: new Map(), media: new Map(),
-    uploads: [],
+    messages: new Map(), requests: [], failures: [], counts: new Map(), media: new Map(), uploads: [],
     templates: DEFAULT_TEMPLATES.map((t) => ({ ...t, id: numericId() })),
     delayAll: 0, gate: null, open: null, server: null, port: 0, url: '',
     autoStatus: null, inflight: new Set(), deliveries: 0,
     async idle() { while (this.inflight.size) await Promise.allSettled([...this.inflight]); },
     fail(list) { this.failures.push(...list); },
-    failUploads(list) { this.uploadFailures.push(...list); },
     sends(to) { return this.counts.get(digits(to)) ?? 0; },
     hold() { if (!this.gate) this.gate = new Promise((r) => { this.open = r; }); },
     release() { if (this.open) this.open(); this.gate = null; this.open = null; },
@@ -197,6 +195,7 @@ export async function startGraph({ accessToken = `EAAJB${hex(24)}`, appSecret = 
       this.port = this.server.address().port;
       this.url = `http://127.0.0.1:${this.port}`;
     },
+    failUploads(list) { (this.uploadFailures ??= []).push(...list); },
     async stop() {
       this.release();
       this.server.closeAllConnections?.();
@@ -382,7 +381,7 @@ async function upload(g, res, req, raw, query) {
   if (product !== 'whatsapp') return fail(res, 400, 100, { details: 'The parameter messaging_product is required.' });
   if (!file || typeof file === 'string') return fail(res, 400, 100, { details: 'The parameter file is required.' });
   if (!mime) return fail(res, 400, 100, { details: 'The parameter type is required.' });
-  const f = g.uploadFailures.shift();
+  const f = g.uploadFailures?.shift();
   if (f) return fail(res, f.status ?? CODES[f.code]?.[2] ?? 400, f.code ?? (f.status >= 500 ? 1 : 100), f);
   const id = g.addMedia(Buffer.from(await file.arrayBuffer()), mime.split(';')[0].trim());
   return answer(res, 200, { id });

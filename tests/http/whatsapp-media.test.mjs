@@ -43,7 +43,7 @@ before(async () => {
     media: { dir: freshDir('media'), image_max: '20000000' },
     whatsapp: { access_token: g.accessToken, phone_number_id: g.phoneNumberId, waba_id: g.wabaId,
       app_secret: g.appSecret, verify_token: 'verify-token-for-tests', graph_api_url: g.url,
-      messages_per_minute: '0' } } });
+      messages_per_minute: '0', spool_dir: freshDir('wa-spool') } } });
   admin = await srv.login();
 });
 
