@@ -496,6 +496,7 @@ upload_start(int64_t media_id, wa_media_cb cb, void *arg)
 	if ((m = wa_media->metadata(self, media_id)) == NULL) {
 		api->log(self, SB_LOG_WARN, "media %" PRId64 ": no such item",
 		    media_id);
+		rc = -2;
 		goto out;
 	}
 	if ((src = wa_media->open(self, media_id, &size)) == -1) {

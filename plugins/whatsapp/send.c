@@ -1036,7 +1036,10 @@ send_run(struct sb_job *job)
 	if (media_id > 0) {
 		rc = wa_media_graph_id(media_id, graph_id, sizeof(graph_id),
 		    media_ready, c);
-		if (rc == -1)
+		if (rc == -2)
+			media_ready(NULL, 0, "the attachment no longer exists",
+			    c);
+		else if (rc == -1)
 			later(c, 0, "media upload could not start", NULL, 0);
 		else if (rc == 1)
 			send_graph(c, graph_id);

@@ -153,7 +153,8 @@ int	wa_media_setup(struct sb_plugin *);
  * exactly once, later, on the worker's loop: graph_id on success; else
  * NULL with err (for a person) and retryable (1: try again later, e.g.
  * 429/5xx/transport; 0: never, e.g. the item is gone or Graph refused
- * the file).  -1 (cb never runs) on a local or database error.
+ * the file).  -1 (cb never runs) on a local or database error; -2 (cb
+ * never runs) when the media plugin has no such item (erased).
  */
 typedef void	(*wa_media_cb)(const char *graph_id, int retryable,
 		    const char *err, void *arg);

@@ -63,7 +63,7 @@ function conf(fake, extra = {}) {
   return { access_token: fake.accessToken, phone_number_id: fake.phoneNumberId, waba_id: fake.wabaId,
     app_secret: fake.appSecret, verify_token: 'verify-token-for-tests', graph_api_url: fake.url,
     graph_api_version: 'v21.0', timeout_ms: '3000', template_sync_interval_s: '0', messages_per_minute: '0',
-    ...extra };
+    spool_dir: freshDir('wa-spool'), ...extra };
 }
 
 before(async () => {
