@@ -328,16 +328,15 @@ tpl_list(struct sb_req *req)
 }
 
 /*
- * One sync job at a time: the key names the last sync job that
- * finished, so clicks while one is queued or running are that job, and
- * the first click after it finishes is a new one.
+ * Clicks while a sync waits are that sync: its key names the generation
+ * of syncs started (whatsapp_template_sync), which the job moves on as it
+ * starts, so a click while one runs queues the next.
  */
 static void
 tpl_sync(struct sb_req *req)
 {
 	struct sb_job_opts	 opts;
 	struct sb_db_res	*r;
-	const char		*params[1] = { SYNC_KIND };
 	char			 key[64];
 	int			 ok;
 
@@ -347,12 +346,11 @@ tpl_sync(struct sb_req *req)
 		    NULL);
 		return;
 	}
-	r = wa_api->db_query(wa_self, "SELECT id FROM jobs WHERE kind = $1 "
-	    "AND status IN ('done', 'dead') ORDER BY id DESC LIMIT 1", 1,
-	    params);
-	if ((ok = wa_api->db_ok(r)))
-		(void)snprintf(key, sizeof(key), "%s+%s", SYNC_KIND,
-		    wa_api->db_rows(r) == 1 ? wa_api->db_value(r, 0, 0) : "0");
+	r = wa_api->db_query(wa_self, "SELECT generation FROM "
+	    "whatsapp_template_sync WHERE id = 1", 0, NULL);
+	if ((ok = wa_api->db_ok(r) && wa_api->db_rows(r) == 1))
+		(void)snprintf(key, sizeof(key), "%s@%s", SYNC_KIND,
+		    wa_api->db_value(r, 0, 0));
 	wa_api->db_free(r);
 	if (!ok) {
 		wa_err_db(req);
@@ -386,6 +384,14 @@ sync_run(struct sb_job *job)
 		return;
 	}
 	s->job = job;
+	/* Started: a sync asked for from now on is a new job. */
+	if (sb_db_count(wa_api, wa_self, "UPDATE whatsapp_template_sync SET "
+	    "generation = generation + 1 WHERE id = 1 RETURNING 1", 0,
+	    NULL) != 1) {
+		sync_free(s);
+		wa_api->job_retry(job, "database error", 0);
+		return;
+	}
 	if (sync_fetch(s, NULL) == -1) {
 		wa_api->job_fail(job, "cannot make the Graph request "
 		    "(graph_api_url, waba_id or access_token too long or "

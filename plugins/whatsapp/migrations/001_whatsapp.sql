@@ -123,6 +123,15 @@ CREATE TABLE whatsapp_templates (
     PRIMARY KEY (name, language)
 );
 
+-- Template syncs started so far: a sync asked for while one waits is that
+-- one (its job's key names this generation); one asked for while a sync
+-- runs is a new job.
+CREATE TABLE whatsapp_template_sync (
+    id          integer PRIMARY KEY CHECK (id = 1),
+    generation  bigint NOT NULL DEFAULT 0
+);
+INSERT INTO whatsapp_template_sync (id) VALUES (1);
+
 -- A media item uploaded to Graph for a phone number id: Graph keeps
 -- uploads for 30 days, so an id older than `expires_at` is uploaded again.
 CREATE TABLE whatsapp_media_uploads (
