@@ -102,6 +102,17 @@ test(`kill -9 a worker mid-burst of ${N} sends: each message is sent exactly onc
     assert.equal(g.messages.get(row.wa_message_id)?.biz_opaque_callback_data, `sb:${row.id}`);
   }
   assert.equal(g.sends(from), total);
+  // The kill hit sends in flight: their jobs lost the lease and ran
+  // again (finding the message adopted, or sending it), and every send
+  // job is finished now.
+  await poll(async () => {
+    const [x] = await sql("SELECT count(*)::int AS n FROM jobs WHERE kind = 'whatsapp.send' AND status <> 'done'");
+    return x.n === 0;
+  }, { timeout: 180000, interval: 500 });
+  const [lost] = await sql("SELECT count(*)::int AS n FROM jobs WHERE kind = 'whatsapp.send' "
+    + "AND last_error LIKE 'lease expired%'");
+  assert.ok(lost.n >= 1, 'no send job was running on the killed worker');
+  assert.equal(g.sends(from), total, 'a re-run sent something twice');
   // Kore restarted the worker; the server still serves.
   assert.equal((await srv.request('GET', '/healthz')).status, 200);
 });
