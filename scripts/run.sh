@@ -44,10 +44,12 @@ if [[ -z ${SB_DATA_KEY:-} ]]; then
 	SB_DATA_KEY=$(secret data_key)
 	export SB_DATA_KEY
 fi
+# The media plugin's store and the whatsapp plugin's spool, beside the
+# other state.
+export SB_MEDIA_DIR=${SB_MEDIA_DIR:-$VAR/media}
+export SB_WHATSAPP_SPOOL_DIR=${SB_WHATSAPP_SPOOL_DIR:-$VAR/whatsapp}
 # The key of blind indexes (equality lookups on sealed values): separate
 # from the data key, so that rotating the data key keeps every index.
-# The media plugin's store, beside the other state.
-export SB_MEDIA_DIR=${SB_MEDIA_DIR:-$VAR/media}
 if [[ -z ${SB_INDEX_KEY:-} ]]; then
 	SB_INDEX_KEY=$(secret index_key)
 	export SB_INDEX_KEY

@@ -56,13 +56,15 @@ export const TEST_PLUGINS = {
 
 // TEST_PLUGINS plus every product plugin that is built, for the suites
 // that check every route (the authorisation matrix, OpenAPI).
-export const PRODUCT_PLUGINS = ['audit', 'concierge', 'calls', 'notifications', 'customers', 'media', 'telephony'];
+export const PRODUCT_PLUGINS = ['audit', 'concierge', 'calls', 'notifications', 'customers', 'media', 'telephony',
+  'whatsapp'];
 export function allPlugins() {
   const out = { ...TEST_PLUGINS };
   for (const name of PRODUCT_PLUGINS)
     if (existsSync(`${BUILD}/plugins/${name}.so`)) out[name] = {};
   // Each server its own media store (the host creates it for the worker user).
   if (out.media) out.media = { dir: freshDir('media') };
+  if (out.whatsapp) out.whatsapp = { spool_dir: freshDir('wa-spool') };
   return out;
 }
 
