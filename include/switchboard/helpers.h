@@ -110,4 +110,79 @@ sb_db_count(const struct sb_host_api *api, struct sb_plugin *p,
 	return (n);
 }
 
+/* s cut to at most max bytes at a UTF-8 character boundary (a timeline's
+ * summary, a preview), in place. */
+static inline void
+sb_utf8_cut(char *s, size_t max)
+{
+	size_t	n;
+
+	if (s == NULL || strlen(s) <= max)
+		return;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	s[n] = '\0';
+}
+
+/* n bytes at p set to zero in a way the compiler keeps (explicit_bzero
+ * without needing _DEFAULT_SOURCE): for plaintext before it is freed. */
+static inline void
+sb_wipe(void *p, size_t n)
+{
+	volatile unsigned char	*v = (volatile unsigned char *)p;
+
+	while (n-- > 0)
+		*v++ = 0;
+}
+
+/*
+ * row.col, a value the plugin sealed, replaced by row.key with its
+ * plaintext (JSON null when absent or when it does not open); the
+ * plaintext is wiped before it is freed.
+ */
+static inline void
+sb_unseal_into(const struct sb_host_api *api, struct sb_plugin *p,
+    json_t *row, const char *col, const char *key)
+{
+	const char	*v = sb_jstr(row, col);
+	char		*plain = NULL;
+
+	if (v != NULL)
+		plain = api->unseal(p, v, NULL);
+	json_object_set_new(row, key, plain != NULL ? json_string(plain) :
+	    json_null());
+	if (plain != NULL) {
+		sb_wipe(plain, strlen(plain));
+		free(plain);
+	}
+	json_object_del(row, col);
+}
+
+/*
+ * Transaction-scoped advisory locks on every key of keys (an array of
+ * strings; duplicates are fine), taken in the order of their hash, so
+ * that two transactions locking overlapping sets never wait on each other
+ * in a cycle.  0, or -1 on a database error.
+ */
+static inline int
+sb_db_lock_keys(const struct sb_host_api *api, struct sb_plugin *p,
+    json_t *keys)
+{
+	const char	*params[1];
+	char		*ks;
+	long long	 n;
+
+	if (json_array_size(keys) == 0)
+		return (0);
+	if ((ks = json_dumps(keys, JSON_COMPACT)) == NULL)
+		return (-1);
+	params[0] = ks;
+	n = sb_db_count(api, p, "SELECT pg_advisory_xact_lock(h) FROM (SELECT "
+	    "DISTINCT hashtext(k) AS h FROM jsonb_array_elements_text("
+	    "$1::jsonb) AS a (k) ORDER BY 1) x", 1, params);
+	free(ks);
+	return (n < 0 ? -1 : 0);
+}
+
 #endif /* SWITCHBOARD_HELPERS_H */

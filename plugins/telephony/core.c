@@ -164,18 +164,7 @@ tel_hook_ok(struct sb_req *req, const char *prov)
 void
 tel_unseal_into(json_t *row, const char *col, const char *key)
 {
-	const char	*v = sb_jstr(row, col);
-	char		*plain = NULL;
-
-	if (v != NULL)
-		plain = api->unseal(self, v, NULL);
-	json_object_set_new(row, key, plain != NULL ? json_string(plain) :
-	    json_null());
-	if (plain != NULL) {
-		explicit_bzero(plain, strlen(plain));
-		free(plain);
-	}
-	json_object_del(row, col);
+	sb_unseal_into(api, self, row, col, key);
 }
 
 /* "2026-12-07" or an RFC 3339 time. */

@@ -1504,12 +1504,11 @@ drain_run(struct sb_job *job)
 	struct sb_db_res	*r;
 	struct sb_job_opts	 opts;
 	const char		*params[1], *prov, *kind;
-	char			 lim[16], key[64], lk[160], *locks_s;
+	char			 lim[16], key[64], lk[160];
 	json_t			*rows = NULL, *locks = NULL, *pubs = NULL;
 	json_t			*f;
 	size_t			 i;
 	int			 n;
-	long long		 nl;
 
 	(void)snprintf(lim, sizeof(lim), "%d", DRAIN_BATCH);
 	params[0] = lim;
@@ -1543,19 +1542,9 @@ drain_run(struct sb_job *job)
 		    sb_jstr(json_object_get(f, "f"), "sid"));
 		json_array_append_new(locks, json_string(lk));
 	}
-	if (json_array_size(locks) > 0) {
-		/* tel_sid_lock()'s keys, in the order of their hash. */
-		if ((locks_s = json_dumps(locks, JSON_COMPACT)) == NULL)
-			goto dberr;
-		params[0] = locks_s;
-		nl = sb_db_count(api, self, "SELECT pg_advisory_xact_lock(h) "
-		    "FROM (SELECT DISTINCT hashtext(k) AS h FROM "
-		    "jsonb_array_elements_text($1::jsonb) AS a (k) ORDER BY 1) x",
-		    1, params);
-		free(locks_s);
-		if (nl == -1)
-			goto dberr;
-	}
+	/* tel_sid_lock()'s keys, in the order of their hash. */
+	if (sb_db_lock_keys(api, self, locks) == -1)
+		goto dberr;
 	json_array_foreach(rows, i, f) {
 		prov = sb_jstr(f, "p");
 		kind = sb_jstr(f, "k");
@@ -1729,14 +1718,7 @@ timeline_items(struct sb_plugin *p, int64_t customer_id, const json_t *before,
 	out = json_array();
 	for (i = 0; i < api->db_rows(r); i++) {
 		body = api->unseal(p, api->db_value(r, i, 3), NULL);
-		if (body != NULL && strlen(body) > 140) {
-			/* Cut at a character boundary. */
-			size_t n = 140;
-
-			while (n > 0 && ((unsigned char)body[n] & 0xC0) == 0x80)
-				n--;
-			body[n] = '\0';
-		}
+		sb_utf8_cut(body, 140);
 		row = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s}",
 		    "channel", "sms", "kind", "message", "id",
 		    (json_int_t)strtoll(api->db_value(r, i, 0), NULL, 10),

@@ -572,12 +572,11 @@ drain_run(struct sb_job *job)
 	struct sb_db_res	*r;
 	struct sb_job_opts	 opts;
 	const char		*params[1];
-	char			 lim[16], key[64], lk[200], *locks_s;
+	char			 lim[16], key[64], lk[200];
 	json_t			*rows = NULL, *locks = NULL, *pubs = NULL;
 	json_t			*row, *f;
 	size_t			 i;
 	int			 n;
-	long long		 nl;
 
 	(void)snprintf(lim, sizeof(lim), "%d", DRAIN_BATCH);
 	params[0] = lim;
@@ -614,14 +613,7 @@ drain_run(struct sb_job *job)
 			    sb_jstr(f, "from_index"));
 		json_array_append_new(locks, json_string(lk));
 	}
-	if ((locks_s = json_dumps(locks, JSON_COMPACT)) == NULL)
-		goto dberr;
-	params[0] = locks_s;
-	nl = sb_db_count(api, self, "SELECT pg_advisory_xact_lock(h) FROM "
-	    "(SELECT DISTINCT hashtext(k) AS h FROM jsonb_array_elements_text("
-	    "$1::jsonb) AS a (k) ORDER BY 1) x", 1, params);
-	free(locks_s);
-	if (nl == -1)
+	if (sb_db_lock_keys(api, self, locks) == -1)
 		goto dberr;
 	json_array_foreach(rows, i, row) {
 		char	 ats[24];

@@ -98,20 +98,6 @@ static struct sb_job_kind send_kind = {
 
 /* ---- messages as the API shows them ---- */
 
-static void
-unseal_into(json_t *row, const char *col, const char *key)
-{
-	const char	*v = sb_jstr(row, col);
-	char		*plain = NULL;
-
-	if (v != NULL)
-		plain = api->unseal(self, v, NULL);
-	json_object_set_new(row, key, plain != NULL ? json_string(plain) :
-	    json_null());
-	free(plain);
-	json_object_del(row, col);
-}
-
 json_t *
 wa_msg_json(json_t *row)
 {
@@ -122,8 +108,8 @@ wa_msg_json(json_t *row)
 
 	if (row == NULL)
 		return (NULL);
-	unseal_into(row, "text_sealed", "text");
-	unseal_into(row, "caption_sealed", "caption");
+	sb_unseal_into(api, self, row, "text_sealed", "text");
+	sb_unseal_into(api, self, row, "caption_sealed", "caption");
 	if (json_object_get(row, "error_code") != NULL &&
 	    !json_is_null(json_object_get(row, "error_code")))
 		json_object_set_new(row, "error", json_pack("{s:O, s:O, s:O}",

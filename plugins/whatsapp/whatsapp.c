@@ -185,7 +185,6 @@ timeline_items(struct sb_plugin *p, int64_t customer_id, const json_t *before,
 	char			 cids[24], lim[16], bid[24], *text;
 	const json_t		*b = before;
 	json_t			*out, *row;
-	size_t			 n;
 	int			 i;
 
 	(void)snprintf(cids, sizeof(cids), "%lld", (long long)customer_id);
@@ -214,13 +213,7 @@ timeline_items(struct sb_plugin *p, int64_t customer_id, const json_t *before,
 		text = NULL;
 		if (!api->db_isnull(r, i, 4))
 			text = api->unseal(p, api->db_value(r, i, 4), NULL);
-		if (text != NULL && (n = strlen(text)) > 140) {
-			/* Cut at a character boundary. */
-			n = 140;
-			while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
-				n--;
-			text[n] = '\0';
-		}
+		sb_utf8_cut(text, 140);
 		row = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s}",
 		    "channel", "whatsapp", "kind", api->db_value(r, i, 3), "id",
 		    (json_int_t)strtoll(api->db_value(r, i, 0), NULL, 10),

@@ -12,8 +12,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt, randomBytes } from 'node:crypto';
-import { startServer, TEST_PLUGINS, pgClient, withDb, databaseUrl } from './lib/harness.mjs';
-import { poll } from './lib/helpers.mjs';
+import { startServer, TEST_PLUGINS } from './lib/harness.mjs';
+import { poll, serverSql, makeStaff } from './lib/helpers.mjs';
 import { startTwilio } from '../fakes/twilio.mjs';
 
 const NB = '/api/v1/notifications';
@@ -23,24 +23,14 @@ const PUBLIC = 'https://switchboard.example.org';
 const HOOK = '/api/v1/webhooks/twilio/sms';
 const FROM = '+15005550001';
 const PASSWORD = 'staff-password-0123456789';
-const uniq = (p) => `${p}-${randomBytes(4).toString('hex')}`;
 const uniqPhone = () => `+1415${String(randomInt(1000000, 9999999))}`;
 
 let srv, tw;
 const U = {};	// name -> {id, token}
 
-async function sql(text, params = []) {
-  const c = await pgClient(withDb(databaseUrl(), srv.database));
-  try { return (await c.query(text, params)).rows; } finally { await c.end(); }
-}
+const sql = (text, params) => serverSql(srv, text, params);
 
-async function makeUser(adminToken, name, role) {
-  const username = uniq(name);
-  const r = await srv.request('POST', '/api/v1/users', { token: adminToken,
-    json: { username, password: PASSWORD, name, email: `${username}@example.org`, role } });
-  assert.equal(r.status, 201, r.text);
-  return { id: r.body.id, name, token: await srv.login(username, PASSWORD) };
-}
+const makeUser = (adminToken, name, role) => makeStaff(srv, adminToken, name, role, PASSWORD);
 
 before(async () => {
   tw = await startTwilio();

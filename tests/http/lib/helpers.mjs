@@ -390,3 +390,19 @@ export async function workerConnections(srv, n, { password = ADMIN_PASSWORD, tim
     close() { for (const c of conns.values()) c.close(); },
   };
 }
+
+// Rows of one query against a test server's own database.
+export async function serverSql(srv, text, params = []) {
+  const c = await pgClient(withDb(databaseUrl(), srv.database));
+  try { return (await c.query(text, params)).rows; } finally { await c.end(); }
+}
+
+// A staff user made through the API (POST /api/v1/users) with a unique
+// username from `name`, signed in: {id, name, token}.
+export async function makeStaff(srv, adminToken, name, role, password = 'staff-password-0123456789') {
+  const username = `${name}-${randomBytes(4).toString('hex')}`;
+  const r = await srv.request('POST', '/api/v1/users', { token: adminToken,
+    json: { username, password, name, email: `${username}@example.org`, role } });
+  if (r.status !== 201) throw new Error(`creating ${username}: ${r.status} ${r.text}`);
+  return { id: r.body.id, name, token: await srv.login(username, password) };
+}
