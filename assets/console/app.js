@@ -22,6 +22,8 @@ const SCREENS = [
     refused: 'The Media library needs the media.manage permission, which your role does not include.' },
   { path: 'sms', label: 'SMS', group: 'Workspace', any: ['sms.read'], load: () => import('./sms.js'),
     refused: 'The SMS screen needs the sms.read permission, which your role does not include.' },
+  { path: 'whatsapp', label: 'WhatsApp', group: 'Workspace', any: ['whatsapp.read'], load: () => import('./whatsapp.js'),
+    refused: 'The WhatsApp screen needs the whatsapp.read permission, which your role does not include.' },
   { path: 'calls', label: 'Calls', group: 'Workspace', any: ['voice.read'], load: () => import('./calls.js'),
     refused: 'The Calls screen needs the voice.read permission, which your role does not include.' },
   { path: 'dashboard', label: 'Dashboard', group: 'Admin', any: ['system.read'], load: () => import('./admin/dashboard.js') },

@@ -38,7 +38,7 @@ test('every console screen passes axe (no serious or critical violations)', asyn
     ['queues', 'Queues'], [`query/${q.body.query.id}`, 'Ada Donor'], ['search', 'Search'],
     ['inbox', 'Notifications'], ['profile', null], ['dashboard', 'Dashboard'], ['users', 'Users'],
     ['roles', 'Roles'], ['api-keys', 'API keys'], ['plugins', 'Plugins'], ['jobs', 'Jobs'],
-    ['audit', 'Audit log'], ['media', 'Media'], ['sms', 'SMS'], ['calls', null], ['plugin/example/notes', null],
+    ['audit', 'Audit log'], ['media', 'Media'], ['sms', 'SMS'], ['whatsapp', 'WhatsApp'], ['calls', null], ['plugin/example/notes', null],
   ];
   for (const [path, heading] of screens) {
     await page.goto(`/#/${path}`);
