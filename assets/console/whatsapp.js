@@ -44,10 +44,15 @@ const customer = (c) => c.customer_name || c.wa_id || `Conversation ${c.id}`;
 
 // The 24-hour window: open while window_expires_at is in the future.
 const windowLeft = (c) => (c?.window_expires_at ? Date.parse(c.window_expires_at) - Date.now() : -1);
-const windowOpen = (c) => windowLeft(c) > 0;
+// A window the server has called closed (a 409 on a send) stays closed
+// on this page, whatever this computer's clock says, until the customer
+// writes again (window_expires_at moves): conversation id -> the
+// window_expires_at the server refused.
+const refused = new Map();
+const windowOpen = (c) => windowLeft(c) > 0 && !(refused.has(c.id) && refused.get(c.id) === (c.window_expires_at ?? null));
 export function windowText(c) {
   const left = windowLeft(c);
-  if (!(left > 0)) return 'Window closed';
+  if (!windowOpen(c)) return 'Window closed';
   const min = Math.ceil(left / MINUTE);
   const hrs = Math.floor(min / 60);
   return hrs ? `Window closes in ${hrs} h ${min % 60} m` : `Window closes in ${min} m`;
@@ -321,11 +326,12 @@ export function mount(root, ctx, params) {
     if (!c) return;
     threadTitle.textContent = `Conversation with ${customer(c)}`;
     const who = userName(c.assigned_to);
-    threadInfo.append(
+    threadInfo.append(...[
       c.customer_name ? h('span', { class: 'wa-number' }, c.wa_id) : null,
       h('span', { class: `pill ${STATUS_PILL[c.status] || ''}`, 'data-testid': 'whatsapp-status' }, STATUS_WORDS[c.status] || c.status),
       windowLabel(c, { 'data-testid': 'whatsapp-window' }),
-      h('span', { class: 'wa-assigned', 'data-testid': 'whatsapp-assigned' }, who ? `Assigned to ${who}` : 'Unassigned'));
+      h('span', { class: 'wa-assigned', 'data-testid': 'whatsapp-assigned' }, who ? `Assigned to ${who}` : 'Unassigned'),
+    ].filter(Boolean));
     closedNote.hidden = c.status !== 'CLOSED';
     if (canSend) {
       composer.hidden = c.status === 'CLOSED';
@@ -374,8 +380,8 @@ export function mount(root, ctx, params) {
     return { targets, reactions };
   }
 
-  function drawThread() {
-    const atEnd = thread.scrollHeight - thread.scrollTop - thread.clientHeight < 40;
+  function drawThread(toEnd) {
+    const atEnd = toEnd || thread.scrollHeight - thread.scrollTop - thread.clientHeight < 40;
     clear(thread);
     const list = threadList();
     const { targets, reactions } = reactionsOf(list);
@@ -403,7 +409,7 @@ export function mount(root, ctx, params) {
   }
 
   // Everything after the last message seen (all of it when after is null).
-  async function loadMessages(id, after) {
+  async function loadMessages(id, after, toEnd) {
     let from = after;
     for (;;) {
       const r = await api.get(`/api/v1/whatsapp/conversations/${id}/messages${qs({ after_id: from, limit: MSG_PAGE })}`);
@@ -413,7 +419,7 @@ export function mount(root, ctx, params) {
       if (page.length < MSG_PAGE) break;
       from = Math.max(...page.map((m) => m.id));
     }
-    drawThread();
+    drawThread(toEnd);
   }
 
   let reading = null;
@@ -445,6 +451,9 @@ export function mount(root, ctx, params) {
       textIn.value = '';
       sendErr.textContent = '';
       actionErr.textContent = '';
+      tplNote.textContent = '';
+      tplSel.value = '';
+      drawTemplate();
     }
     open = id;
     threadHint.hidden = true;
@@ -464,7 +473,7 @@ export function mount(root, ctx, params) {
         drawList();
         drawHeader();
       }
-      await loadMessages(id, null);
+      await loadMessages(id, null, true);
       if (alive && open === id) markRead();
     } catch (e) {
       if (alive && open === id) threadErr.textContent = `This conversation did not load: ${errorText(e)}`;
@@ -536,7 +545,7 @@ export function mount(root, ctx, params) {
       templates = (r.data || []).filter((x) => !x.status || x.status === 'APPROVED');
       clear(tplSel);
       tplSel.append(h('option', { value: '' }, templates.length ? 'Choose a template' : 'No approved templates'),
-        templates.map((x, i) => h('option', { value: String(i) }, `${x.name} (${x.language})`)));
+        ...templates.map((x, i) => h('option', { value: String(i) }, `${x.name} (${x.language})`)));
       drawTemplate();
     } catch (e) {
       templates = null;
@@ -569,9 +578,9 @@ export function mount(root, ctx, params) {
   function sendFailed(err) {
     if (err.status === 409 && err.errors?.[0]?.field === 'window') {
       // The window closed meanwhile: ask again and offer the templates.
-      api.get(`/api/v1/whatsapp/conversations/${open}`).then((c) => { if (alive) upsertConv(c); }).catch(() => {});
       const c = convs.get(open);
-      if (c) convs.set(open, { ...c, window_expires_at: null });
+      if (c) refused.set(c.id, c.window_expires_at ?? null);
+      api.get(`/api/v1/whatsapp/conversations/${open}`).then((x) => { if (alive) upsertConv(x); }).catch(() => {});
       setMode('The 24-hour window has closed: the message was not sent. Only an approved template can be sent now.');
       tick();
       return;
