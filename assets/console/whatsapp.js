@@ -17,7 +17,8 @@ const PAGE = 50;
 const MSG_PAGE = 200;
 const MINUTE = 60000;
 
-// The list views: the statuses each asks the server for ([] is all).
+// The list views: the statuses each asks the server for ([] is all; the
+// server takes several, comma-separated, in one list).
 const VIEWS = [
   { key: 'open', label: 'Open', statuses: ['NEW', 'ACTIVE'] },
   { key: 'expired', label: 'Expired', statuses: ['EXPIRED'] },
@@ -40,7 +41,9 @@ const mergeConv = (old, c) => (old && old.updated_at && c.updated_at && c.update
 
 const activity = (c) => c.last_message_at || c.updated_at || c.created_at || '';
 const byActivity = (a, b) => (activity(a) === activity(b) ? b.id - a.id : (activity(a) < activity(b) ? 1 : -1));
-const customer = (c) => c.customer_name || c.wa_id || `Conversation ${c.id}`;
+// The customer's number: `phone` (E.164), or wa_id (Meta's digits).
+const number = (c) => c.phone || (c.wa_id ? `+${String(c.wa_id).replace(/^\+/, '')}` : null);
+const customer = (c) => c.customer_name || number(c) || `Conversation ${c.id}`;
 
 // The 24-hour window: open while window_expires_at is in the future.
 const windowLeft = (c) => (c?.window_expires_at ? Date.parse(c.window_expires_at) - Date.now() : -1);
@@ -171,7 +174,7 @@ export function mount(root, ctx, params) {
   let users = null;			// id -> user, when the caller may list them
   const convs = new Map();		// id -> conversation
   const msgs = new Map();		// id -> message of the open conversation
-  let cursors = {};			// status ('' for all) -> next cursor
+  let cursor = null;			// the list's next page
 
   /* ------------------------------------------------------------ layout */
   const mineBox = h('input', { type: 'checkbox', id: 'wa-mine', name: 'mine',
@@ -284,21 +287,34 @@ export function mount(root, ctx, params) {
   async function loadList(reset) {
     const my = ++listSeq;
     listErr.textContent = '';
-    if (reset) cursors = Object.fromEntries((view.statuses.length ? view.statuses : ['']).map((s) => [s, null]));
-    const want = Object.keys(cursors).filter((s) => reset || cursors[s]);
+    if (reset) cursor = null;
     try {
-      const pages = await Promise.all(want.map((s) => api.get(`/api/v1/whatsapp/conversations${qs({
-        status: s, assigned_to: mine ? me : null, limit: PAGE, cursor: cursors[s] })}`)));
+      const r = await api.get(`/api/v1/whatsapp/conversations${qs({
+        status: view.statuses.join(','), assigned_to: mine ? me : null, limit: PAGE, cursor })}`);
       if (!alive || my !== listSeq) return;
-      pages.forEach((r, i) => {
-        cursors[want[i]] = r.next_cursor ?? null;
-        for (const c of r.data || []) convs.set(c.id, mergeConv(convs.get(c.id), c));
-      });
-      more.hidden = !Object.values(cursors).some(Boolean);
+      cursor = r.next_cursor ?? null;
+      for (const c of r.data || []) convs.set(c.id, mergeConv(convs.get(c.id), c));
+      more.hidden = !cursor;
       drawList();
     } catch (e) {
       if (alive && my === listSeq) listErr.textContent = `The conversations did not load: ${errorText(e)}`;
     }
+  }
+
+  // The room's events carry no number, name or message text: a
+  // conversation not on screen yet, or with a new last message, is
+  // fetched whole; otherwise the event is merged into what is known.
+  async function onConvEvent(e) {
+    const old = convs.get(e.id);
+    const lastId = e.last_message?.id;
+    if (old && (!e.last_message || (lastId !== undefined && lastId === old.last_message?.id))) {
+      upsertConv({ ...e, last_message: e.last_message ? { ...old.last_message, ...e.last_message } : old.last_message });
+      return;
+    }
+    try {
+      const c = await api.get(`/api/v1/whatsapp/conversations/${e.id}`);
+      if (alive) upsertConv(c);
+    } catch { /* gone meanwhile, or not ours to see */ }
   }
 
   function upsertConv(c) {
@@ -327,7 +343,7 @@ export function mount(root, ctx, params) {
     threadTitle.textContent = `Conversation with ${customer(c)}`;
     const who = userName(c.assigned_to);
     threadInfo.append(...[
-      c.customer_name ? h('span', { class: 'wa-number' }, c.wa_id) : null,
+      c.customer_name && number(c) ? h('span', { class: 'wa-number' }, number(c)) : null,
       h('span', { class: `pill ${STATUS_PILL[c.status] || ''}`, 'data-testid': 'whatsapp-status' }, STATUS_WORDS[c.status] || c.status),
       windowLabel(c, { 'data-testid': 'whatsapp-window' }),
       h('span', { class: 'wa-assigned', 'data-testid': 'whatsapp-assigned' }, who ? `Assigned to ${who}` : 'Unassigned'),
@@ -648,7 +664,7 @@ export function mount(root, ctx, params) {
   /* --------------------------------------------------------------- live */
   function onEvent(f) {
     if (!f.data) return;
-    if (f.event === 'whatsapp.conversation.updated') upsertConv(f.data);
+    if (f.event === 'whatsapp.conversation.updated') onConvEvent(f.data);
     else if (f.event === 'whatsapp.message.created' || f.event === 'whatsapp.message.status') {
       if (f.data.conversation_id !== open) return;
       upsertMsg(f.data);

@@ -45,7 +45,7 @@ const deliver = async (payload) => {
 const conversationOf = (wa) => poll(async () => {
   const r = await api('GET', '/api/v1/whatsapp/conversations?limit=200');
   assert.equal(r.status, 200, r.text);
-  return r.body.data.find((c) => c.wa_id === `+${wa}`);
+  return r.body.data.find((c) => digits(c.wa_id) === wa);
 });
 
 // axe-core's serious and critical violations (as tests/browser/a11y.test.mjs).
@@ -102,16 +102,29 @@ test('a customer writes, the agent replies from the inbox, and the ticks follow 
   assert.equal(graph.messages.get(wamid)?.type, 'text');
   await bubble.locator('.ticks[data-status=sent], .ticks[data-status=queued]').first().waitFor();
 
+  // Every status the bubble shows from now on, in order.
+  await page.evaluate((mid) => {
+    window.__statuses = [];
+    const t = document.querySelector('[data-testid=whatsapp-thread]');
+    const note = () => {
+      const el = t.querySelector(`[data-testid=whatsapp-message-${mid}]`);
+      if (el && window.__statuses.at(-1) !== el.dataset.status) window.__statuses.push(el.dataset.status);
+    };
+    note();
+    new MutationObserver(note).observe(t, { childList: true, subtree: true, attributes: true });
+  }, id);
   await deliver(graph.status({ id: wamid, status: 'delivered', recipient_id: wa }));
   const msg = page.getByTestId(`whatsapp-message-${id}`);
   await page.locator(`[data-testid=whatsapp-message-${id}][data-status=delivered] .ticks.wa-delivered`).waitFor();
   assert.equal(await msg.locator('.ticks [aria-hidden=true]').innerText(), '✓✓');
+  // A late `sent`, then `read`: the ticks never go back.
+  await deliver(graph.status({ id: wamid, status: 'sent', recipient_id: wa }));
   await deliver(graph.status({ id: wamid, status: 'read', recipient_id: wa }));
   await page.locator(`[data-testid=whatsapp-message-${id}][data-status=read] .ticks.wa-read`).waitFor();
-  // A late `sent` is recorded by the server and moves nothing back.
-  await deliver(graph.status({ id: wamid, status: 'sent', recipient_id: wa }));
-  await poll(async () => (await api('GET', `/api/v1/whatsapp/messages/${id}`)).body.events?.filter((e) => e.status === 'sent').length);
-  assert.equal(await msg.getAttribute('data-status'), 'read');
+  const RANK = { queued: 0, sent: 1, failed: 2, delivered: 3, read: 4 };
+  const seen = await page.evaluate(() => window.__statuses);
+  assert.deepEqual(seen, [...seen].sort((a, b) => RANK[a] - RANK[b]), `statuses shown in order: ${seen.join(' ')}`);
+  assert.equal(seen.at(-1), 'read');
   assert.equal((await api('GET', `/api/v1/whatsapp/messages/${id}`)).body.status, 'read');
   assert.equal(await page.evaluate(() => window.__noReload), mark, 'the ticks changed without a reload');
   await shot(page, 'whatsapp-read');
