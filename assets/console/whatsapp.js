@@ -667,9 +667,22 @@ export function mount(root, ctx, params) {
     if (f.event === 'whatsapp.conversation.updated') onConvEvent(f.data);
     else if (f.event === 'whatsapp.message.created' || f.event === 'whatsapp.message.status') {
       if (f.data.conversation_id !== open) return;
-      upsertMsg(f.data);
+      onMsgEvent(f.data);
       if (f.event === 'whatsapp.message.created' && f.data.direction === 'inbound') markRead();
     }
+  }
+
+  // Message events carry no text, caption or media: a message not on
+  // screen yet, or whose media has arrived since, is fetched whole; a
+  // status change of one on screen is merged into it.
+  async function onMsgEvent(e) {
+    const old = msgs.get(e.id);
+    const mediaNew = e.media_id && !(old?.media?.url && old.media_id === e.media_id);
+    if (old && !mediaNew) { upsertMsg(e); return; }
+    try {
+      const m = await api.get(`/api/v1/whatsapp/messages/${e.id}`);
+      if (alive) upsertMsg(m);
+    } catch { /* erased meanwhile, or not ours to see */ }
   }
   const offList = ctx.subscribe('whatsapp', onEvent);
   // A room subscribed (again, after a reconnect): what changed meanwhile
