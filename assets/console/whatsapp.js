@@ -262,6 +262,8 @@ export function mount(root, ctx, params) {
   const visible = (c) => (view.statuses.length === 0 || view.statuses.includes(c.status)) && (!mine || c.assigned_to === me);
 
   function drawList() {
+    // A keyboard user on a conversation keeps the focus through a redraw.
+    const had = convList.contains(document.activeElement) ? document.activeElement.closest('li')?.dataset.conversationId : null;
     clear(convList);
     const list = [...convs.values()].filter(visible).sort(byActivity);
     for (const c of list) {
@@ -281,6 +283,7 @@ export function mount(root, ctx, params) {
         ' ', windowLabel(c)))));
     }
     convEmpty.hidden = list.length > 0;
+    if (had) convList.querySelector(`li[data-conversation-id="${had}"] button`)?.focus();
     tick();
   }
 
