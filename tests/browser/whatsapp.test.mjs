@@ -13,7 +13,7 @@ import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { ROOT } from '../http/lib/harness.mjs';
+import { ROOT, freshDir } from '../http/lib/harness.mjs';
 import { launch, open, shot, signIn, assertClean } from './lib/browser.mjs';
 import { startStack } from './lib/stack.mjs';
 import { startGraph } from '../fakes/whatsapp.mjs';
@@ -31,7 +31,8 @@ before(async () => {
   graph = await startGraph();
   stack = await startStack({ plugins: { whatsapp: {
     access_token: graph.accessToken, phone_number_id: graph.phoneNumberId, waba_id: graph.wabaId,
-    app_secret: graph.appSecret, verify_token: 'browser-verify-token', graph_api_url: graph.url } } });
+    app_secret: graph.appSecret, verify_token: 'browser-verify-token', graph_api_url: graph.url,
+    messages_per_minute: '0', spool_dir: freshDir('wa-spool') } } });
   browser = await launch();
 });
 after(async () => { await browser?.close(); await stack?.stop(); await graph?.stop(); });
