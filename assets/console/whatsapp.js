@@ -415,6 +415,7 @@ export function mount(root, ctx, params) {
     if (!m?.id || m.conversation_id !== open) return;
     msgs.set(m.id, mergeMsg(msgs.get(m.id), m));
     const cur = msgs.get(m.id);
+    noteLast(cur);
     const el = thread.querySelector(`[data-message-id="${cur.id}"]`);
     if (cur.type === 'reaction') { drawThread(); return; }
     const { reactions } = reactionsOf(threadList());
@@ -425,6 +426,19 @@ export function mount(root, ctx, params) {
     thread.querySelector('[data-empty]')?.remove();
     thread.append(bubble(cur, reactions));
     if (atEnd) thread.scrollTop = thread.scrollHeight;
+  }
+
+  // The list's preview follows the open conversation's newest message
+  // (a send changes no conversation, so the room says nothing of it).
+  function noteLast(m) {
+    const c = convs.get(m.conversation_id);
+    if (!c || (c.last_message?.id && c.last_message.id > m.id)) return;
+    const last = { id: m.id, type: m.type, direction: m.direction, text: m.text, status: m.status, created_at: m.created_at,
+      template: m.template ?? undefined };
+    if (c.last_message?.id === m.id && JSON.stringify(c.last_message) === JSON.stringify({ ...c.last_message, ...last })) return;
+    convs.set(c.id, { ...c, last_message: { ...c.last_message, ...last },
+      last_message_at: c.last_message_at && c.last_message_at > m.created_at ? c.last_message_at : m.created_at });
+    drawList();
   }
 
   // Everything after the last message seen (all of it when after is null).

@@ -5,8 +5,10 @@
 // composer, and the fake's delivered and read reports move the ticks
 // without a reload (a late `sent` does not move them back); a picture the
 // customer sends shows inline; an attachment goes out by its media id;
-// and a conversation whose customer last wrote more than 24 hours ago
-// offers templates only, with the parameters filled into the preview.
+// a conversation whose customer last wrote more than 24 hours ago offers
+// templates only, with the parameters filled into the preview; and a
+// browser whose clock is behind, which still thinks the window open, is
+// turned to the templates by the server's 409.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
@@ -98,6 +100,7 @@ test('a customer writes, the agent replies from the inbox, and the ticks follow 
   await bubble.waitFor();
   const id = Number((await bubble.getAttribute('data-testid')).replace('whatsapp-message-', ''));
   assert.ok(id > 0);
+  await item.locator('.conv-last', { hasText: `You: ${text}` }).waitFor();
   const wamid = await poll(async () => (await api('GET', `/api/v1/whatsapp/messages/${id}`)).body.wa_message_id);
   assert.ok(wamid, 'the job handed the message to Graph');
   assert.equal(graph.messages.get(wamid)?.type, 'text');
@@ -217,4 +220,32 @@ test('after 24 hours without the customer the composer offers templates only', a
   assert.deepEqual(sent.template.components?.[0]?.parameters?.map((p) => p.text), ['#4711', 'Friday']);
   await w.context.close();
   assertClean(w);
+});
+
+test('a send the server refuses for the closed window turns the composer to templates', async () => {
+  const w = await open(browser, stack.base, { name: 'whatsapp-409' });
+  const { page } = w;
+  const wa = uniqWa();
+  await deliver(graph.inboundText({ from: wa, name: `Omar ${wa.slice(-4)}`, text: 'Hello from yesterday',
+    timestamp: Math.floor(Date.now() / 1000) - 86401 }));
+  const conv = await conversationOf(wa);
+  // This computer's clock is three hours behind: to it the window is open.
+  await page.clock.install({ time: Date.now() - 3 * 3600 * 1000 });
+  await signIn(page, 'admin', stack.adminPassword);
+  await page.goto('/#/whatsapp');
+  await page.getByRole('tab', { name: 'All' }).click();
+  await page.getByTestId(`whatsapp-conversation-${conv.id}`).getByRole('button').click();
+  await page.getByTestId('whatsapp-thread').locator('.msg.in', { hasText: 'Hello from yesterday' }).waitFor();
+  await page.getByTestId('whatsapp-window').filter({ hasText: /^Window closes in 2 h \d+ m$/ }).waitFor();
+  const composer = page.getByTestId('whatsapp-composer');
+  assert.equal(await composer.getAttribute('data-mode'), 'text');
+  await composer.getByLabel('Message', { exact: true }).fill('Are you still there?');
+  await composer.getByRole('button', { name: 'Send', exact: true }).click();
+  await page.getByTestId('whatsapp-template-picker').waitFor();
+  await page.getByTestId('whatsapp-window-note').filter({ hasText: 'the message was not sent' }).waitFor();
+  await page.getByTestId('whatsapp-window').filter({ hasText: 'Window closed' }).waitFor();
+  assert.equal(await composer.getAttribute('data-mode'), 'template');
+  assert.equal(graph.sends(wa), 0, 'nothing went to Graph');
+  await w.context.close();
+  assertClean(w, [/status of 409 .*\/api\/v1\/whatsapp\/messages>$/]);
 });
