@@ -4,7 +4,8 @@
 // window counting down), the agent opens it (read), replies from the
 // composer, and the fake's delivered and read reports move the ticks
 // without a reload (a late `sent` does not move them back); a picture the
-// customer sends shows inline; an attachment goes out by its media id;
+// customer sends shows inline; an agent assigns the conversation to
+// themself and back, and sends an attachment by its media id;
 // a conversation whose customer last wrote more than 24 hours ago offers
 // templates only, with the parameters filled into the preview; and a
 // browser whose clock is behind, which still thinks the window open, is
@@ -144,17 +145,30 @@ test('a customer writes, the agent replies from the inbox, and the ticks follow 
   assertClean(w);
 });
 
-test('an attachment goes out by its media id, typed from its MIME type', async () => {
+test('an agent takes the conversation and sends an attachment by its media id, typed from its MIME type', async () => {
   const w = await open(browser, stack.base, { name: 'whatsapp-attach' });
   const { page } = w;
   const wa = uniqWa();
+  const agent = await stack.user('AGENT');
   await deliver(graph.inboundText({ from: wa, name: `Ravi ${wa.slice(-4)}`, text: 'Can you send the receipt?' }));
   const conv = await conversationOf(wa);
-  await signIn(page, 'admin', stack.adminPassword);
-  await page.goto('/#/whatsapp');
+  await signIn(page, agent.username, agent.password);
+  await page.locator('nav#sidenav a', { hasText: 'WhatsApp' }).click();
   await page.getByTestId(`whatsapp-conversation-${conv.id}`).getByRole('button').click();
   const thread = page.getByTestId('whatsapp-thread');
   await thread.locator('.msg.in', { hasText: 'Can you send the receipt?' }).waitFor();
+  // An agent may not list the users: assign to oneself, or unassign.
+  assert.equal(await page.locator('#wa-assignee').count(), 0);
+  await page.getByRole('button', { name: 'Assign to me' }).click();
+  await page.getByTestId('whatsapp-assigned').filter({ hasText: 'Assigned to you' }).waitFor();
+  assert.equal((await api('GET', `/api/v1/whatsapp/conversations/${conv.id}`)).body.assigned_to, agent.id);
+  await page.getByLabel('Only mine').check();
+  await page.getByTestId(`whatsapp-conversation-${conv.id}`).waitFor();
+  await page.getByRole('button', { name: 'Unassign' }).click();
+  await page.getByTestId('whatsapp-assigned').filter({ hasText: 'Unassigned' }).waitFor();
+  await page.getByTestId(`whatsapp-conversation-${conv.id}`).waitFor({ state: 'detached' });
+  await page.getByLabel('Only mine').uncheck();
+  await page.getByTestId(`whatsapp-conversation-${conv.id}`).waitFor();
   const composer = page.getByTestId('whatsapp-composer');
   await composer.getByLabel('Attach a file').setInputFiles({ name: 'receipt.png', mimeType: 'image/png', buffer: PNG });
   await composer.getByTestId('whatsapp-attachment').filter({ hasText: 'sent as image' }).waitFor();
