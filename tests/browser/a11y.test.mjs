@@ -6,20 +6,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { BUILD, freshDir } from '../http/lib/harness.mjs';
 import { launch, open, signIn, assertClean, AVATAR_404 } from './lib/browser.mjs';
 import { startStack, uniq } from './lib/stack.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
-// The WhatsApp inbox, where the build has the plugin (unconfigured: the
-// screen lists no conversations).
-const whatsapp = existsSync(`${BUILD}/plugins/whatsapp.so`);
 let stack, browser;
-before(async () => {
-  stack = await startStack({ plugins: whatsapp ? { whatsapp: { spool_dir: freshDir('wa-spool') } } : {} });
-  browser = await launch();
-});
+before(async () => { stack = await startStack(); browser = await launch(); });
 after(async () => { await browser?.close(); await stack?.stop(); });
 
 // The serious and critical violations on the page as it is now.
@@ -46,7 +38,8 @@ test('every console screen passes axe (no serious or critical violations)', asyn
     ['queues', 'Queues'], [`query/${q.body.query.id}`, 'Ada Donor'], ['search', 'Search'],
     ['inbox', 'Notifications'], ['profile', null], ['dashboard', 'Dashboard'], ['users', 'Users'],
     ['roles', 'Roles'], ['api-keys', 'API keys'], ['plugins', 'Plugins'], ['jobs', 'Jobs'],
-    ['audit', 'Audit log'], ['media', 'Media'], ['sms', 'SMS'], ...(whatsapp ? [['whatsapp', 'WhatsApp']] : []), ['calls', null], ['plugin/example/notes', null],
+    ['audit', 'Audit log'], ['media', 'Media'], ['sms', 'SMS'], ['whatsapp', 'WhatsApp'], ['calls', null],
+    ['plugin/example/notes', null],
   ];
   for (const [path, heading] of screens) {
     await page.goto(`/#/${path}`);
