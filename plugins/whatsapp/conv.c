@@ -178,8 +178,8 @@ conv_event(json_t *c)
 }
 
 /* The conversation, as it is now, to the whatsapp room after the commit. */
-static int
-conv_pub(int64_t id, json_t *pubs)
+int
+wa_conv_pub(int64_t id, json_t *pubs)
 {
 	json_t	*c;
 	int	 dberr;
@@ -261,7 +261,7 @@ expire_run(struct sb_job *job)
 	pubs = json_array();
 	n = api->db_rows(r);
 	for (i = 0; i < n; i++)
-		if (conv_pub(strtoll(api->db_value(r, i, 0), NULL, 10),
+		if (wa_conv_pub(strtoll(api->db_value(r, i, 0), NULL, 10),
 		    pubs) == -1)
 			break;
 	api->db_free(r);
@@ -349,8 +349,6 @@ wa_conv_touch(int64_t customer_id, const char *e164, const char *index,
 	    strcmp(api->db_value(r, 0, 2), "EXPIRED") != 0)
 		wa_conv_expire_at(id, api->db_value(r, 0, 1));
 	*created = made;
-	if (conv_pub(id, pubs) == -1)
-		id = -1;
 done:
 	api->db_free(r);
 	free(wa_s);
@@ -621,8 +619,9 @@ conv_close(struct sb_req *req)
 static void
 conv_read(struct sb_req *req)
 {
-	conv_update(req, "UPDATE whatsapp_conversations SET unread = 0 WHERE "
-	    "id = $1::bigint AND $2::text IS NULL RETURNING 1", NULL, NULL);
+	conv_update(req, "UPDATE whatsapp_conversations SET unread = 0, "
+	    "updated_at = now() WHERE id = $1::bigint AND $2::text IS NULL "
+	    "RETURNING 1", NULL, NULL);
 }
 
 int

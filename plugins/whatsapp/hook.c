@@ -542,6 +542,8 @@ message_apply(json_t *f, json_t *pubs)
 	}
 	id = strtoll(api->db_value(r, 0, 0), NULL, 10);
 	api->db_free(r);
+	if (wa_conv_pub(conv, pubs) == -1)
+		goto out;
 	if (params[5] != NULL && wa_media_fetch_enqueue(id) == -1)
 		goto out;
 	if ((m = wa_msg_load(id, &dberr)) == NULL)

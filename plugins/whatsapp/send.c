@@ -444,6 +444,8 @@ queue_message(struct sb_req *req, struct target *t, const char *type,
 	}
 	id = strtoll(api->db_value(r, 0, 0), NULL, 10);
 	api->db_free(r);
+	if (wa_conv_pub(conv, pubs) == -1)
+		goto dberr;
 	memset(&opts, 0, sizeof(opts));
 	(void)snprintf(key, sizeof(key), "whatsapp.send:%lld", (long long)id);
 	opts.idempotency_key = key;

@@ -84,12 +84,16 @@ json_t	*wa_conv_load(int64_t id, int *dberr);
  * NULL for a send): it moves last_inbound_at forward, reopens EXPIRED and
  * counts unread; name (or NULL) is the customer's WhatsApp profile
  * name.  The conversation id, or -1 on a database error;
- * *created set when this call made it.  Appends whatsapp.conversation
- * .updated to pubs when anything changed.
+ * *created set when this call made it.  The caller publishes the change
+ * with wa_conv_pub once its message is written (the event names the
+ * latest message).
  */
 int64_t	wa_conv_touch(int64_t customer_id, const char *e164,
 	    const char *index, const char *inbound_unix, const char *name,
 	    int *created, json_t *pubs);
+/* whatsapp.conversation.updated of conversation id, as it is now, appended
+ * to pubs.  0, or -1 on a database error. */
+int	wa_conv_pub(int64_t id, json_t *pubs);
 /* Schedules the expiry of conversation id at its window's end. */
 void	wa_conv_expire_at(int64_t id, const char *expires_unix);
 /* Room of a conversation: "whatsapp:<id>". */
