@@ -407,7 +407,9 @@ rate_limited(struct sb_req *req)
 	now = (uint64_t)sb_now_ms();
 	retry = 0;
 	snprintf(key, sizeof(key), "rl:%s", who);
-	if (sb_rate_hit(key, sb_settings.rate_requests,
+	/* A provider's webhook skips the general budget (plugin.h). */
+	if ((req->route->flags & SB_ROUTE_WEBHOOK) ||
+	    sb_rate_hit(key, sb_settings.rate_requests,
 	    sb_settings.rate_window, now, &retry) == 0) {
 		if (req->route->rate.requests == 0)
 			return (0);

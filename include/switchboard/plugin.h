@@ -55,6 +55,7 @@ extern "C" {
 					 *      list_parse/list_respond, retention_add,
 					 *      privacy_erase_all, req_parts, respond_file,
 					 *      SB_ROUTE_SIGNED, signed_url, req_signed, dir_open,
+					 *      SB_ROUTE_WEBHOOK,
 					 *      host_setting,
 					 *      desc.privacy_export/erase, desc.rekey */
 
@@ -158,6 +159,15 @@ struct sb_field {
  * the route's pattern instead of the request's path.
  */
 #define SB_ROUTE_SECRET_PATH	0x0020
+/*
+ * A provider's webhook (ABI 1.3), with SB_ROUTE_PUBLIC: the handler
+ * verifies its caller (a signature over the body, a path token) before
+ * it reads anything.  The host's general per-caller budget, which counts
+ * an anonymous caller by its address, does not apply: a provider sends
+ * from a few addresses, and its retries after a 429 only delay its
+ * news.  The route's own `rate`, when it has one, still does.
+ */
+#define SB_ROUTE_WEBHOOK	0x0040
 
 /*
  * A request budget: at most `requests` in any `seconds`-long window.  A

@@ -225,7 +225,7 @@ static const struct sb_route routes[] = {
 	  .flags = SB_ROUTE_AUTHENTICATED, .handler = s_end,
 	  .summary = "End a session and delete its room (participants)" },
 	{ .method = "POST", .path = "/api/v1/webhooks/daily",
-	  .flags = SB_ROUTE_PUBLIC, .handler = webhook,
+	  .flags = SB_ROUTE_PUBLIC | SB_ROUTE_WEBHOOK, .handler = webhook,
 	  .summary = "Daily webhook (HMAC-verified)", .body_max = 65536 },
 	SB_ROUTE_END
 };

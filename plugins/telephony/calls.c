@@ -89,12 +89,13 @@ static const struct sb_route routes[] = {
 	  .permission = "voice.place", .handler = call_hangup,
 	  .summary = "End a call (409 once it has ended)" },
 	{ .method = "POST", .path = "/api/v1/webhooks/twilio/voice",
-	  .flags = SB_ROUTE_PUBLIC, .handler = webhook_twilio_voice,
+	  .flags = SB_ROUTE_PUBLIC | SB_ROUTE_WEBHOOK,
+	  .handler = webhook_twilio_voice,
 	  .body_max = 65536,
 	  .summary = "Twilio call status and recording callbacks "
 	  "(X-Twilio-Signature)" },
 	{ .method = "POST", .path = "/api/v1/webhooks/exotel/{token}/voice",
-	  .flags = SB_ROUTE_PUBLIC | SB_ROUTE_SECRET_PATH,
+	  .flags = SB_ROUTE_PUBLIC | SB_ROUTE_SECRET_PATH | SB_ROUTE_WEBHOOK,
 	  .handler = webhook_exotel_voice, .body_max = 65536,
 	  .summary = "Exotel call status callbacks (the path token is the "
 	  "check)" },

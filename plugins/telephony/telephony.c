@@ -78,12 +78,13 @@ static const struct sb_route routes[] = {
 	  .permission = "sms.read", .handler = sms_get,
 	  .summary = "One SMS with its status events" },
 	{ .method = "POST", .path = "/api/v1/webhooks/twilio/sms",
-	  .flags = SB_ROUTE_PUBLIC, .handler = webhook_twilio,
+	  .flags = SB_ROUTE_PUBLIC | SB_ROUTE_WEBHOOK,
+	  .handler = webhook_twilio,
 	  .body_max = 65536,
 	  .summary = "Twilio inbound SMS and status callbacks "
 	  "(X-Twilio-Signature)" },
 	{ .method = "POST", .path = "/api/v1/webhooks/exotel/{token}/sms",
-	  .flags = SB_ROUTE_PUBLIC | SB_ROUTE_SECRET_PATH,
+	  .flags = SB_ROUTE_PUBLIC | SB_ROUTE_SECRET_PATH | SB_ROUTE_WEBHOOK,
 	  .handler = webhook_exotel,
 	  .body_max = 65536,
 	  .summary = "Exotel status callbacks and inbound SMS (the path "

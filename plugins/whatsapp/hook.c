@@ -41,10 +41,11 @@ static void	drain_run(struct sb_job *);
 static const struct sb_route routes[] = {
 	{ .method = "GET", .path = "/api/v1/whatsapp/webhook",
 	  .flags = SB_ROUTE_PUBLIC, .handler = hook_verify,
+	  .rate = { .requests = 60, .seconds = 60 },
 	  .summary = "Meta's webhook verification (hub.mode, "
 	  "hub.verify_token, hub.challenge)" },
 	{ .method = "POST", .path = "/api/v1/whatsapp/webhook",
-	  .flags = SB_ROUTE_PUBLIC, .handler = hook_post,
+	  .flags = SB_ROUTE_PUBLIC | SB_ROUTE_WEBHOOK, .handler = hook_post,
 	  .body_max = HOOK_BODY_MAX,
 	  .summary = "Meta's messages and statuses (X-Hub-Signature-256)" },
 	SB_ROUTE_END

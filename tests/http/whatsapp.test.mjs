@@ -487,3 +487,21 @@ test('readyz names WhatsApp as configured; stats count messages', async () => {
   const s = await srv.request('GET', '/api/v1/stats', { token: admin });
   assert.equal(s.status, 200, s.text);
 });
+
+test('the webhook is outside the general per-address budget that limits other anonymous calls', async () => {
+  const s2 = await startServer({ host: { rate_limit: '5', rate_limit_window: '60' }, plugins: { ...TEST_PLUGINS,
+    customers: {}, media: { dir: freshDir('media') }, whatsapp: whatsappConf(g) } });
+  try {
+    for (let i = 0; i < 12; i++) {
+      const r = await g.deliver(s2.url + HOOK, g.inboundText({ from: uniqPhone(), text: `burst ${i}` }));
+      assert.equal(r.status, 200, `delivery ${i}: ${r.text}`);
+    }
+    // Another anonymous route from the same address is limited.
+    let limited = false;
+    for (let i = 0; i < 12 && !limited; i++)
+      limited = (await s2.request('GET', '/api/v1/openapi.json')).status === 429;
+    assert.ok(limited, 'the general budget did not apply to other routes');
+  } finally {
+    await s2.stop();
+  }
+});
