@@ -1,5 +1,5 @@
 // Signed Twilio webhook requests for bench/telephony.sh, one per line as
-// "<X-Twilio-Signature>\t<form body>", read by bench/telephony-wrk.lua.
+// "<X-Twilio-Signature>\t<form body>", read by bench/post-wrk.lua.
 //
 //   node bench/telephony-bodies.mjs inbound OUT SIGN_URL AUTH_TOKEN ACCOUNT_SID TO N FROMS
 //       N inbound SMS, each with its own MessageSid, from FROMS distinct

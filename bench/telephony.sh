@@ -8,7 +8,7 @@
 # signatures are checked over a known URL.  Then:
 #
 #   accept   wrk -t2 -c64 POST /api/v1/sms as admin (bearer token), a new
-#            `to` for every request (bench/telephony-wrk.lua); every answer
+#            `to` for every request (bench/post-wrk.lua); every answer
 #            must be 202.  The send jobs run behind it on the same workers;
 #            the script then waits until none of these is queued.
 #   flow     BENCH_SMS messages enqueued through the API from BENCH_CLIENTS
@@ -65,23 +65,9 @@ echo "load before: $(uptime)"
 bench_init telephony
 export SB_INDEX_KEY=bench-index-key-0123456789abcdef0123456789abcdef
 
-fake_pid=
-telephony_cleanup() {
-	if [[ -n $fake_pid ]]; then kill -TERM "$fake_pid" 2>/dev/null; wait "$fake_pid" 2>/dev/null || true; fi
-	bench_cleanup
-}
-trap telephony_cleanup EXIT
-rm -f "$OUT/telephony-fake.json"
-node bench/telephony-fake.mjs > "$OUT/telephony-fake.json" 2> "$OUT/telephony-fake.log" &
-fake_pid=$!
-fake_up() { [[ -f $OUT/telephony-fake.json ]] && (($(wc -l < "$OUT/telephony-fake.json") > 0)); }
-for _ in $(seq 1 100); do
-	fake_up && break
-	sleep 0.1
-done
-fake_up || { echo "bench: the fake Twilio did not start:" >&2; cat "$OUT/telephony-fake.log" >&2; exit 1; }
+bench_fake bench/telephony-fake.mjs
 read -r tw_url tw_sid tw_token tw_control < <(python3 -c 'import json,sys; f=json.load(sys.stdin);
-print(f["url"], f["accountSid"], f["authToken"], f["control"])' < "$OUT/telephony-fake.json")
+print(f["url"], f["accountSid"], f["authToken"], f["control"])' < "$fake_json")
 
 cat > "$OUT/telephony.conf" <<CONF
 [host]
@@ -111,31 +97,10 @@ token=$(curl -fsS "http://127.0.0.1:$port/api/v1/auth/login" -H 'content-type: a
 	-d "{\"username\":\"admin\",\"password\":\"$SB_ADMIN_PASSWORD\"}" |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
-sql() { scripts/pg.sh psql -d "$db" -qtAc "$1"; }
 accepted() { curl -fsS "$tw_control/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["accepted"])'; }
 
-# wrkrun NAME DURATION MODE EXPECT PATH [VAR=VALUE...]: one wrk run into
-# $OUT/telephony-NAME.txt; fails on an unexpected status, a socket error
-# or (for webhooks) a repeated body.
-wrkrun() {
-	local name=$1 d=$2 mode=$3 expect=$4 path=$5 f
-	shift 5
-	f=$OUT/telephony-$name.txt
-	env "$@" BENCH_MODE="$mode" BENCH_EXPECT="$expect" BENCH_THREADS=2 \
-	    wrk -t2 -c64 -d"$d" --timeout 30s --latency -s bench/telephony-wrk.lua \
-	    "http://127.0.0.1:$port$path" > "$f"
-	if ! grep -qE '^telephony-wrk: responses [1-9][0-9]* unexpected 0 ' "$f" ||
-	    grep -qE 'Socket errors' "$f" ||
-	    { [[ $name != *warmup && $name != status ]] && ! grep -qE ' repeated 0$' "$f"; }; then
-		echo "bench: $name had failures:" >&2
-		cat "$f" >&2
-		exit 1
-	fi
-}
-rps() { sed -nE 's/^Requests\/sec: *([0-9.]+)/\1/p' "$OUT/telephony-$1.txt"; }
-lat() { awk '$1=="Latency" && NF>2 {avg=$2; max=$4} /Latency Distribution/{f=1} f && $1=="50%"{p50=$2}
-	f && $1=="90%"{p90=$2} f && $1=="99%"{p99=$2} END{print "avg " avg ", p50 " p50 ", p90 " p90 ", p99 " p99 ", max " max}' \
-	"$OUT/telephony-$1.txt"; }
+# The status run re-sends its bodies once they run out (replays, counted).
+wrk_repeats_ok=status
 
 # until_sent FIRST LAST ACCEPTED: wait until no message in FIRST..LAST is
 # queued and the fake has accepted ACCEPTED messages in all.
@@ -150,9 +115,9 @@ until_sent() {
 not_sending() { sql "SELECT count(*) FROM telephony_sms WHERE id BETWEEN $1 AND $2 AND status <> 'sending'"; }
 
 # 1. accept
-wrkrun sms-warmup "$WARMUP" sms 202 /api/v1/sms BENCH_TOKEN="$token" BENCH_DIGIT=2
+bench_wrk sms-warmup "$WARMUP" sms 202 /api/v1/sms BENCH_TOKEN="$token" BENCH_DIGIT=2
 first=$(sql "SELECT coalesce(max(id), 0) + 1 FROM telephony_sms")
-wrkrun sms "$DUR" sms 202 /api/v1/sms BENCH_TOKEN="$token" BENCH_DIGIT=4
+bench_wrk sms "$DUR" sms 202 /api/v1/sms BENCH_TOKEN="$token" BENCH_DIGIT=4
 read -r last sms_n < <(sql "SELECT max(id), count(*) FROM telephony_sms WHERE id >= $first" | tr '|' ' ')
 until_sent 1 "$last" "$(sql "SELECT count(*) FROM telephony_sms")"
 sms_flow=$(sql "SELECT extract(epoch FROM max(updated_at) - min(created_at)) FROM telephony_sms WHERE id BETWEEN $first AND $last")
@@ -180,25 +145,17 @@ node bench/telephony-bodies.mjs inbound "$OUT/telephony-inbound-warmup.tsv" "$PU
 	"$TWILIO_FROM" $((HOOKS / 4)) "$FROMS" >/dev/null
 node bench/telephony-bodies.mjs inbound "$OUT/telephony-inbound.tsv" "$PUBLIC$HOOK" "$tw_token" "$tw_sid" \
 	"$TWILIO_FROM" "$HOOKS" "$FROMS" >/dev/null
-wrkrun inbound-warmup "$WARMUP" hook 200 "$HOOK" BENCH_BODIES="$OUT/telephony-inbound-warmup.tsv"
-# until_drained: the webhook inbox is empty (every answered callback applied).
-until_drained() {
-	local t0=$SECONDS
-	while (($(sql "SELECT count(*) FROM telephony_inbox") > 0)); do
-		((SECONDS - t0 < 600)) || { echo "bench: the webhook inbox is not drained after 600 s" >&2; exit 1; }
-		sleep 0.05
-	done
-}
-until_drained
+bench_wrk inbound-warmup "$WARMUP" hook 200 "$HOOK" BENCH_BODIES="$OUT/telephony-inbound-warmup.tsv"
+until_empty telephony_inbox
 in0=$(sql "SELECT count(*) FROM telephony_sms WHERE direction = 'inbound'")
 inmax0=$(sql "SELECT coalesce(max(id), 0) FROM telephony_sms")
 in_t0=$(sql "SELECT clock_timestamp()")
-wrkrun inbound "$DUR" hook 200 "$HOOK" BENCH_BODIES="$OUT/telephony-inbound.tsv"
-until_drained
+bench_wrk inbound "$DUR" hook 200 "$HOOK" BENCH_BODIES="$OUT/telephony-inbound.tsv"
+until_empty telephony_inbox
 in1=$(sql "SELECT count(*) FROM telephony_sms WHERE direction = 'inbound'")
 in_applied=$(sql "SELECT extract(epoch FROM max(created_at) - '$in_t0'::timestamptz) FROM telephony_sms
 	WHERE direction = 'inbound' AND id > $inmax0")
-in_resp=$(sed -nE 's/^telephony-wrk: responses ([0-9]+) .*/\1/p' "$OUT/telephony-inbound.txt")
+in_resp=$(wrk_responses inbound)
 # Stored: every answered one, and at most one per connection more (the
 # requests in flight when wrk stopped counting).
 (((in1 - in0) >= in_resp && (in1 - in0) <= in_resp + 64)) ||
@@ -207,27 +164,27 @@ ncb=$(node bench/telephony-bodies.mjs status "$OUT/telephony-status.tsv" "$PUBLI
 ev0=$(sql "SELECT count(*) FROM telephony_sms_events WHERE status IN ('sent', 'delivered')")
 evmax0=$(sql "SELECT coalesce(max(id), 0) FROM telephony_sms_events")
 st_t0=$(sql "SELECT clock_timestamp()")
-wrkrun status "$DUR" hook 200 "$HOOK" BENCH_BODIES="$OUT/telephony-status.tsv"
-until_drained
+bench_wrk status "$DUR" hook 200 "$HOOK" BENCH_BODIES="$OUT/telephony-status.tsv"
+until_empty telephony_inbox
 ev1=$(sql "SELECT count(*) FROM telephony_sms_events WHERE status IN ('sent', 'delivered')")
 st_applied=$(sql "SELECT extract(epoch FROM max(at) - '$st_t0'::timestamptz) FROM telephony_sms_events
 	WHERE id > $evmax0 AND status IN ('sent', 'delivered')")
-st_resp=$(sed -nE 's/^telephony-wrk: responses ([0-9]+) .*/\1/p' "$OUT/telephony-status.txt")
+st_resp=$(wrk_responses status)
 # Every distinct callback answered was applied: one event each.
-st_distinct=$(sed -nE 's/^telephony-wrk: responses ([0-9]+) unexpected 0 repeated ([0-9]+)$/\1 \2/p' "$OUT/telephony-status.txt" |
+st_distinct=$(sed -nE 's/^post-wrk: responses ([0-9]+) unexpected 0 repeated ([0-9]+)$/\1 \2/p' "$OUT/telephony-status.txt" |
 	awk '{print $1 - $2}')
 (((ev1 - ev0) >= st_distinct && (ev1 - ev0) <= st_distinct + 64)) ||
 	{ echo "bench: $st_distinct distinct status callbacks answered but $((ev1 - ev0)) events added" >&2; exit 1; }
-st_line=$(grep '^telephony-wrk:' "$OUT/telephony-status.txt")
+st_line=$(grep '^post-wrk:' "$OUT/telephony-status.txt")
 echo "load after: $(uptime)"
 
 echo "bench/telephony.sh: ${BENCH_WORKERS:-2} workers; wrk -t2 -c64 -d$DUR --timeout 30s (after a $WARMUP warm-up but status)"
-printf 'accept  POST /api/v1/sms: %.0f req/s (%s), %d messages, all 202\n' "$(rps sms)" "$(lat sms)" "$sms_n"
+printf 'accept  POST /api/v1/sms: %.0f req/s (%s), %d messages, all 202\n' "$(wrk_rps sms)" "$(wrk_lat sms)" "$sms_n"
 awk -v n="$sms_n" -v s="$sms_flow" 'BEGIN { printf "        ... and sent to the fake by the workers meanwhile and after: %d in %.2f s from the first created (%.0f/s)\n", n, s, n / s }'
 awk -v n="$N" -v s="$flow_span" -v e="$fsecs" -v c="$CLIENTS" -v a="$flow_avg" -v m="$flow_max" -v p="$fpast" 'BEGIN {
 	printf "flow    %d enqueued (%d clients, %.2f s) -> all left queued in %.2f s: %.0f sends/s (created -> sending avg %.0f ms, max %.0f ms; %d answers already said sending)\n", n, c, e, s, n / s, a, m, p }'
 awk -v n="$N" -v s="$drain_span" 'BEGIN { printf "drain   a backlog of %d due at one moment, all left queued in %.2f s: %.0f sends/s\n", n, s, n / s }'
-printf 'inbound POST %s: %.0f req/s answered (%s), %d new inbound SMS stored, all 200\n' "$HOOK" "$(rps inbound)" "$(lat inbound)" "$((in1 - in0))"
+printf 'inbound POST %s: %.0f req/s answered (%s), %d new inbound SMS stored, all 200\n' "$HOOK" "$(wrk_rps inbound)" "$(wrk_lat inbound)" "$((in1 - in0))"
 awk -v n="$((in1 - in0))" -v s="$in_applied" 'BEGIN { printf "        ... applied by the drain: %d in %.2f s from the run'"'"'s start (%.0f/s)\n", n, s, n / s }'
-printf 'status  POST %s: %.0f req/s answered (%s), %d distinct callbacks, %d events added; %s\n' "$HOOK" "$(rps status)" "$(lat status)" "$ncb" "$((ev1 - ev0))" "$st_line"
+printf 'status  POST %s: %.0f req/s answered (%s), %d distinct callbacks, %d events added; %s\n' "$HOOK" "$(wrk_rps status)" "$(wrk_lat status)" "$ncb" "$((ev1 - ev0))" "$st_line"
 awk -v n="$((ev1 - ev0))" -v s="$st_applied" 'BEGIN { printf "        ... applied by the drain: %d in %.2f s from the run'"'"'s start (%.0f/s)\n", n, s, n / s }'

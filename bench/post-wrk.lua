@@ -1,16 +1,21 @@
--- wrk script for bench/telephony.sh.
+-- wrk script for the benches that POST (bench/telephony.sh, bench/whatsapp.sh).
 --   BENCH_MODE     "sms": POST /api/v1/sms {"to", "body"} with BENCH_TOKEN,
 --                  a new number for every request: "+1415" .. (BENCH_DIGIT
 --                  + thread number) .. a six-digit counter, so that no
 --                  destination is sent to twice;
---                  "hook": the signed Twilio webhooks of BENCH_BODIES (lines
---                  "<X-Twilio-Signature>\t<form body>", from
---                  bench/telephony-bodies.mjs), thread i of n sending lines
---                  i, i + n, ... in turn and starting over when done.
+--                  "hook": the signed webhooks of BENCH_BODIES (lines
+--                  "<signature>\t<body>", from bench/telephony-bodies.mjs
+--                  or bench/whatsapp-bodies.mjs), thread i of n sending
+--                  lines i, i + n, ... in turn and starting over when done;
+--                  the signature goes in the header BENCH_SIG_HEADER
+--                  (X-Twilio-Signature), the body as BENCH_CONTENT_TYPE
+--                  (application/x-www-form-urlencoded).
 --   BENCH_EXPECT   the status every answer must have (202, 200).
--- Prints "telephony-wrk: responses N unexpected M repeated R" when done:
+-- Prints "post-wrk: responses N unexpected M repeated R" when done:
 -- M answers had another status (the first is printed), R requests re-sent
--- a webhook body already sent in this run (its lines ran out).
+-- a webhook body already sent in this run (its lines ran out); then per
+-- thread "post-wrk: thread T requests C responses N": C requests made (the
+-- first C of its lines, in hook mode), N of them answered.
 -- The bodies are read from a file rather than a Lua table literal: LuaJIT
 -- (wrk's Lua) refuses a function with more than 65,536 constants.
 local mode = assert(os.getenv("BENCH_MODE"), "BENCH_MODE")
@@ -45,7 +50,9 @@ function init(args)
 			i = i + 1
 		end
 		assert(#bodies > 0, "no webhook bodies for thread " .. tid)
-		hook_headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
+		sig_header = os.getenv("BENCH_SIG_HEADER") or "X-Twilio-Signature"
+		hook_headers = { ["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") or
+		    "application/x-www-form-urlencoded" }
 	end
 end
 
@@ -61,7 +68,7 @@ function request()
 	if counter > #bodies then
 		repeated = repeated + 1
 	end
-	hook_headers["X-Twilio-Signature"] = sigs[i]
+	hook_headers[sig_header] = sigs[i]
 	return wrk.format("POST", nil, hook_headers, bodies[i])
 end
 
@@ -83,8 +90,12 @@ function done(summary, latency, requests)
 		r = r + t:get("repeated")
 		first = first or t:get("first_bad")
 	end
-	io.write(string.format("telephony-wrk: responses %d unexpected %d repeated %d\n", n, b, r))
+	io.write(string.format("post-wrk: responses %d unexpected %d repeated %d\n", n, b, r))
 	if first ~= nil then
-		io.write("telephony-wrk: first unexpected: " .. first .. "\n")
+		io.write("post-wrk: first unexpected: " .. first .. "\n")
+	end
+	for i, t in ipairs(threads) do
+		io.write(string.format("post-wrk: thread %d requests %d responses %d\n", i - 1,
+		    t:get("counter"), t:get("responses")))
 	end
 end
