@@ -174,6 +174,7 @@ bench: build $(B)/bench/bare.so
 	bench/jobs.sh
 	bench/concierge.sh
 	bench/telephony.sh
+	bench/whatsapp.sh
 
 fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} scripts/fuzz.sh
