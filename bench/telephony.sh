@@ -175,7 +175,7 @@ st_distinct=$(sed -nE 's/^post-wrk: responses ([0-9]+) unexpected 0 repeated ([0
 	awk '{print $1 - $2}')
 (((ev1 - ev0) >= st_distinct && (ev1 - ev0) <= st_distinct + 64)) ||
 	{ echo "bench: $st_distinct distinct status callbacks answered but $((ev1 - ev0)) events added" >&2; exit 1; }
-st_line=$(grep '^post-wrk:' "$OUT/telephony-status.txt")
+st_line=$(grep '^post-wrk: responses' "$OUT/telephony-status.txt")
 echo "load after: $(uptime)"
 
 echo "bench/telephony.sh: ${BENCH_WORKERS:-2} workers; wrk -t2 -c64 -d$DUR --timeout 30s (after a $WARMUP warm-up but status)"
