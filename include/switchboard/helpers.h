@@ -185,4 +185,89 @@ sb_db_lock_keys(const struct sb_host_api *api, struct sb_plugin *p,
 	return (n < 0 ? -1 : 0);
 }
 
+/*
+ * Key rotation of one table (a plugin's rekey hook): re-seal the sealed
+ * columns cols (NULL-terminated, at most 8) of up to batch rows of table,
+ * whose key is a bigint `id`, after the id kept in state.<key>, and move
+ * state.<key> on.  table and cols are the plugin's own constants, never
+ * input.  Adds the values re-sealed to *resealed.  1 when a whole batch
+ * was done (there may be more), 0 when the table is done, -1 on a
+ * database error (state unchanged: the host rolls the batch back).
+ */
+static inline int
+sb_rekey_table(const struct sb_host_api *api, struct sb_plugin *p,
+    const char *table, const char *const *cols, json_t *state,
+    const char *key, unsigned int batch, unsigned int *resealed)
+{
+	struct sb_db_res	*r;
+	const char		*params[9];
+	char			 sel[1024], upd[2048], after[24], lim[16];
+	char			*out[8];
+	json_int_t		 last = sb_jint(state, key);
+	size_t			 nc, j, o, u;
+	int			 i, n, rc, failed = 0;
+
+	for (nc = 0; cols[nc] != NULL; nc++)
+		;
+	if (nc == 0 || nc > 8)
+		return (-1);
+	o = (size_t)snprintf(sel, sizeof(sel), "SELECT id");
+	u = (size_t)snprintf(upd, sizeof(upd), "UPDATE %s SET ", table);
+	for (j = 0; j < nc; j++) {
+		o += (size_t)snprintf(sel + o, sizeof(sel) - o, ", %s", cols[j]);
+		u += (size_t)snprintf(upd + u, sizeof(upd) - u, "%s%s = "
+		    "coalesce($%zu, %s)", j > 0 ? ", " : "", cols[j], j + 2,
+		    cols[j]);
+		if (o >= sizeof(sel) || u >= sizeof(upd))
+			return (-1);
+	}
+	o += (size_t)snprintf(sel + o, sizeof(sel) - o, " FROM %s WHERE id > "
+	    "$1::bigint ORDER BY id LIMIT $2::int", table);
+	u += (size_t)snprintf(upd + u, sizeof(upd) - u, " WHERE id = "
+	    "$1::bigint RETURNING 1");
+	if (o >= sizeof(sel) || u >= sizeof(upd))
+		return (-1);
+	(void)snprintf(after, sizeof(after), "%lld", (long long)last);
+	(void)snprintf(lim, sizeof(lim), "%u", batch);
+	params[0] = after;
+	params[1] = lim;
+	r = api->db_query(p, sel, 2, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		return (-1);
+	}
+	n = api->db_rows(r);
+	for (i = 0; i < n && !failed; i++) {
+		int	changed = 0;
+
+		for (j = 0; j < nc; j++) {
+			out[j] = NULL;
+			if (api->db_isnull(r, i, (int)j + 1))
+				continue;
+			rc = api->reseal(p, api->db_value(r, i, (int)j + 1),
+			    &out[j]);
+			if (rc == 1) {
+				changed = 1;
+				(*resealed)++;
+			}
+		}
+		if (changed) {
+			params[0] = api->db_value(r, i, 0);
+			for (j = 0; j < nc; j++)
+				params[j + 1] = out[j];
+			if (sb_db_count(api, p, upd, (int)nc + 1, params) == -1)
+				failed = 1;
+		}
+		for (j = 0; j < nc; j++)
+			free(out[j]);
+		if (!failed)
+			last = strtoll(api->db_value(r, i, 0), NULL, 10);
+	}
+	api->db_free(r);
+	if (failed)
+		return (-1);
+	json_object_set_new(state, key, json_integer(last));
+	return ((unsigned int)n == batch ? 1 : 0);
+}
+
 #endif /* SWITCHBOARD_HELPERS_H */

@@ -1540,59 +1540,11 @@ int
 tel_calls_rekey(struct sb_plugin *p, json_t *state, unsigned int batch,
     unsigned int *resealed)
 {
-	struct sb_db_res	*r;
-	const char		*params[6];
-	char			 after[24], lim[16], *out[4];
-	json_int_t		 last = sb_jint(state, "calls_after");
-	int			 i, j, n, rc, failed = 0;
+	static const char *const cols[] = { "to_sealed", "from_sealed",
+		"connect_to_sealed", "message_sealed", NULL };
 
-	(void)snprintf(after, sizeof(after), "%lld", (long long)last);
-	(void)snprintf(lim, sizeof(lim), "%u", batch);
-	params[0] = after;
-	params[1] = lim;
-	r = api->db_query(p, "SELECT id, to_sealed, from_sealed, "
-	    "connect_to_sealed, message_sealed FROM telephony_calls WHERE "
-	    "id > $1::bigint ORDER BY id LIMIT $2::int", 2, params);
-	if (!api->db_ok(r)) {
-		api->db_free(r);
-		return (-1);
-	}
-	n = api->db_rows(r);
-	for (i = 0; i < n && !failed; i++) {
-		int changed = 0;
-
-		for (j = 0; j < 4; j++) {
-			out[j] = NULL;
-			if (api->db_isnull(r, i, j + 1))
-				continue;
-			rc = api->reseal(p, api->db_value(r, i, j + 1), &out[j]);
-			if (rc == 1) {
-				changed = 1;
-				(*resealed)++;
-			}
-		}
-		if (changed) {
-			params[0] = api->db_value(r, i, 0);
-			for (j = 0; j < 4; j++)
-				params[j + 1] = out[j];
-			if (sb_db_count(api, p, "UPDATE telephony_calls SET "
-			    "to_sealed = coalesce($2, to_sealed), from_sealed = "
-			    "coalesce($3, from_sealed), connect_to_sealed = "
-			    "coalesce($4, connect_to_sealed), message_sealed = "
-			    "coalesce($5, message_sealed) WHERE id = $1::bigint "
-			    "RETURNING 1", 5, params) == -1)
-				failed = 1;
-		}
-		for (j = 0; j < 4; j++)
-			free(out[j]);
-		if (!failed)
-			last = strtoll(api->db_value(r, i, 0), NULL, 10);
-	}
-	api->db_free(r);
-	if (failed)
-		return (-1);
-	json_object_set_new(state, "calls_after", json_integer(last));
-	return ((unsigned int)n == batch ? 1 : 0);
+	return (sb_rekey_table(api, p, "telephony_calls", cols, state,
+	    "calls_after", batch, resealed));
 }
 
 int

@@ -1905,61 +1905,14 @@ static int
 telephony_rekey(struct sb_plugin *p, json_t *state, unsigned int batch,
     unsigned int *resealed)
 {
-	struct sb_db_res	*r;
-	const char		*params[5];
-	char			 after[24], lim[16], *out[3];
-	json_int_t		 last = sb_jint(state, "after");
-	int			 i, j, n, rc;
+	static const char *const cols[] = { "to_sealed", "from_sealed",
+		"body_sealed", NULL };
+	int	rc;
 
-	(void)snprintf(after, sizeof(after), "%lld", (long long)last);
-	(void)snprintf(lim, sizeof(lim), "%u", batch);
-	params[0] = after;
-	params[1] = lim;
-	r = api->db_query(p, "SELECT id, to_sealed, from_sealed, body_sealed "
-	    "FROM telephony_sms WHERE id > $1::bigint ORDER BY id LIMIT "
-	    "$2::int", 2, params);
-	if (!api->db_ok(r)) {
-		api->db_free(r);
-		return (-1);
-	}
-	n = api->db_rows(r);
-	for (i = 0; i < n; i++) {
-		int changed = 0;
-
-		for (j = 0; j < 3; j++) {
-			out[j] = NULL;
-			if (api->db_isnull(r, i, j + 1))
-				continue;
-			rc = api->reseal(p, api->db_value(r, i, j + 1), &out[j]);
-			if (rc == 1) {
-				changed = 1;
-				(*resealed)++;
-			}
-		}
-		if (changed) {
-			params[0] = api->db_value(r, i, 0);
-			params[1] = out[0];
-			params[2] = out[1];
-			params[3] = out[2];
-			if (sb_db_count(api, p, "UPDATE telephony_sms SET "
-			    "to_sealed = coalesce($2, to_sealed), from_sealed = "
-			    "coalesce($3, from_sealed), body_sealed = "
-			    "coalesce($4, body_sealed) WHERE id = $1::bigint "
-			    "RETURNING 1", 4, params) == -1) {
-				for (j = 0; j < 3; j++)
-					free(out[j]);
-				api->db_free(r);
-				return (-1);
-			}
-		}
-		for (j = 0; j < 3; j++)
-			free(out[j]);
-		last = strtoll(api->db_value(r, i, 0), NULL, 10);
-	}
-	api->db_free(r);
-	json_object_set_new(state, "after", json_integer(last));
-	if ((unsigned int)n == batch)
-		return (1);
+	rc = sb_rekey_table(api, p, "telephony_sms", cols, state, "after",
+	    batch, resealed);
+	if (rc != 0)
+		return (rc);
 	/* The messages are done: the calls. */
 	return (tel_calls_rekey(p, state, batch, resealed));
 }

@@ -224,11 +224,36 @@ wa_conv_expire_at(int64_t id, const char *expires_unix)
 	json_decref(payload);
 }
 
+/* The window of conversation id moved forward since its job was queued:
+ * a job for its new end.  0, or -1 on a database error. */
+static int
+follow(int64_t id)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	char			 ids[24];
+
+	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	params[0] = ids;
+	r = api->db_query(self, "SELECT extract(epoch FROM "
+	    "window_expires_at)::bigint FROM whatsapp_conversations WHERE id "
+	    "= $1::bigint AND status IN ('NEW', 'ACTIVE') AND "
+	    "window_expires_at > now()", 1, params);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		return (-1);
+	}
+	if (api->db_rows(r) == 1)
+		wa_conv_expire_at(id, api->db_value(r, 0, 0));
+	api->db_free(r);
+	return (0);
+}
+
 /*
  * EXPIRE_KIND ({id}: one conversation whose window should have ended) and
  * SWEEP_KIND (no payload: every conversation past its window).  A window
- * that moved forward since the job was queued is left alone: its own
- * job is queued for its new end.
+ * that moved forward since the job was queued gets a job for its new
+ * end (one job per conversation at a time).
  */
 static void
 expire_run(struct sb_job *job)
@@ -273,6 +298,10 @@ expire_run(struct sb_job *job)
 	}
 	wa_publish_all(pubs);
 	json_decref(pubs);
+	if (id > 0 && n == 0 && follow(id) == -1) {
+		api->job_retry(job, "database error", 0);
+		return;
+	}
 	api->job_done(job, json_pack("{s:i}", "expired", n));
 }
 
@@ -280,13 +309,14 @@ expire_run(struct sb_job *job)
 
 int64_t
 wa_conv_touch(int64_t customer_id, const char *e164, const char *index,
-    const char *inbound_unix, const char *name, int *created, json_t *pubs)
+    const char *inbound_unix, unsigned int inbound_n, const char *name,
+    int *created)
 {
 	struct sb_db_res	*r;
-	const char		*params[5];
-	char			 cids[24], *wa_s = NULL;
+	const char		*params[6];
+	char			 cids[24], ns[16], *wa_s = NULL;
 	int64_t			 id = -1;
-	int			 made = 0;
+	int			 made = 0, pending = 1;
 
 	*created = 0;
 	params[0] = index;
@@ -294,25 +324,33 @@ wa_conv_touch(int64_t customer_id, const char *e164, const char *index,
 	    "'whatsapp:' || $1))", 1, params) != 1)
 		return (-1);
 	(void)snprintf(cids, sizeof(cids), "%lld", (long long)customer_id);
-	/* The customer's time, never ahead of ours. */
+	(void)snprintf(ns, sizeof(ns), "%u", inbound_n);
+	/* The customer's time, never ahead of ours.  The old row (o) says
+	 * whether an expiry job is waiting: none for a window that had
+	 * ended or never began. */
 	params[0] = index;
 	params[1] = inbound_unix;
 	params[2] = name != NULL && *name != '\0' ? name : NULL;
+	params[3] = ns;
 	r = api->db_query(self, "UPDATE whatsapp_conversations c SET "
-	    "profile_name = coalesce($3, profile_name), last_inbound_at = CASE WHEN $2::text IS NULL THEN last_inbound_at "
-	    "ELSE greatest(last_inbound_at, least(now(), to_timestamp("
-	    "$2::double precision))) END, "
-	    "window_expires_at = CASE WHEN $2::text IS NULL THEN "
-	    "window_expires_at ELSE greatest(window_expires_at, least(now(), "
-	    "to_timestamp($2::double precision)) + interval '24 hours') END, "
-	    "status = CASE WHEN $2::text IS NULL THEN (CASE WHEN status = "
-	    "'NEW' THEN 'ACTIVE' ELSE status END) WHEN status = 'EXPIRED' AND "
+	    "profile_name = coalesce($3, c.profile_name), last_inbound_at = "
+	    "CASE WHEN $2::text IS NULL THEN c.last_inbound_at ELSE greatest("
+	    "c.last_inbound_at, least(now(), to_timestamp($2::double "
+	    "precision))) END, window_expires_at = CASE WHEN $2::text IS NULL "
+	    "THEN c.window_expires_at ELSE greatest(c.window_expires_at, "
 	    "least(now(), to_timestamp($2::double precision)) + interval "
-	    "'24 hours' > now() THEN 'ACTIVE' ELSE status END, "
-	    "unread = CASE WHEN $2::text IS NULL THEN 0 ELSE unread + 1 END, "
-	    "last_message_at = now(), updated_at = now() "
-	    "WHERE wa_index = $1 AND status <> 'CLOSED' RETURNING id, "
-	    "extract(epoch FROM window_expires_at)::bigint, status", 3, params);
+	    "'24 hours') END, status = CASE WHEN $2::text IS NULL THEN (CASE "
+	    "WHEN c.status = 'NEW' THEN 'ACTIVE' ELSE c.status END) WHEN "
+	    "c.status = 'EXPIRED' AND least(now(), to_timestamp($2::double "
+	    "precision)) + interval '24 hours' > now() THEN 'ACTIVE' ELSE "
+	    "c.status END, unread = CASE WHEN $2::text IS NULL THEN 0 ELSE "
+	    "c.unread + $4::int END, last_message_at = now(), updated_at = "
+	    "now() FROM (SELECT id, status, window_expires_at FROM "
+	    "whatsapp_conversations WHERE wa_index = $1 AND status <> "
+	    "'CLOSED' FOR UPDATE) o WHERE c.id = o.id RETURNING c.id, "
+	    "extract(epoch FROM c.window_expires_at)::bigint, c.status, "
+	    "o.status = 'EXPIRED' OR o.window_expires_at IS NULL OR "
+	    "o.window_expires_at <= now()", 4, params);
 	if (!api->db_ok(r))
 		goto done;
 	if (api->db_rows(r) == 0) {
@@ -324,6 +362,7 @@ wa_conv_touch(int64_t customer_id, const char *e164, const char *index,
 		params[2] = cids;
 		params[3] = wa_s;
 		params[4] = name != NULL && *name != '\0' ? name : NULL;
+		params[5] = ns;
 		/* A new conversation: from a customer's message NEW; from a
 		 * send ACTIVE, its window the one the customer's last
 		 * message (in an earlier conversation) left open. */
@@ -335,17 +374,20 @@ wa_conv_touch(int64_t customer_id, const char *e164, const char *index,
 		    "whatsapp_conversations (customer_id, wa_sealed, wa_index, "
 		    "status, last_inbound_at, window_expires_at, "
 		    "last_message_at, unread, profile_name) SELECT $3::bigint, "
-		    "$4, $1, CASE "
-		    "WHEN $2::text IS NULL THEN 'ACTIVE' ELSE 'NEW' END, t.at, "
-		    "t.at + interval '24 hours', now(), CASE WHEN $2::text IS "
-		    "NULL THEN 0 ELSE 1 END, $5 FROM t RETURNING id, extract("
-		    "epoch FROM window_expires_at)::bigint, status", 5, params);
+		    "$4, $1, CASE WHEN $2::text IS NULL THEN 'ACTIVE' ELSE 'NEW' "
+		    "END, t.at, t.at + interval '24 hours', now(), CASE WHEN "
+		    "$2::text IS NULL THEN 0 ELSE $6::int END, $5 FROM t "
+		    "RETURNING id, extract(epoch FROM window_expires_at)::bigint, "
+		    "status, true", 6, params);
 		if (!api->db_ok(r) || api->db_rows(r) != 1)
 			goto done;
 		made = 1;
 	}
 	id = strtoll(api->db_value(r, 0, 0), NULL, 10);
-	if (!api->db_isnull(r, 0, 1) &&
+	/* One expiry job per window: a window that moves forward is
+	 * followed by its job (expire_run). */
+	pending = strcmp(api->db_value(r, 0, 3), "t") != 0;
+	if (!pending && !api->db_isnull(r, 0, 1) &&
 	    strcmp(api->db_value(r, 0, 2), "EXPIRED") != 0)
 		wa_conv_expire_at(id, api->db_value(r, 0, 1));
 	*created = made;

@@ -304,7 +304,7 @@ wa_status_apply(int64_t msg_id, const char *wamid, const char *st,
 	char			 ids[24], codes[24], detail[1400], *fs;
 	json_t			*m, *f;
 	long long		 n;
-	int			 was, now, dberr;
+	int			 was, now;
 
 	if ((now = rank(st)) <= 0)
 		return (0);
@@ -398,14 +398,24 @@ wa_status_apply(int64_t msg_id, const char *wamid, const char *st,
 	params[2] = error != NULL ? codes : NULL;
 	params[3] = sb_jstr(error, "title");
 	params[4] = sb_jstr(error, "detail");
-	if (sb_db_count(api, self, "UPDATE whatsapp_messages SET status = $2, "
+	r = api->db_query(self, "UPDATE whatsapp_messages m SET status = $2, "
 	    "error_code = coalesce($3::int, error_code), error_title = "
 	    "coalesce($4, error_title), error_detail = coalesce($5, "
 	    "error_detail), updated_at = now() WHERE id = $1::bigint "
-	    "RETURNING 1", 5, params) != 1)
+	    "RETURNING m.id, m.conversation_id, m.customer_id, m.direction, "
+	    "m.type, m.status, m.error_code, m.error_title, m.error_detail, "
+	    "m.wa_message_id, m.sent_by, m.media_id, m.template, "
+	    SB_SQL_TS("m.created_at") " AS created_at, "
+	    SB_SQL_TS("m.updated_at") " AS updated_at, (SELECT c.assigned_to "
+	    "FROM whatsapp_conversations c WHERE c.id = m.conversation_id) "
+	    "AS assigned_to", 5, params);
+	if (!api->db_ok(r) || api->db_rows(r) != 1) {
+		api->db_free(r);
 		return (-1);
-	if ((m = wa_msg_load(strtoll(ids, NULL, 10), &dberr)) == NULL)
-		return (dberr ? -1 : 0);
+	}
+	/* The event from the row as updated: no second read. */
+	m = wa_msg_json(api->db_row_json(r, 0));
+	api->db_free(r);
 	wa_msg_publish(pubs, "whatsapp.message.status", m);
 	json_decref(m);
 	return (0);
@@ -477,86 +487,149 @@ inbound_payload(json_t *f)
 }
 
 /*
- * An inbound message of the inbox (fields f), inside the drain's
- * transaction: stored once with its conversation and customer; its media
- * fetched by a job; whatsapp.message.created appended to pubs.
+ * The inbound messages of one customer number in a drain's batch (fields
+ * of each, in order; replays already left out), inside the drain's
+ * transaction and under the number's lock: the customer found or
+ * created, the conversation touched once for all of them, the messages
+ * written in one statement (a wamid already stored adds nothing), their
+ * media fetched by jobs; whatsapp.message.created for each and
+ * whatsapp.conversation.updated appended to pubs.
  */
 static int
-message_apply(json_t *f, json_t *pubs)
+messages_apply(const char *index, json_t *group, json_t *pubs)
 {
 	struct sb_db_res	*r;
-	const char		*params[10], *wamid = sb_jstr(f, "id");
-	char			 cids[24], convs[24], ts[24], *from, *pl_s;
-	json_t			*pl, *m;
-	int64_t			 cid, conv, id;
-	long long		 n;
-	int			 created, dberr, rc = -1;
+	const char		*params[3], *name = NULL;
+	char			 cids[24], convs[24], ts[24], *from, *rows_s;
+	json_t			*rows, *f, *pl, *m;
+	json_int_t		 latest = 0;
+	int64_t			 cid, conv;
+	size_t			 i;
+	int			 created, k, rc = -1;
 
-	params[0] = wamid;
-	if ((n = sb_db_count(api, self, "SELECT 1 FROM whatsapp_messages WHERE "
-	    "wa_message_id = $1", 1, params)) != 0)
-		return (n < 0 ? -1 : 0);	/* a replay */
+	f = json_array_get(group, 0);
 	if ((from = api->unseal(self, sb_jstr(f, "from_sealed"), NULL)) ==
 	    NULL) {
-		api->log(self, SB_LOG_WARN, "inbox: a message that cannot be "
-		    "unsealed is dropped");
+		api->log(self, SB_LOG_WARN, "inbox: messages that cannot be "
+		    "unsealed are dropped");
 		return (0);
 	}
-	(void)snprintf(ts, sizeof(ts), "%lld",
-	    (long long)sb_jint(f, "timestamp"));
-	pl = inbound_payload(f);
-	pl_s = json_object_size(pl) > 0 ? json_dumps(pl, JSON_COMPACT) : NULL;
-	json_decref(pl);
+	rows = json_array();
+	json_array_foreach(group, i, f) {
+		if (sb_jint(f, "timestamp") > latest)
+			latest = sb_jint(f, "timestamp");
+		if (sb_jstr(f, "name") != NULL && *sb_jstr(f, "name") != '\0')
+			name = sb_jstr(f, "name");
+		pl = inbound_payload(f);
+		json_array_append_new(rows, json_pack("{s:s?, s:s?, s:s?, s:s?, "
+		    "s:o, s:s, s:I, s:i}", "type", sb_jstr(f, "type"),
+		    "text_sealed", sb_jstr(f, "text_sealed"), "caption_sealed",
+		    sb_jstr(f, "caption_sealed"), "graph_media_id",
+		    sb_jstr(json_object_get(f, "media"), "id"), "payload",
+		    json_object_size(pl) > 0 ? pl : (json_decref(pl),
+		    json_null()), "wamid", sb_jstr(f, "id"), "ts",
+		    sb_jint(f, "timestamp"), "ord", (int)i));
+	}
+	(void)snprintf(ts, sizeof(ts), "%lld", (long long)latest);
+	rows_s = json_dumps(rows, JSON_COMPACT);
+	json_decref(rows);
+	if (rows_s == NULL)
+		goto out;
 	if ((cid = wa_dir->find_or_create(self, from, NULL)) == -1)
 		goto out;
-	if ((conv = wa_conv_touch(cid, from, sb_jstr(f, "from_index"), ts,
-	    sb_jstr(f, "name"), &created, pubs)) == -1)
+	if ((conv = wa_conv_touch(cid, from, index, ts,
+	    (unsigned int)json_array_size(group), name, &created)) == -1)
 		goto out;
 	(void)snprintf(cids, sizeof(cids), "%lld", (long long)cid);
 	(void)snprintf(convs, sizeof(convs), "%lld", (long long)conv);
 	params[0] = convs;
 	params[1] = cids;
-	params[2] = sb_jstr(f, "type");
-	params[3] = sb_jstr(f, "text_sealed");
-	params[4] = sb_jstr(f, "caption_sealed");
-	params[5] = sb_jstr(json_object_get(f, "media"), "id");
-	params[6] = pl_s;
-	params[7] = wamid;
-	params[8] = ts;
-	r = api->db_query(self, "WITH m AS (INSERT INTO whatsapp_messages ("
-	    "conversation_id, customer_id, direction, type, text_sealed, "
-	    "caption_sealed, graph_media_id, payload, wa_message_id, status, "
-	    "created_at) VALUES ($1::bigint, $2::bigint, 'inbound', $3, $4, $5, "
-	    "$6, $7::jsonb, $8, 'received', least(now(), to_timestamp("
-	    "$9::double precision))) ON CONFLICT DO NOTHING RETURNING id, "
-	    "created_at), e AS (INSERT INTO whatsapp_message_events (message_id, "
-	    "status, at) SELECT id, 'received', created_at FROM m) SELECT id "
-	    "FROM m", 9, params);
+	params[2] = rows_s;
+	r = api->db_query(self, "WITH v AS (SELECT * FROM jsonb_to_recordset("
+	    "$3::jsonb) AS x (type text, text_sealed text, caption_sealed "
+	    "text, graph_media_id text, payload jsonb, wamid text, ts bigint, "
+	    "ord int)), m AS (INSERT INTO whatsapp_messages (conversation_id, "
+	    "customer_id, direction, type, text_sealed, caption_sealed, "
+	    "graph_media_id, payload, wa_message_id, status, created_at) "
+	    "SELECT $1::bigint, $2::bigint, 'inbound', type, text_sealed, "
+	    "caption_sealed, graph_media_id, payload, wamid, 'received', "
+	    "least(now(), to_timestamp(ts)) FROM v ORDER BY ord ON CONFLICT "
+	    "DO NOTHING RETURNING id, conversation_id, customer_id, direction, "
+	    "type, status, wa_message_id, graph_media_id, created_at, "
+	    "updated_at), e AS (INSERT INTO whatsapp_message_events "
+	    "(message_id, status, at) SELECT id, 'received', created_at FROM "
+	    "m) SELECT m.id, m.conversation_id, m.customer_id, m.direction, "
+	    "m.type, m.status, m.wa_message_id, m.graph_media_id IS NOT NULL "
+	    "AS _media, " SB_SQL_TS("m.created_at") " AS created_at, "
+	    SB_SQL_TS("m.updated_at") " AS updated_at, (SELECT assigned_to "
+	    "FROM whatsapp_conversations WHERE id = $1::bigint) AS "
+	    "assigned_to FROM m ORDER BY m.id", 3, params);
 	if (!api->db_ok(r)) {
 		api->db_free(r);
 		goto out;
 	}
-	if (api->db_rows(r) != 1) {
-		api->db_free(r);
-		rc = 0;
-		goto out;
+	for (k = 0; k < api->db_rows(r); k++) {
+		m = api->db_row_json(r, k);
+		if (json_is_true(json_object_get(m, "_media")) &&
+		    wa_media_fetch_enqueue(sb_jint(m, "id")) == -1) {
+			json_decref(m);
+			api->db_free(r);
+			goto out;
+		}
+		json_object_del(m, "_media");
+		json_object_set_new(m, "error", json_null());
+		wa_msg_publish(pubs, "whatsapp.message.created", m);
+		json_decref(m);
 	}
-	id = strtoll(api->db_value(r, 0, 0), NULL, 10);
 	api->db_free(r);
 	if (wa_conv_pub(conv, pubs) == -1)
 		goto out;
-	if (params[5] != NULL && wa_media_fetch_enqueue(id) == -1)
-		goto out;
-	if ((m = wa_msg_load(id, &dberr)) == NULL)
-		goto out;
-	wa_msg_publish(pubs, "whatsapp.message.created", m);
-	json_decref(m);
 	rc = 0;
 out:
 	explicit_bzero(from, strlen(from));
 	free(from);
-	free(pl_s);
+	free(rows_s);
 	return (rc);
+}
+
+/* The wamids of the batch's messages already stored (replays), as an
+ * object wamid -> true; NULL on a database error. */
+static json_t *
+stored_of(json_t *rows)
+{
+	struct sb_db_res	*r;
+	const char		*params[1];
+	json_t			*ids, *row, *out;
+	char			*ids_s;
+	size_t			 i;
+	int			 k;
+
+	ids = json_array();
+	json_array_foreach(rows, i, row)
+		if (strcmp(sb_jstr(row, "k"), "message") == 0)
+			json_array_append(ids, json_object_get(json_object_get(
+			    row, "f"), "id"));
+	out = json_object();
+	if (json_array_size(ids) == 0) {
+		json_decref(ids);
+		return (out);
+	}
+	ids_s = json_dumps(ids, JSON_COMPACT);
+	json_decref(ids);
+	params[0] = ids_s;
+	r = api->db_query(self, "SELECT wa_message_id FROM whatsapp_messages "
+	    "WHERE wa_message_id IN (SELECT jsonb_array_elements_text("
+	    "$1::jsonb))", 1, params);
+	free(ids_s);
+	if (!api->db_ok(r)) {
+		api->db_free(r);
+		json_decref(out);
+		return (NULL);
+	}
+	for (k = 0; k < api->db_rows(r); k++)
+		json_object_set_new(out, api->db_value(r, k, 0), json_true());
+	api->db_free(r);
+	return (out);
 }
 
 /* ---- the drain ---- */
@@ -577,7 +650,9 @@ drain_run(struct sb_job *job)
 	const char		*params[1];
 	char			 lim[16], key[64], lk[200];
 	json_t			*rows = NULL, *locks = NULL, *pubs = NULL;
-	json_t			*row, *f;
+	json_t			*stored = NULL, *groups = NULL, *row, *f;
+	json_t			*group;
+	const char		*index;
 	size_t			 i;
 	int			 n;
 
@@ -618,19 +693,40 @@ drain_run(struct sb_job *job)
 	}
 	if (sb_db_lock_keys(api, self, locks) == -1)
 		goto dberr;
+	/* Messages by customer number, in order, without replays. */
+	if ((stored = stored_of(rows)) == NULL)
+		goto dberr;
+	groups = json_object();
+	json_array_foreach(rows, i, row) {
+		json_t	*g;
+
+		f = json_object_get(row, "f");
+		if (strcmp(sb_jstr(row, "k"), "message") != 0 ||
+		    json_object_get(stored, sb_jstr(f, "id")) != NULL)
+			continue;
+		/* A wamid twice in one batch (replayed before the drain). */
+		json_object_set_new(stored, sb_jstr(f, "id"), json_true());
+		if ((g = json_object_get(groups, sb_jstr(f, "from_index"))) ==
+		    NULL) {
+			g = json_array();
+			json_object_set_new(groups, sb_jstr(f, "from_index"), g);
+		}
+		json_array_append(g, f);
+	}
+	json_object_foreach(groups, index, group)
+		if (messages_apply(index, group, pubs) == -1)
+			goto dberr;
 	json_array_foreach(rows, i, row) {
 		char	 ats[24];
 
 		f = json_object_get(row, "f");
-		if (strcmp(sb_jstr(row, "k"), "status") == 0) {
-			(void)snprintf(ats, sizeof(ats), "%lld",
-			    (long long)sb_jint(f, "timestamp"));
-			if (wa_status_apply(0, sb_jstr(f, "id"),
-			    sb_jstr(f, "status"), ats, json_object_get(f,
-			    "error"), sb_jstr(f, "biz_opaque_callback_data"),
-			    pubs) == -1)
-				goto dberr;
-		} else if (message_apply(f, pubs) == -1)
+		if (strcmp(sb_jstr(row, "k"), "status") != 0)
+			continue;
+		(void)snprintf(ats, sizeof(ats), "%lld",
+		    (long long)sb_jint(f, "timestamp"));
+		if (wa_status_apply(0, sb_jstr(f, "id"), sb_jstr(f, "status"),
+		    ats, json_object_get(f, "error"), sb_jstr(f,
+		    "biz_opaque_callback_data"), pubs) == -1)
 			goto dberr;
 	}
 	if (api->db_commit(self) != SB_OK)
@@ -646,6 +742,8 @@ drain_run(struct sb_job *job)
 	json_decref(rows);
 	json_decref(locks);
 	json_decref(pubs);
+	json_decref(stored);
+	json_decref(groups);
 	api->job_done(job, json_pack("{s:i}", "applied", n));
 	return;
 dberr:
@@ -654,6 +752,8 @@ dberr:
 	json_decref(rows);
 	json_decref(locks);
 	json_decref(pubs);
+	json_decref(stored);
+	json_decref(groups);
 	api->job_retry(job, "database error", 0);
 }
 

@@ -410,8 +410,8 @@ queue_message(struct sb_req *req, struct target *t, const char *type,
 		    NULL);
 		goto done;
 	}
-	if ((conv = wa_conv_touch(t->customer_id, t->e164, t->index, NULL,
-	    NULL, &created, pubs)) == -1)
+	if ((conv = wa_conv_touch(t->customer_id, t->e164, t->index, NULL, 0,
+	    NULL, &created)) == -1)
 		goto dberr;
 	if (tmpl != NULL)
 		tmpl_s = json_dumps(tmpl, JSON_COMPACT);

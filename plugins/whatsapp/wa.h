@@ -79,18 +79,19 @@ json_t	*wa_conv_load(int64_t id, int *dberr);
 /*
  * The open conversation of the customer with WhatsApp number e164 (its
  * blind index `index`), created when there is none; inside the caller's
- * transaction, under the number's advisory lock.  inbound_at: the time of
- * a customer's message being applied (RFC 3339 or unix seconds as text,
- * NULL for a send): it moves last_inbound_at forward, reopens EXPIRED and
- * counts unread; name (or NULL) is the customer's WhatsApp profile
- * name.  The conversation id, or -1 on a database error;
- * *created set when this call made it.  The caller publishes the change
- * with wa_conv_pub once its message is written (the event names the
- * latest message).
+ * transaction, under the number's advisory lock.  inbound_unix: the time
+ * of the latest of inbound_n customer messages being applied (unix
+ * seconds as text; NULL for a send): it moves last_inbound_at forward,
+ * reopens EXPIRED and adds inbound_n to unread; a send makes NEW ACTIVE
+ * and clears unread.  name (or NULL) is the customer's WhatsApp profile
+ * name.  The conversation id, or -1 on a database error; *created set
+ * when this call made it.  The caller publishes the change with
+ * wa_conv_pub once its messages are written (the event names the latest
+ * message).
  */
 int64_t	wa_conv_touch(int64_t customer_id, const char *e164,
-	    const char *index, const char *inbound_unix, const char *name,
-	    int *created, json_t *pubs);
+	    const char *index, const char *inbound_unix,
+	    unsigned int inbound_n, const char *name, int *created);
 /* whatsapp.conversation.updated of conversation id, as it is now, appended
  * to pubs.  0, or -1 on a database error. */
 int	wa_conv_pub(int64_t id, json_t *pubs);

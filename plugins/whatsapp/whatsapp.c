@@ -405,91 +405,24 @@ whatsapp_privacy_erase(struct sb_plugin *p, const struct sb_subject *s)
 
 /* ---- key rotation ---- */
 
-/* Re-seal one table's sealed columns, a batch after state's key. */
-static int
-rekey_table(struct sb_plugin *p, const char *table, const char *cols[2],
-    json_t *state, const char *key, unsigned int batch,
-    unsigned int *resealed, int *n)
-{
-	struct sb_db_res	*r;
-	const char		*params[3];
-	char			 after[24], lim[16], sql[512], *out[2];
-	json_int_t		 last = sb_jint(state, key);
-	int			 i, j, rc;
-
-	(void)snprintf(after, sizeof(after), "%lld", (long long)last);
-	(void)snprintf(lim, sizeof(lim), "%u", batch);
-	params[0] = after;
-	params[1] = lim;
-	(void)snprintf(sql, sizeof(sql), "SELECT id, %s, %s FROM %s WHERE "
-	    "id > $1::bigint ORDER BY id LIMIT $2::int", cols[0],
-	    cols[1] != NULL ? cols[1] : "NULL::text", table);
-	r = api->db_query(p, sql, 2, params);
-	if (!api->db_ok(r)) {
-		api->db_free(r);
-		return (-1);
-	}
-	*n = api->db_rows(r);
-	if (cols[1] == NULL)
-		(void)snprintf(sql, sizeof(sql), "UPDATE %s SET %s = "
-		    "coalesce($2, %s) WHERE id = $1::bigint AND $3::text IS "
-		    "NULL RETURNING 1", table, cols[0], cols[0]);
-	else
-		(void)snprintf(sql, sizeof(sql), "UPDATE %s SET %s = "
-		    "coalesce($2, %s), %s = coalesce($3, %s) WHERE id = "
-		    "$1::bigint RETURNING 1", table, cols[0], cols[0], cols[1],
-		    cols[1]);
-	for (i = 0; i < *n; i++) {
-		int changed = 0;
-
-		for (j = 0; j < 2; j++) {
-			out[j] = NULL;
-			if (api->db_isnull(r, i, j + 1))
-				continue;
-			rc = api->reseal(p, api->db_value(r, i, j + 1), &out[j]);
-			if (rc == 1) {
-				changed = 1;
-				(*resealed)++;
-			}
-		}
-		params[0] = api->db_value(r, i, 0);
-		params[1] = out[0];
-		params[2] = out[1];
-		rc = changed ? (int)sb_db_count(api, p, sql, 3, params) : 0;
-		free(out[0]);
-		free(out[1]);
-		if (rc == -1) {
-			api->db_free(r);
-			return (-1);
-		}
-		last = strtoll(api->db_value(r, i, 0), NULL, 10);
-	}
-	api->db_free(r);
-	json_object_set_new(state, key, json_integer(last));
-	return (0);
-}
-
 static int
 whatsapp_rekey(struct sb_plugin *p, json_t *state, unsigned int batch,
     unsigned int *resealed)
 {
-	static const char	*conv_cols[2] = { "wa_sealed", NULL };
-	static const char	*msg_cols[2] = { "text_sealed",
-				    "caption_sealed" };
-	int			 n;
+	static const char *const conv_cols[] = { "wa_sealed", NULL };
+	static const char *const msg_cols[] = { "text_sealed",
+		"caption_sealed", NULL };
+	int	rc;
 
 	if (!json_is_true(json_object_get(state, "conversations_done"))) {
-		if (rekey_table(p, "whatsapp_conversations", conv_cols, state,
-		    "conversations_after", batch, resealed, &n) == -1)
-			return (-1);
-		if ((unsigned int)n == batch)
-			return (1);
+		rc = sb_rekey_table(api, p, "whatsapp_conversations",
+		    conv_cols, state, "conversations_after", batch, resealed);
+		if (rc != 0)
+			return (rc);
 		json_object_set_new(state, "conversations_done", json_true());
 	}
-	if (rekey_table(p, "whatsapp_messages", msg_cols, state,
-	    "messages_after", batch, resealed, &n) == -1)
-		return (-1);
-	return ((unsigned int)n == batch ? 1 : 0);
+	return (sb_rekey_table(api, p, "whatsapp_messages", msg_cols, state,
+	    "messages_after", batch, resealed));
 }
 
 /* ---- lifecycle ---- */

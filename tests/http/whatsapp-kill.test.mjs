@@ -22,11 +22,12 @@ async function sql(text, params = []) {
 
 before(async () => {
   g = await startGraph();
-  // A short Graph timeout makes a short job lease (2 x timeout + 10 s),
-  // so the killed worker's jobs run again soon.
+  // The job lease is 2 x timeout_ms + 10 s: the killed worker's jobs run
+  // again half a minute later; a held send waits well within its
+  // timeout.
   srv = await startServer({ workers: 2, plugins: { ...TEST_PLUGINS, customers: {}, media: { dir: freshDir('media') },
     whatsapp: { access_token: g.accessToken, phone_number_id: g.phoneNumberId, waba_id: g.wabaId,
-      app_secret: g.appSecret, verify_token: 'v', graph_api_url: g.url, timeout_ms: '2000',
+      app_secret: g.appSecret, verify_token: 'v', graph_api_url: g.url, timeout_ms: '10000',
       inflight_grace_s: '5', messages_per_minute: '0', spool_dir: freshDir('wa-spool') } } });
   admin = await srv.login();
   g.autoStatus = { url: srv.url + HOOK, statuses: ['sent'] };
@@ -68,14 +69,20 @@ test(`kill -9 a worker mid-burst of ${N} sends: each message is sent exactly onc
       }
     }
   }));
-  // Mid-burst: a worker that holds a running send job dies.
+  // Mid-burst, Graph stops answering: the sends in flight wait, their
+  // jobs running.  A worker holding one dies; then Graph takes them all
+  // (their answers go to a dead socket) and reports them by webhook.
+  await poll(() => g.requests.length >= 30, { interval: 5 });
+  g.hold();
   const running = await poll(async () => {
-    const x = await sql("SELECT locked_by FROM jobs WHERE kind = 'whatsapp.send' AND status = 'running' LIMIT 1");
-    return g.requests.length >= 30 && x.length ? x[0] : null;
+    const x = await sql("SELECT locked_by FROM jobs WHERE kind = 'whatsapp.send' AND status = 'running' "
+      + 'ORDER BY id LIMIT 1');
+    return x[0];
   }, { interval: 5 });
   const pid = Number(running.locked_by.split(':').pop());
   assert.ok(pid > 0, running.locked_by);
   process.kill(pid, 'SIGKILL');
+  g.release();
   await burst;
   g.delayAll = 0;
   assert.equal(posted, N);
