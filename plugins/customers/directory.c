@@ -44,6 +44,7 @@ static int64_t	dir_find_or_create(struct sb_plugin *, const char *, int *);
 static json_t	*dir_get(struct sb_plugin *, int64_t, int *);
 static int	dir_timeline_source_add(struct sb_plugin *,
 		    const struct sb_timeline_source *);
+static int	dir_wa_id_set(struct sb_plugin *, int64_t, const char *);
 
 const struct sb_customers_directory customers_directory = {
 	.hdr = { .size = sizeof(struct sb_customers_directory),
@@ -51,6 +52,7 @@ const struct sb_customers_directory customers_directory = {
 	.find_or_create = dir_find_or_create,
 	.get = dir_get,
 	.timeline_source_add = dir_timeline_source_add,
+	.wa_id_set = dir_wa_id_set,
 };
 
 /*
@@ -84,7 +86,22 @@ dir_find_or_create(struct sb_plugin *caller, const char *e164, int *created)
 	}
 	params[0] = sealed;
 	params[1] = index;
+	/* The number is usually known: one SELECT.  A new one is inserted,
+	 * and a concurrent insert of the same number (the unique index)
+	 * leaves this call to find the other's row. */
 	for (attempt = 0; attempt < 3 && id == -1; attempt++) {
+		r = api->db_query(customers_self, "SELECT id FROM customers "
+		    "WHERE phone_index = $1", 1, params + 1);
+		if (!api->db_ok(r)) {
+			api->db_free(r);
+			goto out;
+		}
+		if (api->db_rows(r) == 1) {
+			id = strtoll(api->db_value(r, 0, 0), NULL, 10);
+			api->db_free(r);
+			break;
+		}
+		api->db_free(r);
 		r = api->db_query(customers_self, "INSERT INTO customers "
 		    "(phone_sealed, phone_index) VALUES ($1, $2) ON CONFLICT "
 		    "(phone_index) DO NOTHING RETURNING id", 2, params);
@@ -95,18 +112,7 @@ dir_find_or_create(struct sb_plugin *caller, const char *e164, int *created)
 		if (api->db_rows(r) == 1) {
 			id = strtoll(api->db_value(r, 0, 0), NULL, 10);
 			made = 1;
-			api->db_free(r);
-			break;
 		}
-		api->db_free(r);
-		r = api->db_query(customers_self, "SELECT id FROM customers "
-		    "WHERE phone_index = $1", 1, params + 1);
-		if (!api->db_ok(r)) {
-			api->db_free(r);
-			goto out;
-		}
-		if (api->db_rows(r) == 1)
-			id = strtoll(api->db_value(r, 0, 0), NULL, 10);
 		api->db_free(r);
 	}
 	if (made) {
@@ -121,6 +127,38 @@ out:
 	free(index);
 	free(sealed);
 	return (id);
+}
+
+/* Version 2: the customer's WhatsApp id, recorded when it differs. */
+static int
+dir_wa_id_set(struct sb_plugin *caller, int64_t id, const char *wa_id)
+{
+	const char	*params[3];
+	char		 ids[24], *index = NULL, *sealed = NULL;
+	size_t		 n;
+	int		 rc = -1;
+
+	(void)caller;
+	if (id <= 0 || wa_id == NULL || (n = strlen(wa_id)) < 5 || n > 20 ||
+	    strspn(wa_id, "0123456789") != n)
+		return (-1);
+	index = customers_index(CUSTOMERS_WA_ID, wa_id);
+	sealed = api->seal(customers_self, wa_id, n);
+	if (index == NULL || sealed == NULL)
+		goto out;
+	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	params[0] = ids;
+	params[1] = sealed;
+	params[2] = index;
+	if (sb_db_count(api, customers_self, "UPDATE customers SET "
+	    "wa_id_sealed = $2, wa_id_index = $3, updated_at = now() WHERE id "
+	    "= $1::bigint AND wa_id_index IS DISTINCT FROM $3 RETURNING 1", 3,
+	    params) >= 0)
+		rc = 0;
+out:
+	free(index);
+	free(sealed);
+	return (rc);
 }
 
 static json_t *

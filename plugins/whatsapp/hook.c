@@ -540,6 +540,11 @@ messages_apply(const char *index, json_t *group, json_t *pubs)
 	if ((conv = wa_conv_touch(cid, from, index, ts,
 	    (unsigned int)json_array_size(group), name, &created)) == -1)
 		goto out;
+	/* A new conversation: the customer's record learns their WhatsApp
+	 * id (the number's digits) if it has not yet. */
+	if (created && SB_SERVICE_HAS(wa_dir, struct sb_customers_directory,
+	    wa_id_set) && wa_dir->wa_id_set(self, cid, from + 1) == -1)
+		goto out;
 	(void)snprintf(cids, sizeof(cids), "%lld", (long long)cid);
 	(void)snprintf(convs, sizeof(convs), "%lld", (long long)conv);
 	params[0] = convs;

@@ -160,6 +160,7 @@ test('webhook: the same payload twice stores once; a new customer becomes a cust
   assert.equal(c.status, 200, c.text);
   assert.equal(c.body.data.length, 1);
   assert.equal(c.body.data[0].id, conv.customer_id);
+  assert.equal(c.body.data[0].wa_id, from.slice(1), 'the customer learnt their WhatsApp id');
   // Nothing in clear in the database.
   const [row] = await sql('SELECT wa_sealed, wa_index FROM whatsapp_conversations WHERE id = $1', [conv.id]);
   assert.ok(!row.wa_sealed.includes(from.slice(1)) && !row.wa_index.includes(from.slice(1)));

@@ -20,7 +20,7 @@
 #include <switchboard/plugin.h>
 
 #define SB_CUSTOMERS_DIRECTORY		"customers.directory"
-#define SB_CUSTOMERS_DIRECTORY_VERSION	1
+#define SB_CUSTOMERS_DIRECTORY_VERSION	2	/* 2: wa_id_set */
 
 /*
  * One channel's part of a customer's timeline.  items() returns a new
@@ -75,7 +75,16 @@ struct sb_customers_directory {
 	int		(*timeline_source_add)(struct sb_plugin *caller,
 			    const struct sb_timeline_source *);
 
-	void		*spare[8];
+	/*
+	 * Version 2 (check with SB_SERVICE_HAS): record wa_id, Meta's
+	 * WhatsApp id (the number's digits, 5 to 20), as the customer's
+	 * when it holds another or none.  0, or -1 on a bad wa_id or a
+	 * database error.
+	 */
+	int		(*wa_id_set)(struct sb_plugin *caller, int64_t id,
+			    const char *wa_id);
+
+	void		*spare[7];
 };
 
 #endif /* SWITCHBOARD_SERVICES_CUSTOMERS_H */
