@@ -1452,28 +1452,17 @@ json_t *
 tel_calls_timeline(struct sb_plugin *p, int64_t customer_id,
     const json_t *before, unsigned int limit)
 {
+	struct sb_timeline_args	 a;
 	struct sb_db_res	*r;
-	const char		*params[5];
-	char			 cids[24], lim[16], bid[24], summary[96];
+	char			 summary[96];
 	json_t			*out, *row;
 	int			 i;
 
-	(void)snprintf(cids, sizeof(cids), "%lld", (long long)customer_id);
-	(void)snprintf(lim, sizeof(lim), "%u", limit);
-	params[0] = cids;
-	params[1] = json_string_value(json_object_get(before, "at"));
-	params[2] = json_string_value(json_object_get(before, "channel"));
-	if (before != NULL)
-		(void)snprintf(bid, sizeof(bid), "%lld", (long long)
-		    json_integer_value(json_object_get(before, "id")));
-	params[3] = before != NULL ? bid : NULL;
-	params[4] = lim;
+	sb_timeline_args(&a, customer_id, before, limit);
 	r = api->db_query(p, "SELECT id, direction, status, duration_s, "
 	    SB_SQL_TS("created_at") " AS at FROM telephony_calls WHERE "
-	    "customer_id = $1::bigint AND ($2::timestamptz IS NULL OR "
-	    "created_at < $2::timestamptz OR (created_at = $2::timestamptz AND "
-	    "('call' > $3 OR ('call' = $3 AND id < $4::bigint)))) "
-	    "ORDER BY created_at DESC, id DESC LIMIT $5::int", 5, params);
+	    SB_TIMELINE_WHERE("call") " ORDER BY created_at DESC, id DESC "
+	    "LIMIT $5::int", 5, a.params);
 	if (!api->db_ok(r)) {
 		api->db_free(r);
 		return (NULL);

@@ -1688,30 +1688,17 @@ static json_t *
 timeline_items(struct sb_plugin *p, int64_t customer_id, const json_t *before,
     unsigned int limit)
 {
+	struct sb_timeline_args	 a;
 	struct sb_db_res	*r;
-	const char		*params[5];
-	char			 cids[24], lim[16], bid[24];
-	const json_t		*b = before;
 	json_t			*out, *row;
 	char			*body;
 	int			 i;
 
-	(void)snprintf(cids, sizeof(cids), "%lld", (long long)customer_id);
-	(void)snprintf(lim, sizeof(lim), "%u", limit);
-	params[0] = cids;
-	params[1] = json_string_value(json_object_get(b, "at"));
-	params[2] = json_string_value(json_object_get(b, "channel"));
-	if (b != NULL)
-		(void)snprintf(bid, sizeof(bid), "%lld",
-		    (long long)json_integer_value(json_object_get(b, "id")));
-	params[3] = b != NULL ? bid : NULL;
-	params[4] = lim;
+	sb_timeline_args(&a, customer_id, before, limit);
 	r = api->db_query(p, "SELECT id, direction, status, body_sealed, "
 	    SB_SQL_TS("created_at") " AS at FROM telephony_sms WHERE "
-	    "customer_id = $1::bigint AND ($2::timestamptz IS NULL OR "
-	    "created_at < $2::timestamptz OR (created_at = $2::timestamptz AND "
-	    "('sms' > $3 OR ('sms' = $3 AND id < $4::bigint)))) "
-	    "ORDER BY created_at DESC, id DESC LIMIT $5::int", 5, params);
+	    SB_TIMELINE_WHERE("sms") " ORDER BY created_at DESC, id DESC "
+	    "LIMIT $5::int", 5, a.params);
 	if (!api->db_ok(r)) {
 		api->db_free(r);
 		return (NULL);

@@ -17,6 +17,8 @@
 #ifndef SWITCHBOARD_SERVICES_CUSTOMERS_H
 #define SWITCHBOARD_SERVICES_CUSTOMERS_H
 
+#include <stdio.h>
+
 #include <switchboard/plugin.h>
 
 #define SB_CUSTOMERS_DIRECTORY		"customers.directory"
@@ -44,6 +46,52 @@ struct sb_timeline_source {
 				    unsigned int limit);
 	void			*spare[4];
 };
+
+/*
+ * The query of a timeline source, over a table with `id`, `customer_id`
+ * and `created_at`: sb_timeline_args() fills the five bind parameters
+ * ($1 the customer, $2..$4 the previous page's last item, $5 the limit)
+ * and SB_TIMELINE_WHERE(channel) is the matching condition (the items
+ * strictly older than `before` in the order items() documents):
+ *
+ *	struct sb_timeline_args	a;
+ *
+ *	sb_timeline_args(&a, customer_id, before, limit);
+ *	r = api->db_query(p, "SELECT ... FROM my_messages WHERE "
+ *	    SB_TIMELINE_WHERE("sms") " ORDER BY created_at DESC, id DESC "
+ *	    "LIMIT $5::int", 5, a.params);
+ */
+struct sb_timeline_args {
+	const char	*params[5];
+	char		 customer[24];
+	char		 before_id[24];
+	char		 limit[16];
+};
+
+static inline void
+sb_timeline_args(struct sb_timeline_args *a, int64_t customer_id,
+    const json_t *before, unsigned int limit)
+{
+	(void)snprintf(a->customer, sizeof(a->customer), "%lld",
+	    (long long)customer_id);
+	(void)snprintf(a->limit, sizeof(a->limit), "%u", limit);
+	a->params[0] = a->customer;
+	a->params[1] = json_string_value(json_object_get(before, "at"));
+	a->params[2] = json_string_value(json_object_get(before, "channel"));
+	a->params[3] = NULL;
+	if (before != NULL) {
+		(void)snprintf(a->before_id, sizeof(a->before_id), "%lld",
+		    (long long)json_integer_value(json_object_get(before,
+		    "id")));
+		a->params[3] = a->before_id;
+	}
+	a->params[4] = a->limit;
+}
+
+#define SB_TIMELINE_WHERE(channel) \
+	"customer_id = $1::bigint AND ($2::timestamptz IS NULL OR " \
+	"created_at < $2::timestamptz OR (created_at = $2::timestamptz AND " \
+	"('" channel "' > $3 OR ('" channel "' = $3 AND id < $4::bigint))))"
 
 struct sb_customers_directory {
 	struct sb_service	hdr;
