@@ -27,7 +27,7 @@ const CALL = '/api/v1/communication/call';
 const PASSWORD = 'staff-password-0123456789';
 const EVENT_TYPES = ['concierge.query.created', 'concierge.query.transferred', 'concierge.reminder',
   'concierge.message.created', 'calls.request.created', 'telephony.sms.failed', 'telephony.call.failed',
-  'telephony.sms.received', 'jobs.dead'];
+  'telephony.sms.received', 'whatsapp.message.received', 'whatsapp.message.failed', 'jobs.dead'];
 const uniq = (p) => `${p}-${randomBytes(4).toString('hex')}`;
 const isEvent = (name, pred = () => true) => (f) => f.type === 'event' && f.event === name && pred(f);
 
