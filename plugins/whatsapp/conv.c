@@ -215,7 +215,8 @@ wa_conv_expire_at(int64_t id, const char *expires_unix)
 	/* A little after the end, so that the database's now() is past it
 	 * whatever the clocks' rounding. */
 	opts.delay_ms = at * 1000 + 50 > now ? at * 1000 + 50 - now : 0;
-	payload = json_pack("{s:I}", "id", (json_int_t)id);
+	payload = json_pack("{s:I, s:I}", "id", (json_int_t)id, "end",
+	    (json_int_t)at);
 	if (payload == NULL || api->job_enqueue(self, EXPIRE_KIND, payload,
 	    &opts) == -1)
 		api->log(self, SB_LOG_WARN, "conversation %lld: the expiry job "
@@ -224,29 +225,56 @@ wa_conv_expire_at(int64_t id, const char *expires_unix)
 	json_decref(payload);
 }
 
-/* The window of conversation id moved forward since its job was queued:
- * a job for its new end.  0, or -1 on a database error. */
+/*
+ * Conversation id is not expired yet at its job's run: a job for its
+ * window's new end when the window moved forward (the customer wrote
+ * again).  1 when the window is still the job's own (end: the clocks
+ * disagree by a little; the caller runs the job again shortly), 0
+ * otherwise, -1 on a database error.
+ */
 static int
-follow(int64_t id)
+follow(int64_t id, json_int_t end)
 {
 	struct sb_db_res	*r;
 	const char		*params[1];
 	char			 ids[24];
+	int			 rc = 0;
 
 	(void)snprintf(ids, sizeof(ids), "%lld", (long long)id);
 	params[0] = ids;
-	r = api->db_query(self, "SELECT extract(epoch FROM "
-	    "window_expires_at)::bigint FROM whatsapp_conversations WHERE id "
+	r = api->db_query(self, "SELECT ceil(extract(epoch FROM "
+	    "window_expires_at))::bigint FROM whatsapp_conversations WHERE id "
 	    "= $1::bigint AND status IN ('NEW', 'ACTIVE') AND "
 	    "window_expires_at > now()", 1, params);
 	if (!api->db_ok(r)) {
 		api->db_free(r);
 		return (-1);
 	}
-	if (api->db_rows(r) == 1)
-		wa_conv_expire_at(id, api->db_value(r, 0, 0));
+	if (api->db_rows(r) == 1) {
+		if (strtoll(api->db_value(r, 0, 0), NULL, 10) == end)
+			rc = 1;
+		else
+			wa_conv_expire_at(id, api->db_value(r, 0, 0));
+	}
 	api->db_free(r);
-	return (0);
+	return (rc);
+}
+
+/* This expiry job once more in a second, as a new job (a retry would
+ * count as a failed attempt). */
+static int
+again(struct sb_job *job)
+{
+	struct sb_job_opts	 opts;
+	char			 key[64];
+
+	memset(&opts, 0, sizeof(opts));
+	(void)snprintf(key, sizeof(key), "whatsapp.expire+%lld",
+	    (long long)api->job_id(job));
+	opts.idempotency_key = key;
+	opts.delay_ms = 1000;
+	return (api->job_enqueue(self, EXPIRE_KIND, api->job_payload(job),
+	    &opts) == -1 ? -1 : 0);
 }
 
 /*
@@ -298,9 +326,13 @@ expire_run(struct sb_job *job)
 	}
 	wa_publish_all(pubs);
 	json_decref(pubs);
-	if (id > 0 && n == 0 && follow(id) == -1) {
-		api->job_retry(job, "database error", 0);
-		return;
+	if (id > 0 && n == 0 && (n = follow(id, sb_jint(api->job_payload(job),
+	    "end"))) != 0) {
+		if (n == -1 || again(job) == -1) {
+			api->job_retry(job, "database error", 0);
+			return;
+		}
+		n = 0;
 	}
 	api->job_done(job, json_pack("{s:i}", "expired", n));
 }
@@ -348,7 +380,7 @@ wa_conv_touch(int64_t customer_id, const char *e164, const char *index,
 	    "now() FROM (SELECT id, status, window_expires_at FROM "
 	    "whatsapp_conversations WHERE wa_index = $1 AND status <> "
 	    "'CLOSED' FOR UPDATE) o WHERE c.id = o.id RETURNING c.id, "
-	    "extract(epoch FROM c.window_expires_at)::bigint, c.status, "
+	    "ceil(extract(epoch FROM c.window_expires_at))::bigint, c.status, "
 	    "o.status = 'EXPIRED' OR o.window_expires_at IS NULL OR "
 	    "o.window_expires_at <= now()", 4, params);
 	if (!api->db_ok(r))
@@ -377,8 +409,8 @@ wa_conv_touch(int64_t customer_id, const char *e164, const char *index,
 		    "$4, $1, CASE WHEN $2::text IS NULL THEN 'ACTIVE' ELSE 'NEW' "
 		    "END, t.at, t.at + interval '24 hours', now(), CASE WHEN "
 		    "$2::text IS NULL THEN 0 ELSE $6::int END, $5 FROM t "
-		    "RETURNING id, extract(epoch FROM window_expires_at)::bigint, "
-		    "status, true", 6, params);
+		    "RETURNING id, ceil(extract(epoch FROM window_expires_at))::"
+		    "bigint, status, true", 6, params);
 		if (!api->db_ok(r) || api->db_rows(r) != 1)
 			goto done;
 		made = 1;
